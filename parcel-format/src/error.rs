@@ -1,0 +1,320 @@
+//! Errors: what went wrong, where, and which failure class it belongs to.
+//!
+//! Reading reports [`Problem`]s: each names the volume, offset, pack, chunk or
+//! path at fault and belongs to exactly one [`FailureClass`]. The classes are
+//! the outcomes the test vectors state (`expect: chunk failure`, …), kept apart
+//! so that one kind of error never hides another. Writing fails with a
+//! [`WriteError`].
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The class of a reading failure, in the order a reader meets them
+/// (FORMAT.md §7): a parcel's first problem decides its class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FailureClass {
+    /// A volume header's signature is invalid, or its signer is not trusted.
+    Signature,
+    /// A file is not a parcel volume, is truncated or damaged as a whole, or
+    /// volumes are missing, duplicated or belong to another parcel.
+    Volume,
+    /// A declared size is over a cap of FORMAT.md §8.
+    Limit,
+    /// The index is corrupt, does not decode, or contradicts itself or the headers.
+    Index,
+    /// A path in the file table is unsafe or collides with another.
+    Path,
+    /// A pack, chunk or file does not hash to what the index says.
+    Chunk,
+    /// The parcel is intact but not for this reader (e.g. another destination).
+    Policy,
+    /// Reading a volume or writing the extracted tree failed at the operating system.
+    Io,
+}
+
+impl FailureClass {
+    /// The name test vectors use, e.g. `chunk failure`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureClass::Signature => "signature failure",
+            FailureClass::Volume => "volume failure",
+            FailureClass::Limit => "limit failure",
+            FailureClass::Index => "index failure",
+            FailureClass::Path => "path failure",
+            FailureClass::Chunk => "chunk failure",
+            FailureClass::Policy => "policy failure",
+            FailureClass::Io => "io failure",
+        }
+    }
+}
+
+impl fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One thing wrong with a set of volumes, with its place.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Problem {
+    /// A file could not be opened or read.
+    #[error("{path}: cannot read: {source}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: Arc<io::Error>,
+    },
+    /// No file was given, or none was a volume.
+    #[error("no parcel volume among the files given")]
+    NoVolumes,
+    /// A file does not start with a parcel volume header.
+    #[error("{path}: not a parcel volume: {reason}")]
+    NotAVolume {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A volume was written by a newer format version.
+    #[error("{path}: volume uses format version {version}; this reader knows version 1 only, upgrade parcel")]
+    UnknownVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version it declares.
+        version: u16,
+    },
+    /// A volume header's signature does not verify.
+    #[error("{path}: the volume header signature is invalid (tampered or damaged header)")]
+    BadSignature {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A volume is signed by a key the reader does not trust.
+    #[error("{path}: signed by an untrusted key (fingerprint {fingerprint})")]
+    UntrustedSigner {
+        /// The file.
+        path: PathBuf,
+        /// The signer's public key.
+        key: [u8; 32],
+        /// The signer's fingerprint.
+        fingerprint: String,
+    },
+    /// A volume belongs to another parcel than the one being read.
+    #[error("{path}: volume {volume} of another parcel ({parcel}); remove it from the set")]
+    ForeignVolume {
+        /// The file.
+        path: PathBuf,
+        /// Its volume number.
+        volume: u32,
+        /// The parcel it belongs to.
+        parcel: String,
+    },
+    /// The same volume was given twice.
+    #[error("{path}: volume {volume} given twice (also {first}); remove one copy")]
+    DuplicateVolume {
+        /// The second file.
+        path: PathBuf,
+        /// The volume number.
+        volume: u32,
+        /// The first file with that number.
+        first: PathBuf,
+    },
+    /// A volume of the parcel was not among the files given.
+    #[error("volume {volume} of {count} is missing; add the medium that holds it")]
+    MissingVolume {
+        /// The missing volume number (1-based).
+        volume: u32,
+        /// The parcel's volume count.
+        count: u32,
+    },
+    /// A volume's length differs from what its header declares (truncated or extended).
+    #[error("{path}: volume {volume} is {actual} bytes, its header says {expected}; the copy is truncated or damaged")]
+    VolumeLength {
+        /// The file.
+        path: PathBuf,
+        /// The volume number.
+        volume: u32,
+        /// Declared length.
+        expected: u64,
+        /// Actual length.
+        actual: u64,
+    },
+    /// A volume's body does not hash to its signed value.
+    #[error("{path}: volume {volume} is damaged (its contents do not match the signed hash)")]
+    VolumeCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// The volume number.
+        volume: u32,
+    },
+    /// A size declared in a header or the index is over a cap.
+    #[error("{what} is {value}, over the limit of {limit}")]
+    Limit {
+        /// What was declared.
+        what: String,
+        /// Declared value.
+        value: u64,
+        /// The cap.
+        limit: u64,
+    },
+    /// The index is damaged, does not decode, or contradicts the headers.
+    #[error("index: {reason}")]
+    Index {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file-table path is unsafe or collides with another.
+    #[error("path {path:?}: {reason}")]
+    Path {
+        /// The path as written in the file table.
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A stored pack does not hash to its recorded value.
+    #[error("volume {volume} offset {offset}: pack {pack} is corrupt ({reason})")]
+    PackCorrupt {
+        /// Volume number.
+        volume: u32,
+        /// Byte offset of the pack in the volume file.
+        offset: u64,
+        /// Pack number in the index.
+        pack: u32,
+        /// What failed: stored hash, decompression, length.
+        reason: String,
+    },
+    /// A chunk does not hash to its recorded value.
+    #[error("volume {volume} offset {offset}: chunk {chunk} is corrupt (pack {pack})")]
+    ChunkCorrupt {
+        /// Volume number.
+        volume: u32,
+        /// Byte offset of its pack in the volume file.
+        offset: u64,
+        /// Chunk number in the index.
+        chunk: u32,
+        /// Pack number.
+        pack: u32,
+    },
+    /// A chunk cannot be read because its volume is missing or its pack is corrupt.
+    #[error("chunk {chunk} is unavailable (volume {volume}, pack {pack} missing or corrupt)")]
+    ChunkUnavailable {
+        /// Chunk number.
+        chunk: u32,
+        /// Volume that should hold it.
+        volume: u32,
+        /// Pack that should hold it.
+        pack: u32,
+    },
+    /// A file's content does not hash to its recorded value.
+    #[error("file {path:?}: content does not match its recorded SHA-256")]
+    FileCorrupt {
+        /// The file's path in the package.
+        path: String,
+    },
+    /// The parcel is not addressed to the reader's site.
+    #[error("parcel is addressed to {destinations}, not to {site}")]
+    WrongDestination {
+        /// The reader's site.
+        site: String,
+        /// The parcel's destinations, comma-separated.
+        destinations: String,
+    },
+    /// Writing the extracted tree failed.
+    #[error("{path}: {source}")]
+    Write {
+        /// The file or directory being written.
+        path: PathBuf,
+        /// What the operating system said.
+        source: Arc<io::Error>,
+    },
+}
+
+impl Problem {
+    /// The failure class this problem belongs to.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            Problem::BadSignature { .. } | Problem::UntrustedSigner { .. } => FailureClass::Signature,
+            Problem::NotAVolume { .. }
+            | Problem::NoVolumes
+            | Problem::UnknownVersion { .. }
+            | Problem::ForeignVolume { .. }
+            | Problem::DuplicateVolume { .. }
+            | Problem::MissingVolume { .. }
+            | Problem::VolumeLength { .. }
+            | Problem::VolumeCorrupt { .. } => FailureClass::Volume,
+            Problem::Limit { .. } => FailureClass::Limit,
+            Problem::Index { .. } => FailureClass::Index,
+            Problem::Path { .. } => FailureClass::Path,
+            Problem::PackCorrupt { .. }
+            | Problem::ChunkCorrupt { .. }
+            | Problem::ChunkUnavailable { .. }
+            | Problem::FileCorrupt { .. } => FailureClass::Chunk,
+            Problem::WrongDestination { .. } => FailureClass::Policy,
+            Problem::Unreadable { .. } | Problem::Write { .. } => FailureClass::Io,
+        }
+    }
+
+    pub(crate) fn index(reason: impl Into<String>) -> Problem {
+        Problem::Index { reason: reason.into() }
+    }
+
+    pub(crate) fn limit(what: impl Into<String>, value: u64, limit: u64) -> Problem {
+        Problem::Limit { what: what.into(), value, limit }
+    }
+
+    pub(crate) fn path(path: &str, reason: impl Into<String>) -> Problem {
+        Problem::Path { path: path.to_owned(), reason: reason.into() }
+    }
+}
+
+/// Why writing a parcel failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// A package file or directory could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The package path.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The package holds something parcel does not carry (device, socket, FIFO,
+    /// non-UTF-8 name, symlink leaving the tree, …).
+    #[error("{path}: {reason}")]
+    Unsupported {
+        /// The package path.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The parcel description or options are invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// A package file changed while it was being read.
+    #[error("{path}: changed while being read (size was {expected}, read {actual}); retry when it is stable")]
+    Changed {
+        /// The package path.
+        path: PathBuf,
+        /// Size when the tree was walked.
+        expected: u64,
+        /// Bytes read.
+        actual: u64,
+    },
+    /// Writing a volume failed.
+    #[error("writing volume {volume}: {source}")]
+    Volume {
+        /// Volume number (1-based).
+        volume: u32,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The volume size is too small for this parcel.
+    #[error("{0}")]
+    TooSmall(String),
+    /// The output would need more volumes than the format allows.
+    #[error("the parcel needs more than {max} volumes; choose a larger --volume-size", max = crate::limits::MAX_VOLUMES)]
+    TooManyVolumes,
+}

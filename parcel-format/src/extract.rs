@@ -1,0 +1,122 @@
+//! Extraction: materialising a verified parcel's package into an empty
+//! directory the caller gives (FORMAT.md §7.5).
+//!
+//! Only paths from the validated file table are written, each created fresh
+//! (`create_new`, so nothing existing is overwritten or followed); every
+//! directory is one this extractor made, and symlinks are created only after
+//! every file and directory, so no write can pass through a link. Files get
+//! mode 0644 or 0755, directories 0755: never setuid, setgid or sticky.
+
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use crate::content::PackCache;
+use crate::error::Problem;
+use crate::manifest::EntryKind;
+use crate::read::Parcel;
+
+/// What an extraction wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtractSummary {
+    /// Regular files written.
+    pub files: u64,
+    /// Directories created.
+    pub directories: u64,
+    /// Symlinks created.
+    pub symlinks: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+}
+
+fn time_of(mtime: i64) -> SystemTime {
+    if mtime >= 0 {
+        UNIX_EPOCH + Duration::from_secs(mtime as u64)
+    } else {
+        UNIX_EPOCH.checked_sub(Duration::from_secs(mtime.unsigned_abs())).unwrap_or(UNIX_EPOCH)
+    }
+}
+
+impl Parcel {
+    /// Extracts the package into `dest`, which must be an existing, empty
+    /// directory. Refuses a parcel with any set-level problem (missing,
+    /// foreign or duplicate volumes). Every pack, chunk and file hash is
+    /// checked on the way; on the first problem extraction stops and returns
+    /// it, leaving `dest` for the caller to remove. `progress` gets content
+    /// bytes written so far.
+    pub fn extract(&self, dest: &Path, progress: &mut dyn FnMut(u64)) -> Result<ExtractSummary, Problem> {
+        if let Some(problem) = self.problems().first() {
+            return Err(problem.clone());
+        }
+        let write_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source: std::io::Error| Problem::Write { path, source: source.into() }
+        };
+        let mut listing = fs::read_dir(dest).map_err(write_err(dest))?;
+        if listing.next().is_some() {
+            return Err(Problem::Write {
+                path: dest.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "extraction directory is not empty").into(),
+            });
+        }
+        let mut summary = ExtractSummary::default();
+        let mut cache = PackCache::new(self);
+        let mut symlinks: Vec<(PathBuf, &str)> = Vec::new();
+        let mut directories: Vec<(PathBuf, i64)> = Vec::new();
+        for entry in &self.manifest().entries {
+            let target = dest.join(&entry.path);
+            match &entry.kind {
+                EntryKind::Directory => {
+                    DirBuilder::new().mode(0o755).create(&target).map_err(write_err(&target))?;
+                    fs::set_permissions(&target, Permissions::from_mode(0o755)).map_err(write_err(&target))?;
+                    directories.push((target, entry.mtime));
+                    summary.directories += 1;
+                }
+                EntryKind::Symlink { target: link } => symlinks.push((target, link)),
+                EntryKind::File { size, executable, sha256, chunks } => {
+                    let mode = if *executable { 0o755 } else { 0o644 };
+                    let file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&target).map_err(write_err(&target))?;
+                    let mut out = BufWriter::with_capacity(1 << 20, file);
+                    let mut hasher = Sha256::new();
+                    for &c in chunks {
+                        let bytes = cache.chunk(c).ok_or_else(|| first_problem(&mut cache, c))?;
+                        hasher.update(bytes.bytes());
+                        out.write_all(bytes.bytes()).map_err(write_err(&target))?;
+                        summary.bytes += bytes.bytes().len() as u64;
+                        progress(summary.bytes);
+                    }
+                    if <[u8; 32]>::from(hasher.finalize()) != *sha256 {
+                        return Err(Problem::FileCorrupt { path: entry.path.clone() });
+                    }
+                    let file = out.into_inner().map_err(|e| Problem::Write { path: target.clone(), source: e.into_error().into() })?;
+                    debug_assert_eq!(file.metadata().map(|m| m.len()).unwrap_or(*size), *size);
+                    // Exact mode whatever the umask; never setuid/setgid.
+                    file.set_permissions(Permissions::from_mode(mode)).map_err(write_err(&target))?;
+                    file.set_modified(time_of(entry.mtime)).map_err(write_err(&target))?;
+                    summary.files += 1;
+                }
+            }
+        }
+        for (path, link) in symlinks {
+            std::os::unix::fs::symlink(link, &path).map_err(write_err(&path))?;
+            summary.symlinks += 1;
+        }
+        // Directory times last, deepest first, once nothing more is written in them.
+        for (path, mtime) in directories.iter().rev() {
+            File::open(path).and_then(|d| d.set_modified(time_of(*mtime))).map_err(write_err(path))?;
+        }
+        Ok(summary)
+    }
+}
+
+fn first_problem(cache: &mut PackCache<'_>, chunk: u32) -> Problem {
+    if cache.problems.is_empty() {
+        Problem::ChunkUnavailable { chunk, volume: 0, pack: 0 }
+    } else {
+        cache.problems.swap_remove(0)
+    }
+}

@@ -1,0 +1,50 @@
+//! Hard caps a reader enforces on everything it reads off media (FORMAT.md §8).
+//!
+//! Every number here bounds an allocation or a loop in the reader, so that no
+//! input — however hostile, and even when signed by a trusted key — can make
+//! it allocate without bound or run for longer than its size warrants.
+
+/// Size of a tar block, and of the fixed volume header record.
+pub const BLOCK: u64 = 512;
+/// Bytes at the start of every volume before its body: the tar header block of
+/// the `parcel-volume` entry and the 512-byte header record.
+pub const VOLUME_PREFIX: u64 = 2 * BLOCK;
+/// The tar end-of-archive marker: two zero blocks.
+pub const VOLUME_TRAILER: u64 = 2 * BLOCK;
+
+/// Largest number of volumes in one parcel.
+pub const MAX_VOLUMES: u32 = 9_999;
+/// Smallest volume size a writer accepts.
+pub const MIN_VOLUME_SIZE: u64 = 64 * 1024;
+/// Largest stored (compressed) index, in bytes.
+pub const MAX_INDEX_STORED: u64 = 256 * 1024 * 1024;
+/// Largest decoded index, in bytes.
+pub const MAX_INDEX_RAW: u64 = 256 * 1024 * 1024;
+/// Largest number of file-table entries (files, directories and symlinks).
+pub const MAX_ENTRIES: usize = 4_000_000;
+/// Largest number of distinct chunks.
+pub const MAX_CHUNKS: usize = 16_000_000;
+/// Largest number of packs.
+pub const MAX_PACKS: usize = 4_000_000;
+/// Largest raw chunk, in bytes.
+pub const MAX_CHUNK: u32 = 1024 * 1024;
+/// Largest raw (decompressed) pack, in bytes.
+pub const MAX_PACK_RAW: u32 = 16 * 1024 * 1024;
+/// Largest stored (compressed) pack, in bytes: a raw pack plus zstd's worst-case overhead.
+pub const MAX_PACK_STORED: u32 = MAX_PACK_RAW + 128 * 1024;
+/// Largest zstd window a reader accepts, as a base-2 logarithm (16 MiB).
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+/// Longest entry path, in bytes of UTF-8.
+pub const MAX_PATH: usize = 4096;
+/// Longest single path component, in bytes of UTF-8.
+pub const MAX_COMPONENT: usize = 255;
+/// Deepest directory nesting of an entry path, in components.
+pub const MAX_DEPTH: usize = 256;
+/// Longest comment, in bytes of UTF-8.
+pub const MAX_COMMENT: usize = 4096;
+/// Longest package id, in bytes.
+pub const MAX_PACKAGE_ID: usize = 64;
+/// Longest site code, in bytes.
+pub const MAX_SITE_CODE: usize = 8;
+/// Largest number of destination sites of one parcel.
+pub const MAX_DESTINATIONS: usize = 64;

@@ -1,0 +1,404 @@
+//! The manifest (index): the signed description of a parcel — who sends it to
+//! whom, which package, the file table, the chunk table and the pack table
+//! (FORMAT.md §5). Stored zstd-compressed; its hash and length are bound by
+//! every volume header, so it is decoded only after its bytes are authenticated.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::Problem;
+use crate::header::VolumeHeader;
+use crate::limits::*;
+use crate::path;
+
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// A parcel's identity: 16 random bytes, shown as 32 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ParcelId(pub [u8; 16]);
+
+impl ParcelId {
+    /// A fresh random id.
+    pub fn random() -> ParcelId {
+        let mut id = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
+        ParcelId(id)
+    }
+
+    /// Parses 32 hex digits.
+    pub fn parse(text: &str) -> Option<ParcelId> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 32 {
+            return None;
+        }
+        let mut id = [0u8; 16];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            let s = std::str::from_utf8(pair).ok()?;
+            *id.get_mut(i)? = u8::from_str_radix(s, 16).ok()?;
+        }
+        Some(ParcelId(id))
+    }
+}
+
+impl fmt::Display for ParcelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Lowercase hex of a byte string.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The chunking parameters the writer used (informational for a reader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkParams {
+    /// Smallest chunk (except a file's last).
+    pub min: u32,
+    /// Target average chunk.
+    pub avg: u32,
+    /// Largest chunk.
+    pub max: u32,
+}
+
+/// The complete signed description of a parcel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version; equals the headers'.
+    pub format_version: u16,
+    /// The parcel's id; equals the headers'.
+    pub parcel_id: ParcelId,
+    /// The site that made and signed this parcel.
+    pub source_site: String,
+    /// The site where the package was first made (differs when forwarded).
+    pub origin_site: String,
+    /// The site(s) this parcel is addressed to.
+    pub destinations: Vec<String>,
+    /// Package id, e.g. `CEN00012`.
+    pub package_id: String,
+    /// Package version.
+    pub package_version: u64,
+    /// Creation time, Unix seconds; equals the headers'.
+    pub created: i64,
+    /// Free text from the sender.
+    pub comment: String,
+    /// Number of volumes; equals the headers'.
+    pub volume_count: u32,
+    /// zstd level the packs were written with (informational).
+    pub compression_level: i32,
+    /// Chunking parameters used (informational).
+    pub chunking: ChunkParams,
+    /// Stored packs, in volume order.
+    pub packs: Vec<PackRecord>,
+    /// Distinct chunks, in pack order.
+    pub chunks: Vec<ChunkRecord>,
+    /// The file table, parents before children.
+    pub entries: Vec<Entry>,
+}
+
+/// Where a pack (a zstd frame holding consecutive chunks) is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackRecord {
+    /// Volume number, 1-based.
+    pub volume: u32,
+    /// Byte offset of the stored bytes in the volume file.
+    pub offset: u64,
+    /// Stored (compressed) length.
+    pub stored_len: u32,
+    /// Raw (decompressed) length: the sum of its chunks.
+    pub raw_len: u32,
+    /// SHA-256 of the stored bytes.
+    pub stored_sha256: Hash,
+}
+
+/// A distinct chunk of content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    /// SHA-256 of the raw bytes: the chunk's identity.
+    pub sha256: Hash,
+    /// Raw length.
+    pub len: u32,
+    /// Pack holding it.
+    pub pack: u32,
+    /// Offset within the decompressed pack.
+    pub offset: u32,
+}
+
+/// One file-table entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Relative `/`-separated path.
+    pub path: String,
+    /// Modification time, Unix seconds.
+    pub mtime: i64,
+    /// What it is.
+    pub kind: EntryKind,
+}
+
+/// What a file-table entry is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// A directory.
+    Directory,
+    /// A regular file.
+    File {
+        /// Length in bytes.
+        size: u64,
+        /// Whether the executable bits are set (0755 rather than 0644).
+        executable: bool,
+        /// SHA-256 of the whole content.
+        sha256: Hash,
+        /// The chunks that make up the content, in order.
+        chunks: Vec<u32>,
+    },
+    /// A relative symbolic link staying inside the package.
+    Symlink {
+        /// The link target.
+        target: String,
+    },
+}
+
+impl Manifest {
+    /// Encodes the manifest (postcard) and compresses it (zstd, one frame).
+    pub fn encode(&self, level: i32) -> std::io::Result<(Vec<u8>, u64)> {
+        let raw = postcard::to_stdvec(self).map_err(std::io::Error::other)?;
+        let stored = zstd::bulk::compress(&raw, level)?;
+        Ok((stored, raw.len() as u64))
+    }
+
+    /// Decodes an authenticated stored index whose lengths the header declares.
+    pub fn decode(stored: &[u8], raw_len: u64) -> Result<Manifest, Problem> {
+        if raw_len > MAX_INDEX_RAW {
+            return Err(Problem::limit("declared index length", raw_len, MAX_INDEX_RAW));
+        }
+        let raw = crate::pack::decompress_exact(stored, raw_len as usize)
+            .map_err(|e| Problem::index(format!("does not decompress: {e}")))?;
+        let (manifest, rest) = postcard::take_from_bytes::<Manifest>(&raw)
+            .map_err(|e| Problem::index(format!("does not decode: {e}")))?;
+        if !rest.is_empty() {
+            return Err(Problem::index(format!("{} bytes after the manifest", rest.len())));
+        }
+        Ok(manifest)
+    }
+
+    /// SHA-256 over the package tree as the file table describes it: paths,
+    /// kinds, executable bits, sizes, content hashes and link targets, not
+    /// times (FORMAT.md §5.4). Two parcels carrying the same tree have the same
+    /// digest, whatever their chunking or compression.
+    pub fn tree_digest(&self) -> Hash {
+        tree_digest(&self.entries)
+    }
+
+    /// Total bytes of regular-file content.
+    pub fn content_bytes(&self) -> u64 {
+        self.entries
+            .iter()
+            .map(|e| match e.kind {
+                EntryKind::File { size, .. } => size,
+                _ => 0,
+            })
+            .fold(0u64, u64::saturating_add)
+    }
+
+    /// Checks the manifest against the headers and against itself (FORMAT.md
+    /// §7.3): every reference in range, chunks tiling their packs exactly,
+    /// files' sizes matching their chunks, and every path safe and unique.
+    pub fn validate(&self, header: &VolumeHeader, body_lens: &HashMap<u32, u64>) -> Result<(), Problem> {
+        if self.format_version != header.version
+            || self.parcel_id != header.parcel_id
+            || self.volume_count != header.volume_count
+            || self.created != header.created
+            || self.source_site != header.source_site
+        {
+            return Err(Problem::index("contradicts the volume headers (id, version, count, time or source)"));
+        }
+        for site in std::iter::once(&self.origin_site).chain(&self.destinations) {
+            check_site_code(site).map_err(Problem::index)?;
+        }
+        if self.destinations.is_empty() || self.destinations.len() > MAX_DESTINATIONS {
+            return Err(Problem::index("needs between 1 and 64 destinations"));
+        }
+        check_package_id(&self.package_id).map_err(Problem::index)?;
+        if self.comment.len() > MAX_COMMENT {
+            return Err(Problem::limit("comment length", self.comment.len() as u64, MAX_COMMENT as u64));
+        }
+        if self.entries.len() > MAX_ENTRIES {
+            return Err(Problem::limit("file table entries", self.entries.len() as u64, MAX_ENTRIES as u64));
+        }
+        if self.chunks.len() > MAX_CHUNKS {
+            return Err(Problem::limit("chunks", self.chunks.len() as u64, MAX_CHUNKS as u64));
+        }
+        if self.packs.len() > MAX_PACKS {
+            return Err(Problem::limit("packs", self.packs.len() as u64, MAX_PACKS as u64));
+        }
+        self.validate_packs(body_lens)?;
+        self.validate_chunks()?;
+        self.validate_entries()
+    }
+
+    fn validate_packs(&self, body_lens: &HashMap<u32, u64>) -> Result<(), Problem> {
+        let mut previous: Option<(u32, u64)> = None;
+        for (i, pack) in self.packs.iter().enumerate() {
+            if pack.stored_len > MAX_PACK_STORED {
+                return Err(Problem::limit(format!("pack {i} stored length"), pack.stored_len.into(), MAX_PACK_STORED.into()));
+            }
+            if pack.raw_len > MAX_PACK_RAW {
+                return Err(Problem::limit(format!("pack {i} raw length"), pack.raw_len.into(), MAX_PACK_RAW.into()));
+            }
+            if pack.volume == 0 || pack.volume > self.volume_count {
+                return Err(Problem::index(format!("pack {i} is in volume {}, outside 1..={}", pack.volume, self.volume_count)));
+            }
+            let end = pack.offset.checked_add(pack.stored_len.into());
+            // When the volume is missing its length is unknown; it is checked if it turns up.
+            if let Some(&body_len) = body_lens.get(&pack.volume) {
+                let volume_end = VOLUME_PREFIX + body_len;
+                if pack.offset < VOLUME_PREFIX || end.is_none_or(|e| e > volume_end) {
+                    return Err(Problem::index(format!("pack {i} lies outside volume {}", pack.volume)));
+                }
+            }
+            if let Some((v, prev_end)) = previous {
+                if pack.volume < v || (pack.volume == v && pack.offset < prev_end) {
+                    return Err(Problem::index(format!("pack {i} overlaps or precedes pack {}", i - 1)));
+                }
+            }
+            previous = Some((pack.volume, end.unwrap_or(u64::MAX)));
+        }
+        Ok(())
+    }
+
+    fn validate_chunks(&self) -> Result<(), Problem> {
+        // Chunks are listed pack by pack and tile each pack exactly.
+        let mut pack = 0u32;
+        let mut filled = 0u64;
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            if chunk.len == 0 || chunk.len > MAX_CHUNK {
+                return Err(Problem::limit(format!("chunk {i} length"), chunk.len.into(), MAX_CHUNK.into()));
+            }
+            if chunk.pack != pack {
+                let complete = self.packs.get(pack as usize).is_some_and(|p| u64::from(p.raw_len) == filled);
+                if chunk.pack != pack + 1 || !complete {
+                    return Err(Problem::index(format!("chunk {i} does not continue pack {pack} in order")));
+                }
+                pack = chunk.pack;
+                filled = 0;
+            }
+            if u64::from(chunk.offset) != filled {
+                return Err(Problem::index(format!("chunk {i} overlaps or leaves a gap in pack {pack}")));
+            }
+            filled += u64::from(chunk.len);
+            let raw = self.packs.get(pack as usize).map(|p| u64::from(p.raw_len));
+            if raw.is_none_or(|raw| filled > raw) {
+                return Err(Problem::index(format!("chunk {i} lies outside pack {pack}")));
+            }
+        }
+        let last_complete = match self.chunks.last() {
+            None => self.packs.is_empty(),
+            Some(_) => {
+                pack as usize + 1 == self.packs.len()
+                    && self.packs.get(pack as usize).is_some_and(|p| u64::from(p.raw_len) == filled)
+            }
+        };
+        if !last_complete {
+            return Err(Problem::index("packs and chunks do not match (a pack is not filled exactly by its chunks)"));
+        }
+        Ok(())
+    }
+
+    fn validate_entries(&self) -> Result<(), Problem> {
+        let mut seen: HashMap<String, bool> = HashMap::with_capacity(self.entries.len());
+        for entry in &self.entries {
+            path::check_path(&entry.path).map_err(|reason| Problem::path(&entry.path, reason))?;
+            if let Some(parent) = path::parent(&entry.path) {
+                match seen.get(&path::collision_key(parent)) {
+                    Some(true) => {}
+                    Some(false) => return Err(Problem::path(&entry.path, "its parent is not a directory")),
+                    None => return Err(Problem::path(&entry.path, "its parent directory is not listed before it")),
+                }
+            }
+            let key = path::collision_key(&entry.path);
+            let is_dir = matches!(entry.kind, EntryKind::Directory);
+            if seen.insert(key, is_dir).is_some() {
+                return Err(Problem::path(&entry.path, "collides with an earlier entry (same name, or differs only in case or Unicode normalisation)"));
+            }
+            match &entry.kind {
+                EntryKind::Directory => {}
+                EntryKind::Symlink { target } => {
+                    path::check_symlink_target(&entry.path, target).map_err(|reason| Problem::path(&entry.path, reason))?;
+                }
+                EntryKind::File { size, chunks, .. } => {
+                    let mut total = 0u64;
+                    for &c in chunks {
+                        let chunk = self.chunks.get(c as usize).ok_or_else(|| {
+                            Problem::index(format!("file {:?} refers to chunk {c}, beyond the {} chunks", entry.path, self.chunks.len()))
+                        })?;
+                        total += u64::from(chunk.len);
+                    }
+                    if total != *size {
+                        return Err(Problem::index(format!(
+                            "file {:?} is {size} bytes but its chunks hold {total}",
+                            entry.path
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tree digest of a file table (see [`Manifest::tree_digest`]).
+pub fn tree_digest(entries: &[Entry]) -> Hash {
+    let mut h = Sha256::new();
+    h.update(b"parcel-format/v1/tree\0");
+    for entry in entries {
+        let (tag, extra): (u8, Vec<u8>) = match &entry.kind {
+            EntryKind::Directory => (0, Vec::new()),
+            EntryKind::File { size, executable, sha256, .. } => {
+                let mut v = Vec::with_capacity(41);
+                v.push(u8::from(*executable));
+                v.extend_from_slice(&size.to_le_bytes());
+                v.extend_from_slice(sha256);
+                (1, v)
+            }
+            EntryKind::Symlink { target } => {
+                let mut v = (target.len() as u32).to_le_bytes().to_vec();
+                v.extend_from_slice(target.as_bytes());
+                (2, v)
+            }
+        };
+        h.update([tag]);
+        h.update((entry.path.len() as u32).to_le_bytes());
+        h.update(entry.path.as_bytes());
+        h.update(&extra);
+    }
+    h.finalize().into()
+}
+
+/// Checks a site code: 1–8 characters A–Z, 0–9.
+pub fn check_site_code(code: &str) -> Result<(), String> {
+    if code.is_empty() || code.len() > MAX_SITE_CODE || !code.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+        return Err(format!("bad site code {code:?}: 1 to 8 characters A-Z, 0-9"));
+    }
+    Ok(())
+}
+
+/// Checks a package id: 1–64 characters A–Z, a–z, 0–9, `.`, `_`, `-`, not
+/// starting with `.` (it names a directory in a store).
+pub fn check_package_id(id: &str) -> Result<(), String> {
+    if id.is_empty()
+        || id.len() > MAX_PACKAGE_ID
+        || id.starts_with('.')
+        || !id.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+    {
+        return Err(format!("bad package id {id:?}: 1 to 64 characters A-Z, a-z, 0-9, '.', '_', '-', not starting with '.'"));
+    }
+    Ok(())
+}

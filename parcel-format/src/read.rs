@@ -1,0 +1,248 @@
+//! Opening a set of volumes: identify each file, authenticate its header,
+//! group the volumes of one parcel, then read, authenticate, decode and
+//! validate the index (FORMAT.md §7.1–§7.3).
+//!
+//! Nothing unsigned is parsed beyond the fixed 512-byte header record, and the
+//! index is decoded only after its bytes hash to the signed value.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{FailureClass, Problem};
+use crate::header::{HeaderError, VolumeHeader, RECORD_LEN};
+use crate::limits::{BLOCK, MAX_INDEX_STORED, VOLUME_PREFIX};
+use crate::manifest::Manifest;
+use crate::sign::{fingerprint, TrustedKeys};
+use crate::volume::{tar_header, HEADER_ENTRY};
+use crate::ParcelId;
+
+/// One authenticated volume of the parcel being read.
+#[derive(Debug, Clone)]
+pub struct Volume {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Its authenticated header.
+    pub header: VolumeHeader,
+}
+
+/// An opened parcel: its authenticated volumes and validated manifest, plus
+/// the problems found with the set of volumes (missing, foreign, duplicate…).
+#[derive(Debug)]
+pub struct Parcel {
+    volumes: BTreeMap<u32, Volume>,
+    manifest: Manifest,
+    signer: String,
+    header: VolumeHeader,
+    problems: Vec<Problem>,
+}
+
+/// Reads and authenticates one volume's header; checks the file's length.
+pub fn read_volume_header(path: &Path, trust: &TrustedKeys) -> Result<VolumeHeader, Problem> {
+    let unreadable = |source: std::io::Error| Problem::Unreadable { path: path.to_owned(), source: source.into() };
+    let mut file = File::open(path).map_err(unreadable)?;
+    let len = file.metadata().map_err(unreadable)?.len();
+    let not_volume = |reason: &str| Problem::NotAVolume { path: path.to_owned(), reason: reason.to_owned() };
+    if len < VOLUME_PREFIX {
+        return Err(not_volume("shorter than a volume header"));
+    }
+    let mut prefix = [0u8; VOLUME_PREFIX as usize];
+    file.read_exact(&mut prefix).map_err(unreadable)?;
+    let mut record = [0u8; RECORD_LEN];
+    record.copy_from_slice(&prefix[BLOCK as usize..]);
+    let header = VolumeHeader::decode_verified(&record).map_err(|e| match e {
+        HeaderError::Malformed(reason) => Problem::NotAVolume { path: path.to_owned(), reason },
+        HeaderError::UnknownVersion(version) => Problem::UnknownVersion { path: path.to_owned(), version },
+        HeaderError::BadSignature => Problem::BadSignature { path: path.to_owned() },
+    })?;
+    // The tar header block in front of the record must be the one parcel writes.
+    let expected = tar_header(HEADER_ENTRY, BLOCK, header.created).map_err(unreadable)?;
+    if expected.as_bytes()[..] != prefix[..BLOCK as usize] {
+        return Err(not_volume("the tar header of its first entry is not the one parcel writes"));
+    }
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&header.signer).map_err(|_| Problem::BadSignature { path: path.to_owned() })?;
+    if trust.label_of(&key).is_none() {
+        return Err(Problem::UntrustedSigner { path: path.to_owned(), key: header.signer, fingerprint: fingerprint(&key) });
+    }
+    let expected_len = header.body_len.checked_add(VOLUME_PREFIX);
+    if expected_len != Some(len) {
+        return Err(Problem::VolumeLength { path: path.to_owned(), volume: header.volume, expected: expected_len.unwrap_or(u64::MAX), actual: len });
+    }
+    Ok(header)
+}
+
+impl Parcel {
+    /// Opens the parcel in `paths` (volume files, any order).
+    ///
+    /// Succeeds when a manifest could be authenticated and validated; the
+    /// problems with the set of volumes are then in [`Parcel::problems`].
+    /// Fails with every problem found when no manifest can be had.
+    pub fn open(paths: &[PathBuf], trust: &TrustedKeys) -> Result<Parcel, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut good: Vec<Volume> = Vec::new();
+        let mut damaged: Vec<u32> = Vec::new();
+        for path in paths {
+            match read_volume_header(path, trust) {
+                Ok(header) => good.push(Volume { path: path.clone(), header }),
+                Err(problem) => {
+                    if let Problem::VolumeLength { volume, .. } = problem {
+                        damaged.push(volume);
+                    }
+                    problems.push(problem);
+                }
+            }
+        }
+        // The parcel read is the one with the most volumes given (the first on a tie).
+        let mut counts: HashMap<ParcelId, (usize, usize)> = HashMap::new();
+        for (i, v) in good.iter().enumerate() {
+            counts.entry(v.header.parcel_id).or_insert((0, i)).0 += 1;
+        }
+        let Some(chosen) = counts.iter().max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1))).map(|(id, _)| *id) else {
+            if problems.is_empty() {
+                problems.push(Problem::NoVolumes);
+            }
+            return Err(problems);
+        };
+        let mut volumes: BTreeMap<u32, Volume> = BTreeMap::new();
+        let mut reference: Option<VolumeHeader> = None;
+        for v in good {
+            let consistent = reference.as_ref().is_none_or(|r| r.same_parcel(&v.header));
+            if v.header.parcel_id != chosen || !consistent {
+                problems.push(Problem::ForeignVolume { path: v.path, volume: v.header.volume, parcel: v.header.parcel_id.to_string() });
+                continue;
+            }
+            if let Some(first) = volumes.get(&v.header.volume) {
+                problems.push(Problem::DuplicateVolume { path: v.path, volume: v.header.volume, first: first.path.clone() });
+                continue;
+            }
+            reference.get_or_insert_with(|| v.header.clone());
+            volumes.insert(v.header.volume, v);
+        }
+        let Some(header) = reference else {
+            return Err(problems);
+        };
+        for n in 1..=header.volume_count {
+            if !volumes.contains_key(&n) && !damaged.contains(&n) {
+                problems.push(Problem::MissingVolume { volume: n, count: header.volume_count });
+            }
+        }
+        let manifest = match read_index(&volumes, &header) {
+            Ok(m) => m,
+            Err(p) => {
+                problems.push(p);
+                return Err(problems);
+            }
+        };
+        let body_lens: HashMap<u32, u64> = volumes.iter().map(|(n, v)| (*n, v.header.body_len)).collect();
+        if let Err(p) = manifest.validate(&header, &body_lens) {
+            problems.push(p);
+            return Err(problems);
+        }
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&header.signer).map_err(|_| vec![Problem::Index { reason: "signer key".into() }])?;
+        let signer = trust.label_of(&key).unwrap_or_default().to_owned();
+        Ok(Parcel { volumes, manifest, signer, header, problems })
+    }
+
+    /// The validated manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The label (site code) of the trusted key that signed the parcel.
+    pub fn signer(&self) -> &str {
+        &self.signer
+    }
+
+    /// The signer's public key.
+    pub fn signer_key(&self) -> [u8; 32] {
+        self.header.signer
+    }
+
+    /// SHA-256 of the stored index, as every header binds it.
+    pub fn index_sha256(&self) -> [u8; 32] {
+        self.header.index_sha256
+    }
+
+    /// The authenticated volumes present, by number.
+    pub fn volumes(&self) -> &BTreeMap<u32, Volume> {
+        &self.volumes
+    }
+
+    /// Problems with the set of volumes (missing, foreign, duplicate, damaged).
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+
+    /// Takes the set-level problems out of the parcel (leaving none).
+    pub fn take_problems(&mut self) -> Vec<Problem> {
+        std::mem::take(&mut self.problems)
+    }
+
+    /// Refuses a parcel not addressed to `site` (a policy failure).
+    pub fn check_destination(&self, site: &str) -> Result<(), Problem> {
+        if self.manifest.destinations.iter().any(|d| d == site) {
+            Ok(())
+        } else {
+            Err(Problem::WrongDestination { site: site.to_owned(), destinations: self.manifest.destinations.join(",") })
+        }
+    }
+
+    /// Stored bytes over all volumes of the parcel that are present.
+    pub fn stored_bytes(&self) -> u64 {
+        self.volumes.values().map(|v| v.header.body_len + VOLUME_PREFIX).sum()
+    }
+}
+
+/// Reads the index pieces, checks they tile the stored index, and checks its hash before decoding it.
+fn read_index(volumes: &BTreeMap<u32, Volume>, header: &VolumeHeader) -> Result<Manifest, Problem> {
+    if header.index_stored_len > MAX_INDEX_STORED {
+        return Err(Problem::limit("declared stored index length", header.index_stored_len, MAX_INDEX_STORED));
+    }
+    let total = header.index_stored_len;
+    let mut pieces: Vec<&Volume> = volumes.values().filter(|v| v.header.index_piece.len > 0).collect();
+    pieces.sort_by_key(|v| v.header.index_piece.start);
+    let mut stored = Vec::with_capacity(total as usize);
+    for v in pieces {
+        let piece = v.header.index_piece;
+        if piece.start != stored.len() as u64 {
+            return Err(Problem::index(format!(
+                "index piece in volume {} starts at {}, expected {} (a volume holding part of the index is missing, or the pieces overlap)",
+                v.header.volume,
+                piece.start,
+                stored.len()
+            )));
+        }
+        let end = piece.offset.checked_add(piece.len);
+        if piece.offset < VOLUME_PREFIX || end.is_none_or(|e| e > VOLUME_PREFIX + v.header.body_len) || piece.start + piece.len > total {
+            return Err(Problem::index(format!("index piece in volume {} lies outside the volume or the index", v.header.volume)));
+        }
+        let unreadable = |source: std::io::Error| Problem::Unreadable { path: v.path.clone(), source: source.into() };
+        let mut file = File::open(&v.path).map_err(unreadable)?;
+        file.seek(SeekFrom::Start(piece.offset)).map_err(unreadable)?;
+        let before = stored.len();
+        stored.resize(before + piece.len as usize, 0);
+        file.read_exact(&mut stored[before..]).map_err(unreadable)?;
+    }
+    if stored.len() as u64 != total {
+        return Err(Problem::index(format!(
+            "only {} of {} index bytes are in the volumes given (a volume holding part of the index is missing)",
+            stored.len(),
+            total
+        )));
+    }
+    let digest: [u8; 32] = Sha256::digest(&stored).into();
+    if digest != header.index_sha256 {
+        return Err(Problem::index("the index does not match its signed SHA-256 (damaged)"));
+    }
+    Manifest::decode(&stored, header.index_raw_len)
+}
+
+/// The class of the most fundamental of several problems (FORMAT.md §7:
+/// signature before volume before limit before index before path before chunk
+/// before policy), or `None` when there is none.
+pub fn worst_class(problems: &[Problem]) -> Option<FailureClass> {
+    problems.iter().map(Problem::class).min()
+}

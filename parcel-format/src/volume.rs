@@ -1,0 +1,416 @@
+//! Volumes on the writing side: where volume files go ([`VolumeSink`],
+//! [`DirSink`]), how entries are laid out in each tar archive, and volume sizes
+//! (`4.7G`, `700MiB`, `dvd`…) as people write them (FORMAT.md §2).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+
+use crate::error::WriteError;
+use crate::header::{IndexPiece, VolumeHeader, RECORD_LEN};
+use crate::limits::{BLOCK, MAX_VOLUMES, VOLUME_PREFIX, VOLUME_TRAILER};
+
+/// Name of the first tar entry of every volume, holding the header record.
+pub const HEADER_ENTRY: &str = "parcel-volume";
+
+/// Where a writer puts volume files. Each volume is first written under a
+/// temporary name; once all are complete and synced, [`VolumeSink::commit`]
+/// gives them their final names.
+pub trait VolumeSink: Send {
+    /// Creates volume `number` (1-based) under a temporary name.
+    fn create(&mut self, number: u32) -> io::Result<File>;
+    /// Reopens volume `number` for reading and writing (to write its header).
+    fn reopen(&mut self, number: u32) -> io::Result<File>;
+    /// Renames every volume to its final name now that `count` is known;
+    /// returns the final paths in volume order.
+    fn commit(&mut self, count: u32) -> io::Result<Vec<PathBuf>>;
+    /// Removes every temporary volume (after a failure).
+    fn abort(&mut self);
+}
+
+/// One output directory and how many bytes it may take (`None`: no limit).
+#[derive(Debug, Clone)]
+pub struct OutputDir {
+    /// The directory (a mounted medium).
+    pub dir: PathBuf,
+    /// Bytes available for volumes; volumes go to the next directory when full.
+    pub capacity: Option<u64>,
+}
+
+/// A [`VolumeSink`] filling directories in order, one after the other.
+/// Volumes are named `STEM.NNN-of-MMM.tar`.
+pub struct DirSink {
+    outputs: Vec<OutputDir>,
+    stem: String,
+    volume_size: u64,
+    placed: Vec<PathBuf>,
+    current_output: usize,
+    used: u64,
+}
+
+impl DirSink {
+    /// A sink over `outputs` for volumes of at most `volume_size` bytes.
+    pub fn new(outputs: Vec<OutputDir>, stem: impl Into<String>, volume_size: u64) -> DirSink {
+        DirSink { outputs, stem: stem.into(), volume_size, placed: Vec::new(), current_output: 0, used: 0 }
+    }
+
+    fn temp_path(&self, dir: &Path, number: u32) -> PathBuf {
+        dir.join(format!(".{}.{number:04}.partial", self.stem))
+    }
+}
+
+impl VolumeSink for DirSink {
+    fn create(&mut self, number: u32) -> io::Result<File> {
+        // Find the first directory (from the current one) with room for a full volume.
+        loop {
+            let Some(out) = self.outputs.get(self.current_output) else {
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!("no output directory has room for volume {number}; add another output"),
+                ));
+            };
+            if out.capacity.is_none_or(|cap| cap.saturating_sub(self.used) >= self.volume_size) {
+                break;
+            }
+            self.current_output += 1;
+            self.used = 0;
+        }
+        let dir = self.outputs.get(self.current_output).map(|o| o.dir.clone()).unwrap_or_default();
+        let path = self.temp_path(&dir, number);
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        self.used = self.used.saturating_add(self.volume_size);
+        self.placed.push(path);
+        Ok(file)
+    }
+
+    fn reopen(&mut self, number: u32) -> io::Result<File> {
+        let path = self.placed.get((number as usize).wrapping_sub(1)).ok_or_else(|| io::Error::other(format!("volume {number} was never created")))?;
+        OpenOptions::new().read(true).write(true).open(path)
+    }
+
+    fn commit(&mut self, count: u32) -> io::Result<Vec<PathBuf>> {
+        let mut finals = Vec::with_capacity(self.placed.len());
+        for (i, temp) in self.placed.iter().enumerate() {
+            let dir = temp.parent().unwrap_or(Path::new("."));
+            let path = dir.join(format!("{}.{:03}-of-{count:03}.tar", self.stem, i + 1));
+            if path.exists() {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} already exists", path.display())));
+            }
+            finals.push(path);
+        }
+        for (temp, path) in self.placed.iter().zip(&finals) {
+            fs::rename(temp, path)?;
+        }
+        let mut dirs: Vec<&Path> = finals.iter().filter_map(|p| p.parent()).collect();
+        dirs.dedup();
+        for dir in dirs {
+            File::open(dir)?.sync_all()?;
+        }
+        self.placed.clear();
+        Ok(finals)
+    }
+
+    fn abort(&mut self) {
+        for path in self.placed.drain(..) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Parses a volume size: a number with an optional suffix (`K`, `M`, `G`, `T`
+/// powers of 1000; `KiB`, `MiB`, `GiB`, `TiB` powers of 1024; decimals
+/// allowed, e.g. `4.7G`), or a preset: `cd` (700 MB), `dvd` (4.7 GB),
+/// `dvd-dl` (8.5 GB), `bd` (25 GB), `fat32` (4 GiB − 1).
+pub fn parse_volume_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let preset = match t.to_ascii_lowercase().as_str() {
+        "cd" => Some(700_000_000),
+        "dvd" => Some(4_700_000_000),
+        "dvd-dl" => Some(8_500_000_000),
+        "bd" => Some(25_000_000_000),
+        "fat32" => Some(4 * 1024 * 1024 * 1024 - 1),
+        _ => None,
+    };
+    if let Some(size) = preset {
+        return Ok(size);
+    }
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, suffix) = t.split_at(split);
+    let factor: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "t" | "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return Err(format!("bad volume size {text:?}: use e.g. 700M, 4.7G, 4GiB, or cd, dvd, dvd-dl, bd, fat32")),
+    };
+    let bad = || format!("bad volume size {text:?}: use e.g. 700M, 4.7G, 4GiB, or cd, dvd, dvd-dl, bd, fat32");
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && frac.is_empty() {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let mut size = whole.checked_mul(factor).ok_or_else(bad)?;
+    if !frac.is_empty() {
+        let digits: u32 = frac.len().try_into().map_err(|_| bad())?;
+        let frac_value: u64 = frac.parse().map_err(|_| bad())?;
+        let scale = 10u64.checked_pow(digits).ok_or_else(bad)?;
+        size = size.checked_add(frac_value.checked_mul(factor).ok_or_else(bad)? / scale).ok_or_else(bad)?;
+    }
+    Ok(size)
+}
+
+/// Whether a file starts like a parcel volume (its first entry is the
+/// header entry and the record has the magic). Cheap, unauthenticated: used to
+/// pick volume files out of a directory.
+pub fn looks_like_volume(path: &Path) -> bool {
+    let mut first = [0u8; VOLUME_PREFIX as usize];
+    let Ok(mut file) = File::open(path) else { return false };
+    if file.read_exact(&mut first).is_err() {
+        return false;
+    }
+    first.starts_with(HEADER_ENTRY.as_bytes()) && first[BLOCK as usize..].starts_with(&crate::header::MAGIC)
+}
+
+/// The tar header block parcel writes for an entry.
+pub(crate) fn tar_header(name: &str, size: u64, mtime: i64) -> io::Result<tar::Header> {
+    let mut header = tar::Header::new_ustar();
+    header.set_path(name)?;
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime.max(0) as u64);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    Ok(header)
+}
+
+/// Counts bytes written and hashes those past the volume prefix (the body).
+struct BodyHasher<W> {
+    inner: W,
+    pos: u64,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for BodyHasher<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let written = buf.get(..n).unwrap_or_default();
+        let skip = VOLUME_PREFIX.saturating_sub(self.pos).min(n as u64) as usize;
+        self.hasher.update(written.get(skip..).unwrap_or_default());
+        self.pos += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct Current {
+    number: u32,
+    tar: tar::Builder<BodyHasher<BufWriter<File>>>,
+    index_piece: IndexPiece,
+}
+
+struct Finished {
+    number: u32,
+    body_len: u64,
+    body_sha256: [u8; 32],
+    index_piece: IndexPiece,
+}
+
+/// Lays entries out over volumes of at most `volume_size` bytes.
+pub(crate) struct VolumeWriter<'s> {
+    sink: &'s mut dyn VolumeSink,
+    volume_size: u64,
+    mtime: i64,
+    current: Option<Current>,
+    finished: Vec<Finished>,
+}
+
+fn padded(len: u64) -> u64 {
+    len.div_ceil(BLOCK) * BLOCK
+}
+
+impl<'s> VolumeWriter<'s> {
+    pub(crate) fn new(sink: &'s mut dyn VolumeSink, volume_size: u64, mtime: i64) -> Self {
+        VolumeWriter { sink, volume_size, mtime, current: None, finished: Vec::new() }
+    }
+
+    /// Largest entry that fits in an empty volume.
+    pub(crate) fn max_entry(volume_size: u64) -> u64 {
+        (volume_size.saturating_sub(VOLUME_PREFIX + VOLUME_TRAILER + BLOCK) / BLOCK) * BLOCK
+    }
+
+    fn room(&self) -> u64 {
+        match &self.current {
+            None => 0,
+            Some(c) => {
+                let pos = c.tar.get_ref().pos;
+                (self.volume_size.saturating_sub(pos + VOLUME_TRAILER + BLOCK) / BLOCK) * BLOCK
+            }
+        }
+    }
+
+    fn number(&self) -> u32 {
+        self.current.as_ref().map_or(self.finished.len() as u32 + 1, |c| c.number)
+    }
+
+    fn open_next(&mut self) -> Result<(), WriteError> {
+        self.close_current()?;
+        let number = self.finished.len() as u32 + 1;
+        if number > MAX_VOLUMES {
+            return Err(WriteError::TooManyVolumes);
+        }
+        let file = self.sink.create(number).map_err(|source| WriteError::Volume { volume: number, source })?;
+        let inner = BodyHasher { inner: BufWriter::with_capacity(1 << 20, file), pos: 0, hasher: Sha256::new() };
+        let mut tar = tar::Builder::new(inner);
+        let header = tar_header(HEADER_ENTRY, BLOCK, self.mtime).map_err(|source| WriteError::Volume { volume: number, source })?;
+        // The record is written last, once every volume is complete (see `seal`).
+        tar.append(&header, &[0u8; BLOCK as usize][..]).map_err(|source| WriteError::Volume { volume: number, source })?;
+        self.current = Some(Current { number, tar, index_piece: IndexPiece::default() });
+        Ok(())
+    }
+
+    fn close_current(&mut self) -> Result<(), WriteError> {
+        if let Some(c) = self.current.take() {
+            let err = |source| WriteError::Volume { volume: c.number, source };
+            let inner = c.tar.into_inner().map_err(err)?;
+            let body_len = inner.pos - VOLUME_PREFIX;
+            let body_sha256 = inner.hasher.finalize().into();
+            let mut file = inner.inner.into_inner().map_err(|e| WriteError::Volume { volume: c.number, source: e.into_error() })?;
+            file.flush().map_err(|source| WriteError::Volume { volume: c.number, source })?;
+            self.finished.push(Finished { number: c.number, body_len, body_sha256, index_piece: c.index_piece });
+        }
+        Ok(())
+    }
+
+    /// Appends one entry whole, starting a new volume when it does not fit.
+    /// Returns the volume number and the offset of the data in that volume.
+    pub(crate) fn append(&mut self, name: &str, data: &[u8]) -> Result<(u32, u64), WriteError> {
+        let need = padded(data.len() as u64);
+        if need > Self::max_entry(self.volume_size) {
+            return Err(WriteError::TooSmall(format!(
+                "a {}-byte unit does not fit in a volume of {} bytes; choose a larger volume size",
+                data.len(),
+                self.volume_size
+            )));
+        }
+        if self.current.is_none() || self.room() < need {
+            self.open_next()?;
+        }
+        self.write_entry(name, data)
+    }
+
+    fn write_entry(&mut self, name: &str, data: &[u8]) -> Result<(u32, u64), WriteError> {
+        let number = self.number();
+        let mtime = self.mtime;
+        let c = self.current.as_mut().ok_or(WriteError::Invalid("no open volume".into()))?;
+        let err = |source| WriteError::Volume { volume: number, source };
+        let header = tar_header(name, data.len() as u64, mtime).map_err(err)?;
+        let offset = c.tar.get_ref().pos + BLOCK;
+        c.tar.append(&header, data).map_err(err)?;
+        Ok((number, offset))
+    }
+
+    /// Number of volumes opened so far.
+    pub(crate) fn current_number(&self) -> u32 {
+        self.finished.len() as u32 + u32::from(self.current.is_some())
+    }
+
+    /// How many volumes there will be once an index of `len` bytes is
+    /// appended by [`VolumeWriter::append_index`] (same layout, nothing written).
+    pub(crate) fn count_after_index(&self, len: u64) -> u32 {
+        let mut count = self.current_number();
+        let mut room = self.room();
+        let mut open = self.current.is_some();
+        let mut left = len;
+        loop {
+            if !open || (room == 0 && left > 0) {
+                count += 1;
+                room = Self::max_entry(self.volume_size);
+                open = true;
+            }
+            let take = left.min(room);
+            left -= take;
+            room = room.saturating_sub(BLOCK + padded(take));
+            if left == 0 {
+                return count;
+            }
+        }
+    }
+
+    /// Appends the stored index, split over as many volumes as it needs.
+    pub(crate) fn append_index(&mut self, stored: &[u8]) -> Result<(), WriteError> {
+        let mut start = 0usize;
+        loop {
+            if self.current.is_none() || (self.room() == 0 && start < stored.len()) {
+                self.open_next()?;
+            }
+            let room = self.room() as usize;
+            let take = (stored.len() - start).min(room);
+            let piece = stored.get(start..start + take).unwrap_or_default();
+            let number = self.number();
+            let (_, offset) = self.write_entry(&format!("parcel-index.{number:04}"), piece)?;
+            if let Some(c) = self.current.as_mut() {
+                c.index_piece = IndexPiece { offset, len: take as u64, start: start as u64 };
+            }
+            start += take;
+            if start >= stored.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Closes the last volume, writes every volume's signed header record,
+    /// syncs each volume, and commits them under their final names.
+    pub(crate) fn seal(mut self, template: &VolumeHeader, key: &SigningKey) -> Result<Vec<(PathBuf, u64)>, WriteError> {
+        self.close_current()?;
+        let count = self.finished.len() as u32;
+        for f in &self.finished {
+            let header = VolumeHeader {
+                volume: f.number,
+                volume_count: count,
+                body_len: f.body_len,
+                body_sha256: f.body_sha256,
+                index_piece: f.index_piece,
+                ..template.clone()
+            };
+            let record: [u8; RECORD_LEN] = header.encode_signed(key);
+            let err = |source| WriteError::Volume { volume: f.number, source };
+            let mut file = self.sink.reopen(f.number).map_err(err)?;
+            file.seek(SeekFrom::Start(BLOCK)).map_err(err)?;
+            file.write_all(&record).map_err(err)?;
+            file.sync_all().map_err(err)?;
+        }
+        let paths = self.sink.commit(count).map_err(|source| WriteError::Volume { volume: count, source })?;
+        Ok(paths.into_iter().zip(self.finished.iter().map(|f| VOLUME_PREFIX + f.body_len)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_suffixes_and_presets() {
+        assert_eq!(parse_volume_size("700M"), Ok(700_000_000));
+        assert_eq!(parse_volume_size("4.7G"), Ok(4_700_000_000));
+        assert_eq!(parse_volume_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_volume_size("64KiB"), Ok(65536));
+        assert_eq!(parse_volume_size("dvd"), Ok(4_700_000_000));
+        assert_eq!(parse_volume_size("fat32"), Ok((4 << 30) - 1));
+        assert_eq!(parse_volume_size("1234"), Ok(1234));
+        for bad in ["", "G", "4.7X", "-1", "99999999999999999999T", "."] {
+            assert!(parse_volume_size(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! Writing a parcel: walk the package, chunk and hash each file once, group
+//! new chunks into packs, compress packs on worker threads, lay them out over
+//! volumes, then append the index and seal every volume (FORMAT.md §2–§5).
+//!
+//! Data flows one way: scan → chunk → hash → pack → compress → volumes. The
+//! only parallel part (compression) is a fixed pool fed by a bounded channel,
+//! and a single writer thread puts packs on media in order, so memory stays
+//! bounded by (threads × 3) packs whatever the package size.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+
+use crate::chunk::{self, chunk_stream, DEFAULT_CHUNKING};
+use crate::error::WriteError;
+use crate::header::{IndexPiece, VolumeHeader, FORMAT_VERSION};
+use crate::limits::{MAX_COMMENT, MAX_PACK_RAW, MIN_VOLUME_SIZE};
+use crate::manifest::{check_package_id, check_site_code, ChunkParams, ChunkRecord, Entry, EntryKind, Hash, Manifest, PackRecord, ParcelId};
+use crate::path;
+use crate::volume::{VolumeSink, VolumeWriter};
+
+/// Who sends which package to whom: the parcel-wide fields of the manifest.
+#[derive(Debug, Clone)]
+pub struct ParcelInfo {
+    /// The parcel's id (use [`ParcelId::random`]).
+    pub parcel_id: ParcelId,
+    /// The signing site's code.
+    pub source_site: String,
+    /// The site where the package was first made; the source site if `None`.
+    pub origin_site: Option<String>,
+    /// Destination site codes.
+    pub destinations: Vec<String>,
+    /// Package id.
+    pub package_id: String,
+    /// Package version.
+    pub package_version: u64,
+    /// Creation time, Unix seconds.
+    pub created: i64,
+    /// Free text.
+    pub comment: String,
+}
+
+/// How to write: volume size, compression, chunking, parallelism.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// Largest volume file, in bytes.
+    pub volume_size: u64,
+    /// zstd level (1–19), default 3.
+    pub level: i32,
+    /// Chunking parameters.
+    pub chunking: ChunkParams,
+    /// Raw bytes gathered into one pack before it is compressed.
+    pub pack_target: u32,
+    /// Compression threads; 0 = one per core.
+    pub threads: usize,
+}
+
+/// Default raw pack size (FORMAT.md §5.2 gives the measurements behind it).
+pub const DEFAULT_PACK_TARGET: u32 = 4 * 1024 * 1024;
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { volume_size: 4_700_000_000, level: 3, chunking: DEFAULT_CHUNKING, pack_target: DEFAULT_PACK_TARGET, threads: 0 }
+    }
+}
+
+/// A walked package: its entries in file-table order, before reading contents.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    root: PathBuf,
+    items: Vec<ScanItem>,
+    /// Total bytes of regular-file content.
+    pub content_bytes: u64,
+    /// Number of regular files.
+    pub files: u64,
+}
+
+#[derive(Debug, Clone)]
+struct ScanItem {
+    path: String,
+    mtime: i64,
+    kind: ScanKind,
+}
+
+#[derive(Debug, Clone)]
+enum ScanKind {
+    Directory,
+    File { size: u64, executable: bool },
+    Symlink { target: String },
+}
+
+impl Scan {
+    /// Number of entries (files, directories, symlinks).
+    pub fn entries(&self) -> usize {
+        self.items.len()
+    }
+}
+
+/// Walks a package directory: directories before their contents, names in
+/// byte order. Refuses what parcel does not carry, naming the path: device
+/// files, FIFOs, sockets, non-UTF-8 or unsafe names, names that collide by case
+/// or Unicode normalisation, symlinks that are absolute or leave the package.
+pub fn scan(root: &Path) -> Result<Scan, WriteError> {
+    let meta = fs::metadata(root).map_err(|source| WriteError::Read { path: root.to_owned(), source })?;
+    if !meta.is_dir() {
+        return Err(WriteError::Unsupported { path: root.to_owned(), reason: "is not a directory; a package is a directory tree".into() });
+    }
+    let mut scan = Scan { root: root.to_owned(), items: Vec::new(), content_bytes: 0, files: 0 };
+    let mut keys = HashMap::new();
+    walk(root, "", &mut scan, &mut keys)?;
+    Ok(scan)
+}
+
+fn mtime_of(meta: &fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime()
+}
+
+fn walk(dir: &Path, prefix: &str, scan: &mut Scan, keys: &mut HashMap<String, String>) -> Result<(), WriteError> {
+    let read_err = |source| WriteError::Read { path: dir.to_owned(), source };
+    let mut names: Vec<_> = fs::read_dir(dir).map_err(read_err)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>().map_err(read_err)?;
+    names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+    for name in names {
+        let full = dir.join(&name);
+        let unsupported = |reason: String| WriteError::Unsupported { path: full.clone(), reason };
+        let name = name.to_str().ok_or_else(|| unsupported("name is not valid UTF-8; rename it".into()))?;
+        let rel = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+        path::check_path(&rel).map_err(|r| unsupported(format!("unsafe name: {r}; rename it")))?;
+        if let Some(other) = keys.insert(path::collision_key(&rel), rel.clone()) {
+            return Err(unsupported(format!("collides with {other:?} on case-insensitive systems; rename one")));
+        }
+        let meta = fs::symlink_metadata(&full).map_err(|source| WriteError::Read { path: full.clone(), source })?;
+        let mtime = mtime_of(&meta);
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            scan.items.push(ScanItem { path: rel.clone(), mtime, kind: ScanKind::Directory });
+            walk(&full, &rel, scan, keys)?;
+        } else if ft.is_file() {
+            let executable = meta.permissions().mode() & 0o111 != 0;
+            scan.content_bytes += meta.len();
+            scan.files += 1;
+            scan.items.push(ScanItem { path: rel, mtime, kind: ScanKind::File { size: meta.len(), executable } });
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&full).map_err(|source| WriteError::Read { path: full.clone(), source })?;
+            let target = target.to_str().ok_or_else(|| unsupported("symlink target is not valid UTF-8".into()))?.to_owned();
+            path::check_symlink_target(&rel, &target).map_err(|r| unsupported(format!("{r}; parcel carries only relative symlinks that stay inside the package")))?;
+            scan.items.push(ScanItem { path: rel, mtime, kind: ScanKind::Symlink { target } });
+        } else {
+            return Err(unsupported("is a device file, FIFO or socket; parcel carries only directories, regular files and symlinks".into()));
+        }
+    }
+    Ok(())
+}
+
+/// What a writer produced.
+#[derive(Debug, Clone)]
+pub struct WriteSummary {
+    /// The manifest as signed.
+    pub manifest: Manifest,
+    /// Each volume's final path and size, in volume order.
+    pub volumes: Vec<(PathBuf, u64)>,
+    /// SHA-256 of the stored index (what receipts name).
+    pub index_sha256: Hash,
+}
+
+impl WriteSummary {
+    /// Total bytes over all volumes.
+    pub fn bytes(&self) -> u64 {
+        self.volumes.iter().map(|(_, n)| n).sum()
+    }
+}
+
+struct PackJob {
+    seq: u32,
+    raw: Vec<u8>,
+}
+
+struct StoredPack {
+    seq: u32,
+    raw_len: u32,
+    stored: Vec<u8>,
+}
+
+/// Writes a scanned package as a parcel into `sink`, signed with `key`.
+///
+/// `progress` is called with the content bytes read so far. On failure every
+/// temporary volume is removed from the sink.
+pub fn write_parcel(
+    scan: &Scan,
+    info: &ParcelInfo,
+    key: &SigningKey,
+    options: &WriteOptions,
+    sink: &mut dyn VolumeSink,
+    progress: &mut dyn FnMut(u64),
+) -> Result<WriteSummary, WriteError> {
+    let result = write_inner(scan, info, key, options, sink, progress);
+    if result.is_err() {
+        sink.abort();
+    }
+    result
+}
+
+fn check_inputs(info: &ParcelInfo, options: &WriteOptions) -> Result<(), WriteError> {
+    let invalid = WriteError::Invalid;
+    check_site_code(&info.source_site).map_err(invalid)?;
+    if let Some(origin) = &info.origin_site {
+        check_site_code(origin).map_err(invalid)?;
+    }
+    if info.destinations.is_empty() {
+        return Err(invalid("a parcel needs at least one destination site".into()));
+    }
+    for d in &info.destinations {
+        check_site_code(d).map_err(invalid)?;
+    }
+    check_package_id(&info.package_id).map_err(invalid)?;
+    if info.comment.len() > MAX_COMMENT {
+        return Err(invalid(format!("comment is longer than {MAX_COMMENT} bytes")));
+    }
+    chunk::check_params(options.chunking).map_err(invalid)?;
+    if !(1..=22).contains(&options.level) {
+        return Err(invalid(format!("compression level {} is outside 1..=22", options.level)));
+    }
+    if options.pack_target == 0 || options.pack_target > MAX_PACK_RAW - options.chunking.max {
+        return Err(invalid(format!("pack target {} is outside 1..={}", options.pack_target, MAX_PACK_RAW - options.chunking.max)));
+    }
+    if options.volume_size < MIN_VOLUME_SIZE {
+        return Err(WriteError::TooSmall(format!("volume size {} is below the minimum of {MIN_VOLUME_SIZE} bytes", options.volume_size)));
+    }
+    Ok(())
+}
+
+fn write_inner(
+    scan: &Scan,
+    info: &ParcelInfo,
+    key: &SigningKey,
+    options: &WriteOptions,
+    sink: &mut dyn VolumeSink,
+    progress: &mut dyn FnMut(u64),
+) -> Result<WriteSummary, WriteError> {
+    check_inputs(info, options)?;
+    // A pack must fit in a volume even when incompressible.
+    let max_entry = VolumeWriter::max_entry(options.volume_size);
+    let pack_target = u64::from(options.pack_target).min(max_entry.saturating_sub(64 * 1024) / 2).max(u64::from(options.chunking.max)) as u32;
+    let threads = if options.threads == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { options.threads };
+    let mut volumes = VolumeWriter::new(sink, options.volume_size, info.created);
+
+    let (job_tx, job_rx) = sync_channel::<PackJob>(threads * 2);
+    let (done_tx, done_rx) = sync_channel::<io::Result<StoredPack>>(threads * 2);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+
+    let (entries, chunks, packs) = std::thread::scope(|s| -> Result<_, WriteError> {
+        for _ in 0..threads {
+            let job_rx = Arc::clone(&job_rx);
+            let done_tx = done_tx.clone();
+            let level = options.level;
+            s.spawn(move || compress_worker(level, &job_rx, &done_tx));
+        }
+        drop(done_tx);
+        let writer = s.spawn(|| write_packs(&mut volumes, done_rx));
+        let read = read_package(scan, options.chunking, pack_target, job_tx, progress);
+        let written = writer.join().map_err(|_| WriteError::Invalid("pack writer thread panicked".into()))?;
+        // A writer failure (disk full…) makes the reader's sends fail; report the writer's error first.
+        let packs = written?;
+        let (entries, chunks) = read?;
+        Ok((entries, chunks, packs))
+    })?;
+
+    let mut manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        parcel_id: info.parcel_id,
+        source_site: info.source_site.clone(),
+        origin_site: info.origin_site.clone().unwrap_or_else(|| info.source_site.clone()),
+        destinations: info.destinations.clone(),
+        package_id: info.package_id.clone(),
+        package_version: info.package_version,
+        created: info.created,
+        comment: info.comment.clone(),
+        volume_count: 0,
+        compression_level: options.level,
+        chunking: options.chunking,
+        packs,
+        chunks,
+        entries,
+    };
+    // The index names the volume count, which depends on where the index
+    // itself lands: try the count assuming the index fits, and retry once more
+    // volumes are needed (at most a few rounds; each round only grows it).
+    let mut count_guess = volumes.current_number().max(1);
+    for _ in 0..64 {
+        manifest.volume_count = count_guess;
+        let (stored, raw_len) = manifest.encode(options.level).map_err(|e| WriteError::Invalid(format!("encoding the index: {e}")))?;
+        let needed = volumes.count_after_index(stored.len() as u64);
+        if needed != count_guess {
+            count_guess = needed;
+            continue;
+        }
+        volumes.append_index(&stored)?;
+        let index_sha256: Hash = Sha256::digest(&stored).into();
+        let template = VolumeHeader {
+            version: FORMAT_VERSION,
+            volume: 0,
+            volume_count: 0,
+            parcel_id: info.parcel_id,
+            created: info.created,
+            source_site: info.source_site.clone(),
+            signer: key.verifying_key().to_bytes(),
+            body_len: 0,
+            body_sha256: [0; 32],
+            index_stored_len: stored.len() as u64,
+            index_raw_len: raw_len,
+            index_sha256,
+            index_piece: IndexPiece::default(),
+        };
+        let paths = volumes.seal(&template, key)?;
+        return Ok(WriteSummary { manifest, volumes: paths, index_sha256 });
+    }
+    Err(WriteError::Invalid("the volume count did not settle while placing the index".into()))
+}
+
+fn compress_worker(level: i32, jobs: &Mutex<Receiver<PackJob>>, done: &SyncSender<io::Result<StoredPack>>) {
+    let mut compressor = match crate::pack::PackCompressor::new(level) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = done.send(Err(e));
+            return;
+        }
+    };
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let result = compressor.compress(&job.raw).map(|stored| StoredPack { seq: job.seq, raw_len: job.raw.len() as u32, stored });
+        if done.send(result).is_err() {
+            return;
+        }
+    }
+}
+
+/// Puts compressed packs on the volumes in sequence order.
+fn write_packs(volumes: &mut VolumeWriter<'_>, done: Receiver<io::Result<StoredPack>>) -> Result<Vec<PackRecord>, WriteError> {
+    let mut pending = BTreeMap::new();
+    let mut records = Vec::new();
+    for result in done {
+        let pack = result.map_err(|e| WriteError::Invalid(format!("compression failed: {e}")))?;
+        pending.insert(pack.seq, pack);
+        while let Some(pack) = pending.remove(&(records.len() as u32)) {
+            let name = format!("pack-{:08}.zst", pack.seq);
+            let (volume, offset) = volumes.append(&name, &pack.stored)?;
+            records.push(PackRecord {
+                volume,
+                offset,
+                stored_len: pack.stored.len() as u32,
+                raw_len: pack.raw_len,
+                stored_sha256: Sha256::digest(&pack.stored).into(),
+            });
+        }
+    }
+    if !pending.is_empty() {
+        return Err(WriteError::Invalid("a pack was lost between compression and writing".into()));
+    }
+    Ok(records)
+}
+
+struct Packer {
+    tx: SyncSender<PackJob>,
+    raw: Vec<u8>,
+    seq: u32,
+    target: usize,
+    chunks: Vec<ChunkRecord>,
+    known: HashMap<Hash, u32>,
+}
+
+impl Packer {
+    fn add(&mut self, data: &[u8]) -> Result<u32, WriteError> {
+        let sha256: Hash = Sha256::digest(data).into();
+        if let Some(&index) = self.known.get(&sha256) {
+            return Ok(index);
+        }
+        if !self.raw.is_empty() && self.raw.len() + data.len() > self.target {
+            self.flush()?;
+        }
+        let index = self.chunks.len() as u32;
+        self.chunks.push(ChunkRecord { sha256, len: data.len() as u32, pack: self.seq, offset: self.raw.len() as u32 });
+        self.raw.extend_from_slice(data);
+        self.known.insert(sha256, index);
+        Ok(index)
+    }
+
+    fn flush(&mut self) -> Result<(), WriteError> {
+        if self.raw.is_empty() {
+            return Ok(());
+        }
+        let raw = std::mem::replace(&mut self.raw, Vec::with_capacity(self.target));
+        self.tx
+            .send(PackJob { seq: self.seq, raw })
+            .map_err(|_| WriteError::Invalid("the pack writer stopped".into()))?;
+        self.seq += 1;
+        Ok(())
+    }
+}
+
+/// Reads every file once, chunking and hashing it; sends full packs to the workers.
+fn read_package(
+    scan: &Scan,
+    params: ChunkParams,
+    pack_target: u32,
+    tx: SyncSender<PackJob>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Vec<Entry>, Vec<ChunkRecord>), WriteError> {
+    let mut packer = Packer { tx, raw: Vec::with_capacity(pack_target as usize), seq: 0, target: pack_target as usize, chunks: Vec::new(), known: HashMap::new() };
+    let mut entries = Vec::with_capacity(scan.items.len());
+    let mut buffer = Vec::new();
+    let mut done = 0u64;
+    for item in &scan.items {
+        let kind = match &item.kind {
+            ScanKind::Directory => EntryKind::Directory,
+            ScanKind::Symlink { target } => EntryKind::Symlink { target: target.clone() },
+            ScanKind::File { size, executable } => {
+                let full = scan.root.join(&item.path);
+                let file = File::open(&full).map_err(|source| WriteError::Read { path: full.clone(), source })?;
+                let mut hasher = Sha256::new();
+                let mut refs = Vec::new();
+                let read = chunk_stream(file, params, &mut buffer, |data: &[u8]| -> Result<(), ChunkError> {
+                    hasher.update(data);
+                    refs.push(packer.add(data).map_err(ChunkError::Write)?);
+                    done += data.len() as u64;
+                    progress(done);
+                    Ok(())
+                })
+                .map_err(|e| match e {
+                    ChunkError::Io(source) => WriteError::Read { path: full.clone(), source },
+                    ChunkError::Write(w) => w,
+                })?;
+                if read != *size {
+                    return Err(WriteError::Changed { path: full, expected: *size, actual: read });
+                }
+                EntryKind::File { size: *size, executable: *executable, sha256: hasher.finalize().into(), chunks: refs }
+            }
+        };
+        entries.push(Entry { path: item.path.clone(), mtime: item.mtime, kind });
+    }
+    packer.flush()?;
+    Ok((entries, packer.chunks))
+}
+
+enum ChunkError {
+    Io(io::Error),
+    Write(WriteError),
+}
+
+impl From<io::Error> for ChunkError {
+    fn from(e: io::Error) -> Self {
+        ChunkError::Io(e)
+    }
+}

@@ -1,0 +1,105 @@
+//! Write → open → verify → extract round trips over real directory trees.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use parcel_format::sign::TrustedKeys;
+use parcel_format::volume::{DirSink, OutputDir};
+use parcel_format::write::{scan, write_parcel, ParcelInfo, WriteOptions};
+use parcel_format::{ChunkParams, FailureClass, ParcelId};
+
+fn key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[42; 32])
+}
+
+fn info() -> ParcelInfo {
+    ParcelInfo {
+        parcel_id: ParcelId([1; 16]),
+        source_site: "CEN".into(),
+        origin_site: None,
+        destinations: vec!["BXL".into()],
+        package_id: "CEN00012".into(),
+        package_version: 3,
+        created: 1_700_000_000,
+        comment: "test".into(),
+    }
+}
+
+fn sample_tree(root: &Path) {
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::create_dir_all(root.join("empty/dir")).unwrap();
+    fs::create_dir_all(root.join("données")).unwrap();
+    fs::write(root.join("empty.txt"), b"").unwrap();
+    fs::write(root.join("données/café.txt"), "crème brûlée\n".repeat(100)).unwrap();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let big: Vec<u8> = (0..300_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    fs::write(root.join("bin/tool"), &big).unwrap();
+    fs::set_permissions(root.join("bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(root.join("bin/tool-copy"), &big).unwrap();
+    std::os::unix::fs::symlink("tool", root.join("bin/link")).unwrap();
+}
+
+fn small_options(volume_size: u64) -> WriteOptions {
+    WriteOptions { volume_size, chunking: ChunkParams { min: 1024, avg: 4096, max: 16384 }, pack_target: 32 * 1024, ..WriteOptions::default() }
+}
+
+fn write(src: &Path, out: &Path, options: &WriteOptions) -> Vec<PathBuf> {
+    let scan = scan(src).unwrap();
+    let mut sink = DirSink::new(vec![OutputDir { dir: out.to_owned(), capacity: None }], "CEN00012-3", options.volume_size);
+    let summary = write_parcel(&scan, &info(), &key(), options, &mut sink, &mut |_| {}).unwrap();
+    summary.volumes.into_iter().map(|(p, _)| p).collect()
+}
+
+fn trust() -> TrustedKeys {
+    let mut t = TrustedKeys::new();
+    t.add("CEN", key().verifying_key());
+    t
+}
+
+#[test]
+fn multi_volume_round_trip_is_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let out = tmp.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    sample_tree(&src);
+    let mut volumes = write(&src, &out, &small_options(64 * 1024));
+    assert!(volumes.len() >= 3, "expected several volumes, got {}", volumes.len());
+    volumes.reverse();
+    let report = parcel_format::verify::verify(&volumes, &trust(), &mut |_, _| {});
+    assert!(report.is_ok(), "{:?}", report.problems);
+    let parcel = parcel_format::read::Parcel::open(&volumes, &trust()).unwrap();
+    let dest = tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    parcel.extract(&dest, &mut |_| {}).unwrap();
+    let again = scan(&dest).unwrap();
+    let original = scan(&src).unwrap();
+    assert_eq!(again.entries(), original.entries());
+    assert_eq!(fs::read(dest.join("bin/tool")).unwrap(), fs::read(src.join("bin/tool")).unwrap());
+    assert_eq!(fs::read_link(dest.join("bin/link")).unwrap(), PathBuf::from("tool"));
+    assert_eq!(fs::metadata(dest.join("bin/tool")).unwrap().permissions().mode() & 0o7777, 0o755);
+    assert_eq!(fs::metadata(dest.join("empty.txt")).unwrap().len(), 0);
+    assert!(dest.join("empty/dir").is_dir());
+}
+
+#[test]
+fn missing_volume_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let out = tmp.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    sample_tree(&src);
+    let mut volumes = write(&src, &out, &small_options(64 * 1024));
+    volumes.remove(1);
+    let report = parcel_format::verify::verify(&volumes, &trust(), &mut |_, _| {});
+    assert_eq!(report.class(), Some(FailureClass::Volume));
+    assert!(report.problems.iter().any(|p| matches!(p, parcel_format::Problem::MissingVolume { volume: 2, .. })), "{:?}", report.problems);
+}
