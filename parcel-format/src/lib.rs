@@ -12,7 +12,10 @@ pub mod manifest;
 pub mod pack;
 pub mod path;
 pub mod read;
+pub mod receipt;
 pub mod sign;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod verify;
 pub mod volume;
 pub mod write;

@@ -462,3 +462,25 @@ impl From<io::Error> for ChunkError {
         ChunkError::Io(e)
     }
 }
+
+/// The tree digest ([`Manifest::tree_digest`]) of a directory on disk, e.g. of
+/// an extracted package, to compare with a manifest's.
+pub fn tree_digest_of_dir(root: &Path) -> Result<Hash, WriteError> {
+    let scan = scan(root)?;
+    let mut entries = Vec::with_capacity(scan.items.len());
+    for item in &scan.items {
+        let kind = match &item.kind {
+            ScanKind::Directory => EntryKind::Directory,
+            ScanKind::Symlink { target } => EntryKind::Symlink { target: target.clone() },
+            ScanKind::File { size, executable } => {
+                let full = scan.root.join(&item.path);
+                let mut file = File::open(&full).map_err(|source| WriteError::Read { path: full.clone(), source })?;
+                let mut hasher = Sha256::new();
+                io::copy(&mut file, &mut hasher).map_err(|source| WriteError::Read { path: full.clone(), source })?;
+                EntryKind::File { size: *size, executable: *executable, sha256: hasher.finalize().into(), chunks: Vec::new() }
+            }
+        };
+        entries.push(Entry { path: item.path.clone(), mtime: item.mtime, kind });
+    }
+    Ok(crate::manifest::tree_digest(&entries))
+}
