@@ -1,4 +1,65 @@
-//! parcel-format: signed, compressed, chunked, multi-volume parcels.
+//! # parcel-format
+//!
+//! Signed, compressed, chunked, multi-volume *parcels*: the format a courier
+//! sender uses to carry a software package (a directory tree) on removable
+//! media from one site to another. FORMAT.md at the repository root defines
+//! the format byte by byte; this crate implements it, and knows nothing of
+//! site databases, terminals or progress bars.
+//!
+//! * Writing: [`write::scan`] walks a package, [`write::write_parcel`] chunks
+//!   (FastCDC), deduplicates (SHA-256), compresses (zstd packs on worker
+//!   threads) and lays the parcel out over volume files of at most a given
+//!   size through a [`volume::VolumeSink`] such as [`volume::DirSink`]. Each
+//!   volume is a plain tar archive whose first entry is a signed header.
+//! * Reading: [`read::Parcel::open`] authenticates the volumes' headers
+//!   against [`sign::TrustedKeys`] and then the index they bind;
+//!   [`verify::verify`] checks every byte and reports each [`Problem`] with
+//!   its place; [`read::Parcel::extract`] materialises the package into an
+//!   empty directory, checking every hash on the way.
+//! * Receipts: [`receipt::Receipt`] is the destination's signed statement
+//!   that it imported a parcel.
+//!
+//! ```
+//! use parcel_format::{read::Parcel, sign, volume::{DirSink, OutputDir}, write};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tmp = tempfile::tempdir()?;
+//! let package = tmp.path().join("package");
+//! std::fs::create_dir_all(package.join("bin"))?;
+//! std::fs::write(package.join("bin/hello.sh"), "echo hello\n")?;
+//!
+//! // At the source site: write the parcel.
+//! let key = sign::generate_secret_key();
+//! let info = write::ParcelInfo {
+//!     parcel_id: parcel_format::ParcelId::random(),
+//!     source_site: "CEN".into(),
+//!     origin_site: None,
+//!     destinations: vec!["BXL".into()],
+//!     package_id: "CEN00012".into(),
+//!     package_version: 1,
+//!     created: 1_700_000_000,
+//!     comment: String::new(),
+//! };
+//! let options = write::WriteOptions::default();
+//! let mut sink = DirSink::new(vec![OutputDir { dir: tmp.path().to_owned(), capacity: None }], "CEN00012-1", options.volume_size);
+//! let scan = write::scan(&package)?;
+//! let written = write::write_parcel(&scan, &info, &key, &options, &mut sink, &mut |_| {})?;
+//! let volumes: Vec<_> = written.volumes.iter().map(|(path, _)| path.clone()).collect();
+//!
+//! // At the destination site: verify, then extract.
+//! let mut trusted = sign::TrustedKeys::new();
+//! trusted.add("CEN", key.verifying_key());
+//! let report = parcel_format::verify::verify(&volumes, &trusted, &mut |_, _| {});
+//! assert!(report.is_ok());
+//! let parcel = Parcel::open(&volumes, &trusted).map_err(|p| format!("{p:?}"))?;
+//! parcel.check_destination("BXL")?;
+//! let staging = tmp.path().join("staging");
+//! std::fs::create_dir(&staging)?;
+//! parcel.extract(&staging, &mut |_| {})?;
+//! assert_eq!(std::fs::read_to_string(staging.join("bin/hello.sh"))?, "echo hello\n");
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
