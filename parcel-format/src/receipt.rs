@@ -121,9 +121,9 @@ impl SignedReceipt {
         if lines.next().is_some() {
             return Err(bad("unexpected line before the signature"));
         }
-        check_site_code(&source_site).map_err(|e| ReceiptError::Malformed(e))?;
-        check_site_code(&destination_site).map_err(|e| ReceiptError::Malformed(e))?;
-        check_package_id(&package_id).map_err(|e| ReceiptError::Malformed(e))?;
+        check_site_code(&source_site).map_err(ReceiptError::Malformed)?;
+        check_site_code(&destination_site).map_err(ReceiptError::Malformed)?;
+        check_package_id(&package_id).map_err(ReceiptError::Malformed)?;
         let sig_hex = sig_line.strip_prefix("signature: ").and_then(|s| s.strip_suffix('\n')).ok_or_else(|| bad("bad signature line"))?;
         let signature: [u8; 64] = unhex(sig_hex).ok_or_else(|| bad("bad signature"))?;
         let receipt = Receipt { parcel_id, source_site, destination_site, package_id, package_version, tree_digest, index_sha256, imported };

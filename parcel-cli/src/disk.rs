@@ -1,0 +1,61 @@
+//! What the operating system says about disks: free space on a file system,
+//! and one `syncfs` to make a whole staged tree durable at once.
+//!
+//! These are the only calls into libc; std has no portable equivalent of
+//! `statvfs` or `syncfs`, and crates that wrap them would add more than these
+//! two small, checked calls.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+/// Bytes available to an unprivileged user on the file system holding `path`.
+pub fn available_space(path: &Path) -> io::Result<u64> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is a valid NUL-terminated string and `stat` points to
+    // writable memory of the right type; statvfs initialises it on success.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so `stat` is initialised.
+    let stat = unsafe { stat.assume_init() };
+    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
+/// Flushes every written byte of the file system holding `path` to stable
+/// storage: one call for a whole staged package instead of one fsync per file.
+pub fn sync_filesystem(path: &Path) -> io::Result<()> {
+    let dir = File::open(path)?;
+    // SAFETY: the descriptor is valid for the life of `dir`.
+    let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes a directory's entries (a rename into it) durable.
+pub fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// Bytes as people read them: `1.5 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,208 @@
+//! The one error type of the `parcel` command and the exit code each error maps to.
+//!
+//! Every message names the thing at fault (a file, a site, a parcel) and, where
+//! there is one, what the user can do about it. `main` prints the message as
+//! `parcel: error: <message>` and exits with [`CliError::exit_code`].
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::catalog::CatalogError;
+use crate::key::KeyFileProblem;
+
+/// Exit code of any error that has no more specific class.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of a usage error (clap uses the same code for its own).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code when a parcel fails verification: corrupt, incomplete, bad
+/// signature or untrusted signer.
+pub const EXIT_VERIFICATION: u8 = 3;
+/// Exit code when an operation is refused by policy: wrong destination,
+/// rollback, conflict, revoked key, fingerprint mismatch, backward status move.
+pub const EXIT_POLICY: u8 = 4;
+
+/// Everything that can make a `parcel` command fail.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The command line is well-formed for clap but asks for something meaningless.
+    #[error("{0}")]
+    Usage(String),
+
+    /// A file-system operation on a named path failed.
+    #[error("cannot {action} {}: {source}", .path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+
+    /// Standard input or output could not be used.
+    #[error("cannot {action} standard {stream}: {source}")]
+    Stdio {
+        action: &'static str,
+        stream: &'static str,
+        source: io::Error,
+    },
+
+    /// Neither `--home`, `PARCEL_HOME` nor the platform data directory is available.
+    #[error("cannot find a data directory for parcel; give --home DIR or set PARCEL_HOME")]
+    NoDefaultHome,
+
+    /// The home has no catalog yet.
+    #[error(
+        "no parcel site in {}; run `parcel site init --code CODE` first, or give --home DIR / set PARCEL_HOME",
+        .0.display()
+    )]
+    NoHome(PathBuf),
+
+    /// `site init` on a home that already has a site.
+    #[error(
+        "home {} already holds site {code}; a home holds one site (use another --home for another site)",
+        .home.display()
+    )]
+    SiteExists { home: PathBuf, code: String },
+
+    /// `site init` found a secret key file without a site in the catalog.
+    #[error(
+        "secret key {} already exists but the catalog has no site; if it is a leftover, move it away and run `parcel site init` again",
+        .0.display()
+    )]
+    SecretKeyExists(PathBuf),
+
+    /// The secret key file can be read by other users.
+    #[error(
+        "secret key {} is readable by other users (mode {mode:04o}); run `chmod 600 {}` and try again",
+        .path.display(),
+        .path.display()
+    )]
+    #[allow(dead_code)] // Raised by `Home::load_secret_key`, used by the stub commands.
+    SecretKeyExposed { path: PathBuf, mode: u32 },
+
+    /// The secret key file is not a parcel secret key.
+    #[error("secret key {}: {reason}", .path.display())]
+    #[allow(dead_code)] // Raised by `Home::load_secret_key`, used by the stub commands.
+    SecretKeyInvalid { path: PathBuf, reason: &'static str },
+
+    /// The secret key does not belong to the site in the catalog.
+    #[error(
+        "secret key {} is not the key of site {site} recorded in the catalog; restore the site's own site.key from backup",
+        .path.display()
+    )]
+    SecretKeyMismatch { path: PathBuf, site: String },
+
+    /// A site public key file is malformed.
+    #[error("site key file {}: {problem}", .path.display())]
+    KeyFile {
+        path: PathBuf,
+        problem: KeyFileProblem,
+    },
+
+    /// `key trust --fingerprint` was given a fingerprint that is not the key's.
+    #[error(
+        "the key of site {site} in {} has fingerprint {actual}, not {expected} as given; nothing was trusted. Check with site {site} that the file is theirs",
+        .path.display()
+    )]
+    FingerprintMismatch {
+        path: PathBuf,
+        site: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// A key file names this site itself, or carries this site's own key.
+    #[error(
+        "{} is a key of site {site}, this site itself; a site does not trust its own key",
+        .path.display()
+    )]
+    OwnSite { path: PathBuf, site: String },
+
+    /// The user answered no (or nothing) when asked to confirm a fingerprint.
+    #[error("site {site} was not trusted: the fingerprint was not confirmed")]
+    TrustDeclined { site: String },
+
+    /// `sent` on a parcel that came from another site.
+    #[error(
+        "parcel {parcel} is incoming (from {source_site}); only outgoing parcels are marked sent"
+    )]
+    NotOutgoing { parcel: String, source_site: String },
+
+    /// An error of the catalog database.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+
+    /// A value could not be written as JSON.
+    #[error("cannot write JSON output: {0}")]
+    Json(#[from] serde_json::Error),
+
+    /// A parcel or receipt failed verification (exit 3). `subject` names the
+    /// volume, parcel or file.
+    #[error("{subject}: verification failed: {reason}")]
+    #[allow(dead_code)] // For verify and import, still stubs.
+    Verification { subject: String, reason: String },
+
+    /// An operation was refused by policy (exit 4). `subject` names the
+    /// parcel, package or site.
+    #[error("{subject}: refused: {reason}")]
+    #[allow(dead_code)] // For create, import and forward, still stubs.
+    Refused { subject: String, reason: String },
+
+    /// A command that exists on the command line but not yet in the code.
+    #[error("`parcel {0}` is not implemented yet")]
+    NotImplemented(&'static str),
+}
+
+impl CliError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => EXIT_USAGE,
+            CliError::Verification { .. } => EXIT_VERIFICATION,
+            CliError::FingerprintMismatch { .. }
+            | CliError::OwnSite { .. }
+            | CliError::NotOutgoing { .. }
+            | CliError::Refused { .. } => EXIT_POLICY,
+            CliError::Catalog(
+                CatalogError::BadTransition { .. } | CatalogError::DuplicateParcel(_),
+            ) => EXIT_POLICY,
+            _ => EXIT_FAILURE,
+        }
+    }
+
+    /// An [`CliError::Io`] for `action` ("read", "create", …) on `path`;
+    /// meant for `map_err(CliError::io("read", &path))`.
+    pub fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(io::Error) -> CliError {
+        let path = path.to_path_buf();
+        move |source| CliError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_and_verification_errors_have_their_own_exit_codes() {
+        let refused = CliError::Refused {
+            subject: "parcel 0123".into(),
+            reason: "addressed to NOR".into(),
+        };
+        assert_eq!(refused.exit_code(), EXIT_POLICY);
+        let corrupt = CliError::Verification {
+            subject: "volume 2".into(),
+            reason: "chunk digest".into(),
+        };
+        assert_eq!(corrupt.exit_code(), EXIT_VERIFICATION);
+        let backward = CliError::Catalog(CatalogError::BadTransition {
+            parcel: "0123".into(),
+            from: crate::catalog::Status::Confirmed,
+            to: crate::catalog::Status::Sent,
+        });
+        assert_eq!(backward.exit_code(), EXIT_POLICY);
+        let unknown = CliError::Catalog(CatalogError::UnknownParcel("0123".into()));
+        assert_eq!(unknown.exit_code(), EXIT_FAILURE);
+    }
+}

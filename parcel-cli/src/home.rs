@@ -1,0 +1,339 @@
+//! The site home: where it is, what lives in it (catalog, secret key, package
+//! store, staging, receipts, lock), and the [`Context`] every command runs in.
+//!
+//! A home holds exactly one site. Its directory and the secret key are private
+//! to the user (0700 and 0600); the key is refused if it ever becomes readable
+//! by others.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use parcel_format::sign::{PublicKey, SecretKey};
+
+use crate::catalog::{Catalog, SiteRecord};
+use crate::error::CliError;
+use crate::output;
+
+/// What every command that works on a site gets: the site's home and the
+/// global options.
+pub struct Context {
+    /// The resolved site home.
+    pub home: Home,
+    /// `--quiet`: no progress bars, hints or notes; results and warnings still show.
+    pub quiet: bool,
+}
+
+impl Context {
+    /// The context for `--home` (already falling back to `PARCEL_HOME` through
+    /// clap) or else the platform data directory.
+    pub fn resolve(home: Option<&Path>, quiet: bool) -> Result<Context, CliError> {
+        Ok(Context {
+            home: Home::resolve(home)?,
+            quiet,
+        })
+    }
+
+    /// A hint or note on stderr, unless `--quiet`.
+    pub fn note(&self, text: &str) {
+        output::note(self.quiet, text);
+    }
+}
+
+/// Length of the secret key file: the raw 32-byte Ed25519 seed.
+#[allow(dead_code)] // Read only by `load_secret_key`, for the stub commands.
+const SECRET_KEY_LEN: usize = 32;
+
+/// A site home directory and the paths inside it.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// The home at `explicit` (from `--home` or `PARCEL_HOME`), else the
+    /// platform data directory (`~/.local/share/parcel` on Linux). The path is
+    /// made absolute so that messages name it unambiguously.
+    pub fn resolve(explicit: Option<&Path>) -> Result<Home, CliError> {
+        let root = match explicit.filter(|p| !p.as_os_str().is_empty()) {
+            Some(path) => path.to_path_buf(),
+            None => directories::ProjectDirs::from("", "", "parcel")
+                .ok_or(CliError::NoDefaultHome)?
+                .data_dir()
+                .to_path_buf(),
+        };
+        let root = std::path::absolute(&root).map_err(CliError::io("resolve", &root))?;
+        Ok(Home { root })
+    }
+
+    /// The home directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<home>/catalog.db`, the SQLite catalog.
+    pub fn catalog_path(&self) -> PathBuf {
+        self.root.join("catalog.db")
+    }
+
+    /// `<home>/site.key`, this site's secret signing key (mode 0600).
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.root.join("site.key")
+    }
+
+    /// `<home>/packages/`, the store of imported package versions.
+    pub fn packages_dir(&self) -> PathBuf {
+        self.root.join("packages")
+    }
+
+    /// `<home>/staging/`, where imports are extracted before the atomic switch.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.root.join("staging")
+    }
+
+    /// `<home>/receipts/`, receipts written for parcels this site imported.
+    pub fn receipts_dir(&self) -> PathBuf {
+        self.root.join("receipts")
+    }
+
+    /// `<home>/lock`, the file [`Home::lock_exclusive`] locks.
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    /// Creates the home and its subdirectories, private to the user (0700).
+    /// An existing home keeps its mode; a warning says so if others can enter it.
+    pub fn create_dirs(&self) -> Result<(), CliError> {
+        if self.root.is_dir() {
+            let meta = fs::metadata(&self.root).map_err(CliError::io("inspect", &self.root))?;
+            if meta.mode() & 0o077 != 0 {
+                output::warn(&format!(
+                    "home {} can be entered by other users (mode {:04o}); consider `chmod 700 {}`",
+                    self.root.display(),
+                    meta.mode() & 0o7777,
+                    self.root.display()
+                ));
+            }
+        }
+        for dir in [
+            self.root.clone(),
+            self.packages_dir(),
+            self.staging_dir(),
+            self.receipts_dir(),
+        ] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(CliError::io("create directory", &dir))?;
+        }
+        Ok(())
+    }
+
+    /// Opens the catalog of an existing home. A home without a catalog is an
+    /// error that says to run `parcel site init` (the catalog is not created
+    /// behind the user's back in a mistyped `--home`).
+    pub fn open_catalog(&self) -> Result<Catalog, CliError> {
+        let path = self.catalog_path();
+        if !path.is_file() {
+            return Err(CliError::NoHome(self.root.clone()));
+        }
+        Ok(Catalog::open(&path)?)
+    }
+
+    /// Opens the catalog, creating it if needed; only for `site init`.
+    pub fn create_catalog(&self) -> Result<Catalog, CliError> {
+        Ok(Catalog::open(&self.catalog_path())?)
+    }
+
+    /// Writes a new secret key to `site.key`. The file is created with mode
+    /// 0600 and `create_new`, so it is never readable by others, not even
+    /// briefly, and an existing key is never overwritten.
+    pub fn write_secret_key(&self, key: &SecretKey) -> Result<(), CliError> {
+        let path = self.secret_key_path();
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|err| {
+                if err.kind() == std::io::ErrorKind::AlreadyExists {
+                    CliError::SecretKeyExists(path.clone())
+                } else {
+                    CliError::io("create", &path)(err)
+                }
+            })?;
+        let written = file
+            .write_all(key.as_bytes())
+            .and_then(|()| file.sync_all());
+        if let Err(err) = written {
+            let _ = fs::remove_file(&path);
+            return Err(CliError::io("write", &path)(err));
+        }
+        Ok(())
+    }
+
+    /// Reads this site's secret key. Refuses a key file that is group- or
+    /// world-readable (naming the `chmod` to run), that is not a regular file,
+    /// or that is not exactly 32 bytes.
+    #[allow(dead_code)] // For create, import and receipt, still stubs.
+    pub fn load_secret_key(&self) -> Result<SecretKey, CliError> {
+        let path = self.secret_key_path();
+        let file = File::open(&path).map_err(|err| {
+            if err.kind() == std::io::ErrorKind::NotFound && !self.catalog_path().exists() {
+                CliError::NoHome(self.root.clone())
+            } else {
+                CliError::io("open secret key", &path)(err)
+            }
+        })?;
+        let meta = file
+            .metadata()
+            .map_err(CliError::io("inspect secret key", &path))?;
+        if !meta.is_file() {
+            return Err(CliError::SecretKeyInvalid {
+                path,
+                reason: "not a regular file",
+            });
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(CliError::SecretKeyExposed {
+                path,
+                mode: meta.mode() & 0o7777,
+            });
+        }
+        let mut bytes = Vec::with_capacity(SECRET_KEY_LEN);
+        file.take(SECRET_KEY_LEN as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(CliError::io("read secret key", &path))?;
+        let seed: [u8; SECRET_KEY_LEN] =
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| CliError::SecretKeyInvalid {
+                    path: path.clone(),
+                    reason: "not a parcel secret key (it must be exactly 32 bytes)",
+                })?;
+        Ok(SecretKey::from_bytes(&seed))
+    }
+
+    /// This site's record and secret key, checked to belong together. Use this
+    /// before signing anything.
+    #[allow(dead_code)] // For create, import and receipt, still stubs.
+    pub fn site_identity(&self, catalog: &Catalog) -> Result<(SiteRecord, SecretKey), CliError> {
+        let site = catalog.site()?;
+        let key = self.load_secret_key()?;
+        let public: PublicKey = key.verifying_key();
+        if public.as_bytes() != &site.public_key {
+            return Err(CliError::SecretKeyMismatch {
+                path: self.secret_key_path(),
+                site: site.code,
+            });
+        }
+        Ok((site, key))
+    }
+
+    /// Takes the home-wide exclusive lock (`<home>/lock`), waiting for another
+    /// `parcel` process that holds it. Held until the guard is dropped. Imports
+    /// take it so that two imports never switch the store at the same time.
+    // `File::lock` is stable since Rust 1.89, newer than the workspace's
+    // declared rust-version (1.85), which should be raised to match.
+    #[allow(clippy::incompatible_msrv)]
+    pub fn lock_exclusive(&self, quiet: bool) -> Result<HomeLock, CliError> {
+        let path = self.lock_path();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(CliError::io("open lock file", &path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                output::note(
+                    quiet,
+                    &format!(
+                        "waiting for another parcel process using {}…",
+                        self.root.display()
+                    ),
+                );
+                file.lock().map_err(CliError::io("lock", &path))?;
+            }
+            Err(fs::TryLockError::Error(err)) => return Err(CliError::io("lock", &path)(err)),
+        }
+        Ok(HomeLock { file })
+    }
+}
+
+/// The home-wide exclusive lock; released when dropped.
+#[derive(Debug)]
+pub struct HomeLock {
+    file: File,
+}
+
+#[allow(clippy::incompatible_msrv)] // `File::unlock`: see `Home::lock_exclusive`.
+impl Drop for HomeLock {
+    fn drop(&mut self) {
+        // Closing the file releases the lock anyway; unlocking first makes the
+        // release explicit and immediate.
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home_in(dir: &tempfile::TempDir) -> Home {
+        Home::resolve(Some(&dir.path().join("home"))).expect("resolve")
+    }
+
+    #[test]
+    fn secret_key_is_created_private_and_read_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = home_in(&dir);
+        home.create_dirs().expect("dirs");
+        let key = parcel_format::sign::generate_secret_key();
+        home.write_secret_key(&key).expect("write");
+        let mode = fs::metadata(home.secret_key_path()).expect("meta").mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let back = home.load_secret_key().expect("load");
+        assert_eq!(back.as_bytes(), key.as_bytes());
+        assert!(matches!(
+            home.write_secret_key(&key),
+            Err(CliError::SecretKeyExists(_))
+        ));
+    }
+
+    #[test]
+    fn readable_secret_key_is_refused_with_the_chmod_to_run() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = home_in(&dir);
+        home.create_dirs().expect("dirs");
+        home.write_secret_key(&parcel_format::sign::generate_secret_key())
+            .expect("write");
+        fs::set_permissions(home.secret_key_path(), fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        let err = home.load_secret_key().expect_err("must refuse");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    #[allow(clippy::incompatible_msrv)]
+    fn lock_is_exclusive_until_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = home_in(&dir);
+        home.create_dirs().expect("dirs");
+        let guard = home.lock_exclusive(true).expect("lock");
+        let other = File::open(home.lock_path()).expect("open");
+        assert!(matches!(
+            other.try_lock(),
+            Err(fs::TryLockError::WouldBlock)
+        ));
+        drop(guard);
+        assert!(other.try_lock().is_ok());
+    }
+}

@@ -1,0 +1,507 @@
+//! `parcel key …`: the site public key file, and exporting, trusting, listing
+//! and revoking site keys.
+//!
+//! The key file is plain text so that it can be mailed, printed and compared
+//! by eye:
+//!
+//! ```text
+//! parcel-site-key v1
+//! site: CEN
+//! name: Central office
+//! key: <64 lowercase hex digits of the Ed25519 public key>
+//! fingerprint: 12345 67890 12345 67890 12345 67890
+//! ```
+//!
+//! Reading is strict: bounded size, the exact first line, each field exactly
+//! once, no unknown fields, and a fingerprint line that matches the key.
+
+use std::fs::File;
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use parcel_format::sign::{fingerprint, fingerprints_match, PublicKey};
+use serde::Serialize;
+
+use crate::catalog::TrustedSite;
+use crate::cli::{KeyExportArgs, KeyListArgs, KeyRevokeArgs, KeyTrustArgs};
+use crate::clock;
+use crate::error::CliError;
+use crate::home::Context;
+use crate::output::{self, printable};
+use crate::site::{is_site_code, is_site_name};
+
+/// First line of a site key file.
+pub const KEY_FILE_HEADER: &str = "parcel-site-key v1";
+/// Largest site key file read, in bytes; a real one is under 200.
+pub const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// What is wrong with a site key file; the path is added by [`CliError::KeyFile`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFileProblem {
+    #[error("larger than {MAX_KEY_FILE} bytes; this is not a parcel site key file")]
+    TooLarge,
+    #[error("not UTF-8 text; this is not a parcel site key file")]
+    NotText,
+    #[error("the first line is not `{KEY_FILE_HEADER}`; this is not a parcel site key file (or it is from a newer parcel)")]
+    BadHeader,
+    #[error("line {line}: expected `field: value`")]
+    Malformed { line: usize },
+    #[error("line {line}: unknown field `{field}`")]
+    UnknownField { line: usize, field: String },
+    #[error("line {line}: field `{field}` appears a second time")]
+    DuplicateField { line: usize, field: &'static str },
+    #[error("the `{0}` field is missing")]
+    MissingField(&'static str),
+    #[error("line {line}: the site code must be 3 characters A-Z or 0-9")]
+    BadSiteCode { line: usize },
+    #[error("line {line}: the site name must be 1 to 80 printable characters")]
+    BadName { line: usize },
+    #[error("line {line}: the key must be 64 lowercase hex digits of a valid Ed25519 public key")]
+    BadKey { line: usize },
+    #[error(
+        "line {line}: the fingerprint does not match the key; the file is damaged or was edited"
+    )]
+    FingerprintMismatch { line: usize },
+}
+
+/// The public identity of a site, as exchanged between sites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteKeyFile {
+    pub site: String,
+    pub name: String,
+    pub key: PublicKey,
+}
+
+impl SiteKeyFile {
+    /// The key's fingerprint, as people read it over the phone.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.key)
+    }
+
+    /// The file's text.
+    pub fn render(&self) -> String {
+        format!(
+            "{KEY_FILE_HEADER}\nsite: {}\nname: {}\nkey: {}\nfingerprint: {}\n",
+            self.site,
+            self.name,
+            hex(self.key.as_bytes()),
+            self.fingerprint()
+        )
+    }
+
+    /// Parses a key file's text strictly.
+    pub fn parse(text: &str) -> Result<SiteKeyFile, KeyFileProblem> {
+        let mut lines = text.lines().enumerate().map(|(i, line)| (i + 1, line));
+        match lines.next() {
+            Some((_, KEY_FILE_HEADER)) => {}
+            _ => return Err(KeyFileProblem::BadHeader),
+        }
+        let mut site = None;
+        let mut name = None;
+        let mut key = None;
+        let mut stated_fingerprint = None;
+        for (line, content) in lines {
+            let (field, value) = content
+                .split_once(": ")
+                .ok_or(KeyFileProblem::Malformed { line })?;
+            let (slot, field) = match field {
+                "site" => (&mut site, "site"),
+                "name" => (&mut name, "name"),
+                "key" => (&mut key, "key"),
+                "fingerprint" => (&mut stated_fingerprint, "fingerprint"),
+                other => {
+                    return Err(KeyFileProblem::UnknownField {
+                        line,
+                        field: printable(other).chars().take(40).collect(),
+                    })
+                }
+            };
+            if slot.replace((line, value)).is_some() {
+                return Err(KeyFileProblem::DuplicateField { line, field });
+            }
+        }
+
+        let (line, site) = site.ok_or(KeyFileProblem::MissingField("site"))?;
+        if !is_site_code(site) {
+            return Err(KeyFileProblem::BadSiteCode { line });
+        }
+        let (line, name) = name.ok_or(KeyFileProblem::MissingField("name"))?;
+        if !is_site_name(name) {
+            return Err(KeyFileProblem::BadName { line });
+        }
+        let (line, key_hex) = key.ok_or(KeyFileProblem::MissingField("key"))?;
+        let key = parse_public_key(key_hex).ok_or(KeyFileProblem::BadKey { line })?;
+        let (line, stated) =
+            stated_fingerprint.ok_or(KeyFileProblem::MissingField("fingerprint"))?;
+        if stated != fingerprint(&key) {
+            return Err(KeyFileProblem::FingerprintMismatch { line });
+        }
+        Ok(SiteKeyFile {
+            site: site.to_string(),
+            name: name.to_string(),
+            key,
+        })
+    }
+
+    /// Reads and parses the key file at `path`, refusing files over [`MAX_KEY_FILE`].
+    pub fn read(path: &Path) -> Result<SiteKeyFile, CliError> {
+        let problem = |problem| CliError::KeyFile {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let file = File::open(path).map_err(CliError::io("open site key file", path))?;
+        let mut bytes = Vec::new();
+        file.take(MAX_KEY_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(CliError::io("read site key file", path))?;
+        if bytes.len() as u64 > MAX_KEY_FILE {
+            return Err(problem(KeyFileProblem::TooLarge));
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|_| problem(KeyFileProblem::NotText))?;
+        SiteKeyFile::parse(text).map_err(problem)
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A public key from exactly 64 lowercase hex digits; `None` if malformed, not
+/// a curve point, or a weak (small-order) key.
+fn parse_public_key(text: &str) -> Option<PublicKey> {
+    let digits = text.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let nibble = |d: u8| match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        _ => None,
+    };
+    let mut bytes = [0u8; 32];
+    for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    let key = PublicKey::from_bytes(&bytes).ok()?;
+    (!key.is_weak()).then_some(key)
+}
+
+/// `parcel key export`: this site's public key file, to `--out` or stdout.
+pub fn export(ctx: &Context, args: &KeyExportArgs) -> Result<(), CliError> {
+    let catalog = ctx.home.open_catalog()?;
+    let site = catalog.site()?;
+    let key = PublicKey::from_bytes(&site.public_key).map_err(|_| CliError::SecretKeyMismatch {
+        path: ctx.home.secret_key_path(),
+        site: site.code.clone(),
+    })?;
+    let file = SiteKeyFile {
+        site: site.code.clone(),
+        name: site.name.clone(),
+        key,
+    };
+    let text = file.render();
+    let Some(out) = &args.out else {
+        return output::print(&text);
+    };
+    write_file_atomically(out, text.as_bytes())?;
+    output::print(&format!(
+        "Wrote the public key of site {} to {}\nFingerprint: {}\n",
+        file.site,
+        out.display(),
+        file.fingerprint()
+    ))?;
+    ctx.note(&format!(
+        "Next: give {} to the other sites; they run `parcel key trust {} --fingerprint '{}'`.",
+        out.display(),
+        out.display(),
+        file.fingerprint()
+    ));
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, so
+/// that a crash never leaves a half-written key file.
+fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut temp = tempfile::NamedTempFile::new_in(&dir)
+        .map_err(CliError::io("create a temporary file in", &dir))?;
+    temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(CliError::io("write", temp.path()))?;
+    // Public: readable by everyone like any exported key.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(CliError::io("set permissions of", temp.path()))?;
+    }
+    temp.persist(path)
+        .map_err(|err| CliError::io("write", path)(err.error))?;
+    Ok(())
+}
+
+/// `parcel key trust`: trusts another site's key after its fingerprint is
+/// confirmed by `--fingerprint`, by the user at a terminal, or (non-interactive
+/// use) printed for the record.
+pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
+    let mut catalog = ctx.home.open_catalog()?;
+    let own = catalog.site()?;
+    let file = SiteKeyFile::read(&args.file)?;
+    let actual = file.fingerprint();
+    if file.site == own.code || file.key.as_bytes() == &own.public_key {
+        return Err(CliError::OwnSite {
+            path: args.file.clone(),
+            site: own.code,
+        });
+    }
+
+    if let Some(expected) = &args.fingerprint {
+        if !fingerprints_match(expected, &actual) {
+            return Err(CliError::FingerprintMismatch {
+                path: args.file.clone(),
+                site: file.site,
+                expected: printable(expected).into_owned(),
+                actual,
+            });
+        }
+    } else if std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+        && !confirm(&format!(
+            "Trust site {} ({}) with fingerprint {}? [y/N] ",
+            file.site,
+            printable(&file.name),
+            actual
+        ))?
+    {
+        return Err(CliError::TrustDeclined { site: file.site });
+    }
+
+    let previous = catalog.trusted_site(&file.site)?;
+    let now = clock::now();
+    catalog.trust_site(&TrustedSite {
+        code: file.site.clone(),
+        name: file.name.clone(),
+        public_key: file.key.to_bytes(),
+        fingerprint: actual.clone(),
+        trusted_at: now,
+        revoked_at: None,
+    })?;
+
+    let summary = match previous {
+        Some(old) if old.public_key != file.key.to_bytes() => {
+            output::warn(&format!(
+                "SITE {} HAD A DIFFERENT KEY. The old key (fingerprint {}) is replaced by the key \
+                 in {} (fingerprint {}). Parcels signed with the old key are no longer accepted. \
+                 If site {} did not tell you it changed its key, run `parcel key revoke {}` and \
+                 call them.",
+                file.site,
+                old.fingerprint,
+                args.file.display(),
+                actual,
+                file.site,
+                file.site
+            ));
+            "Replaced the key of site"
+        }
+        Some(old) if old.revoked_at.is_some() => "Trusted again the previously revoked key of site",
+        Some(_) => "Already trusted: site",
+        None => "Trusted site",
+    };
+    output::print(&format!(
+        "{summary} {} ({})\nFingerprint: {actual}\n",
+        file.site,
+        printable(&file.name)
+    ))
+}
+
+/// Asks a yes/no question on stderr and reads the answer from stdin; only
+/// "y" or "yes" (any case) is a yes.
+fn confirm(question: &str) -> Result<bool, CliError> {
+    let mut stderr = std::io::stderr();
+    let _ = stderr.write_all(question.as_bytes());
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .take(1024)
+        .read_line(&mut answer)
+        .map_err(|source| CliError::Stdio {
+            action: "read",
+            stream: "input",
+            source,
+        })?;
+    let answer = answer.trim();
+    Ok(answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes"))
+}
+
+/// `key list --json`: one trusted site with its key and state.
+#[derive(Serialize)]
+struct TrustedSiteView<'a> {
+    #[serde(flatten)]
+    site: &'a TrustedSite,
+    /// Public key, 64 lowercase hex digits.
+    key: String,
+    /// `trusted` or `revoked`.
+    state: &'static str,
+}
+
+fn state_of(site: &TrustedSite) -> &'static str {
+    if site.revoked_at.is_some() {
+        "revoked"
+    } else {
+        "trusted"
+    }
+}
+
+/// `parcel key list`: the sites this site trusts, revoked ones included.
+pub fn list(ctx: &Context, args: &KeyListArgs) -> Result<(), CliError> {
+    let catalog = ctx.home.open_catalog()?;
+    let sites = catalog.trusted_sites()?;
+    if args.json {
+        let views: Vec<TrustedSiteView> = sites
+            .iter()
+            .map(|site| TrustedSiteView {
+                site,
+                key: hex(&site.public_key),
+                state: state_of(site),
+            })
+            .collect();
+        return output::print_json(&views);
+    }
+    if sites.is_empty() {
+        output::print("No trusted sites.\n")?;
+        ctx.note("Trust a site with `parcel key trust FILE --fingerprint FP`.");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = sites
+        .iter()
+        .map(|site| {
+            let since = match site.revoked_at {
+                Some(at) => clock::format_utc(at),
+                None => clock::format_utc(site.trusted_at),
+            };
+            vec![
+                site.code.clone(),
+                printable(&site.name).into_owned(),
+                site.fingerprint.clone(),
+                state_of(site).to_string(),
+                since,
+            ]
+        })
+        .collect();
+    output::print(&output::table(
+        &["SITE", "NAME", "FINGERPRINT", "STATE", "SINCE"],
+        &rows,
+    ))
+}
+
+/// `parcel key revoke`: marks a site's key revoked; parcels and receipts it
+/// signed are refused from now on.
+pub fn revoke(ctx: &Context, args: &KeyRevokeArgs) -> Result<(), CliError> {
+    let mut catalog = ctx.home.open_catalog()?;
+    if let Some(site) = catalog.trusted_site(&args.code)? {
+        if let Some(at) = site.revoked_at {
+            return output::print(&format!(
+                "The key of site {} is already revoked (since {}).\n",
+                site.code,
+                clock::format_utc(at)
+            ));
+        }
+    }
+    catalog.revoke_site(&args.code, clock::now())?;
+    output::print(&format!(
+        "Revoked the key of site {}; parcels and receipts it signs are refused from now on.\n",
+        args.code
+    ))?;
+    ctx.note(&format!(
+        "To trust site {} again, get its new key file and run `parcel key trust FILE --fingerprint FP`.",
+        args.code
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SiteKeyFile {
+        let key = parcel_format::sign::SecretKey::from_bytes(&[9u8; 32]).verifying_key();
+        SiteKeyFile {
+            site: "CEN".into(),
+            name: "Central office".into(),
+            key,
+        }
+    }
+
+    #[test]
+    fn rendered_key_file_parses_back() {
+        let file = sample();
+        let text = file.render();
+        assert!(text.starts_with("parcel-site-key v1\nsite: CEN\nname: Central office\nkey: "));
+        assert_eq!(SiteKeyFile::parse(&text), Ok(file));
+    }
+
+    #[test]
+    fn key_file_with_edited_key_fails_on_the_fingerprint_line() {
+        let file = sample();
+        let other = parcel_format::sign::SecretKey::from_bytes(&[8u8; 32]).verifying_key();
+        let text = file
+            .render()
+            .replace(&hex(file.key.as_bytes()), &hex(other.as_bytes()));
+        assert_eq!(
+            SiteKeyFile::parse(&text),
+            Err(KeyFileProblem::FingerprintMismatch { line: 5 })
+        );
+    }
+
+    #[test]
+    fn key_file_refuses_unknown_duplicate_and_missing_fields() {
+        let text = sample().render();
+        assert_eq!(
+            SiteKeyFile::parse(&format!("{text}comment: hi\n")),
+            Err(KeyFileProblem::UnknownField {
+                line: 6,
+                field: "comment".into()
+            })
+        );
+        assert_eq!(
+            SiteKeyFile::parse(&format!("{text}site: NOR\n")),
+            Err(KeyFileProblem::DuplicateField {
+                line: 6,
+                field: "site"
+            })
+        );
+        let without_name: String = text
+            .lines()
+            .filter(|l| !l.starts_with("name:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            SiteKeyFile::parse(&without_name),
+            Err(KeyFileProblem::MissingField("name"))
+        );
+        assert_eq!(
+            SiteKeyFile::parse(&format!("{text}\n")),
+            Err(KeyFileProblem::Malformed { line: 6 })
+        );
+        assert_eq!(
+            SiteKeyFile::parse("parcel-site-key v2\n"),
+            Err(KeyFileProblem::BadHeader)
+        );
+    }
+
+    #[test]
+    fn key_must_be_lowercase_hex_of_a_strong_key() {
+        let good = hex(sample().key.as_bytes());
+        assert!(parse_public_key(&good).is_some());
+        assert!(parse_public_key(&good.to_uppercase()).is_none());
+        assert!(parse_public_key(&good[..62]).is_none());
+        // The identity point is a small-order (weak) key.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(parse_public_key(&hex(&identity)).is_none());
+    }
+}

@@ -1,0 +1,364 @@
+//! End-to-end tests of site setup, key exchange between two sites, and the
+//! catalog-only tracking commands, each run against throw-away homes.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use tempfile::TempDir;
+
+/// `parcel --home <home> …`, with no `PARCEL_HOME` leaking in from outside.
+fn parcel(home: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("parcel").expect("parcel binary");
+    cmd.env_remove("PARCEL_HOME").arg("--home").arg(home);
+    cmd
+}
+
+/// A temporary directory with a site `code` set up in `<dir>/home`.
+fn site(code: &str, name: &str) -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    parcel(&home)
+        .args(["site", "init", "--code", code, "--name", name])
+        .assert()
+        .success();
+    (dir, home)
+}
+
+/// Exports the site's key file into its temp dir and returns the path and fingerprint.
+fn export_key(dir: &TempDir, home: &Path, code: &str) -> (PathBuf, String) {
+    let file = dir.path().join(format!("{code}.pub"));
+    parcel(home)
+        .args(["key", "export", "--out"])
+        .arg(&file)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&file).expect("key file");
+    let fingerprint = text
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint: "))
+        .expect("fingerprint line")
+        .to_string();
+    (file, fingerprint)
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    String::from_utf8(out).expect("utf-8")
+}
+
+#[test]
+fn site_init_creates_a_private_home_and_secret_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    parcel(&home)
+        .args(["site", "init", "--code", "CEN", "--name", "Central office"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("CEN"))
+        .stdout(predicate::str::is_match(r"Fingerprint: (\d{5} ){5}\d{5}").expect("regex"))
+        .stderr(predicate::str::contains("parcel key export"));
+    let key_mode = std::fs::metadata(home.join("site.key"))
+        .expect("site.key")
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    let home_mode = std::fs::metadata(&home).expect("home").permissions().mode();
+    assert_eq!(home_mode & 0o777, 0o700);
+}
+
+#[test]
+fn site_init_refuses_a_second_site_in_the_same_home() {
+    let (_dir, home) = site("CEN", "Central office");
+    let key_before = std::fs::read(home.join("site.key")).expect("key");
+    parcel(&home)
+        .args(["site", "init", "--code", "NOR"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already holds site CEN"));
+    assert_eq!(
+        std::fs::read(home.join("site.key")).expect("key"),
+        key_before
+    );
+}
+
+#[test]
+fn site_init_with_a_bad_code_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    for code in ["cen", "CENT", "C1", "C-1"] {
+        parcel(&home)
+            .args(["site", "init", "--code", code])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("3 characters"));
+    }
+    assert!(!home.exists(), "a refused init must not create the home");
+}
+
+#[test]
+fn site_show_prints_the_site_as_json() {
+    let (_dir, home) = site("CEN", "Central office");
+    let text = stdout_of(parcel(&home).args(["site", "show", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(json["code"], "CEN");
+    assert_eq!(json["name"], "Central office");
+    assert_eq!(json["key"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn commands_on_a_home_without_a_site_say_to_run_site_init() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("nowhere");
+    parcel(&home)
+        .args(["key", "export"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("parcel site init"));
+    assert!(!home.exists(), "reading commands must not create a home");
+}
+
+#[test]
+fn exported_key_file_has_the_documented_format() {
+    let (dir, home) = site("CEN", "Central office");
+    let to_stdout = stdout_of(parcel(&home).args(["key", "export"]));
+    let (file, fingerprint) = export_key(&dir, &home, "CEN");
+    let text = std::fs::read_to_string(file).expect("read");
+    assert_eq!(text, to_stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0], "parcel-site-key v1");
+    assert_eq!(lines[1], "site: CEN");
+    assert_eq!(lines[2], "name: Central office");
+    let key = lines[3].strip_prefix("key: ").expect("key line");
+    assert!(key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+    assert_eq!(lines[4], format!("fingerprint: {fingerprint}"));
+}
+
+#[test]
+fn key_trust_with_the_right_fingerprint_trusts_the_site() {
+    let (cen_dir, cen) = site("CEN", "Central office");
+    let (_nor_dir, nor) = site("NOR", "North depot");
+    let (file, fingerprint) = export_key(&cen_dir, &cen, "CEN");
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&file)
+        .args(["--fingerprint", &fingerprint.replace(' ', "-")])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Trusted site CEN"));
+    let text = stdout_of(parcel(&nor).args(["key", "list", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(json[0]["code"], "CEN");
+    assert_eq!(json[0]["fingerprint"], fingerprint.as_str());
+    assert_eq!(json[0]["state"], "trusted");
+}
+
+#[test]
+fn key_trust_with_a_wrong_fingerprint_is_refused_and_trusts_nothing() {
+    let (cen_dir, cen) = site("CEN", "Central office");
+    let (_nor_dir, nor) = site("NOR", "North depot");
+    let (file, _) = export_key(&cen_dir, &cen, "CEN");
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&file)
+        .args(["--fingerprint", "11111 22222 33333 44444 55555 66666"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("CEN"))
+        .stderr(predicate::str::contains("nothing was trusted"));
+    parcel(&nor)
+        .args(["key", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("No trusted sites"));
+}
+
+#[test]
+fn key_trust_without_a_terminal_trusts_and_prints_the_fingerprint() {
+    let (cen_dir, cen) = site("CEN", "Central office");
+    let (_nor_dir, nor) = site("NOR", "North depot");
+    let (file, fingerprint) = export_key(&cen_dir, &cen, "CEN");
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(fingerprint));
+}
+
+#[test]
+fn key_trust_refuses_this_sites_own_key() {
+    let (dir, home) = site("CEN", "Central office");
+    let (file, fingerprint) = export_key(&dir, &home, "CEN");
+    parcel(&home)
+        .args(["key", "trust"])
+        .arg(&file)
+        .args(["--fingerprint", &fingerprint])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("does not trust its own key"));
+}
+
+#[test]
+fn key_trust_of_a_new_key_for_a_known_site_replaces_it_loudly() {
+    let (cen_dir, cen) = site("CEN", "Central office");
+    let (other_dir, other_cen) = site("CEN", "Central office, new machine");
+    let (_nor_dir, nor) = site("NOR", "North depot");
+    let (old_file, _) = export_key(&cen_dir, &cen, "CEN");
+    let (new_file, new_fp) = export_key(&other_dir, &other_cen, "CEN");
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&old_file)
+        .assert()
+        .success();
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&new_file)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("DIFFERENT KEY"));
+    let text = stdout_of(parcel(&nor).args(["key", "list", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(json.as_array().map(Vec::len), Some(1));
+    assert_eq!(json[0]["fingerprint"], new_fp.as_str());
+}
+
+#[test]
+fn key_trust_refuses_an_edited_key_file_naming_it() {
+    let (cen_dir, cen) = site("CEN", "Central office");
+    let (_nor_dir, nor) = site("NOR", "North depot");
+    let (file, _) = export_key(&cen_dir, &cen, "CEN");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let edited = text.replace("fingerprint: ", "fingerprint: 9");
+    std::fs::write(&file, edited).expect("write");
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("CEN.pub"))
+        .stderr(predicate::str::contains("fingerprint does not match"));
+
+    std::fs::write(&file, vec![b'x'; 70 * 1024]).expect("write");
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("larger than"));
+}
+
+#[test]
+fn key_revoke_keeps_the_site_listed_as_revoked() {
+    let (cen_dir, cen) = site("CEN", "Central office");
+    let (_nor_dir, nor) = site("NOR", "North depot");
+    let (file, _) = export_key(&cen_dir, &cen, "CEN");
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&file)
+        .assert()
+        .success();
+    parcel(&nor)
+        .args(["key", "revoke", "CEN"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Revoked"));
+    parcel(&nor)
+        .args(["key", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("CEN").and(predicate::str::contains("revoked")));
+    parcel(&nor)
+        .args(["key", "revoke", "SUD"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("SUD"));
+}
+
+#[test]
+fn every_subcommand_help_contains_an_example() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let commands: &[&[&str]] = &[
+        &[],
+        &["site"],
+        &["site", "init"],
+        &["site", "show"],
+        &["key"],
+        &["key", "export"],
+        &["key", "trust"],
+        &["key", "list"],
+        &["key", "revoke"],
+        &["create"],
+        &["verify"],
+        &["import"],
+        &["receipt"],
+        &["receipt", "apply"],
+        &["forward"],
+        &["list"],
+        &["show"],
+        &["sent"],
+        &["packages"],
+        &["demo"],
+    ];
+    for command in commands {
+        parcel(dir.path())
+            .args(*command)
+            .arg("--help")
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Example:"));
+    }
+}
+
+#[test]
+fn list_and_packages_on_an_empty_catalog_say_so() {
+    let (_dir, home) = site("CEN", "Central office");
+    parcel(&home)
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("No parcels"));
+    let text = stdout_of(parcel(&home).args(["list", "--outgoing", "--json"]));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).expect("json"),
+        serde_json::json!([])
+    );
+    let text = stdout_of(parcel(&home).args(["packages", "--json"]));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).expect("json"),
+        serde_json::json!([])
+    );
+    parcel(&home)
+        .args(["list", "--incoming", "--outgoing"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn show_and_sent_of_an_unknown_parcel_fail_naming_it() {
+    let (_dir, home) = site("CEN", "Central office");
+    parcel(&home)
+        .args(["show", "0123456789abcdef"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("0123456789abcdef"));
+    parcel(&home)
+        .args(["sent", "0123456789abcdef", "--via", "DHL"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::starts_with("parcel: error: "))
+        .stderr(predicate::str::contains("0123456789abcdef"))
+        .stderr(predicate::str::contains("parcel list"));
+}
+
+#[test]
+fn unimplemented_commands_fail_cleanly_not_with_a_panic() {
+    let (_dir, home) = site("CEN", "Central office");
+    parcel(&home)
+        .args(["receipt", "apply", "nothing.txt"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::starts_with("parcel: error: "));
+}
