@@ -213,6 +213,10 @@ pub struct CreateArgs {
     /// KiB, MiB, GiB, TiB (powers of 1024), e.g. 4.7G, 700MiB
     #[arg(long, value_name = "SIZE", default_value = "dvd", value_parser = parse_volume_size)]
     pub volume_size: u64,
+    /// Capacity of each --out medium, when it is less than the free space of
+    /// its directory (e.g. directories to be burned to discs later); same units
+    #[arg(long, value_name = "SIZE", value_parser = parse_volume_size)]
+    pub medium_size: Option<u64>,
     /// zstd compression level
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,
@@ -291,6 +295,10 @@ pub struct ForwardArgs {
     /// KiB, MiB, GiB, TiB (powers of 1024), e.g. 4.7G, 700MiB
     #[arg(long, value_name = "SIZE", default_value = "dvd", value_parser = parse_volume_size)]
     pub volume_size: u64,
+    /// Capacity of each --out medium, when it is less than the free space of
+    /// its directory (e.g. directories to be burned to discs later); same units
+    #[arg(long, value_name = "SIZE", value_parser = parse_volume_size)]
+    pub medium_size: Option<u64>,
     /// zstd compression level
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,

@@ -1,10 +1,229 @@
-//! `parcel create`: packs a package directory into a signed, multi-volume parcel for another site.
+//! `parcel create` (and the sending half of `parcel forward`): turns a package
+//! directory into a signed parcel on one or more media, checks the media have
+//! room before writing anything, reads back and verifies what it wrote, and
+//! records the outgoing parcel as `created`.
 
+use std::path::{Path, PathBuf};
+
+use parcel_format::limits::MIN_VOLUME_SIZE;
+use parcel_format::manifest::{check_package_id, hex};
+use parcel_format::volume::{DirSink, OutputDir};
+use parcel_format::write::{self, ParcelInfo, WriteOptions};
+use parcel_format::ParcelId;
+use serde_json::json;
+
+use crate::catalog::{Direction, ParcelRecord, Status};
 use crate::cli::CreateArgs;
+use crate::clock;
+use crate::disk::{available_space, human_bytes};
 use crate::error::CliError;
 use crate::home::Context;
+use crate::media::{describe, Trust};
+use crate::output;
+use crate::progress::Progress;
 
-/// `parcel create`.
-pub fn run(_ctx: &Context, _args: &CreateArgs) -> Result<(), CliError> {
-    Err(CliError::NotImplemented("create"))
+/// One outgoing parcel to write.
+pub struct Outgoing<'a> {
+    pub package_dir: &'a Path,
+    pub package_id: &'a str,
+    pub version: u64,
+    pub to: &'a str,
+    pub outs: &'a [PathBuf],
+    pub volume_size: u64,
+    pub medium_size: Option<u64>,
+    pub level: i32,
+    pub comment: &'a str,
+    /// The site where the package was first made, when forwarding.
+    pub origin: Option<String>,
+    pub verify: bool,
+    pub space_check: bool,
+    pub json: bool,
+}
+
+/// Runs `parcel create`.
+pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), CliError> {
+    check_package_id(&args.package_id).map_err(CliError::Usage)?;
+    send(
+        ctx,
+        &Outgoing {
+            package_dir: &args.package,
+            package_id: &args.package_id,
+            version: args.version,
+            to: &args.to,
+            outs: &args.out,
+            volume_size: args.volume_size,
+            medium_size: args.medium_size,
+            level: args.level,
+            comment: args.comment.as_deref().unwrap_or(""),
+            origin: None,
+            verify: !args.no_verify,
+            space_check: !args.no_space_check,
+            json: args.json,
+        },
+    )
+}
+
+/// An upper bound on the size of a parcel of this package: content that does
+/// not compress, plus tar headers, padding, index and zstd's worst case.
+fn size_bound(scan: &write::Scan) -> u64 {
+    scan.content_bytes + scan.content_bytes / 64 + scan.entries() as u64 * 1024 + (1 << 20)
+}
+
+/// Writes, verifies and records one outgoing parcel.
+pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
+    let mut catalog = ctx.home.open_catalog()?;
+    let (site, key) = ctx.home.site_identity(&catalog)?;
+    let refused = |reason: String| CliError::Refused {
+        subject: format!("site {}", o.to),
+        reason,
+    };
+    if o.to == site.code {
+        return Err(refused(
+            "is this site; a parcel goes to another site".into(),
+        ));
+    }
+    match catalog.trusted_site(o.to)? {
+        None => return Err(refused("is not a trusted site; exchange keys first (`parcel key trust FILE` with its exported key)".into())),
+        Some(t) if t.revoked_at.is_some() => return Err(refused("has a revoked key; trust its new key before sending to it".into())),
+        Some(_) => {}
+    }
+    for out in o.outs {
+        if !out.is_dir() {
+            return Err(CliError::Usage(format!(
+                "output {} is not a directory; mount the medium or create the directory",
+                out.display()
+            )));
+        }
+    }
+    let scan = write::scan(o.package_dir)?;
+    let bound = size_bound(&scan);
+    // A small parcel needs no full-size volume: this keeps the room check honest.
+    let volume_size = o.volume_size.min(bound.max(MIN_VOLUME_SIZE));
+    let mut outputs = Vec::new();
+    let mut usable = 0u64;
+    for out in o.outs {
+        let free = available_space(out).map_err(CliError::io("check free space of", out))?;
+        let available = o
+            .medium_size
+            .map_or(free, |m| if o.space_check { m.min(free) } else { m });
+        usable += available / volume_size * volume_size;
+        outputs.push(OutputDir {
+            dir: out.clone(),
+            capacity: (o.space_check || o.medium_size.is_some()).then_some(available),
+        });
+    }
+    if o.space_check && usable < bound {
+        return Err(CliError::NoSpace {
+            path: o.outs.first().cloned().unwrap_or_default(),
+            needed: format!("up to {} (the parcel's size before compression)", human_bytes(bound)),
+            available: human_bytes(usable),
+            advice: "add another --out medium, choose a smaller --volume-size, or pass --no-space-check if it will compress well",
+        });
+    }
+    let parcel_id = ParcelId::random();
+    let stem = format!(
+        "{}-v{}-{}",
+        o.package_id,
+        o.version,
+        &parcel_id.to_string()[..8]
+    );
+    let info = ParcelInfo {
+        parcel_id,
+        source_site: site.code.clone(),
+        origin_site: o.origin.clone(),
+        destinations: vec![o.to.to_owned()],
+        package_id: o.package_id.to_owned(),
+        package_version: o.version,
+        created: clock::now(),
+        comment: o.comment.to_owned(),
+    };
+    let options = WriteOptions {
+        volume_size,
+        level: o.level,
+        ..WriteOptions::default()
+    };
+    let mut sink = DirSink::new(outputs, stem, volume_size);
+    let bar = Progress::bytes(ctx, "Creating", scan.content_bytes);
+    let written = write::write_parcel(&scan, &info, &key, &options, &mut sink, &mut |done| {
+        bar.set(done)
+    })?;
+    bar.finish();
+    let paths: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
+    if o.verify {
+        let trust = Trust::load(&catalog, &site)?;
+        let bar = Progress::bytes(ctx, "Verifying", 0);
+        let report = parcel_format::verify::verify(&paths, &trust.keys, &mut |done, total| {
+            bar.set_total(total);
+            bar.set(done);
+        });
+        bar.finish();
+        if !report.is_ok() {
+            return Err(CliError::Verification {
+                subject: format!("parcel {parcel_id} as written"),
+                reason: format!(
+                    "the volumes just written do not read back intact; the medium may be faulty:{}",
+                    describe(&report.problems)
+                ),
+            });
+        }
+    }
+    let manifest = &written.manifest;
+    let record = ParcelRecord {
+        parcel_id: parcel_id.to_string(),
+        direction: Direction::Outgoing,
+        status: Status::Created,
+        source_site: site.code.clone(),
+        origin_site: manifest.origin_site.clone(),
+        destination_site: o.to.to_owned(),
+        package_id: o.package_id.to_owned(),
+        package_version: o.version,
+        created: info.created,
+        comment: o.comment.to_owned(),
+        bytes: written.bytes(),
+        volume_count: manifest.volume_count,
+        volumes: paths.iter().map(|p| p.display().to_string()).collect(),
+        tree_digest: hex(&manifest.tree_digest()),
+    };
+    catalog.add_parcel(
+        &record,
+        clock::now(),
+        &format!(
+            "written as {} volume(s){}",
+            paths.len(),
+            if o.verify { ", verified" } else { "" }
+        ),
+    )?;
+    if o.json {
+        output::print_json(&json!({
+            "parcel_id": record.parcel_id,
+            "package_id": record.package_id,
+            "version": record.package_version,
+            "to": record.destination_site,
+            "volumes": record.volumes,
+            "bytes": record.bytes,
+            "content_bytes": manifest.content_bytes(),
+            "files": scan.files,
+            "verified": o.verify,
+        }))?;
+    } else {
+        let mut text = format!(
+            "created parcel {} ({} v{} for {}): {} volume(s), {} from {} of content\n",
+            record.parcel_id,
+            record.package_id,
+            record.package_version,
+            record.destination_site,
+            paths.len(),
+            human_bytes(record.bytes),
+            human_bytes(manifest.content_bytes())
+        );
+        for p in &paths {
+            text.push_str(&format!("  {}\n", p.display()));
+        }
+        output::print(&text)?;
+        ctx.note(&format!(
+            "next: ship the media, then `parcel sent {} --via CARRIER`",
+            &record.parcel_id[..8]
+        ));
+    }
+    Ok(())
 }

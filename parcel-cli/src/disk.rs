@@ -14,7 +14,8 @@ use std::path::Path;
 
 /// Bytes available to an unprivileged user on the file system holding `path`.
 pub fn available_space(path: &Path) -> io::Result<u64> {
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
     let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
     // SAFETY: `c_path` is a valid NUL-terminated string and `stat` points to
     // writable memory of the right type; statvfs initialises it on success.

@@ -147,6 +147,23 @@ pub enum CliError {
     Refused { subject: String, reason: String },
 
     /// A command that exists on the command line but not yet in the code.
+    /// An operation on a parcel failed for a reason outside the parcel (I/O).
+    #[error("{subject}: {reason}")]
+    Failed { subject: String, reason: String },
+
+    /// Writing a parcel failed.
+    #[error("{0}")]
+    Write(#[from] parcel_format::WriteError),
+
+    /// Not enough free space.
+    #[error("not enough space on {}: needs {needed}, {available} available; {advice}", .path.display())]
+    NoSpace {
+        path: PathBuf,
+        needed: String,
+        available: String,
+        advice: &'static str,
+    },
+
     #[error("`parcel {0}` is not implemented yet")]
     NotImplemented(&'static str),
 }

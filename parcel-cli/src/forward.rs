@@ -1,10 +1,50 @@
-//! `parcel forward`: sends a package version from the store on to another site as a new parcel.
+//! `parcel forward`: sends a package from this site's store on to another
+//! site (a child site) as a new parcel signed by this site, recording the
+//! site where the package was first made.
 
 use crate::cli::ForwardArgs;
+use crate::create::{send, Outgoing};
 use crate::error::CliError;
 use crate::home::Context;
 
-/// `parcel forward`.
-pub fn run(_ctx: &Context, _args: &ForwardArgs) -> Result<(), CliError> {
-    Err(CliError::NotImplemented("forward"))
+/// Runs `parcel forward`.
+pub fn run(ctx: &Context, args: &ForwardArgs) -> Result<(), CliError> {
+    let catalog = ctx.home.open_catalog()?;
+    let package = match args.version {
+        Some(v) => catalog.package(&args.package_id, v)?,
+        None => catalog.latest_package(&args.package_id)?,
+    };
+    let Some(package) = package else {
+        let which = args
+            .version
+            .map_or("any version".to_owned(), |v| format!("version {v}"));
+        return Err(CliError::Usage(format!(
+            "the store holds no {which} of package {}; `parcel packages` lists what it holds",
+            args.package_id
+        )));
+    };
+    drop(catalog);
+    let dir = ctx
+        .home
+        .packages_dir()
+        .join(&package.package_id)
+        .join(package.version.to_string());
+    send(
+        ctx,
+        &Outgoing {
+            package_dir: &dir,
+            package_id: &package.package_id,
+            version: package.version,
+            to: &args.to,
+            outs: &args.out,
+            volume_size: args.volume_size,
+            medium_size: args.medium_size,
+            level: args.level,
+            comment: args.comment.as_deref().unwrap_or(""),
+            origin: Some(package.origin_site.clone()),
+            verify: true,
+            space_check: true,
+            json: args.json,
+        },
+    )
 }

@@ -1,10 +1,348 @@
-//! `parcel import`: verifies a parcel addressed to this site and switches its package into the store.
+//! `parcel import`: verifies a parcel and imports its package into
+//! `<home>/packages/<ID>/<VERSION>/`, atomically, then writes a signed receipt
+//! for the source site.
+//!
+//! Steps, under the home-wide lock: clean up what an interrupted run left;
+//! authenticate the volumes; apply policy (addressed to this site, signer is
+//! the source, no rollback, no conflicting content, not already imported);
+//! check free space; extract into a fresh staging directory (every hash is
+//! checked on the way); one `syncfs`; rename into the store; record in the
+//! catalog. A crash at any point leaves either the old store or the complete
+//! new package, and the next run removes any leftovers.
 
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use parcel_format::manifest::hex;
+use parcel_format::read::Parcel;
+use parcel_format::receipt::Receipt;
+use parcel_format::Problem;
+use serde_json::json;
+
+use crate::catalog::{Catalog, Direction, PackageRecord, ParcelRecord, Status};
 use crate::cli::ImportArgs;
+use crate::clock;
+use crate::disk::{available_space, human_bytes, sync_dir, sync_filesystem};
 use crate::error::CliError;
-use crate::home::Context;
+use crate::home::{Context, Home};
+use crate::media::{dir_writable, problems_error, volume_files, Trust};
+use crate::output;
+use crate::progress::Progress;
 
-/// `parcel import`.
-pub fn run(_ctx: &Context, _args: &ImportArgs) -> Result<(), CliError> {
-    Err(CliError::NotImplemented("import"))
+/// Runs `parcel import`.
+pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
+    let mut catalog = ctx.home.open_catalog()?;
+    let (site, key) = ctx.home.site_identity(&catalog)?;
+    let _lock = ctx.home.lock_exclusive(ctx.quiet)?;
+    clean_up(ctx, &catalog)?;
+    let trust = Trust::load(&catalog, &site)?;
+    let files = volume_files(&args.paths)?;
+    let parcel = Parcel::open(&files, &trust.keys)
+        .map_err(|problems| problems_error("the volumes given", &problems, &trust))?;
+    let manifest = parcel.manifest();
+    let id = manifest.parcel_id.to_string();
+    let subject = format!(
+        "parcel {id} ({} v{})",
+        manifest.package_id, manifest.package_version
+    );
+    if !parcel.problems().is_empty() {
+        return Err(problems_error(&subject, parcel.problems(), &trust));
+    }
+    let refused = |reason: String| CliError::Refused {
+        subject: subject.clone(),
+        reason,
+    };
+    if parcel.signer() != manifest.source_site {
+        return Err(refused(format!(
+            "it claims to come from site {} but is signed with the key of site {}",
+            manifest.source_site,
+            parcel.signer()
+        )));
+    }
+    parcel
+        .check_destination(&site.code)
+        .map_err(|p| refused(format!("{p}; it must be imported at its destination site")))?;
+    let digest = hex(&manifest.tree_digest());
+    let previous = catalog.find_parcel(&id)?;
+    if let Some(previous) = &previous {
+        if previous.direction == Direction::Incoming && previous.status == Status::Imported {
+            output::print(&format!("{subject} was already imported; nothing to do\n"))?;
+            return Ok(());
+        }
+    }
+    if let Some(latest) = catalog.latest_package(&manifest.package_id)? {
+        if latest.version > manifest.package_version {
+            return Err(refused(format!(
+                "the store holds version {} of {}, newer than this parcel's version {} (rollback refused)",
+                latest.version, manifest.package_id, manifest.package_version
+            )));
+        }
+    }
+    let existing = catalog.package(&manifest.package_id, manifest.package_version)?;
+    if let Some(existing) = &existing {
+        if existing.tree_digest != digest {
+            return Err(refused(format!(
+                "the store already holds {} v{} with other content (from parcel {}); a version's content never changes",
+                manifest.package_id, manifest.package_version, existing.parcel_id
+            )));
+        }
+    }
+    let now = clock::now();
+    if previous.is_none() {
+        let record = ParcelRecord {
+            parcel_id: id.clone(),
+            direction: Direction::Incoming,
+            status: Status::Received,
+            source_site: manifest.source_site.clone(),
+            origin_site: manifest.origin_site.clone(),
+            destination_site: site.code.clone(),
+            package_id: manifest.package_id.clone(),
+            package_version: manifest.package_version,
+            created: manifest.created,
+            comment: manifest.comment.clone(),
+            bytes: parcel.stored_bytes(),
+            volume_count: manifest.volume_count,
+            volumes: files.iter().map(|p| p.display().to_string()).collect(),
+            tree_digest: digest.clone(),
+        };
+        catalog.add_parcel(&record, now, "volumes authenticated")?;
+    }
+    let (files_written, bytes) = if existing.is_some() {
+        catalog.advance(
+            &id,
+            Status::Imported,
+            clock::now(),
+            "content already in the store; nothing written",
+        )?;
+        (0, 0)
+    } else {
+        let summary = install(ctx, &parcel, &trust, &subject)?;
+        let record = PackageRecord {
+            package_id: manifest.package_id.clone(),
+            version: manifest.package_version,
+            parcel_id: id.clone(),
+            source_site: manifest.source_site.clone(),
+            origin_site: manifest.origin_site.clone(),
+            tree_digest: digest.clone(),
+            files: summary.files,
+            bytes: summary.bytes,
+            imported_at: clock::now(),
+        };
+        catalog.record_import(
+            &record,
+            clock::now(),
+            &format!("imported into {}", store_path(&ctx.home, &record).display()),
+        )?;
+        (summary.files, summary.bytes)
+    };
+    let receipt = Receipt {
+        parcel_id: manifest.parcel_id,
+        source_site: manifest.source_site.clone(),
+        destination_site: site.code.clone(),
+        package_id: manifest.package_id.clone(),
+        package_version: manifest.package_version,
+        tree_digest: manifest.tree_digest(),
+        index_sha256: parcel.index_sha256(),
+        imported: clock::now(),
+    };
+    let receipt_path = write_receipt(
+        ctx,
+        args.receipt.as_deref(),
+        &files,
+        &receipt,
+        &receipt.to_signed_text(&key),
+    )?;
+    catalog.note(
+        &id,
+        clock::now(),
+        &format!("receipt written to {}", receipt_path.display()),
+    )?;
+    let store = ctx
+        .home
+        .packages_dir()
+        .join(&manifest.package_id)
+        .join(manifest.package_version.to_string());
+    if args.json {
+        output::print_json(&json!({
+            "parcel_id": id,
+            "package_id": manifest.package_id,
+            "version": manifest.package_version,
+            "path": store,
+            "files": files_written,
+            "bytes": bytes,
+            "receipt": receipt_path,
+            "already_in_store": existing.is_some(),
+        }))?;
+    } else {
+        output::print(&format!(
+            "imported {subject} into {}\nreceipt for site {}: {}\n",
+            store.display(),
+            manifest.source_site,
+            receipt_path.display()
+        ))?;
+        ctx.note(&format!(
+            "next: send the receipt to site {}; there, run `parcel receipt apply FILE`",
+            manifest.source_site
+        ));
+    }
+    Ok(())
+}
+
+fn store_path(home: &Home, p: &PackageRecord) -> PathBuf {
+    home.packages_dir()
+        .join(&p.package_id)
+        .join(p.version.to_string())
+}
+
+/// Extracts into staging, syncs once, and renames into the store.
+fn install(
+    ctx: &Context,
+    parcel: &Parcel,
+    trust: &Trust,
+    subject: &str,
+) -> Result<parcel_format::extract::ExtractSummary, CliError> {
+    let manifest = parcel.manifest();
+    let staging_root = ctx.home.staging_dir();
+    fs::create_dir_all(&staging_root).map_err(CliError::io("create", &staging_root))?;
+    let needed = manifest.content_bytes() + manifest.entries.len() as u64 * 4096;
+    let available = available_space(&staging_root)
+        .map_err(CliError::io("check free space of", &staging_root))?;
+    if available < needed {
+        return Err(CliError::NoSpace {
+            path: staging_root,
+            needed: human_bytes(needed),
+            available: human_bytes(available),
+            advice: "free some space and run the import again",
+        });
+    }
+    let staging = staging_root.join(manifest.parcel_id.to_string());
+    fs::create_dir(&staging).map_err(CliError::io("create", &staging))?;
+    let bar = Progress::bytes(ctx, "Importing", manifest.content_bytes());
+    let result = parcel.extract(&staging, &mut |done| bar.set(done));
+    bar.finish();
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(problem) => {
+            let _ = fs::remove_dir_all(&staging);
+            if let Problem::Write { path, source } = &problem {
+                if source.kind() == ErrorKind::StorageFull {
+                    return Err(CliError::NoSpace {
+                        path: path.clone(),
+                        needed: human_bytes(needed),
+                        available: human_bytes(available_space(&staging_root).unwrap_or(0)),
+                        advice: "the disk filled during the import; nothing was imported — free some space and run the import again",
+                    });
+                }
+            }
+            return Err(problems_error(subject, &[problem], trust));
+        }
+    };
+    sync_filesystem(&staging).map_err(CliError::io("sync", &staging))?;
+    let package_dir = ctx.home.packages_dir().join(&manifest.package_id);
+    fs::create_dir_all(&package_dir).map_err(CliError::io("create", &package_dir))?;
+    let target = package_dir.join(manifest.package_version.to_string());
+    fs::rename(&staging, &target).map_err(CliError::io("move the staged package into", &target))?;
+    sync_dir(&package_dir).map_err(CliError::io("sync", &package_dir))?;
+    Ok(summary)
+}
+
+/// Removes what an interrupted import left: staging directories, and store
+/// directories the catalog does not know (renamed in, then killed before the
+/// catalog recorded them). Called under the home lock.
+fn clean_up(ctx: &Context, catalog: &Catalog) -> Result<(), CliError> {
+    let staging = ctx.home.staging_dir();
+    if let Ok(entries) = fs::read_dir(&staging) {
+        for entry in entries.flatten() {
+            ctx.note(&format!(
+                "removing {}, left by an interrupted import",
+                entry.path().display()
+            ));
+            remove_any(&entry.path())?;
+        }
+    }
+    let packages = ctx.home.packages_dir();
+    let Ok(ids) = fs::read_dir(&packages) else {
+        return Ok(());
+    };
+    for id_dir in ids.flatten() {
+        let id = id_dir.file_name().to_string_lossy().into_owned();
+        let Ok(versions) = fs::read_dir(id_dir.path()) else {
+            continue;
+        };
+        for version in versions.flatten() {
+            let known = version
+                .file_name()
+                .to_str()
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|v| catalog.package(&id, v))
+                .transpose()?
+                .flatten()
+                .is_some();
+            if !known {
+                ctx.note(&format!(
+                    "removing {}, an import interrupted before it was recorded",
+                    version.path().display()
+                ));
+                remove_any(&version.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_any(path: &Path) -> Result<(), CliError> {
+    let meta = fs::symlink_metadata(path).map_err(CliError::io("inspect", path))?;
+    if meta.is_dir() {
+        fs::remove_dir_all(path).map_err(CliError::io("remove", path))
+    } else {
+        fs::remove_file(path).map_err(CliError::io("remove", path))
+    }
+}
+
+/// Writes the receipt at `explicit`, else next to the first volume when that
+/// directory is writable, else in `<home>/receipts/`; atomically.
+fn write_receipt(
+    ctx: &Context,
+    explicit: Option<&Path>,
+    volumes: &[PathBuf],
+    receipt: &Receipt,
+    text: &str,
+) -> Result<PathBuf, CliError> {
+    let name = format!(
+        "{}-v{}-{}.receipt",
+        receipt.package_id,
+        receipt.package_version,
+        &receipt.parcel_id.to_string()[..8]
+    );
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let beside = volumes
+                .first()
+                .and_then(|v| v.parent())
+                .filter(|d| dir_writable(d));
+            match beside {
+                Some(dir) => dir.join(&name),
+                None => {
+                    let dir = ctx.home.receipts_dir();
+                    fs::create_dir_all(&dir).map_err(CliError::io("create", &dir))?;
+                    dir.join(&name)
+                }
+            }
+        }
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(CliError::io("write a receipt in", dir))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(CliError::io("write", &path))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(CliError::io("sync", &path))?;
+    tmp.persist(&path)
+        .map_err(|e| CliError::io("write", &path)(e.error))?;
+    Ok(path)
 }

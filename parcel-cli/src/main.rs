@@ -9,11 +9,13 @@ mod cli;
 mod clock;
 mod create;
 mod demo;
+mod disk;
 mod error;
 mod forward;
 mod home;
 mod import;
 mod key;
+mod media;
 mod output;
 #[allow(dead_code)]
 mod progress;

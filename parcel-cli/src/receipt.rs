@@ -1,10 +1,93 @@
-//! `parcel receipt apply`: checks a receipt from a destination site and marks its parcel confirmed.
+//! `parcel receipt apply`: at the source site, checks a receipt's signature
+//! against the destination site's trusted key and marks the outgoing parcel
+//! `confirmed`.
 
+use std::fs::File;
+use std::io::Read;
+
+use parcel_format::manifest::hex;
+use parcel_format::receipt::{SignedReceipt, MAX_RECEIPT_LEN};
+
+use crate::catalog::{Direction, Status};
 use crate::cli::ReceiptApplyArgs;
+use crate::clock;
 use crate::error::CliError;
 use crate::home::Context;
+use crate::output;
 
-/// `parcel receipt apply`.
-pub fn run(_ctx: &Context, _args: &ReceiptApplyArgs) -> Result<(), CliError> {
-    Err(CliError::NotImplemented("receipt apply"))
+/// Runs `parcel receipt apply`.
+pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
+    let mut catalog = ctx.home.open_catalog()?;
+    let path = &args.file;
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(MAX_RECEIPT_LEN as u64 + 1).read_to_end(&mut bytes))
+        .map_err(CliError::io("read", path))?;
+    let subject = format!("receipt {}", path.display());
+    let bad = |reason: String| CliError::Verification {
+        subject: subject.clone(),
+        reason,
+    };
+    let signed = SignedReceipt::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+    let r = &signed.receipt;
+    let refused = |reason: String| CliError::Refused {
+        subject: subject.clone(),
+        reason,
+    };
+    let parcel = catalog
+        .find_parcel(&r.parcel_id.to_string())?
+        .filter(|p| p.direction == Direction::Outgoing)
+        .ok_or_else(|| {
+            refused(format!(
+                "it is for parcel {}, which this site did not send",
+                r.parcel_id
+            ))
+        })?;
+    let site = catalog
+        .trusted_site(&r.destination_site)?
+        .filter(|s| s.revoked_at.is_none())
+        .ok_or_else(|| {
+            refused(format!(
+                "it is signed for site {}, which is not trusted here",
+                r.destination_site
+            ))
+        })?;
+    if signed.signer != site.public_key {
+        return Err(bad(format!(
+            "it is not signed with the key of site {} (forged?)",
+            r.destination_site
+        )));
+    }
+    if r.destination_site != parcel.destination_site
+        || r.package_id != parcel.package_id
+        || r.package_version != parcel.package_version
+        || hex(&r.tree_digest) != parcel.tree_digest
+    {
+        return Err(bad(format!(
+            "it does not match parcel {} as sent (destination, package or content differ)",
+            parcel.parcel_id
+        )));
+    }
+    if parcel.status == Status::Confirmed {
+        output::print(&format!(
+            "parcel {} was already confirmed; nothing to do\n",
+            parcel.parcel_id
+        ))?;
+        return Ok(());
+    }
+    catalog.advance(
+        &parcel.parcel_id,
+        Status::Confirmed,
+        clock::now(),
+        &format!(
+            "imported at {} on {}",
+            r.destination_site,
+            clock::format_utc(r.imported)
+        ),
+    )?;
+    output::print(&format!(
+        "parcel {} confirmed: {} imported {} v{}\n",
+        parcel.parcel_id, r.destination_site, r.package_id, r.package_version
+    ))?;
+    Ok(())
 }

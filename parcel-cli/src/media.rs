@@ -1,0 +1,152 @@
+//! What the courier commands share about media: finding volume files in the
+//! paths a user gives, the keys this site trusts (and those it revoked), and
+//! turning the library's problems into one message and exit code.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use parcel_format::sign::{PublicKey, TrustedKeys};
+use parcel_format::volume::looks_like_volume;
+use parcel_format::{FailureClass, Problem};
+
+use crate::catalog::{Catalog, SiteRecord};
+use crate::error::CliError;
+use crate::output;
+
+/// Most problems listed in one message; the rest are counted.
+const LISTED_PROBLEMS: usize = 20;
+
+/// Volume files from the paths given: files as they are, and in each
+/// directory the files that start like a parcel volume (not recursing).
+pub fn volume_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = fs::metadata(path).map_err(CliError::io("read", path))?;
+        if meta.is_dir() {
+            let mut found: Vec<PathBuf> = fs::read_dir(path)
+                .map_err(CliError::io("list", path))?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && looks_like_volume(p))
+                .collect();
+            if found.is_empty() {
+                output::warn(&format!("{} holds no parcel volume", path.display()));
+            }
+            found.sort();
+            files.append(&mut found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// The keys this site accepts signatures from, and those it revoked.
+pub struct Trust {
+    /// Trusted, unrevoked keys labelled by site code, this site's own included
+    /// (so a source can verify the media it wrote).
+    pub keys: TrustedKeys,
+    revoked: Vec<(String, [u8; 32])>,
+}
+
+impl Trust {
+    /// Reads the trusted sites from the catalog.
+    pub fn load(catalog: &Catalog, own: &SiteRecord) -> Result<Trust, CliError> {
+        let mut keys = TrustedKeys::new();
+        let mut revoked = Vec::new();
+        if let Ok(key) = PublicKey::from_bytes(&own.public_key) {
+            keys.add(own.code.clone(), key);
+        }
+        for site in catalog.trusted_sites()? {
+            if site.revoked_at.is_some() {
+                revoked.push((site.code, site.public_key));
+            } else if let Ok(key) = PublicKey::from_bytes(&site.public_key) {
+                keys.add(site.code, key);
+            }
+        }
+        Ok(Trust { keys, revoked })
+    }
+
+    /// The site whose revoked key this is.
+    pub fn revoked_site(&self, key: &[u8; 32]) -> Option<&str> {
+        self.revoked
+            .iter()
+            .find(|(_, k)| k == key)
+            .map(|(code, _)| code.as_str())
+    }
+}
+
+/// The error for a parcel with problems: a revoked signer or a policy problem
+/// is a refusal (exit 4), an I/O problem a plain failure (exit 1), anything
+/// else a verification failure (exit 3). The message lists the problems.
+pub fn problems_error(subject: &str, problems: &[Problem], trust: &Trust) -> CliError {
+    let revoked = problems.iter().find_map(|p| match p {
+        Problem::UntrustedSigner { key, .. } => trust.revoked_site(key),
+        _ => None,
+    });
+    if let Some(site) = revoked {
+        return CliError::Refused {
+            subject: subject.to_owned(),
+            reason: format!("signed with the revoked key of site {site}; ask {site} for a parcel signed with its new key"),
+        };
+    }
+    let reason = describe(problems);
+    match problems.iter().map(Problem::class).min() {
+        Some(FailureClass::Policy) => CliError::Refused {
+            subject: subject.to_owned(),
+            reason,
+        },
+        Some(FailureClass::Io) => CliError::Failed {
+            subject: subject.to_owned(),
+            reason,
+        },
+        _ => CliError::Verification {
+            subject: subject.to_owned(),
+            reason,
+        },
+    }
+}
+
+/// The problems as an indented list, the most fundamental class first.
+pub fn describe(problems: &[Problem]) -> String {
+    let mut sorted: Vec<&Problem> = problems.iter().collect();
+    sorted.sort_by_key(|p| p.class());
+    let mut text = String::new();
+    for p in sorted.iter().take(LISTED_PROBLEMS) {
+        text.push_str(&format!("\n  - {} ({})", hint(p), p.class()));
+    }
+    if sorted.len() > LISTED_PROBLEMS {
+        text.push_str(&format!(
+            "\n  … and {} more problems",
+            sorted.len() - LISTED_PROBLEMS
+        ));
+    }
+    text
+}
+
+/// A problem with what the user can do about it.
+fn hint(problem: &Problem) -> String {
+    let advice = match problem {
+        Problem::MissingVolume { .. } => "",
+        Problem::UntrustedSigner { .. } => {
+            "; trust the sender's key with `parcel key trust` after checking its fingerprint"
+        }
+        Problem::VolumeLength { .. }
+        | Problem::VolumeCorrupt { .. }
+        | Problem::PackCorrupt { .. }
+        | Problem::ChunkCorrupt { .. } => {
+            "; copy the volume again from the original medium or ask the sender for a new copy"
+        }
+        Problem::ForeignVolume { .. } | Problem::DuplicateVolume { .. } => "",
+        Problem::BadSignature { .. } => {
+            "; the medium may have been tampered with: do not import it"
+        }
+        _ => "",
+    };
+    format!("{problem}{advice}")
+}
+
+/// Whether the directory of `path` accepts a new file.
+pub fn dir_writable(dir: &Path) -> bool {
+    tempfile::NamedTempFile::new_in(dir).is_ok()
+}
