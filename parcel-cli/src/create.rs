@@ -66,7 +66,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), CliError> {
 /// An upper bound on the size of a parcel of this package: content that does
 /// not compress, plus tar headers, padding, index and zstd's worst case.
 fn size_bound(scan: &write::Scan) -> u64 {
-    scan.content_bytes + scan.content_bytes / 64 + scan.entries() as u64 * 1024 + (1 << 20)
+    scan.content_bytes + scan.content_bytes / 64 + scan.entries() as u64 * 1024 + (64 << 10)
 }
 
 /// Writes, verifies and records one outgoing parcel.

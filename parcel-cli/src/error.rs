@@ -164,8 +164,6 @@ pub enum CliError {
         advice: &'static str,
     },
 
-    #[error("`parcel {0}` is not implemented yet")]
-    NotImplemented(&'static str),
 }
 
 impl CliError {
