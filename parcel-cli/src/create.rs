@@ -3,6 +3,8 @@
 //! room before writing anything, reads back and verifies what it wrote, and
 //! records the outgoing parcel as `created`.
 
+use std::fs;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use parcel_format::limits::MIN_VOLUME_SIZE;
@@ -15,7 +17,7 @@ use serde_json::json;
 use crate::catalog::{Direction, ParcelRecord, Status};
 use crate::cli::CreateArgs;
 use crate::clock;
-use crate::disk::{available_space, human_bytes};
+use crate::disk::{available_space, human_bytes, sync_dir};
 use crate::error::CliError;
 use crate::home::Context;
 use crate::media::{describe, Trust};
@@ -99,7 +101,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     let bound = size_bound(&scan);
     // A small parcel needs no full-size volume: this keeps the room check honest.
     let volume_size = o.volume_size.min(bound.max(MIN_VOLUME_SIZE));
-    let mut outputs = Vec::new();
+    let mut outputs: Vec<OutputDir> = Vec::new();
     let mut usable = 0u64;
     for out in o.outs {
         let free = available_space(out).map_err(CliError::io("check free space of", out))?;
@@ -112,7 +114,22 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             capacity: (o.space_check || o.medium_size.is_some()).then_some(available),
         });
     }
-    if o.space_check && usable < bound {
+    // One medium too small, and someone at the terminal: spool the parcel in
+    // the home, then copy it out volume by volume, asking for each next medium.
+    let swap_media = o.space_check
+        && usable < bound
+        && o.outs.len() == 1
+        && o.medium_size.is_none()
+        && interactive();
+    let spool = ctx.home.root().join("spool");
+    if swap_media {
+        fs::create_dir_all(&spool).map_err(CliError::io("create", &spool))?;
+        outputs = vec![OutputDir {
+            dir: spool.clone(),
+            capacity: None,
+        }];
+        ctx.note(&format!("{} has too little room for the whole parcel; it is prepared in {} and you will be asked for each next medium", o.outs[0].display(), spool.display()));
+    } else if o.space_check && usable < bound {
         return Err(CliError::NoSpace {
             path: o.outs.first().cloned().unwrap_or_default(),
             needed: format!("up to {} (the parcel's size before compression)", human_bytes(bound)),
@@ -148,7 +165,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         bar.set(done)
     })?;
     bar.finish();
-    let paths: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
+    let mut paths: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
     if o.verify {
         let trust = Trust::load(&catalog, &site)?;
         let bar = Progress::bytes(ctx, "Verifying", 0);
@@ -166,6 +183,9 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
                 ),
             });
         }
+    }
+    if swap_media {
+        paths = copy_to_media(&paths, &o.outs[0])?;
     }
     let manifest = &written.manifest;
     let record = ParcelRecord {
@@ -226,4 +246,72 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         ));
     }
     Ok(())
+}
+
+fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Copies spooled volumes onto the medium mounted at `out`, one after the
+/// other, asking for the next medium whenever the next volume does not fit.
+/// Each copy is written under a temporary name, synced, then renamed.
+fn copy_to_media(spooled: &[PathBuf], out: &Path) -> Result<Vec<PathBuf>, CliError> {
+    let mut placed = Vec::with_capacity(spooled.len());
+    for (i, volume) in spooled.iter().enumerate() {
+        let len = fs::metadata(volume)
+            .map_err(CliError::io("read", volume))?
+            .len();
+        loop {
+            let free = available_space(out).map_err(CliError::io("check free space of", out))?;
+            if free >= len {
+                break;
+            }
+            eprint!(
+                "Volume {} of {} needs {}; {} has {} free.\nInsert the next medium at {} and press Enter (or type q and Enter to stop): ",
+                i + 1,
+                spooled.len(),
+                human_bytes(len),
+                out.display(),
+                human_bytes(free),
+                out.display()
+            );
+            let _ = std::io::stderr().flush();
+            let mut answer = String::new();
+            std::io::stdin()
+                .read_line(&mut answer)
+                .map_err(|source| CliError::Stdio {
+                    action: "read",
+                    stream: "input",
+                    source,
+                })?;
+            if answer.trim().eq_ignore_ascii_case("q") {
+                return Err(CliError::Failed {
+                    subject: "create".into(),
+                    reason: format!(
+                        "stopped at volume {}; the volumes not yet copied stay in {}",
+                        i + 1,
+                        volume.parent().unwrap_or(Path::new(".")).display()
+                    ),
+                });
+            }
+        }
+        let name = volume.file_name().map(PathBuf::from).unwrap_or_default();
+        let target = out.join(&name);
+        let temp = out.join(format!(".{}.partial", name.display()));
+        fs::copy(volume, &temp).map_err(CliError::io("copy a volume to", &temp))?;
+        fs::File::open(&temp)
+            .and_then(|f| f.sync_all())
+            .map_err(CliError::io("sync", &temp))?;
+        fs::rename(&temp, &target).map_err(CliError::io("rename", &target))?;
+        sync_dir(out).map_err(CliError::io("sync", out))?;
+        fs::remove_file(volume).map_err(CliError::io("remove", volume))?;
+        eprintln!(
+            "volume {} of {} written to {}",
+            i + 1,
+            spooled.len(),
+            target.display()
+        );
+        placed.push(target);
+    }
+    Ok(placed)
 }

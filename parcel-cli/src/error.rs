@@ -163,7 +163,6 @@ pub enum CliError {
         available: String,
         advice: &'static str,
     },
-
 }
 
 impl CliError {
