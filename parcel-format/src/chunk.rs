@@ -15,14 +15,24 @@ use crate::manifest::ChunkParams;
 
 /// The chunking parameters parcel writes with by default (FORMAT.md §5.1
 /// gives the measurements behind them).
-pub const DEFAULT_CHUNKING: ChunkParams = ChunkParams { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 };
+pub const DEFAULT_CHUNKING: ChunkParams = ChunkParams {
+    min: 16 * 1024,
+    avg: 64 * 1024,
+    max: 256 * 1024,
+};
 
 /// Bytes read from a file at a time.
 const WINDOW: usize = 4 * 1024 * 1024;
 
 /// Checks chunking parameters against fastcdc's and the format's bounds.
 pub fn check_params(p: ChunkParams) -> Result<(), String> {
-    if p.min < MINIMUM_MIN || p.avg < AVERAGE_MIN || p.max < MAXIMUM_MIN || p.max > MAX_CHUNK || p.min > p.avg || p.avg > p.max {
+    if p.min < MINIMUM_MIN
+        || p.avg < AVERAGE_MIN
+        || p.max < MAXIMUM_MIN
+        || p.max > MAX_CHUNK
+        || p.min > p.avg
+        || p.avg > p.max
+    {
         return Err(format!(
             "chunking parameters min {} avg {} max {} are out of range (min >= {MINIMUM_MIN}, avg >= {AVERAGE_MIN}, max >= {MAXIMUM_MIN}, max <= {MAX_CHUNK}, min <= avg <= max)",
             p.min, p.avg, p.max
@@ -91,12 +101,16 @@ mod tests {
         let mut state = 12345u64;
         let data: Vec<u8> = (0..10_000_000)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (state >> 33) as u8
             })
             .collect();
         let p = DEFAULT_CHUNKING;
-        let whole: Vec<usize> = FastCDC::new(&data, p.min, p.avg, p.max).map(|c| c.length).collect();
+        let whole: Vec<usize> = FastCDC::new(&data, p.min, p.avg, p.max)
+            .map(|c| c.length)
+            .collect();
         assert_eq!(cuts(&data, p), whole);
         assert_eq!(whole.iter().sum::<usize>(), data.len());
     }

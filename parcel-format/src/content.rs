@@ -107,7 +107,11 @@ impl<'p> PackCache<'p> {
 
     fn chunk_range(&self, p: u32) -> std::ops::Range<usize> {
         let start = self.first_chunk.get(p as usize).copied().unwrap_or(0);
-        let end = self.first_chunk.get(p as usize + 1).copied().unwrap_or(start);
+        let end = self
+            .first_chunk
+            .get(p as usize + 1)
+            .copied()
+            .unwrap_or(start);
         start..end.max(start)
     }
 
@@ -119,29 +123,48 @@ impl<'p> PackCache<'p> {
         let record = manifest.packs.get(p as usize)?;
         let Some(volume) = self.parcel.volumes().get(&record.volume) else {
             for c in self.chunk_range(p) {
-                self.problems.push(Problem::ChunkUnavailable { chunk: c as u32, volume: record.volume, pack: p });
+                self.problems.push(Problem::ChunkUnavailable {
+                    chunk: c as u32,
+                    volume: record.volume,
+                    pack: p,
+                });
             }
             return None;
         };
-        let corrupt = |reason: String| Problem::PackCorrupt { volume: record.volume, offset: record.offset, pack: p, reason };
+        let corrupt = |reason: String| Problem::PackCorrupt {
+            volume: record.volume,
+            offset: record.offset,
+            pack: p,
+            reason,
+        };
         let file = match self.files.entry(record.volume) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => match File::open(&volume.path) {
                 Ok(f) => e.insert(f),
                 Err(source) => {
-                    self.problems.push(Problem::Unreadable { path: volume.path.clone(), source: source.into() });
+                    self.problems.push(Problem::Unreadable {
+                        path: volume.path.clone(),
+                        source: source.into(),
+                    });
                     return None;
                 }
             },
         };
         let mut stored = vec![0u8; record.stored_len as usize];
-        if let Err(source) = file.seek(SeekFrom::Start(record.offset)).and_then(|_| file.read_exact(&mut stored)) {
-            self.problems.push(Problem::Unreadable { path: volume.path.clone(), source: source.into() });
+        if let Err(source) = file
+            .seek(SeekFrom::Start(record.offset))
+            .and_then(|_| file.read_exact(&mut stored))
+        {
+            self.problems.push(Problem::Unreadable {
+                path: volume.path.clone(),
+                source: source.into(),
+            });
             return None;
         }
         let digest: [u8; 32] = Sha256::digest(&stored).into();
         if digest != record.stored_sha256 {
-            self.problems.push(corrupt("stored bytes do not match their SHA-256".into()));
+            self.problems
+                .push(corrupt("stored bytes do not match their SHA-256".into()));
             return None;
         }
         let raw = match decompress_exact(&stored, record.raw_len as usize) {
@@ -152,13 +175,22 @@ impl<'p> PackCache<'p> {
             }
         };
         for c in self.chunk_range(p) {
-            let Some(chunk) = manifest.chunks.get(c) else { continue };
+            let Some(chunk) = manifest.chunks.get(c) else {
+                continue;
+            };
             let start = chunk.offset as usize;
-            let bytes = raw.get(start..start + chunk.len as usize).unwrap_or_default();
+            let bytes = raw
+                .get(start..start + chunk.len as usize)
+                .unwrap_or_default();
             let digest: [u8; 32] = Sha256::digest(bytes).into();
             if digest != chunk.sha256 {
                 self.bad_chunks.insert(c as u32);
-                self.problems.push(Problem::ChunkCorrupt { volume: record.volume, offset: record.offset, chunk: c as u32, pack: p });
+                self.problems.push(Problem::ChunkCorrupt {
+                    volume: record.volume,
+                    offset: record.offset,
+                    chunk: c as u32,
+                    pack: p,
+                });
             }
         }
         Some(raw)

@@ -236,7 +236,9 @@ impl Problem {
     /// The failure class this problem belongs to.
     pub fn class(&self) -> FailureClass {
         match self {
-            Problem::BadSignature { .. } | Problem::UntrustedSigner { .. } => FailureClass::Signature,
+            Problem::BadSignature { .. } | Problem::UntrustedSigner { .. } => {
+                FailureClass::Signature
+            }
             Problem::NotAVolume { .. }
             | Problem::NoVolumes
             | Problem::UnknownVersion { .. }
@@ -258,15 +260,24 @@ impl Problem {
     }
 
     pub(crate) fn index(reason: impl Into<String>) -> Problem {
-        Problem::Index { reason: reason.into() }
+        Problem::Index {
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn limit(what: impl Into<String>, value: u64, limit: u64) -> Problem {
-        Problem::Limit { what: what.into(), value, limit }
+        Problem::Limit {
+            what: what.into(),
+            value,
+            limit,
+        }
     }
 
     pub(crate) fn path(path: &str, reason: impl Into<String>) -> Problem {
-        Problem::Path { path: path.to_owned(), reason: reason.into() }
+        Problem::Path {
+            path: path.to_owned(),
+            reason: reason.into(),
+        }
     }
 }
 

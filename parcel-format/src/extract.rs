@@ -37,7 +37,9 @@ fn time_of(mtime: i64) -> SystemTime {
     if mtime >= 0 {
         UNIX_EPOCH + Duration::from_secs(mtime as u64)
     } else {
-        UNIX_EPOCH.checked_sub(Duration::from_secs(mtime.unsigned_abs())).unwrap_or(UNIX_EPOCH)
+        UNIX_EPOCH
+            .checked_sub(Duration::from_secs(mtime.unsigned_abs()))
+            .unwrap_or(UNIX_EPOCH)
     }
 }
 
@@ -48,19 +50,30 @@ impl Parcel {
     /// checked on the way; on the first problem extraction stops and returns
     /// it, leaving `dest` for the caller to remove. `progress` gets content
     /// bytes written so far.
-    pub fn extract(&self, dest: &Path, progress: &mut dyn FnMut(u64)) -> Result<ExtractSummary, Problem> {
+    pub fn extract(
+        &self,
+        dest: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ExtractSummary, Problem> {
         if let Some(problem) = self.problems().first() {
             return Err(problem.clone());
         }
         let write_err = |path: &Path| {
             let path = path.to_owned();
-            move |source: std::io::Error| Problem::Write { path, source: source.into() }
+            move |source: std::io::Error| Problem::Write {
+                path,
+                source: source.into(),
+            }
         };
         let mut listing = fs::read_dir(dest).map_err(write_err(dest))?;
         if listing.next().is_some() {
             return Err(Problem::Write {
                 path: dest.to_owned(),
-                source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "extraction directory is not empty").into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "extraction directory is not empty",
+                )
+                .into(),
             });
         }
         let mut summary = ExtractSummary::default();
@@ -71,15 +84,29 @@ impl Parcel {
             let target = dest.join(&entry.path);
             match &entry.kind {
                 EntryKind::Directory => {
-                    DirBuilder::new().mode(0o755).create(&target).map_err(write_err(&target))?;
-                    fs::set_permissions(&target, Permissions::from_mode(0o755)).map_err(write_err(&target))?;
+                    DirBuilder::new()
+                        .mode(0o755)
+                        .create(&target)
+                        .map_err(write_err(&target))?;
+                    fs::set_permissions(&target, Permissions::from_mode(0o755))
+                        .map_err(write_err(&target))?;
                     directories.push((target, entry.mtime));
                     summary.directories += 1;
                 }
                 EntryKind::Symlink { target: link } => symlinks.push((target, link)),
-                EntryKind::File { size, executable, sha256, chunks } => {
+                EntryKind::File {
+                    size,
+                    executable,
+                    sha256,
+                    chunks,
+                } => {
                     let mode = if *executable { 0o755 } else { 0o644 };
-                    let file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&target).map_err(write_err(&target))?;
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(mode)
+                        .open(&target)
+                        .map_err(write_err(&target))?;
                     let mut out = BufWriter::with_capacity(1 << 20, file);
                     let mut hasher = Sha256::new();
                     for &c in chunks {
@@ -90,13 +117,20 @@ impl Parcel {
                         progress(summary.bytes);
                     }
                     if <[u8; 32]>::from(hasher.finalize()) != *sha256 {
-                        return Err(Problem::FileCorrupt { path: entry.path.clone() });
+                        return Err(Problem::FileCorrupt {
+                            path: entry.path.clone(),
+                        });
                     }
-                    let file = out.into_inner().map_err(|e| Problem::Write { path: target.clone(), source: e.into_error().into() })?;
+                    let file = out.into_inner().map_err(|e| Problem::Write {
+                        path: target.clone(),
+                        source: e.into_error().into(),
+                    })?;
                     debug_assert_eq!(file.metadata().map(|m| m.len()).unwrap_or(*size), *size);
                     // Exact mode whatever the umask; never setuid/setgid.
-                    file.set_permissions(Permissions::from_mode(mode)).map_err(write_err(&target))?;
-                    file.set_modified(time_of(entry.mtime)).map_err(write_err(&target))?;
+                    file.set_permissions(Permissions::from_mode(mode))
+                        .map_err(write_err(&target))?;
+                    file.set_modified(time_of(entry.mtime))
+                        .map_err(write_err(&target))?;
                     summary.files += 1;
                 }
             }
@@ -107,7 +141,9 @@ impl Parcel {
         }
         // Directory times last, deepest first, once nothing more is written in them.
         for (path, mtime) in directories.iter().rev() {
-            File::open(path).and_then(|d| d.set_modified(time_of(*mtime))).map_err(write_err(path))?;
+            File::open(path)
+                .and_then(|d| d.set_modified(time_of(*mtime)))
+                .map_err(write_err(path))?;
         }
         Ok(summary)
     }
@@ -115,7 +151,11 @@ impl Parcel {
 
 fn first_problem(cache: &mut PackCache<'_>, chunk: u32) -> Problem {
     if cache.problems.is_empty() {
-        Problem::ChunkUnavailable { chunk, volume: 0, pack: 0 }
+        Problem::ChunkUnavailable {
+            chunk,
+            volume: 0,
+            pack: 0,
+        }
     } else {
         cache.problems.swap_remove(0)
     }

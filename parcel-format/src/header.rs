@@ -141,16 +141,22 @@ impl VolumeHeader {
             return Err(HeaderError::BadSignature);
         }
         if le_u16(b, 10) != 0 {
-            return Err(HeaderError::Malformed("flags set (unknown in version 1)".into()));
+            return Err(HeaderError::Malformed(
+                "flags set (unknown in version 1)".into(),
+            ));
         }
         if b[196..SIGNED_LEN].iter().any(|&x| x != 0) {
-            return Err(HeaderError::Malformed("reserved bytes set (unknown in version 1)".into()));
+            return Err(HeaderError::Malformed(
+                "reserved bytes set (unknown in version 1)".into(),
+            ));
         }
         let site_bytes = &b[44..52];
         let site_len = site_bytes.iter().position(|&x| x == 0).unwrap_or(8);
         if site_bytes[site_len..].iter().any(|&x| x != 0)
             || site_len == 0
-            || !site_bytes[..site_len].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            || !site_bytes[..site_len]
+                .iter()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         {
             return Err(HeaderError::Malformed("bad source site code".into()));
         }
@@ -216,7 +222,11 @@ mod tests {
             index_stored_len: 100,
             index_raw_len: 300,
             index_sha256: [2; 32],
-            index_piece: IndexPiece { offset: 2048, len: 100, start: 0 },
+            index_piece: IndexPiece {
+                offset: 2048,
+                len: 100,
+                start: 0,
+            },
         }
     }
 
@@ -228,7 +238,10 @@ mod tests {
         for i in 0..RECORD_LEN {
             let mut bad = rec;
             bad[i] ^= 0x10;
-            assert!(VolumeHeader::decode_verified(&bad).is_err(), "flip at byte {i} accepted");
+            assert!(
+                VolumeHeader::decode_verified(&bad).is_err(),
+                "flip at byte {i} accepted"
+            );
         }
     }
 }

@@ -177,14 +177,21 @@ impl Manifest {
     /// Decodes an authenticated stored index whose lengths the header declares.
     pub fn decode(stored: &[u8], raw_len: u64) -> Result<Manifest, Problem> {
         if raw_len > MAX_INDEX_RAW {
-            return Err(Problem::limit("declared index length", raw_len, MAX_INDEX_RAW));
+            return Err(Problem::limit(
+                "declared index length",
+                raw_len,
+                MAX_INDEX_RAW,
+            ));
         }
         let raw = crate::pack::decompress_exact(stored, raw_len as usize)
             .map_err(|e| Problem::index(format!("does not decompress: {e}")))?;
         let (manifest, rest) = postcard::take_from_bytes::<Manifest>(&raw)
             .map_err(|e| Problem::index(format!("does not decode: {e}")))?;
         if !rest.is_empty() {
-            return Err(Problem::index(format!("{} bytes after the manifest", rest.len())));
+            return Err(Problem::index(format!(
+                "{} bytes after the manifest",
+                rest.len()
+            )));
         }
         Ok(manifest)
     }
@@ -211,14 +218,20 @@ impl Manifest {
     /// Checks the manifest against the headers and against itself (FORMAT.md
     /// §7.3): every reference in range, chunks tiling their packs exactly,
     /// files' sizes matching their chunks, and every path safe and unique.
-    pub fn validate(&self, header: &VolumeHeader, body_lens: &HashMap<u32, u64>) -> Result<(), Problem> {
+    pub fn validate(
+        &self,
+        header: &VolumeHeader,
+        body_lens: &HashMap<u32, u64>,
+    ) -> Result<(), Problem> {
         if self.format_version != header.version
             || self.parcel_id != header.parcel_id
             || self.volume_count != header.volume_count
             || self.created != header.created
             || self.source_site != header.source_site
         {
-            return Err(Problem::index("contradicts the volume headers (id, version, count, time or source)"));
+            return Err(Problem::index(
+                "contradicts the volume headers (id, version, count, time or source)",
+            ));
         }
         for site in std::iter::once(&self.origin_site).chain(&self.destinations) {
             check_site_code(site).map_err(Problem::index)?;
@@ -228,16 +241,32 @@ impl Manifest {
         }
         check_package_id(&self.package_id).map_err(Problem::index)?;
         if self.comment.len() > MAX_COMMENT {
-            return Err(Problem::limit("comment length", self.comment.len() as u64, MAX_COMMENT as u64));
+            return Err(Problem::limit(
+                "comment length",
+                self.comment.len() as u64,
+                MAX_COMMENT as u64,
+            ));
         }
         if self.entries.len() > MAX_ENTRIES {
-            return Err(Problem::limit("file table entries", self.entries.len() as u64, MAX_ENTRIES as u64));
+            return Err(Problem::limit(
+                "file table entries",
+                self.entries.len() as u64,
+                MAX_ENTRIES as u64,
+            ));
         }
         if self.chunks.len() > MAX_CHUNKS {
-            return Err(Problem::limit("chunks", self.chunks.len() as u64, MAX_CHUNKS as u64));
+            return Err(Problem::limit(
+                "chunks",
+                self.chunks.len() as u64,
+                MAX_CHUNKS as u64,
+            ));
         }
         if self.packs.len() > MAX_PACKS {
-            return Err(Problem::limit("packs", self.packs.len() as u64, MAX_PACKS as u64));
+            return Err(Problem::limit(
+                "packs",
+                self.packs.len() as u64,
+                MAX_PACKS as u64,
+            ));
         }
         self.validate_packs(body_lens)?;
         self.validate_chunks()?;
@@ -248,25 +277,42 @@ impl Manifest {
         let mut previous: Option<(u32, u64)> = None;
         for (i, pack) in self.packs.iter().enumerate() {
             if pack.stored_len > MAX_PACK_STORED {
-                return Err(Problem::limit(format!("pack {i} stored length"), pack.stored_len.into(), MAX_PACK_STORED.into()));
+                return Err(Problem::limit(
+                    format!("pack {i} stored length"),
+                    pack.stored_len.into(),
+                    MAX_PACK_STORED.into(),
+                ));
             }
             if pack.raw_len > MAX_PACK_RAW {
-                return Err(Problem::limit(format!("pack {i} raw length"), pack.raw_len.into(), MAX_PACK_RAW.into()));
+                return Err(Problem::limit(
+                    format!("pack {i} raw length"),
+                    pack.raw_len.into(),
+                    MAX_PACK_RAW.into(),
+                ));
             }
             if pack.volume == 0 || pack.volume > self.volume_count {
-                return Err(Problem::index(format!("pack {i} is in volume {}, outside 1..={}", pack.volume, self.volume_count)));
+                return Err(Problem::index(format!(
+                    "pack {i} is in volume {}, outside 1..={}",
+                    pack.volume, self.volume_count
+                )));
             }
             let end = pack.offset.checked_add(pack.stored_len.into());
             // When the volume is missing its length is unknown; it is checked if it turns up.
             if let Some(&body_len) = body_lens.get(&pack.volume) {
                 let volume_end = VOLUME_PREFIX + body_len;
                 if pack.offset < VOLUME_PREFIX || end.is_none_or(|e| e > volume_end) {
-                    return Err(Problem::index(format!("pack {i} lies outside volume {}", pack.volume)));
+                    return Err(Problem::index(format!(
+                        "pack {i} lies outside volume {}",
+                        pack.volume
+                    )));
                 }
             }
             if let Some((v, prev_end)) = previous {
                 if pack.volume < v || (pack.volume == v && pack.offset < prev_end) {
-                    return Err(Problem::index(format!("pack {i} overlaps or precedes pack {}", i - 1)));
+                    return Err(Problem::index(format!(
+                        "pack {i} overlaps or precedes pack {}",
+                        i - 1
+                    )));
                 }
             }
             previous = Some((pack.volume, end.unwrap_or(u64::MAX)));
@@ -280,34 +326,52 @@ impl Manifest {
         let mut filled = 0u64;
         for (i, chunk) in self.chunks.iter().enumerate() {
             if chunk.len == 0 || chunk.len > MAX_CHUNK {
-                return Err(Problem::limit(format!("chunk {i} length"), chunk.len.into(), MAX_CHUNK.into()));
+                return Err(Problem::limit(
+                    format!("chunk {i} length"),
+                    chunk.len.into(),
+                    MAX_CHUNK.into(),
+                ));
             }
             if chunk.pack != pack {
-                let complete = self.packs.get(pack as usize).is_some_and(|p| u64::from(p.raw_len) == filled);
+                let complete = self
+                    .packs
+                    .get(pack as usize)
+                    .is_some_and(|p| u64::from(p.raw_len) == filled);
                 if chunk.pack != pack + 1 || !complete {
-                    return Err(Problem::index(format!("chunk {i} does not continue pack {pack} in order")));
+                    return Err(Problem::index(format!(
+                        "chunk {i} does not continue pack {pack} in order"
+                    )));
                 }
                 pack = chunk.pack;
                 filled = 0;
             }
             if u64::from(chunk.offset) != filled {
-                return Err(Problem::index(format!("chunk {i} overlaps or leaves a gap in pack {pack}")));
+                return Err(Problem::index(format!(
+                    "chunk {i} overlaps or leaves a gap in pack {pack}"
+                )));
             }
             filled += u64::from(chunk.len);
             let raw = self.packs.get(pack as usize).map(|p| u64::from(p.raw_len));
             if raw.is_none_or(|raw| filled > raw) {
-                return Err(Problem::index(format!("chunk {i} lies outside pack {pack}")));
+                return Err(Problem::index(format!(
+                    "chunk {i} lies outside pack {pack}"
+                )));
             }
         }
         let last_complete = match self.chunks.last() {
             None => self.packs.is_empty(),
             Some(_) => {
                 pack as usize + 1 == self.packs.len()
-                    && self.packs.get(pack as usize).is_some_and(|p| u64::from(p.raw_len) == filled)
+                    && self
+                        .packs
+                        .get(pack as usize)
+                        .is_some_and(|p| u64::from(p.raw_len) == filled)
             }
         };
         if !last_complete {
-            return Err(Problem::index("packs and chunks do not match (a pack is not filled exactly by its chunks)"));
+            return Err(Problem::index(
+                "packs and chunks do not match (a pack is not filled exactly by its chunks)",
+            ));
         }
         Ok(())
     }
@@ -319,8 +383,15 @@ impl Manifest {
             if let Some(parent) = path::parent(&entry.path) {
                 match seen.get(&path::collision_key(parent)) {
                     Some(true) => {}
-                    Some(false) => return Err(Problem::path(&entry.path, "its parent is not a directory")),
-                    None => return Err(Problem::path(&entry.path, "its parent directory is not listed before it")),
+                    Some(false) => {
+                        return Err(Problem::path(&entry.path, "its parent is not a directory"))
+                    }
+                    None => {
+                        return Err(Problem::path(
+                            &entry.path,
+                            "its parent directory is not listed before it",
+                        ))
+                    }
                 }
             }
             let key = path::collision_key(&entry.path);
@@ -331,13 +402,18 @@ impl Manifest {
             match &entry.kind {
                 EntryKind::Directory => {}
                 EntryKind::Symlink { target } => {
-                    path::check_symlink_target(&entry.path, target).map_err(|reason| Problem::path(&entry.path, reason))?;
+                    path::check_symlink_target(&entry.path, target)
+                        .map_err(|reason| Problem::path(&entry.path, reason))?;
                 }
                 EntryKind::File { size, chunks, .. } => {
                     let mut total = 0u64;
                     for &c in chunks {
                         let chunk = self.chunks.get(c as usize).ok_or_else(|| {
-                            Problem::index(format!("file {:?} refers to chunk {c}, beyond the {} chunks", entry.path, self.chunks.len()))
+                            Problem::index(format!(
+                                "file {:?} refers to chunk {c}, beyond the {} chunks",
+                                entry.path,
+                                self.chunks.len()
+                            ))
                         })?;
                         total += u64::from(chunk.len);
                     }
@@ -361,7 +437,12 @@ pub fn tree_digest(entries: &[Entry]) -> Hash {
     for entry in entries {
         let (tag, extra): (u8, Vec<u8>) = match &entry.kind {
             EntryKind::Directory => (0, Vec::new()),
-            EntryKind::File { size, executable, sha256, .. } => {
+            EntryKind::File {
+                size,
+                executable,
+                sha256,
+                ..
+            } => {
                 let mut v = Vec::with_capacity(41);
                 v.push(u8::from(*executable));
                 v.extend_from_slice(&size.to_le_bytes());
@@ -384,8 +465,15 @@ pub fn tree_digest(entries: &[Entry]) -> Hash {
 
 /// Checks a site code: 1–8 characters A–Z, 0–9.
 pub fn check_site_code(code: &str) -> Result<(), String> {
-    if code.is_empty() || code.len() > MAX_SITE_CODE || !code.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
-        return Err(format!("bad site code {code:?}: 1 to 8 characters A-Z, 0-9"));
+    if code.is_empty()
+        || code.len() > MAX_SITE_CODE
+        || !code
+            .bytes()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
+        return Err(format!(
+            "bad site code {code:?}: 1 to 8 characters A-Z, 0-9"
+        ));
     }
     Ok(())
 }
@@ -396,7 +484,9 @@ pub fn check_package_id(id: &str) -> Result<(), String> {
     if id.is_empty()
         || id.len() > MAX_PACKAGE_ID
         || id.starts_with('.')
-        || !id.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        || !id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
     {
         return Err(format!("bad package id {id:?}: 1 to 64 characters A-Z, a-z, 0-9, '.', '_', '-', not starting with '.'"));
     }

@@ -67,19 +67,30 @@ pub fn decompress_exact(stored: &[u8], raw_len: usize) -> Result<Vec<u8>, Decomp
     }
     match zstd::zstd_safe::get_frame_content_size(stored) {
         Ok(Some(n)) if n == raw_len as u64 => {}
-        Ok(declared) => return Err(DecompressError::ContentSize { declared, expected: raw_len as u64 }),
+        Ok(declared) => {
+            return Err(DecompressError::ContentSize {
+                declared,
+                expected: raw_len as u64,
+            })
+        }
         Err(_) => return Err(DecompressError::NotOneFrame),
     }
-    let mut decompressor = zstd::bulk::Decompressor::new().map_err(|e| DecompressError::Zstd(e.to_string()))?;
+    let mut decompressor =
+        zstd::bulk::Decompressor::new().map_err(|e| DecompressError::Zstd(e.to_string()))?;
     decompressor
-        .set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(ZSTD_WINDOW_LOG_MAX))
+        .set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
+            ZSTD_WINDOW_LOG_MAX,
+        ))
         .map_err(|e| DecompressError::Zstd(e.to_string()))?;
     let mut out = Vec::with_capacity(raw_len);
     let n = decompressor
         .decompress_to_buffer(stored, &mut out)
         .map_err(|e| DecompressError::Zstd(e.to_string()))?;
     if n != raw_len {
-        return Err(DecompressError::Length { actual: n as u64, expected: raw_len as u64 });
+        return Err(DecompressError::Length {
+            actual: n as u64,
+            expected: raw_len as u64,
+        });
     }
     Ok(out)
 }
@@ -91,13 +102,27 @@ mod tests {
     #[test]
     fn decompression_refuses_wrong_lengths_and_extra_frames() {
         let raw = b"hello hello hello hello".repeat(10);
-        let stored = PackCompressor::new(3).and_then(|mut c| c.compress(&raw)).unwrap_or_default();
-        assert_eq!(decompress_exact(&stored, raw.len()).as_deref(), Ok(&raw[..]));
-        assert!(matches!(decompress_exact(&stored, raw.len() - 1), Err(DecompressError::ContentSize { .. })));
-        assert!(matches!(decompress_exact(&stored, raw.len() + 1), Err(DecompressError::ContentSize { .. })));
+        let stored = PackCompressor::new(3)
+            .and_then(|mut c| c.compress(&raw))
+            .unwrap_or_default();
+        assert_eq!(
+            decompress_exact(&stored, raw.len()).as_deref(),
+            Ok(&raw[..])
+        );
+        assert!(matches!(
+            decompress_exact(&stored, raw.len() - 1),
+            Err(DecompressError::ContentSize { .. })
+        ));
+        assert!(matches!(
+            decompress_exact(&stored, raw.len() + 1),
+            Err(DecompressError::ContentSize { .. })
+        ));
         let mut two = stored.clone();
         two.extend_from_slice(&stored);
-        assert_eq!(decompress_exact(&two, raw.len()), Err(DecompressError::NotOneFrame));
+        assert_eq!(
+            decompress_exact(&two, raw.len()),
+            Err(DecompressError::NotOneFrame)
+        );
         assert!(decompress_exact(&stored[..stored.len() - 1], raw.len()).is_err());
     }
 }

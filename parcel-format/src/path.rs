@@ -21,7 +21,10 @@ pub fn check_path(path: &str) -> Result<(), String> {
     if path.starts_with('/') {
         return Err("absolute path".into());
     }
-    if let Some(c) = path.chars().find(|&c| c == '\\' || c == '\0' || c.is_control()) {
+    if let Some(c) = path
+        .chars()
+        .find(|&c| c == '\\' || c == '\0' || c.is_control())
+    {
         return Err(match c {
             '\\' => "contains a backslash".into(),
             '\0' => "contains a NUL byte".into(),
@@ -75,9 +78,14 @@ pub fn check_symlink_target(link_path: &str, target: &str) -> Result<(), String>
         return Err(format!("symlink target longer than {MAX_PATH} bytes"));
     }
     if target.starts_with('/') {
-        return Err(format!("symlink to absolute path {target:?} (leaves the package)"));
+        return Err(format!(
+            "symlink to absolute path {target:?} (leaves the package)"
+        ));
     }
-    if target.chars().any(|c| c == '\\' || c == '\0' || c.is_control()) {
+    if target
+        .chars()
+        .any(|c| c == '\\' || c == '\0' || c.is_control())
+    {
         return Err("symlink target contains a backslash, NUL or control character".into());
     }
     let parent_depth = link_path.matches('/').count();
@@ -98,7 +106,9 @@ pub fn check_symlink_target(link_path: &str, target: &str) -> Result<(), String>
         return Err(format!("symlink target {target:?} leaves the package"));
     }
     if !seen_normal {
-        return Err(format!("symlink target {target:?} names a directory above the link only"));
+        return Err(format!(
+            "symlink target {target:?} names a directory above the link only"
+        ));
     }
     Ok(())
 }
@@ -109,7 +119,18 @@ mod tests {
 
     #[test]
     fn unsafe_paths_are_refused() {
-        for bad in ["", "/etc/passwd", "a/../b", "..", "./a", "a//b", "a/", "a\\b", "a\0b", "a\nb"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "..",
+            "./a",
+            "a//b",
+            "a/",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+        ] {
             assert!(check_path(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["a", "a/b", "dir/Ünïcödé name.txt", "...", "a..b"] {

@@ -42,10 +42,16 @@ pub struct Parcel {
 
 /// Reads and authenticates one volume's header; checks the file's length.
 pub fn read_volume_header(path: &Path, trust: &TrustedKeys) -> Result<VolumeHeader, Problem> {
-    let unreadable = |source: std::io::Error| Problem::Unreadable { path: path.to_owned(), source: source.into() };
+    let unreadable = |source: std::io::Error| Problem::Unreadable {
+        path: path.to_owned(),
+        source: source.into(),
+    };
     let mut file = File::open(path).map_err(unreadable)?;
     let len = file.metadata().map_err(unreadable)?.len();
-    let not_volume = |reason: &str| Problem::NotAVolume { path: path.to_owned(), reason: reason.to_owned() };
+    let not_volume = |reason: &str| Problem::NotAVolume {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
     if len < VOLUME_PREFIX {
         return Err(not_volume("shorter than a volume header"));
     }
@@ -54,22 +60,45 @@ pub fn read_volume_header(path: &Path, trust: &TrustedKeys) -> Result<VolumeHead
     let mut record = [0u8; RECORD_LEN];
     record.copy_from_slice(&prefix[BLOCK as usize..]);
     let header = VolumeHeader::decode_verified(&record).map_err(|e| match e {
-        HeaderError::Malformed(reason) => Problem::NotAVolume { path: path.to_owned(), reason },
-        HeaderError::UnknownVersion(version) => Problem::UnknownVersion { path: path.to_owned(), version },
-        HeaderError::BadSignature => Problem::BadSignature { path: path.to_owned() },
+        HeaderError::Malformed(reason) => Problem::NotAVolume {
+            path: path.to_owned(),
+            reason,
+        },
+        HeaderError::UnknownVersion(version) => Problem::UnknownVersion {
+            path: path.to_owned(),
+            version,
+        },
+        HeaderError::BadSignature => Problem::BadSignature {
+            path: path.to_owned(),
+        },
     })?;
     // The tar header block in front of the record must be the one parcel writes.
     let expected = tar_header(HEADER_ENTRY, BLOCK, header.created).map_err(unreadable)?;
     if expected.as_bytes()[..] != prefix[..BLOCK as usize] {
-        return Err(not_volume("the tar header of its first entry is not the one parcel writes"));
+        return Err(not_volume(
+            "the tar header of its first entry is not the one parcel writes",
+        ));
     }
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&header.signer).map_err(|_| Problem::BadSignature { path: path.to_owned() })?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&header.signer).map_err(|_| {
+        Problem::BadSignature {
+            path: path.to_owned(),
+        }
+    })?;
     if trust.label_of(&key).is_none() {
-        return Err(Problem::UntrustedSigner { path: path.to_owned(), key: header.signer, fingerprint: fingerprint(&key) });
+        return Err(Problem::UntrustedSigner {
+            path: path.to_owned(),
+            key: header.signer,
+            fingerprint: fingerprint(&key),
+        });
     }
     let expected_len = header.body_len.checked_add(VOLUME_PREFIX);
     if expected_len != Some(len) {
-        return Err(Problem::VolumeLength { path: path.to_owned(), volume: header.volume, expected: expected_len.unwrap_or(u64::MAX), actual: len });
+        return Err(Problem::VolumeLength {
+            path: path.to_owned(),
+            volume: header.volume,
+            expected: expected_len.unwrap_or(u64::MAX),
+            actual: len,
+        });
     }
     Ok(header)
 }
@@ -86,7 +115,10 @@ impl Parcel {
         let mut damaged: Vec<u32> = Vec::new();
         for path in paths {
             match read_volume_header(path, trust) {
-                Ok(header) => good.push(Volume { path: path.clone(), header }),
+                Ok(header) => good.push(Volume {
+                    path: path.clone(),
+                    header,
+                }),
                 Err(problem) => {
                     if let Problem::VolumeLength { volume, .. } = problem {
                         damaged.push(volume);
@@ -100,7 +132,11 @@ impl Parcel {
         for (i, v) in good.iter().enumerate() {
             counts.entry(v.header.parcel_id).or_insert((0, i)).0 += 1;
         }
-        let Some(chosen) = counts.iter().max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1))).map(|(id, _)| *id) else {
+        let Some(chosen) = counts
+            .iter()
+            .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))
+            .map(|(id, _)| *id)
+        else {
             if problems.is_empty() {
                 problems.push(Problem::NoVolumes);
             }
@@ -111,11 +147,19 @@ impl Parcel {
         for v in good {
             let consistent = reference.as_ref().is_none_or(|r| r.same_parcel(&v.header));
             if v.header.parcel_id != chosen || !consistent {
-                problems.push(Problem::ForeignVolume { path: v.path, volume: v.header.volume, parcel: v.header.parcel_id.to_string() });
+                problems.push(Problem::ForeignVolume {
+                    path: v.path,
+                    volume: v.header.volume,
+                    parcel: v.header.parcel_id.to_string(),
+                });
                 continue;
             }
             if let Some(first) = volumes.get(&v.header.volume) {
-                problems.push(Problem::DuplicateVolume { path: v.path, volume: v.header.volume, first: first.path.clone() });
+                problems.push(Problem::DuplicateVolume {
+                    path: v.path,
+                    volume: v.header.volume,
+                    first: first.path.clone(),
+                });
                 continue;
             }
             reference.get_or_insert_with(|| v.header.clone());
@@ -126,7 +170,10 @@ impl Parcel {
         };
         for n in 1..=header.volume_count {
             if !volumes.contains_key(&n) && !damaged.contains(&n) {
-                problems.push(Problem::MissingVolume { volume: n, count: header.volume_count });
+                problems.push(Problem::MissingVolume {
+                    volume: n,
+                    count: header.volume_count,
+                });
             }
         }
         let manifest = match read_index(&volumes, &header) {
@@ -136,14 +183,27 @@ impl Parcel {
                 return Err(problems);
             }
         };
-        let body_lens: HashMap<u32, u64> = volumes.iter().map(|(n, v)| (*n, v.header.body_len)).collect();
+        let body_lens: HashMap<u32, u64> = volumes
+            .iter()
+            .map(|(n, v)| (*n, v.header.body_len))
+            .collect();
         if let Err(p) = manifest.validate(&header, &body_lens) {
             problems.push(p);
             return Err(problems);
         }
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&header.signer).map_err(|_| vec![Problem::Index { reason: "signer key".into() }])?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&header.signer).map_err(|_| {
+            vec![Problem::Index {
+                reason: "signer key".into(),
+            }]
+        })?;
         let signer = trust.label_of(&key).unwrap_or_default().to_owned();
-        Ok(Parcel { volumes, manifest, signer, header, problems })
+        Ok(Parcel {
+            volumes,
+            manifest,
+            signer,
+            header,
+            problems,
+        })
     }
 
     /// The validated manifest.
@@ -186,23 +246,36 @@ impl Parcel {
         if self.manifest.destinations.iter().any(|d| d == site) {
             Ok(())
         } else {
-            Err(Problem::WrongDestination { site: site.to_owned(), destinations: self.manifest.destinations.join(",") })
+            Err(Problem::WrongDestination {
+                site: site.to_owned(),
+                destinations: self.manifest.destinations.join(","),
+            })
         }
     }
 
     /// Stored bytes over all volumes of the parcel that are present.
     pub fn stored_bytes(&self) -> u64 {
-        self.volumes.values().map(|v| v.header.body_len + VOLUME_PREFIX).sum()
+        self.volumes
+            .values()
+            .map(|v| v.header.body_len + VOLUME_PREFIX)
+            .sum()
     }
 }
 
 /// Reads the index pieces, checks they tile the stored index, and checks its hash before decoding it.
 fn read_index(volumes: &BTreeMap<u32, Volume>, header: &VolumeHeader) -> Result<Manifest, Problem> {
     if header.index_stored_len > MAX_INDEX_STORED {
-        return Err(Problem::limit("declared stored index length", header.index_stored_len, MAX_INDEX_STORED));
+        return Err(Problem::limit(
+            "declared stored index length",
+            header.index_stored_len,
+            MAX_INDEX_STORED,
+        ));
     }
     let total = header.index_stored_len;
-    let mut pieces: Vec<&Volume> = volumes.values().filter(|v| v.header.index_piece.len > 0).collect();
+    let mut pieces: Vec<&Volume> = volumes
+        .values()
+        .filter(|v| v.header.index_piece.len > 0)
+        .collect();
     pieces.sort_by_key(|v| v.header.index_piece.start);
     let mut stored = Vec::with_capacity(total as usize);
     for v in pieces {
@@ -216,12 +289,22 @@ fn read_index(volumes: &BTreeMap<u32, Volume>, header: &VolumeHeader) -> Result<
             )));
         }
         let end = piece.offset.checked_add(piece.len);
-        if piece.offset < VOLUME_PREFIX || end.is_none_or(|e| e > VOLUME_PREFIX + v.header.body_len) || piece.start + piece.len > total {
-            return Err(Problem::index(format!("index piece in volume {} lies outside the volume or the index", v.header.volume)));
+        if piece.offset < VOLUME_PREFIX
+            || end.is_none_or(|e| e > VOLUME_PREFIX + v.header.body_len)
+            || piece.start + piece.len > total
+        {
+            return Err(Problem::index(format!(
+                "index piece in volume {} lies outside the volume or the index",
+                v.header.volume
+            )));
         }
-        let unreadable = |source: std::io::Error| Problem::Unreadable { path: v.path.clone(), source: source.into() };
+        let unreadable = |source: std::io::Error| Problem::Unreadable {
+            path: v.path.clone(),
+            source: source.into(),
+        };
         let mut file = File::open(&v.path).map_err(unreadable)?;
-        file.seek(SeekFrom::Start(piece.offset)).map_err(unreadable)?;
+        file.seek(SeekFrom::Start(piece.offset))
+            .map_err(unreadable)?;
         let before = stored.len();
         stored.resize(before + piece.len as usize, 0);
         file.read_exact(&mut stored[before..]).map_err(unreadable)?;
@@ -235,7 +318,9 @@ fn read_index(volumes: &BTreeMap<u32, Volume>, header: &VolumeHeader) -> Result<
     }
     let digest: [u8; 32] = Sha256::digest(&stored).into();
     if digest != header.index_sha256 {
-        return Err(Problem::index("the index does not match its signed SHA-256 (damaged)"));
+        return Err(Problem::index(
+            "the index does not match its signed SHA-256 (damaged)",
+        ));
     }
     Manifest::decode(&stored, header.index_raw_len)
 }

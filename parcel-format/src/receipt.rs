@@ -81,7 +81,11 @@ impl Receipt {
 }
 
 fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if text.len() != 2 * N
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return None;
     }
     let mut out = [0u8; N];
@@ -99,15 +103,22 @@ impl SignedReceipt {
             return Err(bad("longer than 4096 bytes"));
         }
         let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-        let sig_at = text.find("\nsignature: ").ok_or_else(|| bad("no signature line"))? + 1;
+        let sig_at = text
+            .find("\nsignature: ")
+            .ok_or_else(|| bad("no signature line"))?
+            + 1;
         let (body, sig_line) = text.split_at(sig_at);
         let mut lines = body.lines();
         if lines.next() != Some(FIRST_LINE) {
             return Err(bad("first line is not `parcel-receipt v1`"));
         }
         let mut field = |name: &str| -> Result<&str, ReceiptError> {
-            let line = lines.next().ok_or_else(|| bad(&format!("missing `{name}:`")))?;
-            line.strip_prefix(name).and_then(|r| r.strip_prefix(": ")).ok_or_else(|| bad(&format!("expected `{name}:`, found {line:?}")))
+            let line = lines
+                .next()
+                .ok_or_else(|| bad(&format!("missing `{name}:`")))?;
+            line.strip_prefix(name)
+                .and_then(|r| r.strip_prefix(": "))
+                .ok_or_else(|| bad(&format!("expected `{name}:`, found {line:?}")))
         };
         let parcel_id = ParcelId::parse(field("parcel")?).ok_or_else(|| bad("bad parcel id"))?;
         let source_site = field("source")?.to_owned();
@@ -116,7 +127,9 @@ impl SignedReceipt {
         let package_version = field("version")?.parse().map_err(|_| bad("bad version"))?;
         let tree_digest = unhex(field("tree")?).ok_or_else(|| bad("bad tree digest"))?;
         let index_sha256 = unhex(field("index")?).ok_or_else(|| bad("bad index hash"))?;
-        let imported = field("imported")?.parse().map_err(|_| bad("bad import time"))?;
+        let imported = field("imported")?
+            .parse()
+            .map_err(|_| bad("bad import time"))?;
         let signer: [u8; 32] = unhex(field("signer")?).ok_or_else(|| bad("bad signer key"))?;
         if lines.next().is_some() {
             return Err(bad("unexpected line before the signature"));
@@ -124,9 +137,21 @@ impl SignedReceipt {
         check_site_code(&source_site).map_err(ReceiptError::Malformed)?;
         check_site_code(&destination_site).map_err(ReceiptError::Malformed)?;
         check_package_id(&package_id).map_err(ReceiptError::Malformed)?;
-        let sig_hex = sig_line.strip_prefix("signature: ").and_then(|s| s.strip_suffix('\n')).ok_or_else(|| bad("bad signature line"))?;
+        let sig_hex = sig_line
+            .strip_prefix("signature: ")
+            .and_then(|s| s.strip_suffix('\n'))
+            .ok_or_else(|| bad("bad signature line"))?;
         let signature: [u8; 64] = unhex(sig_hex).ok_or_else(|| bad("bad signature"))?;
-        let receipt = Receipt { parcel_id, source_site, destination_site, package_id, package_version, tree_digest, index_sha256, imported };
+        let receipt = Receipt {
+            parcel_id,
+            source_site,
+            destination_site,
+            package_id,
+            package_version,
+            tree_digest,
+            index_sha256,
+            imported,
+        };
         // The signed bytes must be exactly what this reader would write.
         if receipt.body(&signer) != body {
             return Err(bad("not in canonical form"));
@@ -161,9 +186,18 @@ mod tests {
         let key = SigningKey::from_bytes(&[5; 32]);
         let text = sample().to_signed_text(&key);
         let parsed = SignedReceipt::parse(text.as_bytes());
-        assert_eq!(parsed, Ok(SignedReceipt { receipt: sample(), signer: key.verifying_key().to_bytes() }));
+        assert_eq!(
+            parsed,
+            Ok(SignedReceipt {
+                receipt: sample(),
+                signer: key.verifying_key().to_bytes()
+            })
+        );
         let altered = text.replace("version: 3", "version: 4");
-        assert_eq!(SignedReceipt::parse(altered.as_bytes()), Err(ReceiptError::BadSignature));
+        assert_eq!(
+            SignedReceipt::parse(altered.as_bytes()),
+            Err(ReceiptError::BadSignature)
+        );
         assert!(SignedReceipt::parse(b"garbage").is_err());
     }
 
@@ -173,6 +207,9 @@ mod tests {
         let body = sample().body(&key.verifying_key().to_bytes());
         let wrong = sign::sign(&key, sign::DOMAIN_VOLUME_HEADER, body.as_bytes());
         let forged = format!("{body}signature: {}\n", hex(&wrong));
-        assert_eq!(SignedReceipt::parse(forged.as_bytes()), Err(ReceiptError::BadSignature));
+        assert_eq!(
+            SignedReceipt::parse(forged.as_bytes()),
+            Err(ReceiptError::BadSignature)
+        );
     }
 }

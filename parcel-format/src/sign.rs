@@ -108,9 +108,24 @@ mod tests {
     fn signature_under_one_domain_fails_under_another() {
         let key = SigningKey::from_bytes(&[7u8; 32]);
         let sig = sign(&key, DOMAIN_VOLUME_HEADER, b"message");
-        assert!(verify(&key.verifying_key(), DOMAIN_VOLUME_HEADER, b"message", &sig));
-        assert!(!verify(&key.verifying_key(), DOMAIN_RECEIPT, b"message", &sig));
-        assert!(!verify(&key.verifying_key(), DOMAIN_VOLUME_HEADER, b"messagf", &sig));
+        assert!(verify(
+            &key.verifying_key(),
+            DOMAIN_VOLUME_HEADER,
+            b"message",
+            &sig
+        ));
+        assert!(!verify(
+            &key.verifying_key(),
+            DOMAIN_RECEIPT,
+            b"message",
+            &sig
+        ));
+        assert!(!verify(
+            &key.verifying_key(),
+            DOMAIN_VOLUME_HEADER,
+            b"messagf",
+            &sig
+        ));
     }
 
     #[test]
@@ -118,7 +133,9 @@ mod tests {
         let key = SigningKey::from_bytes(&[1u8; 32]).verifying_key();
         let fp = fingerprint(&key);
         assert_eq!(fp.len(), 6 * 5 + 5);
-        assert!(fp.split(' ').all(|g| g.len() == 5 && g.bytes().all(|b| b.is_ascii_digit())));
+        assert!(fp
+            .split(' ')
+            .all(|g| g.len() == 5 && g.bytes().all(|b| b.is_ascii_digit())));
         assert!(fingerprints_match(&fp, &fp.replace(' ', "-")));
         let other = SigningKey::from_bytes(&[2u8; 32]).verifying_key();
         assert!(!fingerprints_match(&fp, &fingerprint(&other)));

@@ -48,7 +48,9 @@ pub fn write_raw(
     let mut guess = volumes.current_number().max(1);
     let stored = loop {
         manifest.volume_count = guess;
-        let (stored, raw_len) = manifest.encode(3).map_err(|e| WriteError::Invalid(e.to_string()))?;
+        let (stored, raw_len) = manifest
+            .encode(3)
+            .map_err(|e| WriteError::Invalid(e.to_string()))?;
         let needed = volumes.count_after_index(stored.len() as u64);
         if needed == guess {
             break (stored, raw_len);
@@ -71,7 +73,11 @@ pub fn write_raw(
         index_sha256: Sha256::digest(&stored.0).into(),
         index_piece: IndexPiece::default(),
     };
-    Ok(volumes.seal(&template, key)?.into_iter().map(|(p, _)| p).collect())
+    Ok(volumes
+        .seal(&template, key)?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect())
 }
 
 /// Reads a volume's header record without checking it (for tests that alter it).
@@ -84,7 +90,9 @@ pub fn read_header_unchecked(path: &Path) -> std::io::Result<VolumeHeader> {
 }
 
 fn decode_fields(record: &[u8; RECORD_LEN]) -> VolumeHeader {
-    let u32_at = |at: usize| u32::from_le_bytes([record[at], record[at + 1], record[at + 2], record[at + 3]]);
+    let u32_at = |at: usize| {
+        u32::from_le_bytes([record[at], record[at + 1], record[at + 2], record[at + 3]])
+    };
     let u64_at = |at: usize| {
         let mut b = [0u8; 8];
         b.copy_from_slice(&record[at..at + 8]);
@@ -111,12 +119,20 @@ fn decode_fields(record: &[u8; RECORD_LEN]) -> VolumeHeader {
         index_stored_len: u64_at(124),
         index_raw_len: u64_at(132),
         index_sha256: b32(140),
-        index_piece: IndexPiece { offset: u64_at(172), len: u64_at(180), start: u64_at(188) },
+        index_piece: IndexPiece {
+            offset: u64_at(172),
+            len: u64_at(180),
+            start: u64_at(188),
+        },
     }
 }
 
 /// Rewrites a volume's header record after `change`, signed with `key`.
-pub fn resign_header(path: &Path, key: &SigningKey, change: impl FnOnce(&mut VolumeHeader)) -> std::io::Result<()> {
+pub fn resign_header(
+    path: &Path,
+    key: &SigningKey,
+    change: impl FnOnce(&mut VolumeHeader),
+) -> std::io::Result<()> {
     let mut header = read_header_unchecked(path)?;
     change(&mut header);
     header.signer = key.verifying_key().to_bytes();
@@ -130,7 +146,9 @@ pub fn resign_header(path: &Path, key: &SigningKey, change: impl FnOnce(&mut Vol
 /// purpose, and re-signs its header, so that only deeper checks can find the edit.
 pub fn reseal_body(path: &Path, key: &SigningKey) -> std::io::Result<()> {
     let bytes = std::fs::read(path)?;
-    let body = bytes.get(crate::limits::VOLUME_PREFIX as usize..).unwrap_or_default();
+    let body = bytes
+        .get(crate::limits::VOLUME_PREFIX as usize..)
+        .unwrap_or_default();
     let digest: [u8; 32] = Sha256::digest(body).into();
     let len = body.len() as u64;
     resign_header(path, key, |h| {

@@ -49,16 +49,30 @@ impl VerifyReport {
 
 /// Opens and fully verifies the parcel in `paths`. `progress(done, total)`
 /// reports bytes read.
-pub fn verify(paths: &[PathBuf], trust: &TrustedKeys, progress: &mut dyn FnMut(u64, u64)) -> VerifyReport {
+pub fn verify(
+    paths: &[PathBuf],
+    trust: &TrustedKeys,
+    progress: &mut dyn FnMut(u64, u64),
+) -> VerifyReport {
     match Parcel::open(paths, trust) {
-        Err(problems) => VerifyReport { problems, ..VerifyReport::default() },
+        Err(problems) => VerifyReport {
+            problems,
+            ..VerifyReport::default()
+        },
         Ok(mut parcel) => {
             let mut report = VerifyReport {
                 parcel_id: Some(parcel.manifest().parcel_id),
                 signer: Some(parcel.signer().to_owned()),
-                package: Some((parcel.manifest().package_id.clone(), parcel.manifest().package_version)),
+                package: Some((
+                    parcel.manifest().package_id.clone(),
+                    parcel.manifest().package_version,
+                )),
                 volume_count: Some(parcel.manifest().volume_count),
-                volumes: parcel.volumes().iter().map(|(n, v)| (*n, v.path.clone())).collect(),
+                volumes: parcel
+                    .volumes()
+                    .iter()
+                    .map(|(n, v)| (*n, v.path.clone()))
+                    .collect(),
                 content_bytes: parcel.manifest().content_bytes(),
                 problems: Vec::new(),
             };
@@ -86,13 +100,21 @@ impl Parcel {
                 progress(done, total);
             }) {
                 Ok(digest) if digest == volume.header.body_sha256 => {}
-                Ok(_) => problems.push(Problem::VolumeCorrupt { path: volume.path.clone(), volume: *number }),
-                Err(source) => problems.push(Problem::Unreadable { path: volume.path.clone(), source: source.into() }),
+                Ok(_) => problems.push(Problem::VolumeCorrupt {
+                    path: volume.path.clone(),
+                    volume: *number,
+                }),
+                Err(source) => problems.push(Problem::Unreadable {
+                    path: volume.path.clone(),
+                    source: source.into(),
+                }),
             }
         }
         let mut cache = PackCache::new(self);
         for entry in &self.manifest().entries {
-            let EntryKind::File { sha256, chunks, .. } = &entry.kind else { continue };
+            let EntryKind::File { sha256, chunks, .. } = &entry.kind else {
+                continue;
+            };
             let mut hasher = Sha256::new();
             let mut complete = true;
             for &c in chunks {
@@ -106,7 +128,9 @@ impl Parcel {
             }
             progress(done, total);
             if complete && <[u8; 32]>::from(hasher.finalize()) != *sha256 {
-                problems.push(Problem::FileCorrupt { path: entry.path.clone() });
+                problems.push(Problem::FileCorrupt {
+                    path: entry.path.clone(),
+                });
             }
         }
         for p in 0..self.manifest().packs.len() as u32 {

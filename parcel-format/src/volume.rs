@@ -54,7 +54,14 @@ pub struct DirSink {
 impl DirSink {
     /// A sink over `outputs` for volumes of at most `volume_size` bytes.
     pub fn new(outputs: Vec<OutputDir>, stem: impl Into<String>, volume_size: u64) -> DirSink {
-        DirSink { outputs, stem: stem.into(), volume_size, placed: Vec::new(), current_output: 0, used: 0 }
+        DirSink {
+            outputs,
+            stem: stem.into(),
+            volume_size,
+            placed: Vec::new(),
+            current_output: 0,
+            used: 0,
+        }
     }
 
     fn temp_path(&self, dir: &Path, number: u32) -> PathBuf {
@@ -72,22 +79,36 @@ impl VolumeSink for DirSink {
                     format!("no output directory has room for volume {number}; add another output"),
                 ));
             };
-            if out.capacity.is_none_or(|cap| cap.saturating_sub(self.used) >= self.volume_size) {
+            if out
+                .capacity
+                .is_none_or(|cap| cap.saturating_sub(self.used) >= self.volume_size)
+            {
                 break;
             }
             self.current_output += 1;
             self.used = 0;
         }
-        let dir = self.outputs.get(self.current_output).map(|o| o.dir.clone()).unwrap_or_default();
+        let dir = self
+            .outputs
+            .get(self.current_output)
+            .map(|o| o.dir.clone())
+            .unwrap_or_default();
         let path = self.temp_path(&dir, number);
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
         self.used = self.used.saturating_add(self.volume_size);
         self.placed.push(path);
         Ok(file)
     }
 
     fn reopen(&mut self, number: u32) -> io::Result<File> {
-        let path = self.placed.get((number as usize).wrapping_sub(1)).ok_or_else(|| io::Error::other(format!("volume {number} was never created")))?;
+        let path = self
+            .placed
+            .get((number as usize).wrapping_sub(1))
+            .ok_or_else(|| io::Error::other(format!("volume {number} was never created")))?;
         OpenOptions::new().read(true).write(true).open(path)
     }
 
@@ -97,7 +118,10 @@ impl VolumeSink for DirSink {
             let dir = temp.parent().unwrap_or(Path::new("."));
             let path = dir.join(format!("{}.{:03}-of-{count:03}.tar", self.stem, i + 1));
             if path.exists() {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} already exists", path.display())));
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} already exists", path.display()),
+                ));
             }
             finals.push(path);
         }
@@ -137,7 +161,9 @@ pub fn parse_volume_size(text: &str) -> Result<u64, String> {
     if let Some(size) = preset {
         return Ok(size);
     }
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (number, suffix) = t.split_at(split);
     let factor: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -149,20 +175,32 @@ pub fn parse_volume_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gib" => 1 << 30,
         "tib" => 1 << 40,
-        _ => return Err(format!("bad volume size {text:?}: use e.g. 700M, 4.7G, 4GiB, or cd, dvd, dvd-dl, bd, fat32")),
+        _ => return Err(format!(
+            "bad volume size {text:?}: use e.g. 700M, 4.7G, 4GiB, or cd, dvd, dvd-dl, bd, fat32"
+        )),
     };
-    let bad = || format!("bad volume size {text:?}: use e.g. 700M, 4.7G, 4GiB, or cd, dvd, dvd-dl, bd, fat32");
+    let bad = || {
+        format!(
+            "bad volume size {text:?}: use e.g. 700M, 4.7G, 4GiB, or cd, dvd, dvd-dl, bd, fat32"
+        )
+    };
     let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
     if whole.is_empty() && frac.is_empty() {
         return Err(bad());
     }
-    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
     let mut size = whole.checked_mul(factor).ok_or_else(bad)?;
     if !frac.is_empty() {
         let digits: u32 = frac.len().try_into().map_err(|_| bad())?;
         let frac_value: u64 = frac.parse().map_err(|_| bad())?;
         let scale = 10u64.checked_pow(digits).ok_or_else(bad)?;
-        size = size.checked_add(frac_value.checked_mul(factor).ok_or_else(bad)? / scale).ok_or_else(bad)?;
+        size = size
+            .checked_add(frac_value.checked_mul(factor).ok_or_else(bad)? / scale)
+            .ok_or_else(bad)?;
     }
     Ok(size)
 }
@@ -172,11 +210,14 @@ pub fn parse_volume_size(text: &str) -> Result<u64, String> {
 /// pick volume files out of a directory.
 pub fn looks_like_volume(path: &Path) -> bool {
     let mut first = [0u8; VOLUME_PREFIX as usize];
-    let Ok(mut file) = File::open(path) else { return false };
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
     if file.read_exact(&mut first).is_err() {
         return false;
     }
-    first.starts_with(HEADER_ENTRY.as_bytes()) && first[BLOCK as usize..].starts_with(&crate::header::MAGIC)
+    first.starts_with(HEADER_ENTRY.as_bytes())
+        && first[BLOCK as usize..].starts_with(&crate::header::MAGIC)
 }
 
 /// The tar header block parcel writes for an entry.
@@ -242,7 +283,13 @@ fn padded(len: u64) -> u64 {
 
 impl<'s> VolumeWriter<'s> {
     pub(crate) fn new(sink: &'s mut dyn VolumeSink, volume_size: u64, mtime: i64) -> Self {
-        VolumeWriter { sink, volume_size, mtime, current: None, finished: Vec::new() }
+        VolumeWriter {
+            sink,
+            volume_size,
+            mtime,
+            current: None,
+            finished: Vec::new(),
+        }
     }
 
     /// Largest entry that fits in an empty volume.
@@ -255,13 +302,19 @@ impl<'s> VolumeWriter<'s> {
             None => 0,
             Some(c) => {
                 let pos = c.tar.get_ref().pos;
-                (self.volume_size.saturating_sub(pos + VOLUME_TRAILER + BLOCK) / BLOCK) * BLOCK
+                (self
+                    .volume_size
+                    .saturating_sub(pos + VOLUME_TRAILER + BLOCK)
+                    / BLOCK)
+                    * BLOCK
             }
         }
     }
 
     fn number(&self) -> u32 {
-        self.current.as_ref().map_or(self.finished.len() as u32 + 1, |c| c.number)
+        self.current
+            .as_ref()
+            .map_or(self.finished.len() as u32 + 1, |c| c.number)
     }
 
     fn open_next(&mut self) -> Result<(), WriteError> {
@@ -270,25 +323,61 @@ impl<'s> VolumeWriter<'s> {
         if number > MAX_VOLUMES {
             return Err(WriteError::TooManyVolumes);
         }
-        let file = self.sink.create(number).map_err(|source| WriteError::Volume { volume: number, source })?;
-        let inner = BodyHasher { inner: BufWriter::with_capacity(1 << 20, file), pos: 0, hasher: Sha256::new() };
+        let file = self
+            .sink
+            .create(number)
+            .map_err(|source| WriteError::Volume {
+                volume: number,
+                source,
+            })?;
+        let inner = BodyHasher {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            pos: 0,
+            hasher: Sha256::new(),
+        };
         let mut tar = tar::Builder::new(inner);
-        let header = tar_header(HEADER_ENTRY, BLOCK, self.mtime).map_err(|source| WriteError::Volume { volume: number, source })?;
+        let header =
+            tar_header(HEADER_ENTRY, BLOCK, self.mtime).map_err(|source| WriteError::Volume {
+                volume: number,
+                source,
+            })?;
         // The record is written last, once every volume is complete (see `seal`).
-        tar.append(&header, &[0u8; BLOCK as usize][..]).map_err(|source| WriteError::Volume { volume: number, source })?;
-        self.current = Some(Current { number, tar, index_piece: IndexPiece::default() });
+        tar.append(&header, &[0u8; BLOCK as usize][..])
+            .map_err(|source| WriteError::Volume {
+                volume: number,
+                source,
+            })?;
+        self.current = Some(Current {
+            number,
+            tar,
+            index_piece: IndexPiece::default(),
+        });
         Ok(())
     }
 
     fn close_current(&mut self) -> Result<(), WriteError> {
         if let Some(c) = self.current.take() {
-            let err = |source| WriteError::Volume { volume: c.number, source };
+            let err = |source| WriteError::Volume {
+                volume: c.number,
+                source,
+            };
             let inner = c.tar.into_inner().map_err(err)?;
             let body_len = inner.pos - VOLUME_PREFIX;
             let body_sha256 = inner.hasher.finalize().into();
-            let mut file = inner.inner.into_inner().map_err(|e| WriteError::Volume { volume: c.number, source: e.into_error() })?;
-            file.flush().map_err(|source| WriteError::Volume { volume: c.number, source })?;
-            self.finished.push(Finished { number: c.number, body_len, body_sha256, index_piece: c.index_piece });
+            let mut file = inner.inner.into_inner().map_err(|e| WriteError::Volume {
+                volume: c.number,
+                source: e.into_error(),
+            })?;
+            file.flush().map_err(|source| WriteError::Volume {
+                volume: c.number,
+                source,
+            })?;
+            self.finished.push(Finished {
+                number: c.number,
+                body_len,
+                body_sha256,
+                index_piece: c.index_piece,
+            });
         }
         Ok(())
     }
@@ -313,8 +402,14 @@ impl<'s> VolumeWriter<'s> {
     fn write_entry(&mut self, name: &str, data: &[u8]) -> Result<(u32, u64), WriteError> {
         let number = self.number();
         let mtime = self.mtime;
-        let c = self.current.as_mut().ok_or(WriteError::Invalid("no open volume".into()))?;
-        let err = |source| WriteError::Volume { volume: number, source };
+        let c = self
+            .current
+            .as_mut()
+            .ok_or(WriteError::Invalid("no open volume".into()))?;
+        let err = |source| WriteError::Volume {
+            volume: number,
+            source,
+        };
         let header = tar_header(name, data.len() as u64, mtime).map_err(err)?;
         let offset = c.tar.get_ref().pos + BLOCK;
         c.tar.append(&header, data).map_err(err)?;
@@ -361,7 +456,11 @@ impl<'s> VolumeWriter<'s> {
             let number = self.number();
             let (_, offset) = self.write_entry(&format!("parcel-index.{number:04}"), piece)?;
             if let Some(c) = self.current.as_mut() {
-                c.index_piece = IndexPiece { offset, len: take as u64, start: start as u64 };
+                c.index_piece = IndexPiece {
+                    offset,
+                    len: take as u64,
+                    start: start as u64,
+                };
             }
             start += take;
             if start >= stored.len() {
@@ -372,7 +471,11 @@ impl<'s> VolumeWriter<'s> {
 
     /// Closes the last volume, writes every volume's signed header record,
     /// syncs each volume, and commits them under their final names.
-    pub(crate) fn seal(mut self, template: &VolumeHeader, key: &SigningKey) -> Result<Vec<(PathBuf, u64)>, WriteError> {
+    pub(crate) fn seal(
+        mut self,
+        template: &VolumeHeader,
+        key: &SigningKey,
+    ) -> Result<Vec<(PathBuf, u64)>, WriteError> {
         self.close_current()?;
         let count = self.finished.len() as u32;
         for f in &self.finished {
@@ -385,14 +488,26 @@ impl<'s> VolumeWriter<'s> {
                 ..template.clone()
             };
             let record: [u8; RECORD_LEN] = header.encode_signed(key);
-            let err = |source| WriteError::Volume { volume: f.number, source };
+            let err = |source| WriteError::Volume {
+                volume: f.number,
+                source,
+            };
             let mut file = self.sink.reopen(f.number).map_err(err)?;
             file.seek(SeekFrom::Start(BLOCK)).map_err(err)?;
             file.write_all(&record).map_err(err)?;
             file.sync_all().map_err(err)?;
         }
-        let paths = self.sink.commit(count).map_err(|source| WriteError::Volume { volume: count, source })?;
-        Ok(paths.into_iter().zip(self.finished.iter().map(|f| VOLUME_PREFIX + f.body_len)).collect())
+        let paths = self
+            .sink
+            .commit(count)
+            .map_err(|source| WriteError::Volume {
+                volume: count,
+                source,
+            })?;
+        Ok(paths
+            .into_iter()
+            .zip(self.finished.iter().map(|f| VOLUME_PREFIX + f.body_len))
+            .collect())
     }
 }
 

@@ -22,7 +22,10 @@ use crate::chunk::{self, chunk_stream, DEFAULT_CHUNKING};
 use crate::error::WriteError;
 use crate::header::{IndexPiece, VolumeHeader, FORMAT_VERSION};
 use crate::limits::{MAX_COMMENT, MAX_PACK_RAW, MIN_VOLUME_SIZE};
-use crate::manifest::{check_package_id, check_site_code, ChunkParams, ChunkRecord, Entry, EntryKind, Hash, Manifest, PackRecord, ParcelId};
+use crate::manifest::{
+    check_package_id, check_site_code, ChunkParams, ChunkRecord, Entry, EntryKind, Hash, Manifest,
+    PackRecord, ParcelId,
+};
 use crate::path;
 use crate::volume::{VolumeSink, VolumeWriter};
 
@@ -67,7 +70,13 @@ pub const DEFAULT_PACK_TARGET: u32 = 4 * 1024 * 1024;
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { volume_size: 4_700_000_000, level: 3, chunking: DEFAULT_CHUNKING, pack_target: DEFAULT_PACK_TARGET, threads: 0 }
+        WriteOptions {
+            volume_size: 4_700_000_000,
+            level: 3,
+            chunking: DEFAULT_CHUNKING,
+            pack_target: DEFAULT_PACK_TARGET,
+            threads: 0,
+        }
     }
 }
 
@@ -108,11 +117,22 @@ impl Scan {
 /// files, FIFOs, sockets, non-UTF-8 or unsafe names, names that collide by case
 /// or Unicode normalisation, symlinks that are absolute or leave the package.
 pub fn scan(root: &Path) -> Result<Scan, WriteError> {
-    let meta = fs::metadata(root).map_err(|source| WriteError::Read { path: root.to_owned(), source })?;
+    let meta = fs::metadata(root).map_err(|source| WriteError::Read {
+        path: root.to_owned(),
+        source,
+    })?;
     if !meta.is_dir() {
-        return Err(WriteError::Unsupported { path: root.to_owned(), reason: "is not a directory; a package is a directory tree".into() });
+        return Err(WriteError::Unsupported {
+            path: root.to_owned(),
+            reason: "is not a directory; a package is a directory tree".into(),
+        });
     }
-    let mut scan = Scan { root: root.to_owned(), items: Vec::new(), content_bytes: 0, files: 0 };
+    let mut scan = Scan {
+        root: root.to_owned(),
+        items: Vec::new(),
+        content_bytes: 0,
+        files: 0,
+    };
     let mut keys = HashMap::new();
     walk(root, "", &mut scan, &mut keys)?;
     Ok(scan)
@@ -123,35 +143,86 @@ fn mtime_of(meta: &fs::Metadata) -> i64 {
     meta.mtime()
 }
 
-fn walk(dir: &Path, prefix: &str, scan: &mut Scan, keys: &mut HashMap<String, String>) -> Result<(), WriteError> {
-    let read_err = |source| WriteError::Read { path: dir.to_owned(), source };
-    let mut names: Vec<_> = fs::read_dir(dir).map_err(read_err)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>().map_err(read_err)?;
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    scan: &mut Scan,
+    keys: &mut HashMap<String, String>,
+) -> Result<(), WriteError> {
+    let read_err = |source| WriteError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .map_err(read_err)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()
+        .map_err(read_err)?;
     names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
     for name in names {
         let full = dir.join(&name);
-        let unsupported = |reason: String| WriteError::Unsupported { path: full.clone(), reason };
-        let name = name.to_str().ok_or_else(|| unsupported("name is not valid UTF-8; rename it".into()))?;
-        let rel = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+        let unsupported = |reason: String| WriteError::Unsupported {
+            path: full.clone(),
+            reason,
+        };
+        let name = name
+            .to_str()
+            .ok_or_else(|| unsupported("name is not valid UTF-8; rename it".into()))?;
+        let rel = if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}/{name}")
+        };
         path::check_path(&rel).map_err(|r| unsupported(format!("unsafe name: {r}; rename it")))?;
         if let Some(other) = keys.insert(path::collision_key(&rel), rel.clone()) {
-            return Err(unsupported(format!("collides with {other:?} on case-insensitive systems; rename one")));
+            return Err(unsupported(format!(
+                "collides with {other:?} on case-insensitive systems; rename one"
+            )));
         }
-        let meta = fs::symlink_metadata(&full).map_err(|source| WriteError::Read { path: full.clone(), source })?;
+        let meta = fs::symlink_metadata(&full).map_err(|source| WriteError::Read {
+            path: full.clone(),
+            source,
+        })?;
         let mtime = mtime_of(&meta);
         let ft = meta.file_type();
         if ft.is_dir() {
-            scan.items.push(ScanItem { path: rel.clone(), mtime, kind: ScanKind::Directory });
+            scan.items.push(ScanItem {
+                path: rel.clone(),
+                mtime,
+                kind: ScanKind::Directory,
+            });
             walk(&full, &rel, scan, keys)?;
         } else if ft.is_file() {
             let executable = meta.permissions().mode() & 0o111 != 0;
             scan.content_bytes += meta.len();
             scan.files += 1;
-            scan.items.push(ScanItem { path: rel, mtime, kind: ScanKind::File { size: meta.len(), executable } });
+            scan.items.push(ScanItem {
+                path: rel,
+                mtime,
+                kind: ScanKind::File {
+                    size: meta.len(),
+                    executable,
+                },
+            });
         } else if ft.is_symlink() {
-            let target = fs::read_link(&full).map_err(|source| WriteError::Read { path: full.clone(), source })?;
-            let target = target.to_str().ok_or_else(|| unsupported("symlink target is not valid UTF-8".into()))?.to_owned();
-            path::check_symlink_target(&rel, &target).map_err(|r| unsupported(format!("{r}; parcel carries only relative symlinks that stay inside the package")))?;
-            scan.items.push(ScanItem { path: rel, mtime, kind: ScanKind::Symlink { target } });
+            let target = fs::read_link(&full).map_err(|source| WriteError::Read {
+                path: full.clone(),
+                source,
+            })?;
+            let target = target
+                .to_str()
+                .ok_or_else(|| unsupported("symlink target is not valid UTF-8".into()))?
+                .to_owned();
+            path::check_symlink_target(&rel, &target).map_err(|r| {
+                unsupported(format!(
+                    "{r}; parcel carries only relative symlinks that stay inside the package"
+                ))
+            })?;
+            scan.items.push(ScanItem {
+                path: rel,
+                mtime,
+                kind: ScanKind::Symlink { target },
+            });
         } else {
             return Err(unsupported("is a device file, FIFO or socket; parcel carries only directories, regular files and symlinks".into()));
         }
@@ -214,24 +285,38 @@ fn check_inputs(info: &ParcelInfo, options: &WriteOptions) -> Result<(), WriteEr
         check_site_code(origin).map_err(invalid)?;
     }
     if info.destinations.is_empty() {
-        return Err(invalid("a parcel needs at least one destination site".into()));
+        return Err(invalid(
+            "a parcel needs at least one destination site".into(),
+        ));
     }
     for d in &info.destinations {
         check_site_code(d).map_err(invalid)?;
     }
     check_package_id(&info.package_id).map_err(invalid)?;
     if info.comment.len() > MAX_COMMENT {
-        return Err(invalid(format!("comment is longer than {MAX_COMMENT} bytes")));
+        return Err(invalid(format!(
+            "comment is longer than {MAX_COMMENT} bytes"
+        )));
     }
     chunk::check_params(options.chunking).map_err(invalid)?;
     if !(1..=22).contains(&options.level) {
-        return Err(invalid(format!("compression level {} is outside 1..=22", options.level)));
+        return Err(invalid(format!(
+            "compression level {} is outside 1..=22",
+            options.level
+        )));
     }
     if options.pack_target == 0 || options.pack_target > MAX_PACK_RAW - options.chunking.max {
-        return Err(invalid(format!("pack target {} is outside 1..={}", options.pack_target, MAX_PACK_RAW - options.chunking.max)));
+        return Err(invalid(format!(
+            "pack target {} is outside 1..={}",
+            options.pack_target,
+            MAX_PACK_RAW - options.chunking.max
+        )));
     }
     if options.volume_size < MIN_VOLUME_SIZE {
-        return Err(WriteError::TooSmall(format!("volume size {} is below the minimum of {MIN_VOLUME_SIZE} bytes", options.volume_size)));
+        return Err(WriteError::TooSmall(format!(
+            "volume size {} is below the minimum of {MIN_VOLUME_SIZE} bytes",
+            options.volume_size
+        )));
     }
     Ok(())
 }
@@ -247,8 +332,14 @@ fn write_inner(
     check_inputs(info, options)?;
     // A pack must fit in a volume even when incompressible.
     let max_entry = VolumeWriter::max_entry(options.volume_size);
-    let pack_target = u64::from(options.pack_target).min(max_entry.saturating_sub(64 * 1024) / 2).max(u64::from(options.chunking.max)) as u32;
-    let threads = if options.threads == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { options.threads };
+    let pack_target = u64::from(options.pack_target)
+        .min(max_entry.saturating_sub(64 * 1024) / 2)
+        .max(u64::from(options.chunking.max)) as u32;
+    let threads = if options.threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        options.threads
+    };
     let mut volumes = VolumeWriter::new(sink, options.volume_size, info.created);
 
     let (job_tx, job_rx) = sync_channel::<PackJob>(threads * 2);
@@ -265,7 +356,9 @@ fn write_inner(
         drop(done_tx);
         let writer = s.spawn(|| write_packs(&mut volumes, done_rx));
         let read = read_package(scan, options.chunking, pack_target, job_tx, progress);
-        let written = writer.join().map_err(|_| WriteError::Invalid("pack writer thread panicked".into()))?;
+        let written = writer
+            .join()
+            .map_err(|_| WriteError::Invalid("pack writer thread panicked".into()))?;
         // A writer failure (disk full…) makes the reader's sends fail; report the writer's error first.
         let packs = written?;
         let (entries, chunks) = read?;
@@ -276,7 +369,10 @@ fn write_inner(
         format_version: FORMAT_VERSION,
         parcel_id: info.parcel_id,
         source_site: info.source_site.clone(),
-        origin_site: info.origin_site.clone().unwrap_or_else(|| info.source_site.clone()),
+        origin_site: info
+            .origin_site
+            .clone()
+            .unwrap_or_else(|| info.source_site.clone()),
         destinations: info.destinations.clone(),
         package_id: info.package_id.clone(),
         package_version: info.package_version,
@@ -295,7 +391,9 @@ fn write_inner(
     let mut count_guess = volumes.current_number().max(1);
     for _ in 0..64 {
         manifest.volume_count = count_guess;
-        let (stored, raw_len) = manifest.encode(options.level).map_err(|e| WriteError::Invalid(format!("encoding the index: {e}")))?;
+        let (stored, raw_len) = manifest
+            .encode(options.level)
+            .map_err(|e| WriteError::Invalid(format!("encoding the index: {e}")))?;
         let needed = volumes.count_after_index(stored.len() as u64);
         if needed != count_guess {
             count_guess = needed;
@@ -319,12 +417,22 @@ fn write_inner(
             index_piece: IndexPiece::default(),
         };
         let paths = volumes.seal(&template, key)?;
-        return Ok(WriteSummary { manifest, volumes: paths, index_sha256 });
+        return Ok(WriteSummary {
+            manifest,
+            volumes: paths,
+            index_sha256,
+        });
     }
-    Err(WriteError::Invalid("the volume count did not settle while placing the index".into()))
+    Err(WriteError::Invalid(
+        "the volume count did not settle while placing the index".into(),
+    ))
 }
 
-fn compress_worker(level: i32, jobs: &Mutex<Receiver<PackJob>>, done: &SyncSender<io::Result<StoredPack>>) {
+fn compress_worker(
+    level: i32,
+    jobs: &Mutex<Receiver<PackJob>>,
+    done: &SyncSender<io::Result<StoredPack>>,
+) {
     let mut compressor = match crate::pack::PackCompressor::new(level) {
         Ok(c) => c,
         Err(e) => {
@@ -338,7 +446,11 @@ fn compress_worker(level: i32, jobs: &Mutex<Receiver<PackJob>>, done: &SyncSende
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let result = compressor.compress(&job.raw).map(|stored| StoredPack { seq: job.seq, raw_len: job.raw.len() as u32, stored });
+        let result = compressor.compress(&job.raw).map(|stored| StoredPack {
+            seq: job.seq,
+            raw_len: job.raw.len() as u32,
+            stored,
+        });
         if done.send(result).is_err() {
             return;
         }
@@ -346,7 +458,10 @@ fn compress_worker(level: i32, jobs: &Mutex<Receiver<PackJob>>, done: &SyncSende
 }
 
 /// Puts compressed packs on the volumes in sequence order.
-fn write_packs(volumes: &mut VolumeWriter<'_>, done: Receiver<io::Result<StoredPack>>) -> Result<Vec<PackRecord>, WriteError> {
+fn write_packs(
+    volumes: &mut VolumeWriter<'_>,
+    done: Receiver<io::Result<StoredPack>>,
+) -> Result<Vec<PackRecord>, WriteError> {
     let mut pending = BTreeMap::new();
     let mut records = Vec::new();
     for result in done {
@@ -365,7 +480,9 @@ fn write_packs(volumes: &mut VolumeWriter<'_>, done: Receiver<io::Result<StoredP
         }
     }
     if !pending.is_empty() {
-        return Err(WriteError::Invalid("a pack was lost between compression and writing".into()));
+        return Err(WriteError::Invalid(
+            "a pack was lost between compression and writing".into(),
+        ));
     }
     Ok(records)
 }
@@ -389,7 +506,12 @@ impl Packer {
             self.flush()?;
         }
         let index = self.chunks.len() as u32;
-        self.chunks.push(ChunkRecord { sha256, len: data.len() as u32, pack: self.seq, offset: self.raw.len() as u32 });
+        self.chunks.push(ChunkRecord {
+            sha256,
+            len: data.len() as u32,
+            pack: self.seq,
+            offset: self.raw.len() as u32,
+        });
         self.raw.extend_from_slice(data);
         self.known.insert(sha256, index);
         Ok(index)
@@ -416,37 +538,70 @@ fn read_package(
     tx: SyncSender<PackJob>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Vec<Entry>, Vec<ChunkRecord>), WriteError> {
-    let mut packer = Packer { tx, raw: Vec::with_capacity(pack_target as usize), seq: 0, target: pack_target as usize, chunks: Vec::new(), known: HashMap::new() };
+    let mut packer = Packer {
+        tx,
+        raw: Vec::with_capacity(pack_target as usize),
+        seq: 0,
+        target: pack_target as usize,
+        chunks: Vec::new(),
+        known: HashMap::new(),
+    };
     let mut entries = Vec::with_capacity(scan.items.len());
     let mut buffer = Vec::new();
     let mut done = 0u64;
     for item in &scan.items {
         let kind = match &item.kind {
             ScanKind::Directory => EntryKind::Directory,
-            ScanKind::Symlink { target } => EntryKind::Symlink { target: target.clone() },
+            ScanKind::Symlink { target } => EntryKind::Symlink {
+                target: target.clone(),
+            },
             ScanKind::File { size, executable } => {
                 let full = scan.root.join(&item.path);
-                let file = File::open(&full).map_err(|source| WriteError::Read { path: full.clone(), source })?;
+                let file = File::open(&full).map_err(|source| WriteError::Read {
+                    path: full.clone(),
+                    source,
+                })?;
                 let mut hasher = Sha256::new();
                 let mut refs = Vec::new();
-                let read = chunk_stream(file, params, &mut buffer, |data: &[u8]| -> Result<(), ChunkError> {
-                    hasher.update(data);
-                    refs.push(packer.add(data).map_err(ChunkError::Write)?);
-                    done += data.len() as u64;
-                    progress(done);
-                    Ok(())
-                })
+                let read = chunk_stream(
+                    file,
+                    params,
+                    &mut buffer,
+                    |data: &[u8]| -> Result<(), ChunkError> {
+                        hasher.update(data);
+                        refs.push(packer.add(data).map_err(ChunkError::Write)?);
+                        done += data.len() as u64;
+                        progress(done);
+                        Ok(())
+                    },
+                )
                 .map_err(|e| match e {
-                    ChunkError::Io(source) => WriteError::Read { path: full.clone(), source },
+                    ChunkError::Io(source) => WriteError::Read {
+                        path: full.clone(),
+                        source,
+                    },
                     ChunkError::Write(w) => w,
                 })?;
                 if read != *size {
-                    return Err(WriteError::Changed { path: full, expected: *size, actual: read });
+                    return Err(WriteError::Changed {
+                        path: full,
+                        expected: *size,
+                        actual: read,
+                    });
                 }
-                EntryKind::File { size: *size, executable: *executable, sha256: hasher.finalize().into(), chunks: refs }
+                EntryKind::File {
+                    size: *size,
+                    executable: *executable,
+                    sha256: hasher.finalize().into(),
+                    chunks: refs,
+                }
             }
         };
-        entries.push(Entry { path: item.path.clone(), mtime: item.mtime, kind });
+        entries.push(Entry {
+            path: item.path.clone(),
+            mtime: item.mtime,
+            kind,
+        });
     }
     packer.flush()?;
     Ok((entries, packer.chunks))
@@ -471,16 +626,33 @@ pub fn tree_digest_of_dir(root: &Path) -> Result<Hash, WriteError> {
     for item in &scan.items {
         let kind = match &item.kind {
             ScanKind::Directory => EntryKind::Directory,
-            ScanKind::Symlink { target } => EntryKind::Symlink { target: target.clone() },
+            ScanKind::Symlink { target } => EntryKind::Symlink {
+                target: target.clone(),
+            },
             ScanKind::File { size, executable } => {
                 let full = scan.root.join(&item.path);
-                let mut file = File::open(&full).map_err(|source| WriteError::Read { path: full.clone(), source })?;
+                let mut file = File::open(&full).map_err(|source| WriteError::Read {
+                    path: full.clone(),
+                    source,
+                })?;
                 let mut hasher = Sha256::new();
-                io::copy(&mut file, &mut hasher).map_err(|source| WriteError::Read { path: full.clone(), source })?;
-                EntryKind::File { size: *size, executable: *executable, sha256: hasher.finalize().into(), chunks: Vec::new() }
+                io::copy(&mut file, &mut hasher).map_err(|source| WriteError::Read {
+                    path: full.clone(),
+                    source,
+                })?;
+                EntryKind::File {
+                    size: *size,
+                    executable: *executable,
+                    sha256: hasher.finalize().into(),
+                    chunks: Vec::new(),
+                }
             }
         };
-        entries.push(Entry { path: item.path.clone(), mtime: item.mtime, kind });
+        entries.push(Entry {
+            path: item.path.clone(),
+            mtime: item.mtime,
+            kind,
+        });
     }
     Ok(crate::manifest::tree_digest(&entries))
 }

@@ -48,12 +48,28 @@ fn sample_tree(root: &Path) {
 }
 
 fn small_options(volume_size: u64) -> WriteOptions {
-    WriteOptions { volume_size, chunking: ChunkParams { min: 1024, avg: 4096, max: 16384 }, pack_target: 32 * 1024, ..WriteOptions::default() }
+    WriteOptions {
+        volume_size,
+        chunking: ChunkParams {
+            min: 1024,
+            avg: 4096,
+            max: 16384,
+        },
+        pack_target: 32 * 1024,
+        ..WriteOptions::default()
+    }
 }
 
 fn write(src: &Path, out: &Path, options: &WriteOptions) -> Vec<PathBuf> {
     let scan = scan(src).unwrap();
-    let mut sink = DirSink::new(vec![OutputDir { dir: out.to_owned(), capacity: None }], "CEN00012-3", options.volume_size);
+    let mut sink = DirSink::new(
+        vec![OutputDir {
+            dir: out.to_owned(),
+            capacity: None,
+        }],
+        "CEN00012-3",
+        options.volume_size,
+    );
     let summary = write_parcel(&scan, &info(), &key(), options, &mut sink, &mut |_| {}).unwrap();
     summary.volumes.into_iter().map(|(p, _)| p).collect()
 }
@@ -72,7 +88,11 @@ fn multi_volume_round_trip_is_identical() {
     fs::create_dir_all(&out).unwrap();
     sample_tree(&src);
     let mut volumes = write(&src, &out, &small_options(64 * 1024));
-    assert!(volumes.len() >= 3, "expected several volumes, got {}", volumes.len());
+    assert!(
+        volumes.len() >= 3,
+        "expected several volumes, got {}",
+        volumes.len()
+    );
     volumes.reverse();
     let report = parcel_format::verify::verify(&volumes, &trust(), &mut |_, _| {});
     assert!(report.is_ok(), "{:?}", report.problems);
@@ -83,9 +103,22 @@ fn multi_volume_round_trip_is_identical() {
     let again = scan(&dest).unwrap();
     let original = scan(&src).unwrap();
     assert_eq!(again.entries(), original.entries());
-    assert_eq!(fs::read(dest.join("bin/tool")).unwrap(), fs::read(src.join("bin/tool")).unwrap());
-    assert_eq!(fs::read_link(dest.join("bin/link")).unwrap(), PathBuf::from("tool"));
-    assert_eq!(fs::metadata(dest.join("bin/tool")).unwrap().permissions().mode() & 0o7777, 0o755);
+    assert_eq!(
+        fs::read(dest.join("bin/tool")).unwrap(),
+        fs::read(src.join("bin/tool")).unwrap()
+    );
+    assert_eq!(
+        fs::read_link(dest.join("bin/link")).unwrap(),
+        PathBuf::from("tool")
+    );
+    assert_eq!(
+        fs::metadata(dest.join("bin/tool"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o755
+    );
     assert_eq!(fs::metadata(dest.join("empty.txt")).unwrap().len(), 0);
     assert!(dest.join("empty/dir").is_dir());
 }
@@ -101,5 +134,12 @@ fn missing_volume_is_named() {
     volumes.remove(1);
     let report = parcel_format::verify::verify(&volumes, &trust(), &mut |_, _| {});
     assert_eq!(report.class(), Some(FailureClass::Volume));
-    assert!(report.problems.iter().any(|p| matches!(p, parcel_format::Problem::MissingVolume { volume: 2, .. })), "{:?}", report.problems);
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, parcel_format::Problem::MissingVolume { volume: 2, .. })),
+        "{:?}",
+        report.problems
+    );
 }
