@@ -179,7 +179,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
                 subject: format!("parcel {parcel_id} as written"),
                 reason: format!(
                     "the volumes just written do not read back intact; the medium may be faulty:{}",
-                    describe(&report.problems)
+                    describe(&report.problems, &report.volumes)
                 ),
             });
         }

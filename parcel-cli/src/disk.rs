@@ -25,7 +25,9 @@ pub fn available_space(path: &Path) -> io::Result<u64> {
     }
     // SAFETY: statvfs returned 0, so `stat` is initialised.
     let stat = unsafe { stat.assume_init() };
-    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+    // The field types vary by platform (u32 or u64); widen whatever they are.
+    #[allow(clippy::useless_conversion)]
+    Ok(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
 }
 
 /// Flushes every written byte of the file system holding `path` to stable

@@ -39,7 +39,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     let trust = Trust::load(&catalog, &site)?;
     let files = volume_files(&args.paths)?;
     let parcel = Parcel::open(&files, &trust.keys)
-        .map_err(|problems| problems_error("the volumes given", &problems, &trust))?;
+        .map_err(|problems| problems_error("the volumes given", &problems, &trust, &[]))?;
     let manifest = parcel.manifest();
     let id = manifest.parcel_id.to_string();
     let subject = format!(
@@ -47,7 +47,12 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         manifest.package_id, manifest.package_version
     );
     if !parcel.problems().is_empty() {
-        return Err(problems_error(&subject, parcel.problems(), &trust));
+        return Err(problems_error(
+            &subject,
+            parcel.problems(),
+            &trust,
+            &volume_paths(&parcel),
+        ));
     }
     let refused = |reason: String| CliError::Refused {
         subject: subject.clone(),
@@ -195,6 +200,15 @@ fn store_path(home: &Home, p: &PackageRecord) -> PathBuf {
         .join(p.version.to_string())
 }
 
+/// Each authenticated volume's number and file.
+fn volume_paths(parcel: &Parcel) -> Vec<(u32, PathBuf)> {
+    parcel
+        .volumes()
+        .iter()
+        .map(|(n, v)| (*n, v.path.clone()))
+        .collect()
+}
+
 /// Extracts into staging, syncs once, and renames into the store.
 fn install(
     ctx: &Context,
@@ -235,7 +249,12 @@ fn install(
                     });
                 }
             }
-            return Err(problems_error(subject, &[problem], trust));
+            return Err(problems_error(
+                subject,
+                &[problem],
+                trust,
+                &volume_paths(parcel),
+            ));
         }
     };
     sync_filesystem(&staging).map_err(CliError::io("sync", &staging))?;

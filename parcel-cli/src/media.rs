@@ -79,7 +79,14 @@ impl Trust {
 /// The error for a parcel with problems: a revoked signer or a policy problem
 /// is a refusal (exit 4), an I/O problem a plain failure (exit 1), anything
 /// else a verification failure (exit 3). The message lists the problems.
-pub fn problems_error(subject: &str, problems: &[Problem], trust: &Trust) -> CliError {
+/// `volumes` maps volume numbers to the files read, to name the file of a
+/// problem that gives only a volume number.
+pub fn problems_error(
+    subject: &str,
+    problems: &[Problem],
+    trust: &Trust,
+    volumes: &[(u32, PathBuf)],
+) -> CliError {
     let revoked = problems.iter().find_map(|p| match p {
         Problem::UntrustedSigner { key, .. } => trust.revoked_site(key),
         _ => None,
@@ -90,7 +97,7 @@ pub fn problems_error(subject: &str, problems: &[Problem], trust: &Trust) -> Cli
             reason: format!("signed with the revoked key of site {site}; ask {site} for a parcel signed with its new key"),
         };
     }
-    let reason = describe(problems);
+    let reason = describe(problems, volumes);
     match problems.iter().map(Problem::class).min() {
         Some(FailureClass::Policy) => CliError::Refused {
             subject: subject.to_owned(),
@@ -108,12 +115,17 @@ pub fn problems_error(subject: &str, problems: &[Problem], trust: &Trust) -> Cli
 }
 
 /// The problems as an indented list, the most fundamental class first.
-pub fn describe(problems: &[Problem]) -> String {
+pub fn describe(problems: &[Problem], volumes: &[(u32, PathBuf)]) -> String {
     let mut sorted: Vec<&Problem> = problems.iter().collect();
     sorted.sort_by_key(|p| p.class());
     let mut text = String::new();
     for p in sorted.iter().take(LISTED_PROBLEMS) {
-        text.push_str(&format!("\n  - {} ({})", hint(p), p.class()));
+        let file = p
+            .volume_without_path()
+            .and_then(|n| volumes.iter().find(|(v, _)| *v == n))
+            .map(|(_, path)| format!("{}: ", path.display()))
+            .unwrap_or_default();
+        text.push_str(&format!("\n  - {file}{} ({})", hint(p), p.class()));
     }
     if sorted.len() > LISTED_PROBLEMS {
         text.push_str(&format!(

@@ -41,7 +41,12 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
         }))?;
     }
     if !report.is_ok() {
-        return Err(problems_error(&subject, &report.problems, &trust));
+        return Err(problems_error(
+            &subject,
+            &report.problems,
+            &trust,
+            &report.volumes,
+        ));
     }
     if !args.json {
         output::print(&format!(

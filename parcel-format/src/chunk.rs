@@ -8,7 +8,8 @@
 
 use std::io::{self, Read};
 
-use fastcdc::v2020::{FastCDC, AVERAGE_MIN, MAXIMUM_MIN, MINIMUM_MIN};
+use fastcdc::v2020::FastCDC;
+pub(crate) use fastcdc::v2020::{AVERAGE_MIN, MAXIMUM_MIN, MINIMUM_MIN};
 
 use crate::limits::MAX_CHUNK;
 use crate::manifest::ChunkParams;

@@ -233,6 +233,17 @@ pub enum Problem {
 }
 
 impl Problem {
+    /// The volume number a problem names without naming its file (a pack,
+    /// chunk or unavailable chunk), so that a caller can name the file.
+    pub fn volume_without_path(&self) -> Option<u32> {
+        match self {
+            Problem::PackCorrupt { volume, .. }
+            | Problem::ChunkCorrupt { volume, .. }
+            | Problem::ChunkUnavailable { volume, .. } => Some(*volume),
+            _ => None,
+        }
+    }
+
     /// The failure class this problem belongs to.
     pub fn class(&self) -> FailureClass {
         match self {

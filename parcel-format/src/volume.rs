@@ -175,9 +175,11 @@ pub fn parse_volume_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gib" => 1 << 30,
         "tib" => 1 << 40,
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "bad volume size {text:?}: use e.g. 700M, 4.7G, 4GiB, or cd, dvd, dvd-dl, bd, fat32"
-        )),
+        ))
+        }
     };
     let bad = || {
         format!(

@@ -321,6 +321,41 @@ fn check_inputs(info: &ParcelInfo, options: &WriteOptions) -> Result<(), WriteEr
     Ok(())
 }
 
+/// The chunking and pack size to write with, so that every pack fits in one
+/// volume even when its data does not compress (zstd then adds at most
+/// 1/256 of the input plus a few bytes, plus the pack's tar header).
+///
+/// Small volumes get smaller chunks: the parameters are halved (down to
+/// fastcdc's least values) until the largest chunk fits; the manifest records
+/// the parameters used. Packs aim at half a volume at most so that a volume is
+/// not left mostly empty when the next pack does not fit.
+fn fit_to_volume(options: &WriteOptions) -> Result<(ChunkParams, u32), WriteError> {
+    let max_entry = VolumeWriter::max_entry(options.volume_size);
+    let max_raw = (max_entry - max_entry / 256).saturating_sub(1024);
+    let mut chunking = options.chunking;
+    while u64::from(chunking.max) > max_raw && chunking.max / 2 >= chunk::MAXIMUM_MIN {
+        chunking = ChunkParams {
+            min: (chunking.min / 2).max(chunk::MINIMUM_MIN),
+            avg: (chunking.avg / 2).max(chunk::AVERAGE_MIN),
+            max: chunking.max / 2,
+        };
+    }
+    if u64::from(chunking.max) > max_raw {
+        return Err(WriteError::TooSmall(format!(
+            "a volume of {} bytes cannot hold a chunk of {} bytes; choose a larger volume size",
+            options.volume_size, chunking.max
+        )));
+    }
+    let pack_target = u64::from(options.pack_target)
+        .min(max_raw / 2)
+        .max(u64::from(chunking.max));
+    // pack_target <= options.pack_target or <= chunking.max, both u32.
+    Ok((
+        chunking,
+        u32::try_from(pack_target).unwrap_or(options.pack_target),
+    ))
+}
+
 fn write_inner(
     scan: &Scan,
     info: &ParcelInfo,
@@ -330,11 +365,7 @@ fn write_inner(
     progress: &mut dyn FnMut(u64),
 ) -> Result<WriteSummary, WriteError> {
     check_inputs(info, options)?;
-    // A pack must fit in a volume even when incompressible.
-    let max_entry = VolumeWriter::max_entry(options.volume_size);
-    let pack_target = u64::from(options.pack_target)
-        .min(max_entry.saturating_sub(64 * 1024) / 2)
-        .max(u64::from(options.chunking.max)) as u32;
+    let (chunking, pack_target) = fit_to_volume(options)?;
     let threads = if options.threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -355,7 +386,7 @@ fn write_inner(
         }
         drop(done_tx);
         let writer = s.spawn(|| write_packs(&mut volumes, done_rx));
-        let read = read_package(scan, options.chunking, pack_target, job_tx, progress);
+        let read = read_package(scan, chunking, pack_target, job_tx, progress);
         let written = writer
             .join()
             .map_err(|_| WriteError::Invalid("pack writer thread panicked".into()))?;
@@ -380,7 +411,7 @@ fn write_inner(
         comment: info.comment.clone(),
         volume_count: 0,
         compression_level: options.level,
-        chunking: options.chunking,
+        chunking,
         packs,
         chunks,
         entries,
