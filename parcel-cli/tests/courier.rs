@@ -1,0 +1,461 @@
+//! End-to-end tests of the courier flow between site homes: a multi-volume
+//! parcel over two media, volumes carried back shuffled, import, receipts,
+//! tracking, forwarding to a third site, and every refusal with its exit code
+//! and a store left exactly as it was.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use predicates::prelude::*;
+
+use common::{arg, names_in, package_view, snapshot, two_sites, Created, Site, World};
+
+/// `from` sends `id` v`version` of `package` to `to` over two media, and `to`
+/// imports it. Returns the parcel and the receipt `to` wrote.
+fn deliver(
+    world: &World,
+    from: &Site,
+    to: &Site,
+    package: &Path,
+    id: &str,
+    version: u64,
+) -> (Created, PathBuf) {
+    let outs = [world.medium(), world.medium()];
+    let created = from.create(package, id, version, &to.code, &[&outs[0], &outs[1]]);
+    let receipt = world.medium().join("receipt.txt");
+    to.run(&[
+        "import",
+        arg(&outs[0]),
+        arg(&outs[1]),
+        "--receipt",
+        arg(&receipt),
+    ])
+    .success();
+    (created, receipt)
+}
+
+/// The volume whose file name says it is number `n`.
+fn volume(created: &Created, n: usize) -> &Path {
+    let tag = format!(".{n:03}-of-");
+    created
+        .volumes
+        .iter()
+        .find(|v| arg(v).contains(&tag))
+        .expect("volume numbered n")
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .expect("file name")
+}
+
+#[test]
+fn parcel_over_two_media_imports_the_exact_tree_from_shuffled_volumes() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (dvd1, dvd2) = (world.dir("dvd1"), world.dir("dvd2"));
+    let created = cen.create(&package, "tools", 1, "BXL", &[&dvd1, &dvd2]);
+
+    let id = &created.parcel_id;
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+    let volumes = &created.volumes;
+    assert!(volumes.len() >= 4, "expected several volumes: {volumes:?}");
+    let total: u64 = volumes
+        .iter()
+        .map(|v| fs::metadata(v).expect("volume").len())
+        .sum();
+    assert_eq!(created.json["bytes"].as_u64(), Some(total));
+    // Both media are used, and hold the volumes and nothing else.
+    let mut on_media: Vec<String> = names_in(&dvd1);
+    assert!(!on_media.is_empty() && !names_in(&dvd2).is_empty());
+    on_media.extend(names_in(&dvd2));
+    on_media.sort();
+    let mut named: Vec<String> = volumes.iter().map(|v| file_name(v).to_owned()).collect();
+    named.sort();
+    assert_eq!(on_media, named);
+
+    // The courier brings the volumes back in another order, over other
+    // directories, one of them as a loose file.
+    let boxes = [world.dir("box-a"), world.dir("box-b"), world.dir("box-c")];
+    let loose = world.dir("pocket").join(file_name(&volumes[0]));
+    fs::rename(&volumes[0], &loose).expect("move volume");
+    for (i, v) in volumes[1..].iter().rev().enumerate() {
+        fs::rename(v, boxes[i % 3].join(file_name(v))).expect("move volume");
+    }
+    let shuffled = [arg(&boxes[2]), arg(&loose), arg(&boxes[0]), arg(&boxes[1])];
+    bxl.run(&[&["verify"][..], &shuffled].concat())
+        .success()
+        .stdout(predicate::str::contains("intact"));
+    let receipt = world.dir("mail").join("receipt-for-CEN.txt");
+    let imported = bxl.json(
+        &[
+            &["import"][..],
+            &shuffled,
+            &["--receipt", arg(&receipt), "--json"],
+        ]
+        .concat(),
+    );
+
+    let store = bxl.store("tools", 1);
+    assert_eq!(imported["parcel_id"], id.as_str());
+    assert_eq!(imported["path"], arg(&store));
+    assert!(receipt.is_file(), "no receipt at {}", receipt.display());
+    assert_eq!(
+        package_view(&snapshot(&store)),
+        package_view(&snapshot(&package))
+    );
+    let packages = bxl.json(&["packages", "--json"]);
+    assert_eq!(packages.as_array().map(Vec::len), Some(1), "{packages}");
+    assert_eq!(packages[0]["package_id"], "tools");
+    assert_eq!(packages[0]["version"], 1);
+    assert_eq!(packages[0]["parcel_id"], id.as_str());
+    assert_eq!(packages[0]["source_site"], "CEN");
+    assert_eq!(packages[0]["origin_site"], "CEN");
+    assert_eq!(bxl.status(id), "imported");
+    assert_eq!(cen.status(id), "created");
+}
+
+#[test]
+fn store_holds_empty_dir_empty_file_executable_symlink_and_non_ascii_name() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 7);
+    deliver(&world, &cen, &bxl, &package, "tools", 3);
+    let store = bxl.store("tools", 3);
+    assert!(store.join("empty-dir").is_dir());
+    assert_eq!(names_in(&store.join("empty-dir")), Vec::<String>::new());
+    assert_eq!(fs::read(store.join("empty.txt")).expect("empty file"), b"");
+    assert_eq!(
+        fs::read_link(store.join("bin/notes")).expect("symlink"),
+        Path::new("../docs/notes.txt")
+    );
+    assert_eq!(
+        fs::read_to_string(store.join("bin/notes")).expect("through the link"),
+        "Install with bin/run.sh.\n"
+    );
+    let run = fs::metadata(store.join("bin/run.sh")).expect("executable");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&run.permissions()) & 0o111,
+        0o111
+    );
+    assert_eq!(
+        fs::read_to_string(store.join("docs/Überblick – café ñ.txt")).expect("non-ASCII name"),
+        "Grüße, 世界\n"
+    );
+}
+
+#[test]
+fn second_import_of_the_same_parcel_is_a_no_op_that_says_so() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (created, _) = deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let before = bxl.store_state();
+    let paths: Vec<&Path> = created.volumes.iter().map(PathBuf::as_path).collect();
+    bxl.import(&paths)
+        .success()
+        .stdout(predicate::str::contains("already imported; nothing to do"));
+    assert_eq!(bxl.store_state(), before);
+    assert_eq!(bxl.status(&created.parcel_id), "imported");
+}
+
+#[test]
+fn receipt_apply_marks_the_outgoing_parcel_confirmed() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (created, receipt) = deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let id = &created.parcel_id;
+    cen.run(&["sent", id, "--via", "DHL Express"]).success();
+    cen.run(&["receipt", "apply", arg(&receipt)])
+        .success()
+        .stdout(predicate::str::contains("confirmed"));
+    assert_eq!(cen.status(id), "confirmed");
+    cen.run(&["receipt", "apply", arg(&receipt)])
+        .success()
+        .stdout(predicate::str::contains("already confirmed"));
+    assert_eq!(cen.status(id), "confirmed");
+}
+
+#[test]
+fn receipt_edited_after_signing_is_refused_as_forged() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (created, receipt) = deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let text = fs::read_to_string(&receipt).expect("receipt");
+    let imported = text
+        .lines()
+        .find(|l| l.starts_with("imported: "))
+        .expect("imported line");
+    let forged = world.dir("forger").join("receipt.txt");
+    fs::write(&forged, text.replace(imported, "imported: 1700000000")).expect("write");
+    cen.run(&["receipt", "apply", arg(&forged)])
+        .code(3)
+        .stderr(predicate::str::contains("receipt.txt"))
+        .stderr(predicate::str::contains("signature"));
+    assert_eq!(cen.status(&created.parcel_id), "created");
+}
+
+#[test]
+fn receipt_for_a_parcel_this_site_did_not_send_is_refused() {
+    let (world, cen, bxl) = two_sites();
+    let lux = world.site("LUX");
+    lux.trust(&bxl);
+    bxl.trust(&lux);
+    let package = world.package("tools", 1);
+    let (created, receipt) = deliver(&world, &lux, &bxl, &package, "tools", 1);
+    let before = cen.json(&["list", "--json"]);
+    cen.run(&["receipt", "apply", arg(&receipt)])
+        .code(4)
+        .stderr(predicate::str::contains(&created.parcel_id))
+        .stderr(predicate::str::contains("did not send"));
+    assert_eq!(cen.json(&["list", "--json"]), before);
+}
+
+#[test]
+fn sent_moves_created_to_sent_once_and_never_backward() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (created, receipt) = deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let id = &created.parcel_id;
+    assert_eq!(cen.status(id), "created");
+    cen.run(&["sent", id, "--via", "DHL", "--tracking", "JD0001"])
+        .success();
+    assert_eq!(cen.status(id), "sent");
+    cen.run(&["sent", id, "--via", "DHL"])
+        .code(4)
+        .stderr(predicate::str::contains(id.as_str()));
+    assert_eq!(cen.status(id), "sent");
+
+    cen.run(&["receipt", "apply", arg(&receipt)]).success();
+    assert_eq!(cen.status(id), "confirmed");
+    cen.run(&["sent", id, "--via", "UPS"]).code(4);
+    assert_eq!(cen.status(id), "confirmed");
+    let history = cen.json(&["show", id, "--json"])["history"].clone();
+    let statuses: Vec<&str> = history
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|e| e["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["created", "sent", "confirmed"], "{history}");
+}
+
+#[test]
+fn forward_sends_an_imported_package_on_with_its_origin_site() {
+    let (world, cen, bxl) = two_sites();
+    let lux = world.site("LUX");
+    lux.trust(&bxl);
+    bxl.trust(&lux);
+    let package = world.package("tools", 1);
+    deliver(&world, &cen, &bxl, &package, "tools", 1);
+
+    let out = world.medium();
+    let forwarded = bxl.json(&[
+        "forward",
+        "--package-id",
+        "tools",
+        "--to",
+        "LUX",
+        "--out",
+        arg(&out),
+        "--volume-size",
+        common::VOLUME_SIZE,
+        "--json",
+    ]);
+    let id = forwarded["parcel_id"].as_str().expect("parcel_id");
+    let shown = bxl.json(&["show", id, "--json"]);
+    assert_eq!(shown["origin_site"], "CEN");
+    assert_eq!(shown["source_site"], "BXL");
+
+    // LUX trusts BXL only, never CEN.
+    lux.run(&["import", arg(&out)]).success();
+    let packages = lux.json(&["packages", "--json"]);
+    assert_eq!(packages.as_array().map(Vec::len), Some(1), "{packages}");
+    assert_eq!(packages[0]["package_id"], "tools");
+    assert_eq!(packages[0]["version"], 1);
+    assert_eq!(packages[0]["origin_site"], "CEN");
+    assert_eq!(packages[0]["source_site"], "BXL");
+    assert_eq!(
+        package_view(&snapshot(&lux.store("tools", 1))),
+        package_view(&snapshot(&package))
+    );
+}
+
+#[test]
+fn create_refuses_a_destination_this_site_does_not_trust() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    cen.create_cmd(&package, "tools", 1, "LUX", &[&out1, &out2])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("LUX"))
+        .stderr(predicate::str::contains("not a trusted site"));
+    assert_eq!(names_in(&out1), Vec::<String>::new());
+    assert_eq!(names_in(&out2), Vec::<String>::new());
+    assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn create_refuses_media_too_small_and_writes_nothing() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.package("tools", 1);
+
+    // Found before writing: two media of one volume each cannot hold it.
+    let (out1, out2) = (world.medium(), world.medium());
+    cen.create_cmd(&package, "tools", 1, "BXL", &[&out1, &out2])
+        .args(["--medium-size", "64KiB"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("not enough space"));
+    assert_eq!(names_in(&out1), Vec::<String>::new());
+    assert_eq!(names_in(&out2), Vec::<String>::new());
+
+    // Found while writing, the space check skipped: the volumes written so
+    // far are removed, temporaries included.
+    let (out1, out2) = (world.medium(), world.medium());
+    cen.create_cmd(&package, "tools", 1, "BXL", &[&out1, &out2])
+        .args(["--medium-size", "64KiB", "--no-space-check"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::starts_with("parcel: error: "));
+    assert_eq!(names_in(&out1), Vec::<String>::new());
+    assert_eq!(names_in(&out2), Vec::<String>::new());
+
+    assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn import_refuses_a_parcel_for_another_site() {
+    let (world, cen, bxl) = two_sites();
+    let lux = world.site("LUX");
+    cen.trust(&lux);
+    let package = world.package("tools", 1);
+    deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    cen.create(&package, "tools", 2, "LUX", &[&out1, &out2]);
+    let before = bxl.store_state();
+    bxl.import(&[&out1, &out2])
+        .code(4)
+        .stderr(predicate::str::contains("addressed to LUX"));
+    assert_eq!(bxl.store_state(), before);
+}
+
+#[test]
+fn import_refuses_a_parcel_signed_by_an_untrusted_key() {
+    let (world, cen, bxl) = two_sites();
+    let lux = world.site("LUX");
+    lux.trust(&bxl);
+    let package = world.package("tools", 1);
+    deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    lux.create(&package, "tools", 2, "BXL", &[&out1, &out2]);
+    let before = bxl.store_state();
+    bxl.import(&[&out1, &out2])
+        .code(3)
+        .stderr(predicate::str::contains("untrusted key"));
+    assert_eq!(bxl.store_state(), before);
+}
+
+#[test]
+fn import_refuses_a_parcel_signed_by_a_revoked_key() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    cen.create(&package, "tools", 2, "BXL", &[&out1, &out2]);
+    bxl.run(&["key", "revoke", "CEN"]).success();
+    let before = bxl.store_state();
+    bxl.import(&[&out1, &out2])
+        .code(4)
+        .stderr(predicate::str::contains("revoked key of site CEN"));
+    assert_eq!(bxl.store_state(), before);
+}
+
+#[test]
+fn import_refuses_an_older_version_than_the_store_holds() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    deliver(&world, &cen, &bxl, &package, "tools", 2);
+    let (out1, out2) = (world.medium(), world.medium());
+    cen.create(&package, "tools", 1, "BXL", &[&out1, &out2]);
+    let before = bxl.store_state();
+    bxl.import(&[&out1, &out2])
+        .code(4)
+        .stderr(predicate::str::contains("rollback refused"));
+    assert_eq!(bxl.store_state(), before);
+}
+
+#[test]
+fn import_refuses_the_same_version_with_other_content() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let changed = world.package("tools-changed", 2);
+    let (out1, out2) = (world.medium(), world.medium());
+    cen.create(&changed, "tools", 1, "BXL", &[&out1, &out2]);
+    let before = bxl.store_state();
+    bxl.import(&[&out1, &out2])
+        .code(4)
+        .stderr(predicate::str::contains("other content"));
+    assert_eq!(bxl.store_state(), before);
+}
+
+#[test]
+fn verify_and_import_refuse_a_corrupted_volume_naming_it() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    let created = cen.create(&package, "tools", 2, "BXL", &[&out1, &out2]);
+    let damaged = volume(&created, 2);
+    let mut bytes = fs::read(damaged).expect("volume");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    fs::write(damaged, bytes).expect("write");
+
+    let before = bxl.store_state();
+    bxl.run(&["verify", arg(&out1), arg(&out2)])
+        .code(3)
+        .stderr(predicate::str::contains(file_name(damaged)))
+        .stderr(predicate::str::contains("volume 2"));
+    bxl.import(&[&out1, &out2])
+        .code(3)
+        .stderr(predicate::str::contains(file_name(damaged)))
+        .stderr(predicate::str::contains("volume 2"));
+    assert_eq!(bxl.store_state(), before);
+}
+
+#[test]
+fn verify_and_import_report_a_missing_volume() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    let created = cen.create(&package, "tools", 2, "BXL", &[&out1, &out2]);
+    let count = created.volumes.len();
+    let aside = world.dir("aside");
+
+    let before = bxl.store_state();
+    for n in [1, 2, count] {
+        let missing = volume(&created, n);
+        let moved = aside.join(file_name(missing));
+        fs::rename(missing, &moved).expect("take volume out");
+        let message = format!("volume {n} of {count} is missing");
+        bxl.run(&["verify", arg(&out1), arg(&out2)])
+            .code(3)
+            .stderr(predicate::str::contains(message.as_str()));
+        if n == 2 {
+            bxl.import(&[&out1, &out2])
+                .code(3)
+                .stderr(predicate::str::contains(message.as_str()));
+        }
+        fs::rename(&moved, missing).expect("put volume back");
+    }
+    assert_eq!(bxl.store_state(), before);
+    bxl.import(&[&out1, &out2]).success();
+}
