@@ -62,7 +62,9 @@ pub enum Command {
     )]
     Create(CreateArgs),
     /// Check a parcel's volumes completely without importing it
-    #[command(after_help = "Example:\n  parcel verify /media/dvd1/*.parcel /media/dvd2/*.parcel")]
+    #[command(
+        after_help = "Example:\n  parcel verify /media/dvd1 /media/dvd2\n  parcel verify --media /media/usb1/*.tar"
+    )]
     Verify(VerifyArgs),
     /// Verify a parcel addressed to this site and add its package to the store
     #[command(
@@ -240,6 +242,11 @@ pub struct VerifyArgs {
     /// Volume files, or directories holding them
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
+    /// Check the media only: every byte of every volume against the signed
+    /// hashes (fast: proves the media hold what the signer wrote), without
+    /// decompressing packs and checking each chunk and file hash
+    #[arg(long)]
+    pub media: bool,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,

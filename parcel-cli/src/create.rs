@@ -169,10 +169,11 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     if o.verify {
         let trust = Trust::load(&catalog, &site)?;
         let bar = Progress::bytes(ctx, "Verifying", 0);
-        let report = parcel_format::verify::verify(&paths, &trust.keys, &mut |done, total| {
-            bar.set_total(total);
-            bar.set(done);
-        });
+        let report =
+            parcel_format::verify::verify_media(&paths, &trust.keys, &mut |done, total| {
+                bar.set_total(total);
+                bar.set(done);
+            });
         bar.finish();
         if !report.is_ok() {
             return Err(CliError::Verification {

@@ -2,11 +2,21 @@
 //! its volume, checks the stored bytes' SHA-256 *before* decompressing, then
 //! decompresses within the declared length and checks every chunk's SHA-256
 //! (FORMAT.md §7.4). Keeps a few decoded packs, so memory stays bounded.
+//!
+//! Extraction and deep verification read packs mostly in index order (the
+//! writer numbers packs in the order the file table first uses them), so
+//! [`PackCache::with_workers`] decodes the packs ahead of the reader on worker
+//! threads: worker `k` of `n` takes packs `k, k + n, k + 2n, …` and hands each
+//! over through a channel of one slot, so at most `2n` decoded packs wait.
+//! A pack needed again after it left the cache (a deduplicated chunk) is
+//! loaded again on the reader's thread.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
+use std::thread::Scope;
 
 use sha2::{Digest, Sha256};
 
@@ -30,20 +40,38 @@ impl ChunkBytes {
     }
 }
 
+/// One pack loaded and checked: its decoded bytes (`None` when unavailable
+/// or corrupt), the chunks in it that fail their hash, and the problems.
+struct Decoded {
+    raw: Option<Arc<Vec<u8>>>,
+    bad_chunks: Vec<u32>,
+    problems: Vec<Problem>,
+}
+
+/// Packs decoded ahead on worker threads, received in index order.
+struct Prefetch {
+    /// One channel per worker; pack `p` arrives on `channels[p % n]`.
+    channels: Vec<Receiver<Decoded>>,
+    /// The next pack the channels will deliver.
+    next: u32,
+}
+
 pub(crate) struct PackCache<'p> {
     parcel: &'p Parcel,
     /// First chunk of each pack; `first_chunk[packs]` is the chunk count.
-    first_chunk: Vec<usize>,
+    first_chunk: Arc<Vec<usize>>,
     files: HashMap<u32, File>,
     slots: VecDeque<(u32, Arc<Vec<u8>>)>,
     bad_packs: HashSet<u32>,
     bad_chunks: HashSet<u32>,
+    prefetch: Option<Prefetch>,
     pub(crate) loaded: Vec<bool>,
     /// Every problem found, each once.
     pub(crate) problems: Vec<Problem>,
 }
 
 impl<'p> PackCache<'p> {
+    /// A cache that loads each pack on the caller's thread when asked.
     pub(crate) fn new(parcel: &'p Parcel) -> Self {
         let m = parcel.manifest();
         let mut first_chunk = vec![m.chunks.len(); m.packs.len() + 1];
@@ -54,14 +82,50 @@ impl<'p> PackCache<'p> {
         }
         PackCache {
             parcel,
-            first_chunk,
+            first_chunk: Arc::new(first_chunk),
             files: HashMap::new(),
             slots: VecDeque::new(),
             bad_packs: HashSet::new(),
             bad_chunks: HashSet::new(),
+            prefetch: None,
             loaded: vec![false; m.packs.len()],
             problems: Vec::new(),
         }
+    }
+
+    /// A cache whose packs are decoded in index order by `workers` threads
+    /// of `scope`, ahead of the reader. The workers stop when the cache is
+    /// dropped.
+    pub(crate) fn with_workers<'scope>(
+        parcel: &'p Parcel,
+        scope: &'scope Scope<'scope, '_>,
+        workers: usize,
+    ) -> Self
+    where
+        'p: 'scope,
+    {
+        let mut cache = PackCache::new(parcel);
+        let packs = parcel.manifest().packs.len() as u32;
+        let workers = workers.clamp(1, packs.max(1) as usize) as u32;
+        let mut channels = Vec::with_capacity(workers as usize);
+        for k in 0..workers {
+            let (tx, rx) = sync_channel::<Decoded>(1);
+            channels.push(rx);
+            let first_chunk = Arc::clone(&cache.first_chunk);
+            scope.spawn(move || {
+                let mut files = HashMap::new();
+                let mut p = k;
+                while p < packs {
+                    let decoded = decode(parcel, &first_chunk, p, &mut files);
+                    if tx.send(decoded).is_err() {
+                        return;
+                    }
+                    p += workers;
+                }
+            });
+        }
+        cache.prefetch = Some(Prefetch { channels, next: 0 });
+        cache
     }
 
     /// The bytes of chunk `index`, checked; `None` when unavailable or corrupt
@@ -89,110 +153,164 @@ impl<'p> PackCache<'p> {
         if self.bad_packs.contains(&p) {
             return None;
         }
-        match self.load(p) {
+        if self.prefetch.as_ref().is_some_and(|f| p >= f.next) {
+            // Take the packs up to `p` from the workers, in order; each
+            // lands in the cache (or among the bad packs) as it arrives.
+            while let Some(next) = self.prefetch.as_ref().map(|f| f.next).filter(|n| *n <= p) {
+                match self.receive(next) {
+                    Some(decoded) => self.absorb(next, decoded),
+                    None => {
+                        // A worker is gone: load the rest here.
+                        self.prefetch = None;
+                        break;
+                    }
+                }
+            }
+            if let Some(pos) = self.slots.iter().position(|(n, _)| *n == p) {
+                return self.slots.get(pos).map(|(_, data)| Arc::clone(data));
+            }
+            if self.bad_packs.contains(&p) {
+                return None;
+            }
+        }
+        let decoded = decode(self.parcel, &self.first_chunk, p, &mut self.files);
+        self.absorb(p, decoded);
+        self.slots
+            .iter()
+            .find(|(n, _)| *n == p)
+            .map(|(_, data)| Arc::clone(data))
+    }
+
+    fn receive(&mut self, p: u32) -> Option<Decoded> {
+        let prefetch = self.prefetch.as_mut()?;
+        let n = prefetch.channels.len();
+        let decoded = prefetch.channels.get(p as usize % n)?.recv().ok()?;
+        prefetch.next = p + 1;
+        Some(decoded)
+    }
+
+    /// Records what loading pack `p` found; a good pack enters the cache.
+    fn absorb(&mut self, p: u32, decoded: Decoded) {
+        if let Some(flag) = self.loaded.get_mut(p as usize) {
+            // Problems are reported once, the first time a pack is loaded.
+            if !*flag {
+                self.problems.extend(decoded.problems);
+                self.bad_chunks.extend(decoded.bad_chunks);
+            }
+            *flag = true;
+        }
+        match decoded.raw {
             Some(data) => {
-                let data = Arc::new(data);
                 if self.slots.len() == CACHED_PACKS {
                     self.slots.pop_front();
                 }
-                self.slots.push_back((p, Arc::clone(&data)));
-                Some(data)
+                self.slots.push_back((p, data));
             }
             None => {
                 self.bad_packs.insert(p);
-                None
             }
         }
     }
+}
 
-    fn chunk_range(&self, p: u32) -> std::ops::Range<usize> {
-        let start = self.first_chunk.get(p as usize).copied().unwrap_or(0);
-        let end = self
-            .first_chunk
-            .get(p as usize + 1)
-            .copied()
-            .unwrap_or(start);
-        start..end.max(start)
-    }
+/// The chunks of pack `p`: `first_chunk[p]..first_chunk[p + 1]`.
+fn chunk_range(first_chunk: &[usize], p: u32) -> std::ops::Range<usize> {
+    let start = first_chunk.get(p as usize).copied().unwrap_or(0);
+    let end = first_chunk.get(p as usize + 1).copied().unwrap_or(start);
+    start..end.max(start)
+}
 
-    fn load(&mut self, p: u32) -> Option<Vec<u8>> {
-        if let Some(flag) = self.loaded.get_mut(p as usize) {
-            *flag = true;
-        }
-        let manifest = self.parcel.manifest();
-        let record = manifest.packs.get(p as usize)?;
-        let Some(volume) = self.parcel.volumes().get(&record.volume) else {
-            for c in self.chunk_range(p) {
-                self.problems.push(Problem::ChunkUnavailable {
-                    chunk: c as u32,
-                    volume: record.volume,
-                    pack: p,
-                });
-            }
-            return None;
-        };
-        let corrupt = |reason: String| Problem::PackCorrupt {
-            volume: record.volume,
-            offset: record.offset,
-            pack: p,
-            reason,
-        };
-        let file = match self.files.entry(record.volume) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => match File::open(&volume.path) {
-                Ok(f) => e.insert(f),
-                Err(source) => {
-                    self.problems.push(Problem::Unreadable {
-                        path: volume.path.clone(),
-                        source: source.into(),
-                    });
-                    return None;
-                }
-            },
-        };
-        let mut stored = vec![0u8; record.stored_len as usize];
-        if let Err(source) = file
-            .seek(SeekFrom::Start(record.offset))
-            .and_then(|_| file.read_exact(&mut stored))
-        {
-            self.problems.push(Problem::Unreadable {
-                path: volume.path.clone(),
-                source: source.into(),
+/// Reads pack `p` from its volume, checks its stored hash, decompresses it
+/// within its declared length and checks the hash of every chunk in it.
+fn decode(
+    parcel: &Parcel,
+    first_chunk: &[usize],
+    p: u32,
+    files: &mut HashMap<u32, File>,
+) -> Decoded {
+    let mut decoded = Decoded {
+        raw: None,
+        bad_chunks: Vec::new(),
+        problems: Vec::new(),
+    };
+    let manifest = parcel.manifest();
+    let Some(record) = manifest.packs.get(p as usize) else {
+        return decoded;
+    };
+    let Some(volume) = parcel.volumes().get(&record.volume) else {
+        for c in chunk_range(first_chunk, p) {
+            decoded.problems.push(Problem::ChunkUnavailable {
+                chunk: c as u32,
+                volume: record.volume,
+                pack: p,
             });
-            return None;
         }
-        let digest: [u8; 32] = Sha256::digest(&stored).into();
-        if digest != record.stored_sha256 {
-            self.problems
-                .push(corrupt("stored bytes do not match their SHA-256".into()));
-            return None;
-        }
-        let raw = match decompress_exact(&stored, record.raw_len as usize) {
-            Ok(raw) => raw,
-            Err(e) => {
-                self.problems.push(corrupt(e.to_string()));
-                return None;
-            }
-        };
-        for c in self.chunk_range(p) {
-            let Some(chunk) = manifest.chunks.get(c) else {
-                continue;
-            };
-            let start = chunk.offset as usize;
-            let bytes = raw
-                .get(start..start + chunk.len as usize)
-                .unwrap_or_default();
-            let digest: [u8; 32] = Sha256::digest(bytes).into();
-            if digest != chunk.sha256 {
-                self.bad_chunks.insert(c as u32);
-                self.problems.push(Problem::ChunkCorrupt {
-                    volume: record.volume,
-                    offset: record.offset,
-                    chunk: c as u32,
-                    pack: p,
+        return decoded;
+    };
+    let file = match files.entry(record.volume) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => match File::open(&volume.path) {
+            Ok(f) => e.insert(f),
+            Err(source) => {
+                decoded.problems.push(Problem::Unreadable {
+                    path: volume.path.clone(),
+                    source: source.into(),
                 });
+                return decoded;
             }
-        }
-        Some(raw)
+        },
+    };
+    // stored_len is at most MAX_PACK_STORED (checked by Manifest::validate).
+    let mut stored = vec![0u8; record.stored_len as usize];
+    if let Err(source) = file
+        .seek(SeekFrom::Start(record.offset))
+        .and_then(|_| file.read_exact(&mut stored))
+    {
+        decoded.problems.push(Problem::Unreadable {
+            path: volume.path.clone(),
+            source: source.into(),
+        });
+        return decoded;
     }
+    let corrupt = |reason: String| Problem::PackCorrupt {
+        volume: record.volume,
+        offset: record.offset,
+        pack: p,
+        reason,
+    };
+    let digest: [u8; 32] = Sha256::digest(&stored).into();
+    if digest != record.stored_sha256 {
+        decoded
+            .problems
+            .push(corrupt("stored bytes do not match their SHA-256".into()));
+        return decoded;
+    }
+    let raw = match decompress_exact(&stored, record.raw_len as usize) {
+        Ok(raw) => raw,
+        Err(e) => {
+            decoded.problems.push(corrupt(e.to_string()));
+            return decoded;
+        }
+    };
+    for c in chunk_range(first_chunk, p) {
+        let Some(chunk) = manifest.chunks.get(c) else {
+            continue;
+        };
+        let start = chunk.offset as usize;
+        let bytes = raw
+            .get(start..start.saturating_add(chunk.len as usize))
+            .unwrap_or_default();
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        if digest != chunk.sha256 {
+            decoded.bad_chunks.push(c as u32);
+            decoded.problems.push(Problem::ChunkCorrupt {
+                volume: record.volume,
+                offset: record.offset,
+                chunk: c as u32,
+                pack: p,
+            });
+        }
+    }
+    decoded.raw = Some(Arc::new(raw));
+    decoded
 }

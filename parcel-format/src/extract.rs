@@ -76,8 +76,29 @@ impl Parcel {
                 .into(),
             });
         }
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        std::thread::scope(|scope| {
+            let mut cache = PackCache::with_workers(self, scope, workers);
+            self.write_tree(dest, &mut cache, progress)
+        })
+    }
+
+    /// Writes every entry of the file table under `dest`, in order, taking
+    /// file contents from `cache`.
+    fn write_tree(
+        &self,
+        dest: &Path,
+        cache: &mut PackCache<'_>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ExtractSummary, Problem> {
+        let write_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source: std::io::Error| Problem::Write {
+                path,
+                source: source.into(),
+            }
+        };
         let mut summary = ExtractSummary::default();
-        let mut cache = PackCache::new(self);
         let mut symlinks: Vec<(PathBuf, &str)> = Vec::new();
         let mut directories: Vec<(PathBuf, i64)> = Vec::new();
         for entry in &self.manifest().entries {
@@ -110,7 +131,7 @@ impl Parcel {
                     let mut out = BufWriter::with_capacity(1 << 20, file);
                     let mut hasher = Sha256::new();
                     for &c in chunks {
-                        let bytes = cache.chunk(c).ok_or_else(|| first_problem(&mut cache, c))?;
+                        let bytes = cache.chunk(c).ok_or_else(|| first_problem(cache, c))?;
                         hasher.update(bytes.bytes());
                         out.write_all(bytes.bytes()).map_err(write_err(&target))?;
                         summary.bytes += bytes.bytes().len() as u64;

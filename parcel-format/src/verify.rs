@@ -1,10 +1,20 @@
-//! Verifying media without importing: every check a reader can make, with a
-//! report naming each missing volume and each bad volume, pack, chunk and file
-//! (FORMAT.md §7). Needs no destination store.
+//! Verifying media without importing, with a report naming each missing
+//! volume and each bad volume, pack, chunk and file (FORMAT.md §7). Needs no
+//! destination store.
+//!
+//! Two depths. [`verify_media`] proves the media hold exactly what the signer
+//! wrote: every byte of every volume present is hashed against its signed
+//! SHA-256 (volumes in parallel), and a damaged volume is then searched pack
+//! by pack to name the damaged packs. [`verify`] also decompresses every pack
+//! and checks every chunk and file hash, which catches what the media check
+//! cannot: a trusted signer that wrote content inconsistent with its own file
+//! table. Import makes the content checks as it extracts.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
-use std::path::PathBuf;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use sha2::{Digest, Sha256};
 
@@ -12,7 +22,7 @@ use crate::content::PackCache;
 use crate::error::{FailureClass, Problem};
 use crate::limits::VOLUME_PREFIX;
 use crate::manifest::EntryKind;
-use crate::read::{worst_class, Parcel};
+use crate::read::{worst_class, Parcel, Volume};
 use crate::sign::TrustedKeys;
 use crate::ParcelId;
 
@@ -47,11 +57,32 @@ impl VerifyReport {
     }
 }
 
-/// Opens and fully verifies the parcel in `paths`. `progress(done, total)`
-/// reports bytes read.
+/// Opens the parcel in `paths` and checks everything: the media
+/// ([`verify_media`]) and every pack, chunk and file hash.
+/// `progress(done, total)` reports bytes checked.
 pub fn verify(
     paths: &[PathBuf],
     trust: &TrustedKeys,
+    progress: &mut dyn FnMut(u64, u64),
+) -> VerifyReport {
+    verify_to(paths, trust, true, progress)
+}
+
+/// Opens the parcel in `paths` and checks that the media hold exactly what
+/// the signer wrote: headers, index, and every byte of every volume against
+/// its signed hash. `progress(done, total)` reports bytes read.
+pub fn verify_media(
+    paths: &[PathBuf],
+    trust: &TrustedKeys,
+    progress: &mut dyn FnMut(u64, u64),
+) -> VerifyReport {
+    verify_to(paths, trust, false, progress)
+}
+
+fn verify_to(
+    paths: &[PathBuf],
+    trust: &TrustedKeys,
+    content: bool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> VerifyReport {
     match Parcel::open(paths, trust) {
@@ -73,12 +104,20 @@ pub fn verify(
                     .iter()
                     .map(|(n, v)| (*n, v.path.clone()))
                     .collect(),
-                content_bytes: parcel.manifest().content_bytes(),
+                content_bytes: if content {
+                    parcel.manifest().content_bytes()
+                } else {
+                    0
+                },
                 problems: Vec::new(),
             };
-            let mut content = parcel.verify(progress);
+            let mut found = if content {
+                parcel.verify(progress)
+            } else {
+                parcel.verify_media(progress)
+            };
             report.problems = parcel.take_problems();
-            report.problems.append(&mut content);
+            report.problems.append(&mut found);
             report
         }
     }
@@ -92,25 +131,155 @@ impl Parcel {
     pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> Vec<Problem> {
         let stored: u64 = self.volumes().values().map(|v| v.header.body_len).sum();
         let total = stored + self.manifest().content_bytes();
-        let mut done = 0u64;
-        let mut problems = Vec::new();
-        for (number, volume) in self.volumes() {
-            match hash_body(&volume.path, &mut |n| {
+        let mut problems = self.hash_bodies(&mut |done| progress(done, total));
+        let mut done = stored;
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut content = std::thread::scope(|scope| {
+            let mut cache = PackCache::with_workers(self, scope, workers);
+            let mut found = Vec::new();
+            self.check_files(&mut cache, &mut found, &mut |n| {
                 done += n;
                 progress(done, total);
-            }) {
-                Ok(digest) if digest == volume.header.body_sha256 => {}
-                Ok(_) => problems.push(Problem::VolumeCorrupt {
+            });
+            // Pack and chunk problems come before the file problems they cause.
+            cache.problems.append(&mut found);
+            std::mem::take(&mut cache.problems)
+        });
+        problems.append(&mut content);
+        problems
+    }
+
+    /// Checks every byte of the volumes present against their signed hashes,
+    /// and names the damaged packs of each damaged volume. Returns the
+    /// problems found (the set-level ones are in [`Parcel::problems`]).
+    pub fn verify_media(&self, progress: &mut dyn FnMut(u64, u64)) -> Vec<Problem> {
+        let total: u64 = self.volumes().values().map(|v| v.header.body_len).sum();
+        let mut problems = self.hash_bodies(&mut |done| progress(done, total));
+        let damaged: Vec<u32> = problems
+            .iter()
+            .filter_map(|p| match p {
+                Problem::VolumeCorrupt { volume, .. } => Some(*volume),
+                _ => None,
+            })
+            .collect();
+        for number in damaged {
+            if let Some(volume) = self.volumes().get(&number) {
+                problems.extend(self.damaged_packs(number, volume));
+            }
+        }
+        problems
+    }
+
+    /// Hashes each volume body (volumes in parallel, one reader each) and
+    /// compares it with the signed hash. `progress` gets bytes hashed so far.
+    fn hash_bodies(&self, progress: &mut dyn FnMut(u64)) -> Vec<Problem> {
+        let volumes: Vec<(&u32, &Volume)> = self.volumes().iter().collect();
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(volumes.len())
+            .max(1);
+        let next = AtomicUsize::new(0);
+        let mut results: Vec<Option<std::io::Result<[u8; 32]>>> =
+            (0..volumes.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let (tx, rx) = mpsc::channel::<(usize, Hashed)>();
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (volumes, next) = (&volumes, &next);
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((_, volume)) = volumes.get(i) else {
+                        return;
+                    };
+                    let result = hash_body(&volume.path, &mut |n| {
+                        let _ = tx.send((i, Hashed::Bytes(n)));
+                    });
+                    if tx.send((i, Hashed::Done(result))).is_err() {
+                        return;
+                    }
+                });
+            }
+            drop(tx);
+            let mut done = 0u64;
+            for (i, message) in rx {
+                match message {
+                    Hashed::Bytes(n) => {
+                        done += n;
+                        progress(done);
+                    }
+                    Hashed::Done(result) => {
+                        if let Some(slot) = results.get_mut(i) {
+                            *slot = Some(result);
+                        }
+                    }
+                }
+            }
+        });
+        let mut problems = Vec::new();
+        for ((number, volume), result) in volumes.iter().zip(results) {
+            match result {
+                Some(Ok(digest)) if digest == volume.header.body_sha256 => {}
+                Some(Ok(_)) => problems.push(Problem::VolumeCorrupt {
                     path: volume.path.clone(),
-                    volume: *number,
+                    volume: **number,
                 }),
-                Err(source) => problems.push(Problem::Unreadable {
+                Some(Err(source)) => problems.push(Problem::Unreadable {
                     path: volume.path.clone(),
                     source: source.into(),
                 }),
+                None => problems.push(Problem::Unreadable {
+                    path: volume.path.clone(),
+                    source: std::io::Error::other("the volume was not read").into(),
+                }),
             }
         }
-        let mut cache = PackCache::new(self);
+        problems
+    }
+
+    /// The packs of a damaged volume whose stored bytes do not match their
+    /// signed hash.
+    fn damaged_packs(&self, number: u32, volume: &Volume) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut file = match File::open(&volume.path) {
+            Ok(file) => file,
+            Err(source) => {
+                return vec![Problem::Unreadable {
+                    path: volume.path.clone(),
+                    source: source.into(),
+                }]
+            }
+        };
+        let mut stored = Vec::new();
+        for (p, record) in self.manifest().packs.iter().enumerate() {
+            if record.volume != number {
+                continue;
+            }
+            // stored_len is at most MAX_PACK_STORED (Manifest::validate).
+            stored.resize(record.stored_len as usize, 0);
+            let read = file
+                .seek(SeekFrom::Start(record.offset))
+                .and_then(|_| file.read_exact(&mut stored));
+            let intact =
+                read.is_ok() && <[u8; 32]>::from(Sha256::digest(&stored)) == record.stored_sha256;
+            if !intact {
+                problems.push(Problem::PackCorrupt {
+                    volume: number,
+                    offset: record.offset,
+                    pack: p as u32,
+                    reason: "stored bytes do not match their SHA-256".into(),
+                });
+            }
+        }
+        problems
+    }
+
+    /// Checks every file's content, chunk by chunk, through `cache`.
+    fn check_files(
+        &self,
+        cache: &mut PackCache<'_>,
+        problems: &mut Vec<Problem>,
+        progress: &mut dyn FnMut(u64),
+    ) {
         for entry in &self.manifest().entries {
             let EntryKind::File { sha256, chunks, .. } = &entry.kind else {
                 continue;
@@ -121,30 +290,33 @@ impl Parcel {
                 match cache.chunk(c) {
                     Some(bytes) => {
                         hasher.update(bytes.bytes());
-                        done += bytes.bytes().len() as u64;
+                        progress(bytes.bytes().len() as u64);
                     }
                     None => complete = false,
                 }
             }
-            progress(done, total);
             if complete && <[u8; 32]>::from(hasher.finalize()) != *sha256 {
                 problems.push(Problem::FileCorrupt {
                     path: entry.path.clone(),
                 });
             }
         }
+        // Packs no file uses are still checked.
         for p in 0..self.manifest().packs.len() as u32 {
             if !cache.loaded.get(p as usize).copied().unwrap_or(true) {
                 cache.touch(p);
             }
         }
-        // Pack and chunk problems come before the file problems they cause.
-        cache.problems.append(&mut problems);
-        cache.problems
     }
 }
 
-fn hash_body(path: &std::path::Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<[u8; 32]> {
+/// Progress of one volume's hashing, from a worker thread.
+enum Hashed {
+    Bytes(u64),
+    Done(std::io::Result<[u8; 32]>),
+}
+
+fn hash_body(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<[u8; 32]> {
     let mut file = BufReader::with_capacity(1 << 20, File::open(path)?);
     std::io::copy(&mut (&mut file).take(VOLUME_PREFIX), &mut std::io::sink())?;
     let mut hasher = Sha256::new();

@@ -143,3 +143,80 @@ fn missing_volume_is_named() {
         report.problems
     );
 }
+
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[test]
+fn media_check_names_the_damaged_pack_of_a_damaged_volume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let out = tmp.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    sample_tree(&src);
+    let volumes = write(&src, &out, &small_options(16 << 20));
+    assert_eq!(volumes.len(), 1);
+    let report = parcel_format::verify::verify_media(&volumes, &trust(), &mut |_, _| {});
+    assert!(report.is_ok(), "{:?}", report.problems);
+
+    let parcel = parcel_format::read::Parcel::open(&volumes, &trust()).unwrap();
+    let packs = &parcel.manifest().packs;
+    assert!(packs.len() >= 3, "{} packs", packs.len());
+    let damaged = packs.len() / 2;
+    let at = packs[damaged].offset as usize + packs[damaged].stored_len as usize / 2;
+    let mut bytes = fs::read(&volumes[0]).unwrap();
+    bytes[at] ^= 0x10;
+    fs::write(&volumes[0], &bytes).unwrap();
+
+    let report = parcel_format::verify::verify_media(&volumes, &trust(), &mut |_, _| {});
+    assert_eq!(report.class(), Some(FailureClass::Volume));
+    let named: Vec<(u32, u32)> = report
+        .problems
+        .iter()
+        .filter_map(|p| match p {
+            parcel_format::Problem::PackCorrupt { volume, pack, .. } => Some((*volume, *pack)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(named, vec![(1, damaged as u32)], "{:?}", report.problems);
+}
+
+#[test]
+fn extract_reloads_a_pack_that_left_the_cache_for_a_repeated_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let out = tmp.path().join("out");
+    fs::create_dir_all(&src).unwrap();
+    fs::create_dir_all(&out).unwrap();
+    // "a" fills the first packs; twenty other files push them out of the
+    // cache; "z" repeats "a", so its chunks come from the first packs again.
+    let first = noise(7, 200_000);
+    fs::write(src.join("a"), &first).unwrap();
+    for i in 0..20u64 {
+        fs::write(src.join(format!("m{i:02}")), noise(100 + i, 40_000)).unwrap();
+    }
+    fs::write(src.join("z"), &first).unwrap();
+    let volumes = write(&src, &out, &small_options(16 << 20));
+    let parcel = parcel_format::read::Parcel::open(&volumes, &trust()).unwrap();
+    let packs = parcel.manifest().packs.len();
+    assert!(packs >= 10, "{packs} packs");
+    let dest = tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    parcel.extract(&dest, &mut |_| {}).unwrap();
+    assert_eq!(fs::read(dest.join("z")).unwrap(), first);
+    for i in 0..20u64 {
+        assert_eq!(
+            fs::read(dest.join(format!("m{i:02}"))).unwrap(),
+            noise(100 + i, 40_000)
+        );
+    }
+}
