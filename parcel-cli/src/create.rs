@@ -167,6 +167,10 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     bar.finish();
     let mut paths: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
     if o.verify {
+        // The volumes are synced: read them back from the medium itself.
+        for path in &paths {
+            let _ = crate::disk::drop_cached(path);
+        }
         let trust = Trust::load(&catalog, &site)?;
         let bar = Progress::bytes(ctx, "Verifying", 0);
         let report =

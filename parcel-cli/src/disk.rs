@@ -1,9 +1,10 @@
 //! What the operating system says about disks: free space on a file system,
-//! and one `syncfs` to make a whole staged tree durable at once.
+//! one `syncfs` to make a whole staged tree durable at once, and dropping a
+//! written file from the page cache so that reading it back reads the medium.
 //!
 //! These are the only calls into libc; std has no portable equivalent of
-//! `statvfs` or `syncfs`, and crates that wrap them would add more than these
-//! two small, checked calls.
+//! `statvfs`, `syncfs` or `posix_fadvise`, and crates that wrap them would
+//! add more than these small, checked calls.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -38,6 +39,20 @@ pub fn sync_filesystem(path: &Path) -> io::Result<()> {
     let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Asks the kernel to forget the cached pages of a file already synced, so
+/// that the next read of it comes from the medium, not from memory. Only a
+/// hint: a kernel may keep the pages, and reading back still works.
+pub fn drop_cached(path: &Path) -> io::Result<()> {
+    let file = File::open(path)?;
+    // SAFETY: the descriptor is valid for the life of `file`; offset 0 and
+    // length 0 mean the whole file.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
     }
     Ok(())
 }
