@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds every fuzz target and runs each for SECONDS, one after the other;
+# exits non-zero if any target crashed, panicked, timed out or ran out of
+# memory. Works from a fresh clone: installs cargo-fuzz when it is missing.
+#
+#   fuzz/run-all.sh 60
+#
+# Each run starts from fuzz/corpus/<target> (refreshed by seed.sh first) plus
+# fuzz/regressions/<target>, so a known crashing input fails the run until the
+# library is fixed. Logs go to fuzz/artifacts/logs/<target>.log, crashing
+# inputs to fuzz/artifacts/<target>/. Targets are built with debug assertions
+# (-a), so integer overflow panics instead of wrapping.
+set -uo pipefail
+
+seconds=${1:?usage: fuzz/run-all.sh SECONDS}
+fuzz_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$(dirname "$fuzz_dir")" || exit 1
+
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  rustup toolchain install nightly --profile minimal || exit 1
+fi
+if ! cargo +nightly fuzz --help >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked || exit 1
+fi
+
+"$fuzz_dir/seed.sh" || exit 1
+cargo +nightly fuzz build -a || exit 1
+
+targets=$(cargo +nightly fuzz list) || exit 1
+logs="$fuzz_dir/artifacts/logs"
+mkdir -p "$logs"
+failed=()
+summary=()
+for target in $targets; do
+  corpora=("$fuzz_dir/corpus/$target")
+  mkdir -p "${corpora[0]}"
+  if compgen -G "$fuzz_dir/regressions/$target/*" >/dev/null; then
+    corpora+=("$fuzz_dir/regressions/$target")
+  fi
+  log="$logs/$target.log"
+  echo "== $target: ${seconds}s"
+  cargo +nightly fuzz run -a "$target" "${corpora[@]}" -- \
+    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+    -print_final_stats=1 >"$log" 2>&1
+  status=$?
+  execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+  if [ -z "$execs" ]; then
+    execs=$(sed -n 's/^#\([0-9]*\)[[:space:]].*/\1/p' "$log" | tail -n 1)
+  fi
+  if [ "$status" -eq 0 ]; then
+    summary+=("$(printf '%-12s %12s execs  ok' "$target" "${execs:-?}")")
+  else
+    failed+=("$target")
+    summary+=("$(printf '%-12s %12s execs  FAILED (exit %s, log %s)' "$target" "${execs:-?}" "$status" "$log")")
+    grep -E 'panicked at|ERROR: (libFuzzer|AddressSanitizer)|SUMMARY:|Test unit written to|^thread ' "$log" | head -n 20
+  fi
+done
+
+echo
+echo "== executions per target (${seconds}s each)"
+printf '%s\n' "${summary[@]}"
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "== crashes in: ${failed[*]}"
+  exit 1
+fi

@@ -1,0 +1,178 @@
+//! Writes the seed corpus of every fuzz target (run by `fuzz/seed.sh`).
+//!
+//! ```text
+//! seed-corpus CORPUS_DIR [VECTORS_DIR]
+//! ```
+//!
+//! Seeds come from the parcels in `parcel_fuzz` (signed by the fuzz key, so
+//! the `volume` target gets past its signature check) and from the test
+//! vectors in VECTORS_DIR (`*.vector`: `key: value` header lines, among them
+//! `volume: NAME LEN` lines, an empty line, then the volumes' bytes one after
+//! the other). From each parcel: every header record (`header`), every volume
+//! (`volume`), the stored index behind its length and the decoded index
+//! (`index`). A vector without volumes is taken as a receipt. Existing files
+//! are overwritten; units the fuzzer added are left alone.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use parcel_format::header::{VolumeHeader, RECORD_LEN};
+use parcel_format::limits::{BLOCK, VOLUME_PREFIX};
+use parcel_format::receipt::Receipt;
+use parcel_format::ParcelId;
+use parcel_fuzz::{noise, SeedParcel};
+
+type Error = Box<dyn std::error::Error>;
+
+struct Corpus {
+    root: PathBuf,
+    written: usize,
+}
+
+impl Corpus {
+    fn put(&mut self, target: &str, name: &str, bytes: &[u8]) -> Result<(), Error> {
+        let dir = self.root.join(target);
+        fs::create_dir_all(&dir)?;
+        fs::write(dir.join(name), bytes)?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Seeds `header`, `volume` and `index` from one parcel's volumes.
+    fn parcel(&mut self, name: &str, volumes: &[Vec<u8>]) -> Result<(), Error> {
+        let mut pieces = Vec::new();
+        let mut lengths = None;
+        for (i, volume) in volumes.iter().enumerate() {
+            self.put("volume", &format!("{name}-v{}", i + 1), volume)?;
+            let Some(record) = volume.get(BLOCK as usize..VOLUME_PREFIX as usize) else {
+                continue;
+            };
+            self.put("header", &format!("{name}-v{}", i + 1), record)?;
+            let record: &[u8; RECORD_LEN] = record.try_into()?;
+            let Ok(header) = VolumeHeader::decode_verified(record) else {
+                continue;
+            };
+            lengths = Some((header.index_stored_len, header.index_raw_len));
+            let piece = header.index_piece;
+            let bytes = usize::try_from(piece.offset)
+                .ok()
+                .zip(usize::try_from(piece.offset.saturating_add(piece.len)).ok())
+                .and_then(|(start, end)| volume.get(start..end));
+            if let (true, Some(bytes)) = (piece.len > 0, bytes) {
+                pieces.push((piece.start, bytes));
+            }
+        }
+        let Some((stored_len, raw_len)) = lengths else {
+            return Ok(());
+        };
+        pieces.sort_by_key(|(start, _)| *start);
+        let stored: Vec<u8> = pieces.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+        if stored.len() as u64 != stored_len || raw_len > u64::from(u32::MAX) {
+            eprintln!("seed-corpus: {name}: index pieces incomplete, no index seed");
+            return Ok(());
+        }
+        let mut seed = (raw_len as u32).to_le_bytes().to_vec();
+        seed.extend_from_slice(&stored);
+        self.put("index", &format!("{name}-stored"), &seed)?;
+        if let Ok(raw) = zstd::bulk::decompress(&stored, raw_len as usize) {
+            self.put("index", &format!("{name}-postcard"), &raw)?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits a vector file into its volumes (or, without volumes, its body).
+fn read_vector(path: &Path) -> Result<(Vec<Vec<u8>>, Vec<u8>), String> {
+    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    let split = bytes
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .ok_or("no empty line after the header")?;
+    let header = std::str::from_utf8(&bytes[..split]).map_err(|_| "header is not UTF-8")?;
+    let mut body = &bytes[split + 2..];
+    let mut volumes = Vec::new();
+    for line in header.lines() {
+        let Some(value) = line.strip_prefix("volume:") else {
+            continue;
+        };
+        let len: usize = value
+            .split_whitespace()
+            .last()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("bad volume line {line:?}"))?;
+        if len > body.len() {
+            return Err(format!("volume line {line:?} runs past the end"));
+        }
+        let (volume, rest) = body.split_at(len);
+        volumes.push(volume.to_vec());
+        body = rest;
+    }
+    Ok((volumes, body.to_vec()))
+}
+
+fn fixtures(corpus: &mut Corpus) -> Result<(), Error> {
+    let parcels: [(&str, SeedParcel); 3] = [
+        ("fixture-multi", parcel_fuzz::seed_parcel().clone()),
+        ("fixture-single", parcel_fuzz::seed_parcel_one_volume()),
+        ("fixture-raw", parcel_fuzz::raw_seed_parcel()),
+    ];
+    for (name, parcel) in &parcels {
+        corpus.parcel(name, &parcel.volumes)?;
+    }
+    let receipt = Receipt {
+        parcel_id: ParcelId([0x11; 16]),
+        source_site: "CEN".into(),
+        destination_site: "BXL".into(),
+        package_id: "CEN00012".into(),
+        package_version: 1,
+        tree_digest: parcels[0].1.manifest.tree_digest(),
+        index_sha256: [0xab; 32],
+        imported: parcel_fuzz::CREATED + 3600,
+    };
+    let text = receipt.to_signed_text(parcel_fuzz::fuzz_key());
+    corpus.put("receipt", "fixture-receipt", text.as_bytes())?;
+    // The structured targets decode any bytes; give them a few lengths to start from.
+    for target in ["verify_set", "extract", "roundtrip"] {
+        for (i, len) in [16usize, 64, 256, 1024].into_iter().enumerate() {
+            corpus.put(target, &format!("fixture-noise-{i}"), &noise(i as u64 + 1, len))?;
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Error> {
+    let mut args = std::env::args_os().skip(1);
+    let root = PathBuf::from(args.next().ok_or("usage: seed-corpus CORPUS_DIR [VECTORS_DIR]")?);
+    let vectors = args.next().map(PathBuf::from);
+    let mut corpus = Corpus { root, written: 0 };
+    fixtures(&mut corpus)?;
+    let mut vector_count = 0;
+    if let Some(dir) = vectors.filter(|d| d.is_dir()) {
+        let mut paths: Vec<_> = fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "vector"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+            let name = format!("vector-{stem}");
+            match read_vector(&path) {
+                Ok((volumes, _)) if !volumes.is_empty() => corpus.parcel(&name, &volumes)?,
+                Ok((_, body)) if !body.is_empty() => corpus.put("receipt", &name, &body)?,
+                Ok(_) => {}
+                Err(reason) => {
+                    eprintln!("seed-corpus: skipping {}: {reason}", path.display());
+                    continue;
+                }
+            }
+            vector_count += 1;
+        }
+    }
+    println!(
+        "seed-corpus: wrote {} seeds (using {} test vectors) under {}",
+        corpus.written,
+        vector_count,
+        corpus.root.display()
+    );
+    Ok(())
+}
