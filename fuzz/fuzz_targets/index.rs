@@ -12,6 +12,7 @@
 //! validation code is reached too.
 #![no_main]
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
@@ -27,7 +28,15 @@ fuzz_target!(|data: &[u8]| {
             check(&manifest);
         }
     }
-    let stored = zstd::bulk::compress(data, 1).expect("zstd compresses");
+    // One compressor for the process: a fresh zstd context per input would
+    // cost more than the decoding under test.
+    thread_local! {
+        static COMPRESSOR: RefCell<zstd::bulk::Compressor<'static>> =
+            RefCell::new(zstd::bulk::Compressor::new(1).expect("zstd compressor"));
+    }
+    let stored = COMPRESSOR
+        .with(|c| c.borrow_mut().compress(data))
+        .expect("zstd compresses");
     if let Ok(manifest) = Manifest::decode(&stored, data.len() as u64) {
         check(&manifest);
     }
