@@ -13,8 +13,9 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
-use parcel_format::manifest::{ChunkRecord, PackRecord};
 use ed25519_dalek::SigningKey;
+use parcel_format::limits::VOLUME_PREFIX;
+use parcel_format::manifest::{ChunkRecord, PackRecord};
 use parcel_format::sign::TrustedKeys;
 use parcel_format::volume::{DirSink, OutputDir};
 use parcel_format::write::{self, ParcelInfo, WriteOptions};
@@ -67,6 +68,33 @@ pub fn scratch() -> TempDir {
         builder.tempdir()
     };
     dir.expect("cannot create a scratch directory")
+}
+
+/// Signs a volume file again as a compromised or buggy trusted site would:
+/// body length and SHA-256 recomputed from the bytes after the prefix, the
+/// index SHA-256 recomputed when the volume claims to hold the whole index,
+/// every other header field kept, then signed by [`fuzz_key`]. So mutations
+/// of signed or hashed bytes still reach the index and the content checks.
+pub fn reseal_volume(path: &Path) -> io::Result<()> {
+    let bytes = fs::read(path)?;
+    let header = parcel_format::testkit::read_header_unchecked(path)?;
+    let body = bytes.get(VOLUME_PREFIX as usize..).unwrap_or_default();
+    let piece = header.index_piece;
+    let index = usize::try_from(piece.offset)
+        .ok()
+        .zip(usize::try_from(piece.offset.saturating_add(piece.len)).ok())
+        .and_then(|(start, end)| bytes.get(start..end))
+        .filter(|_| piece.start == 0 && piece.len == header.index_stored_len);
+    let index_sha256 = index.map(sha256);
+    let body_sha256 = sha256(body);
+    let body_len = body.len() as u64;
+    parcel_format::testkit::resign_header(path, fuzz_key(), |h| {
+        h.body_len = body_len;
+        h.body_sha256 = body_sha256;
+        if let Some(digest) = index_sha256 {
+            h.index_sha256 = digest;
+        }
+    })
 }
 
 /// The parcel-wide fields of every seed parcel.

@@ -10,7 +10,9 @@
 //! `volume: NAME LEN` lines, an empty line, then the volumes' bytes one after
 //! the other). From each parcel: every header record (`header`), every volume
 //! (`volume`), the stored index behind its length and the decoded index
-//! (`index`). A vector without volumes is taken as a receipt. Existing files
+//! (`index`). A vector's volumes are also given to `volume` re-signed by the
+//! fuzz key, and a few hostile fixture parcels (signed, resealed, refused by
+//! the deeper checks) are added. A vector without volumes is taken as a receipt. Existing files
 //! are overwritten; units the fuzzer added are left alone.
 
 use std::fs;
@@ -19,7 +21,8 @@ use std::path::{Path, PathBuf};
 use parcel_format::header::{VolumeHeader, RECORD_LEN};
 use parcel_format::limits::{BLOCK, VOLUME_PREFIX};
 use parcel_format::receipt::Receipt;
-use parcel_format::ParcelId;
+use parcel_format::testkit;
+use parcel_format::{EntryKind, Manifest, ParcelId};
 use parcel_fuzz::{noise, SeedParcel};
 
 type Error = Box<dyn std::error::Error>;
@@ -119,6 +122,9 @@ fn fixtures(corpus: &mut Corpus) -> Result<(), Error> {
     for (name, parcel) in &parcels {
         corpus.parcel(name, &parcel.volumes)?;
     }
+    for (name, volumes) in hostile_fixtures(&parcels[1].1)? {
+        corpus.parcel(&name, &volumes)?;
+    }
     let receipt = Receipt {
         parcel_id: ParcelId([0x11; 16]),
         source_site: "CEN".into(),
@@ -140,6 +146,60 @@ fn fixtures(corpus: &mut Corpus) -> Result<(), Error> {
     Ok(())
 }
 
+/// Correctly signed parcels that no honest writer makes, so that the `volume`
+/// and `index` targets start past the signature and hash checks with content
+/// the deeper checks refuse: a pack byte flipped and the volume resealed, a
+/// chunk hash and a file hash wrong in the signed manifest.
+fn hostile_fixtures(single: &SeedParcel) -> Result<Vec<(String, Vec<Vec<u8>>)>, Error> {
+    let mut out = Vec::new();
+    let tmp = parcel_fuzz::scratch();
+
+    let path = tmp.path().join("pack-flipped.tar");
+    let mut volume = single.volumes[0].clone();
+    let at = single.manifest.packs.first().map_or(VOLUME_PREFIX, |p| p.offset + 8);
+    volume[at as usize] ^= 0x40;
+    fs::write(&path, &volume)?;
+    parcel_fuzz::reseal_volume(&path)?;
+    out.push(("fixture-pack-flipped-resealed".into(), vec![fs::read(&path)?]));
+
+    let seed = parcel_fuzz::raw_seed();
+    let edits: [(&str, fn(&mut Manifest)); 2] = [
+        ("fixture-chunk-hash-wrong", |m| m.chunks[1].sha256[0] ^= 1),
+        ("fixture-file-hash-wrong", |m| {
+            if let Some(EntryKind::File { sha256, .. }) = m.entries.get_mut(1).map(|e| &mut e.kind) {
+                sha256[0] ^= 1;
+            }
+        }),
+    ];
+    for (name, edit) in edits {
+        let mut manifest = seed.manifest.clone();
+        edit(&mut manifest);
+        let dir = tmp.path().join(name);
+        fs::create_dir(&dir)?;
+        let paths = parcel_fuzz::write_raw_parcel(
+            &mut manifest,
+            &seed.stored_packs,
+            parcel_fuzz::SMALL_VOLUME,
+            &dir,
+        );
+        let volumes = paths.iter().map(fs::read).collect::<Result<_, _>>()?;
+        out.push((name.into(), volumes));
+    }
+    Ok(out)
+}
+
+/// A vector's volume with its header signed again by the fuzz key (fields
+/// kept), so that the `volume` target trusts it and reaches the problem the
+/// vector was made for; `None` when that changes nothing or is impossible.
+fn resigned(volume: &[u8]) -> Option<Vec<u8>> {
+    let tmp = parcel_fuzz::scratch();
+    let path = tmp.path().join("volume.tar");
+    fs::write(&path, volume).ok()?;
+    testkit::resign_header(&path, parcel_fuzz::fuzz_key(), |_| {}).ok()?;
+    let bytes = fs::read(&path).ok()?;
+    (bytes != volume).then_some(bytes)
+}
+
 fn main() -> Result<(), Error> {
     let mut args = std::env::args_os().skip(1);
     let root = PathBuf::from(args.next().ok_or("usage: seed-corpus CORPUS_DIR [VECTORS_DIR]")?);
@@ -157,7 +217,14 @@ fn main() -> Result<(), Error> {
             let stem = path.file_stem().unwrap_or_default().to_string_lossy();
             let name = format!("vector-{stem}");
             match read_vector(&path) {
-                Ok((volumes, _)) if !volumes.is_empty() => corpus.parcel(&name, &volumes)?,
+                Ok((volumes, _)) if !volumes.is_empty() => {
+                    corpus.parcel(&name, &volumes)?;
+                    for (i, volume) in volumes.iter().enumerate() {
+                        if let Some(bytes) = resigned(volume) {
+                            corpus.put("volume", &format!("{name}-v{}-resigned", i + 1), &bytes)?;
+                        }
+                    }
+                }
                 Ok((_, body)) if !body.is_empty() => corpus.put("receipt", &name, &body)?,
                 Ok(_) => {}
                 Err(reason) => {
