@@ -1,8 +1,9 @@
 //! Damaged and mixed-up media: a list of mutations applied to the volumes of a
 //! good 2–3 volume seed parcel (bytes flipped, volumes truncated, extended,
-//! duplicated, dropped or reordered), then `verify::verify` over the result.
+//! duplicated, dropped or reordered), then `verify::verify` and
+//! `verify::verify_media` over the result.
 //!
-//! The property: verification reports a problem exactly when the set of
+//! The property: both report a problem exactly when the set of
 //! volume files is no longer the original one (any byte changed, a volume
 //! missing or given twice); the original volumes in any order are intact.
 #![no_main]
@@ -139,7 +140,9 @@ fuzz_target!(|mutations: Vec<Mutation>| {
             path
         })
         .collect();
-    let report = parcel_format::verify::verify(&paths, parcel_fuzz::trusted(), &mut |_, _| {});
+    let trust = parcel_fuzz::trusted();
+    let report = parcel_format::verify::verify(&paths, trust, &mut |_, _| {});
+    let media = parcel_format::verify::verify_media(&paths, trust, &mut |_, _| {});
 
     let mut original = seed.volumes.clone();
     original.sort();
@@ -147,14 +150,19 @@ fuzz_target!(|mutations: Vec<Mutation>| {
     given.sort();
     if given == original {
         assert!(
-            report.is_ok(),
-            "the intact volumes, reordered, were refused: {:?}",
-            report.problems
+            report.is_ok() && media.is_ok(),
+            "the intact volumes, reordered, were refused: {:?} / media: {:?}",
+            report.problems,
+            media.problems
         );
     } else {
         assert!(
             !report.is_ok(),
             "damaged or incomplete volumes verified as intact (after {mutations:?})"
+        );
+        assert!(
+            !media.is_ok(),
+            "damaged or incomplete volumes passed the media check (after {mutations:?})"
         );
         assert!(report.class().is_some());
     }
