@@ -11,8 +11,8 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The class of a reading failure, in the order a reader meets them
-/// (FORMAT.md §7): a parcel's first problem decides its class.
+/// The class of a reading failure, from most to least fundamental
+/// (FORMAT.md §7): a parcel's class is that of its most fundamental problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FailureClass {
     /// A volume header's signature is invalid, or its signer is not trusted.

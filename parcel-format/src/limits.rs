@@ -20,6 +20,11 @@ pub const MIN_VOLUME_SIZE: u64 = 64 * 1024;
 pub const MAX_INDEX_STORED: u64 = 256 * 1024 * 1024;
 /// Largest decoded index, in bytes.
 pub const MAX_INDEX_RAW: u64 = 256 * 1024 * 1024;
+/// Largest memory the lists of a decoded index may take, in bytes: the
+/// elements of the file, chunk and pack tables, of every file's chunk list and
+/// of the destinations, each counted at its in-memory size (FORMAT.md §8.1).
+/// A million-file package needs about a third of it.
+pub const MAX_INDEX_MEMORY: usize = 384 * 1024 * 1024;
 /// Largest number of file-table entries (files, directories and symlinks).
 pub const MAX_ENTRIES: usize = 4_000_000;
 /// Largest number of distinct chunks.

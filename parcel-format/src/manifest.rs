@@ -3,7 +3,7 @@
 //! (FORMAT.md §5). Stored zstd-compressed; its hash and length are bound by
 //! every volume header, so it is decoded only after its bytes are authenticated.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -81,6 +81,7 @@ pub struct Manifest {
     /// The site where the package was first made (differs when forwarded).
     pub origin_site: String,
     /// The site(s) this parcel is addressed to.
+    #[serde(deserialize_with = "crate::bounded::vec")]
     pub destinations: Vec<String>,
     /// Package id, e.g. `CEN00012`.
     pub package_id: String,
@@ -97,10 +98,13 @@ pub struct Manifest {
     /// Chunking parameters used (informational).
     pub chunking: ChunkParams,
     /// Stored packs, in volume order.
+    #[serde(deserialize_with = "crate::bounded::vec")]
     pub packs: Vec<PackRecord>,
     /// Distinct chunks, in pack order.
+    #[serde(deserialize_with = "crate::bounded::vec")]
     pub chunks: Vec<ChunkRecord>,
     /// The file table, parents before children.
+    #[serde(deserialize_with = "crate::bounded::vec")]
     pub entries: Vec<Entry>,
 }
 
@@ -157,6 +161,7 @@ pub enum EntryKind {
         /// SHA-256 of the whole content.
         sha256: Hash,
         /// The chunks that make up the content, in order.
+        #[serde(deserialize_with = "crate::bounded::vec")]
         chunks: Vec<u32>,
     },
     /// A relative symbolic link staying inside the package.
@@ -185,8 +190,18 @@ impl Manifest {
         }
         let raw = crate::pack::decompress_exact(stored, raw_len as usize)
             .map_err(|e| Problem::index(format!("does not decompress: {e}")))?;
-        let (manifest, rest) = postcard::take_from_bytes::<Manifest>(&raw)
-            .map_err(|e| Problem::index(format!("does not decode: {e}")))?;
+        let (decoded, spent) = crate::bounded::with_budget(MAX_INDEX_MEMORY, || {
+            postcard::take_from_bytes::<Manifest>(&raw)
+        });
+        if spent {
+            return Err(Problem::limit(
+                "memory needed to decode the index (bytes)",
+                MAX_INDEX_MEMORY as u64 + 1,
+                MAX_INDEX_MEMORY as u64,
+            ));
+        }
+        let (manifest, rest) =
+            decoded.map_err(|e| Problem::index(format!("does not decode: {e}")))?;
         if !rest.is_empty() {
             return Err(Problem::index(format!(
                 "{} bytes after the manifest",
@@ -377,11 +392,15 @@ impl Manifest {
     }
 
     fn validate_entries(&self) -> Result<(), Problem> {
-        let mut seen: HashMap<String, bool> = HashMap::with_capacity(self.entries.len());
+        // Collision keys of every path so far, and whether each path (exactly
+        // as written) is a directory: a parent is looked up by its exact
+        // path, so `Bin` does not stand in for a parent named `bin`.
+        let mut seen: HashSet<String> = HashSet::with_capacity(self.entries.len());
+        let mut kinds: HashMap<&str, bool> = HashMap::with_capacity(self.entries.len());
         for entry in &self.entries {
             path::check_path(&entry.path).map_err(|reason| Problem::path(&entry.path, reason))?;
             if let Some(parent) = path::parent(&entry.path) {
-                match seen.get(&path::collision_key(parent)) {
+                match kinds.get(parent) {
                     Some(true) => {}
                     Some(false) => {
                         return Err(Problem::path(&entry.path, "its parent is not a directory"))
@@ -394,9 +413,9 @@ impl Manifest {
                     }
                 }
             }
-            let key = path::collision_key(&entry.path);
             let is_dir = matches!(entry.kind, EntryKind::Directory);
-            if seen.insert(key, is_dir).is_some() {
+            kinds.insert(&entry.path, is_dir);
+            if !seen.insert(path::collision_key(&entry.path)) {
                 return Err(Problem::path(&entry.path, "collides with an earlier entry (same name, or differs only in case or Unicode normalisation)"));
             }
             match &entry.kind {

@@ -21,7 +21,10 @@ use sha2::{Digest, Sha256};
 use crate::chunk::{self, chunk_stream, DEFAULT_CHUNKING};
 use crate::error::WriteError;
 use crate::header::{IndexPiece, VolumeHeader, FORMAT_VERSION};
-use crate::limits::{MAX_COMMENT, MAX_PACK_RAW, MIN_VOLUME_SIZE};
+use crate::limits::{
+    MAX_CHUNKS, MAX_COMMENT, MAX_ENTRIES, MAX_INDEX_RAW, MAX_INDEX_STORED, MAX_PACKS, MAX_PACK_RAW,
+    MIN_VOLUME_SIZE,
+};
 use crate::manifest::{
     check_package_id, check_site_code, ChunkParams, ChunkRecord, Entry, EntryKind, Hash, Manifest,
     PackRecord, ParcelId,
@@ -55,7 +58,7 @@ pub struct ParcelInfo {
 pub struct WriteOptions {
     /// Largest volume file, in bytes.
     pub volume_size: u64,
-    /// zstd level (1–19), default 3.
+    /// zstd level (1–22), default 3.
     pub level: i32,
     /// Chunking parameters.
     pub chunking: ChunkParams,
@@ -425,6 +428,7 @@ fn write_inner(
         let (stored, raw_len) = manifest
             .encode(options.level)
             .map_err(|e| WriteError::Invalid(format!("encoding the index: {e}")))?;
+        check_index_caps(&manifest, stored.len() as u64, raw_len)?;
         let needed = volumes.count_after_index(stored.len() as u64);
         if needed != count_guess {
             count_guess = needed;
@@ -457,6 +461,33 @@ fn write_inner(
     Err(WriteError::Invalid(
         "the volume count did not settle while placing the index".into(),
     ))
+}
+
+/// Refuses to write an index a reader would refuse (FORMAT.md §8).
+fn check_index_caps(manifest: &Manifest, stored: u64, raw: u64) -> Result<(), WriteError> {
+    let caps = [
+        (
+            "files, directories and symlinks",
+            manifest.entries.len() as u64,
+            MAX_ENTRIES as u64,
+        ),
+        (
+            "distinct chunks",
+            manifest.chunks.len() as u64,
+            MAX_CHUNKS as u64,
+        ),
+        ("packs", manifest.packs.len() as u64, MAX_PACKS as u64),
+        ("bytes of index", raw, MAX_INDEX_RAW),
+        ("bytes of compressed index", stored, MAX_INDEX_STORED),
+    ];
+    for (what, value, limit) in caps {
+        if value > limit {
+            return Err(WriteError::Invalid(format!(
+                "the package is too large for one parcel: {value} {what}, over the format's limit of {limit}; split it into several packages"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn compress_worker(

@@ -1319,6 +1319,11 @@ fn generate() -> Vec<Vector> {
             "a file missing/evil.txt whose directory is not in the file table",
             vec![file("missing/evil.txt")],
         ),
+        (
+            "path-parent-differs-in-case",
+            "a file BIN/evil.txt when only the directory bin is listed",
+            vec![file("BIN/evil.txt")],
+        ),
     ] {
         v.push(failing(name, Path, comment, with(entries)));
     }

@@ -1,0 +1,85 @@
+//! Decoding the index within a memory budget (FORMAT.md §8.1).
+//!
+//! postcard, like every serde format, builds each `Vec` element by element,
+//! so the memory a decoded index takes is the number of elements times their
+//! size — and a compact encoding lets a few bytes stand for a large element
+//! (a 4-byte file-table entry becomes a ~100-byte `Entry`). The caps on
+//! counts in [`crate::limits`] are checked after decoding, too late to bound
+//! that. So every list in the manifest is decoded through [`vec`], which
+//! charges each element's size to a budget set for the current thread by
+//! [`with_budget`] and fails as soon as the budget is spent. serde has no
+//! hook for this; the visitor below is the whole of it.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
+
+thread_local! {
+    /// Bytes of list elements the current decode may still allocate.
+    static BUDGET: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Whether the current decode ran out of budget.
+    static SPENT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The message of the error a decode fails with when its budget is spent.
+pub(crate) const SPENT_MESSAGE: &str = "the index needs more memory than a reader allows";
+
+/// Runs `decode` with `bytes` of budget for list elements on this thread.
+/// Returns its result and whether the budget ran out.
+pub(crate) fn with_budget<T>(bytes: usize, decode: impl FnOnce() -> T) -> (T, bool) {
+    BUDGET.with(|b| b.set(bytes));
+    SPENT.with(|s| s.set(false));
+    let result = decode();
+    BUDGET.with(|b| b.set(usize::MAX));
+    (result, SPENT.with(|s| s.replace(false)))
+}
+
+fn charge(bytes: usize) -> bool {
+    BUDGET.with(|b| match b.get().checked_sub(bytes) {
+        Some(left) => {
+            b.set(left);
+            true
+        }
+        None => {
+            SPENT.with(|s| s.set(true));
+            false
+        }
+    })
+}
+
+/// Deserializes a `Vec<T>`, charging `size_of::<T>()` per element to the
+/// thread's budget, and never reserving room from the declared length.
+pub(crate) fn vec<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    deserializer.deserialize_seq(BoundedVec(PhantomData))
+}
+
+struct BoundedVec<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for BoundedVec<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            // Charged before the element is built: a Vec at most doubles
+            // its capacity, so the budget bounds what is reserved too.
+            if !charge(std::mem::size_of::<T>().max(1)) {
+                return Err(A::Error::custom(SPENT_MESSAGE));
+            }
+            match seq.next_element()? {
+                Some(item) => items.push(item),
+                None => return Ok(items),
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! An index that is small on the medium but huge in memory is refused with a
+//! limit failure while it is being decoded, not after (FORMAT.md §8.1).
+
+use parcel_format::manifest::{ChunkParams, Manifest};
+use parcel_format::{FailureClass, ParcelId};
+
+fn empty_manifest() -> Manifest {
+    Manifest {
+        format_version: 1,
+        parcel_id: ParcelId([7; 16]),
+        source_site: "CEN".into(),
+        origin_site: "CEN".into(),
+        destinations: vec!["BXL".into()],
+        package_id: "CEN00012".into(),
+        package_version: 1,
+        created: 1_700_000_000,
+        comment: String::new(),
+        volume_count: 1,
+        compression_level: 3,
+        chunking: ChunkParams {
+            min: 16384,
+            avg: 65536,
+            max: 262_144,
+        },
+        packs: Vec::new(),
+        chunks: Vec::new(),
+        entries: Vec::new(),
+    }
+}
+
+/// The encoding of `empty_manifest()` with `count` three-byte directory
+/// entries (empty path, mtime 0, kind Directory) in place of none.
+fn with_tiny_entries(count: u64) -> Vec<u8> {
+    let mut raw = postcard::to_stdvec(&empty_manifest()).unwrap();
+    assert_eq!(raw.pop(), Some(0), "the entry count is the last byte");
+    let mut n = count;
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            raw.push(byte);
+            break;
+        }
+        raw.push(byte | 0x80);
+    }
+    raw.resize(raw.len() + 3 * count as usize, 0);
+    raw
+}
+
+#[test]
+fn a_few_bytes_per_entry_cannot_make_the_reader_allocate_gigabytes() {
+    // 6 million entries in 18 MB of index (a few KB compressed) would take
+    // over 600 MB as `Entry` values; the decoder stops at its budget.
+    let raw = with_tiny_entries(6_000_000);
+    let stored = zstd::bulk::compress(&raw, 3).unwrap();
+    assert!(stored.len() < 64 * 1024, "{} bytes stored", stored.len());
+    let problem = Manifest::decode(&stored, raw.len() as u64).unwrap_err();
+    assert_eq!(problem.class(), FailureClass::Limit, "{problem}");
+    assert!(problem.to_string().contains("memory"), "{problem}");
+}
+
+#[test]
+fn an_index_within_the_budget_still_decodes() {
+    let raw = with_tiny_entries(1000);
+    let stored = zstd::bulk::compress(&raw, 3).unwrap();
+    let manifest = Manifest::decode(&stored, raw.len() as u64).unwrap();
+    assert_eq!(manifest.entries.len(), 1000);
+}
