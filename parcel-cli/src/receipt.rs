@@ -58,13 +58,16 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
             r.destination_site
         )));
     }
+    // The index hash is not kept in the catalog; the tree digest binds the
+    // content, and the parcel id, source and destination bind the shipment.
     if r.destination_site != parcel.destination_site
+        || r.source_site != parcel.source_site
         || r.package_id != parcel.package_id
         || r.package_version != parcel.package_version
         || hex(&r.tree_digest) != parcel.tree_digest
     {
         return Err(bad(format!(
-            "it does not match parcel {} as sent (destination, package or content differ)",
+            "it does not match parcel {} as sent (source, destination, package or content differ)",
             parcel.parcel_id
         )));
     }
