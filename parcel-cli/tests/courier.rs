@@ -459,3 +459,43 @@ fn verify_and_import_report_a_missing_volume() {
     assert_eq!(bxl.store_state(), before);
     bxl.import(&[&out1, &out2]).success();
 }
+
+#[test]
+fn two_imports_of_one_parcel_at_once_import_it_exactly_once() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    cen.create(&package, "tools", 1, "BXL", &[&out1, &out2]);
+    // Both processes start together; the home's lock lets one import while
+    // the other waits, then finds the parcel imported.
+    let spawn = || {
+        bxl.cmd()
+            .args(["import", arg(&out1), arg(&out2)])
+            .output()
+            .expect("run parcel import")
+    };
+    let (first, second) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().expect("join"), b.join().expect("join"))
+    });
+    assert!(first.status.success(), "{first:?}");
+    assert!(second.status.success(), "{second:?}");
+    let said: Vec<String> = [&first, &second]
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .collect();
+    assert_eq!(
+        said.iter()
+            .filter(|s| s.contains("already imported; nothing to do"))
+            .count(),
+        1,
+        "exactly one of the two imports is the no-op: {said:?}"
+    );
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 1))),
+        package_view(&snapshot(&package))
+    );
+    let packages = bxl.json(&["packages", "--json"]);
+    assert_eq!(packages.as_array().map(Vec::len), Some(1), "{packages}");
+}
