@@ -345,6 +345,7 @@ pub fn raw_seed() -> &'static RawSeed {
             packs: pack_records,
             chunks,
             entries,
+            base: None,
         };
         RawSeed {
             manifest,

@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::Scope;
@@ -21,6 +22,7 @@ use std::thread::Scope;
 use sha2::{Digest, Sha256};
 
 use crate::error::Problem;
+use crate::manifest::BaseChunk;
 use crate::pack::decompress_exact;
 use crate::read::Parcel;
 
@@ -65,6 +67,9 @@ pub(crate) struct PackCache<'p> {
     bad_packs: HashSet<u32>,
     bad_chunks: HashSet<u32>,
     prefetch: Option<Prefetch>,
+    /// Where a delta parcel's base version is, when it is available.
+    base_dir: Option<PathBuf>,
+    base_files: HashMap<u32, File>,
     pub(crate) loaded: Vec<bool>,
     /// Every problem found, each once.
     pub(crate) problems: Vec<Problem>,
@@ -88,6 +93,8 @@ impl<'p> PackCache<'p> {
             bad_packs: HashSet::new(),
             bad_chunks: HashSet::new(),
             prefetch: None,
+            base_dir: None,
+            base_files: HashMap::new(),
             loaded: vec![false; m.packs.len()],
             problems: Vec::new(),
         }
@@ -131,7 +138,11 @@ impl<'p> PackCache<'p> {
     /// The bytes of chunk `index`, checked; `None` when unavailable or corrupt
     /// (the reason is in `problems`).
     pub(crate) fn chunk(&mut self, index: u32) -> Option<ChunkBytes> {
-        let record = self.parcel.manifest().chunks.get(index as usize)?;
+        let manifest = self.parcel.manifest();
+        if let Some(chunk) = manifest.base_chunk(index) {
+            return self.base_chunk(index, chunk);
+        }
+        let record = manifest.chunks.get(index as usize)?;
         let pack = self.pack(record.pack)?;
         if self.bad_chunks.contains(&index) {
             return None;
@@ -139,6 +150,62 @@ impl<'p> PackCache<'p> {
         let start = record.offset as usize;
         let end = start + record.len as usize;
         Some(ChunkBytes { pack, start, end })
+    }
+
+    /// Takes a delta parcel's base chunks from `dir`, the destination's copy
+    /// of the base version. Without it, base chunks are unavailable and no
+    /// problem is reported for them (verifying media needs no store).
+    pub(crate) fn set_base_dir(&mut self, dir: &Path) {
+        self.base_dir = Some(dir.to_owned());
+    }
+
+    /// Reads base chunk `index` from the base directory and checks its hash.
+    fn base_chunk(&mut self, index: u32, chunk: &BaseChunk) -> Option<ChunkBytes> {
+        let dir = self.base_dir.as_ref()?;
+        let base = self.parcel.manifest().base.as_ref()?;
+        let relative = base.files.get(chunk.file as usize)?;
+        let path = dir.join(relative);
+        let file = match self.base_files.entry(chunk.file) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let opened = File::open(&path).and_then(|f| {
+                    if f.metadata()?.is_file() {
+                        Ok(f)
+                    } else {
+                        Err(std::io::Error::other("not a regular file"))
+                    }
+                });
+                match opened {
+                    Ok(f) => e.insert(f),
+                    Err(err) => {
+                        self.problems.push(Problem::BaseMissing {
+                            version: base.package_version,
+                            reason: format!("{}: {err}", path.display()),
+                        });
+                        return None;
+                    }
+                }
+            }
+        };
+        // len is at most MAX_CHUNK (Manifest::validate).
+        let mut bytes = vec![0u8; chunk.len as usize];
+        let read = file
+            .seek(SeekFrom::Start(chunk.offset))
+            .and_then(|_| file.read_exact(&mut bytes));
+        if read.is_err() || <[u8; 32]>::from(Sha256::digest(&bytes)) != chunk.sha256 {
+            self.problems.push(Problem::BaseModified {
+                path,
+                chunk: index,
+                offset: chunk.offset,
+            });
+            return None;
+        }
+        let end = bytes.len();
+        Some(ChunkBytes {
+            pack: Arc::new(bytes),
+            start: 0,
+            end,
+        })
     }
 
     /// Loads pack `p` (once) so that its checks run even if no file uses it.

@@ -79,7 +79,7 @@ pub enum Problem {
         reason: String,
     },
     /// A volume was written by a newer format version.
-    #[error("{path}: volume uses format version {version}; this reader knows version 1 only, upgrade parcel")]
+    #[error("{path}: volume uses format version {version}; this reader knows versions 1 and 2 only, upgrade parcel")]
     UnknownVersion {
         /// The file.
         path: PathBuf,
@@ -222,6 +222,25 @@ pub enum Problem {
         /// The parcel's destinations, comma-separated.
         destinations: String,
     },
+    /// A delta parcel's base version is not available to take chunks from.
+    #[error("this delta parcel builds on version {version} of the package, which is not available: {reason}")]
+    BaseMissing {
+        /// The base version.
+        version: u64,
+        /// Why it is not available.
+        reason: String,
+    },
+    /// A chunk read from the base does not match its hash: the base copy
+    /// differs from the version the sender built on.
+    #[error("{path}: chunk {chunk} at offset {offset} of the base version does not match the parcel (the stored base was modified)")]
+    BaseModified {
+        /// The base file read.
+        path: PathBuf,
+        /// Chunk number in the parcel.
+        chunk: u32,
+        /// Offset in the base file.
+        offset: u64,
+    },
     /// Writing the extracted tree failed.
     #[error("{path}: {source}")]
     Write {
@@ -265,7 +284,9 @@ impl Problem {
             | Problem::ChunkCorrupt { .. }
             | Problem::ChunkUnavailable { .. }
             | Problem::FileCorrupt { .. } => FailureClass::Chunk,
-            Problem::WrongDestination { .. } => FailureClass::Policy,
+            Problem::WrongDestination { .. }
+            | Problem::BaseMissing { .. }
+            | Problem::BaseModified { .. } => FailureClass::Policy,
             Problem::Unreadable { .. } | Problem::Write { .. } => FailureClass::Io,
         }
     }

@@ -55,8 +55,29 @@ impl Parcel {
         dest: &Path,
         progress: &mut dyn FnMut(u64),
     ) -> Result<ExtractSummary, Problem> {
+        self.extract_with_base(dest, None, progress)
+    }
+
+    /// Like [`Parcel::extract`], for a delta parcel (FORMAT.md §11) too:
+    /// `base` is the destination's copy of the base version, whose chunks are
+    /// read and checked as the files that use them are written. A delta
+    /// parcel without `base` fails with [`Problem::BaseMissing`] before
+    /// anything is written; a base whose chunks do not match, with
+    /// [`Problem::BaseModified`].
+    pub fn extract_with_base(
+        &self,
+        dest: &Path,
+        base: Option<&Path>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ExtractSummary, Problem> {
         if let Some(problem) = self.problems().first() {
             return Err(problem.clone());
+        }
+        if let (Some(b), None) = (&self.manifest().base, base) {
+            return Err(Problem::BaseMissing {
+                version: b.package_version,
+                reason: "no copy of it was given to read from".into(),
+            });
         }
         let write_err = |path: &Path| {
             let path = path.to_owned();
@@ -79,6 +100,9 @@ impl Parcel {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         std::thread::scope(|scope| {
             let mut cache = PackCache::with_workers(self, scope, workers);
+            if let Some(dir) = base {
+                cache.set_base_dir(dir);
+            }
             self.write_tree(dest, &mut cache, progress)
         })
     }

@@ -12,7 +12,8 @@ use crate::ParcelId;
 
 /// First 8 bytes of a header record.
 pub const MAGIC: [u8; 8] = *b"PRCL-VOL";
-/// The format version this library writes and reads.
+/// The format version of a full parcel. A delta parcel is version 2
+/// ([`crate::manifest::DELTA_FORMAT_VERSION`]); this library reads both.
 pub const FORMAT_VERSION: u16 = 1;
 /// Size of the record.
 pub const RECORD_LEN: usize = 512;
@@ -130,7 +131,7 @@ impl VolumeHeader {
             return Err(HeaderError::Malformed("bad magic".into()));
         }
         let version = le_u16(b, 8);
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != crate::manifest::DELTA_FORMAT_VERSION {
             return Err(HeaderError::UnknownVersion(version));
         }
         let signer = bytes32(b, 52);

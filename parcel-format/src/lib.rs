@@ -66,6 +66,7 @@
 mod bounded;
 pub mod chunk;
 mod content;
+pub mod delta;
 pub mod error;
 pub mod extract;
 pub mod header;

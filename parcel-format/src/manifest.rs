@@ -106,7 +106,46 @@ pub struct Manifest {
     /// The file table, parents before children.
     #[serde(deserialize_with = "crate::bounded::vec")]
     pub entries: Vec<Entry>,
+    /// For a delta parcel (format version 2), the base version it builds on;
+    /// encoded after the fields above, and only in version 2 (FORMAT.md §11).
+    #[serde(skip)]
+    pub base: Option<Base>,
 }
+
+/// What a delta parcel builds on (FORMAT.md §11): a version of the same
+/// package that the destination already holds, and where in it lie the
+/// chunks this parcel does not carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Base {
+    /// The base version (same package id).
+    pub package_version: u64,
+    /// The base's tree digest (§5.4); the destination's copy must match it.
+    pub tree_digest: Hash,
+    /// Paths, within the base, of the files chunks are taken from.
+    #[serde(deserialize_with = "crate::bounded::vec")]
+    pub files: Vec<String>,
+    /// The chunks taken from the base. File chunk references number the
+    /// parcel's own chunks first: reference `chunks.len() + i` is `chunks[i]`
+    /// here.
+    #[serde(deserialize_with = "crate::bounded::vec")]
+    pub chunks: Vec<BaseChunk>,
+}
+
+/// A chunk the destination takes from its copy of the base.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseChunk {
+    /// SHA-256 of the raw bytes.
+    pub sha256: Hash,
+    /// Raw length.
+    pub len: u32,
+    /// Index into [`Base::files`].
+    pub file: u32,
+    /// Byte offset within that file.
+    pub offset: u64,
+}
+
+/// Format version of a delta parcel: version 1 plus [`Manifest::base`].
+pub const DELTA_FORMAT_VERSION: u16 = 2;
 
 /// Where a pack (a zstd frame holding consecutive chunks) is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,7 +213,10 @@ pub enum EntryKind {
 impl Manifest {
     /// Encodes the manifest (postcard) and compresses it (zstd, one frame).
     pub fn encode(&self, level: i32) -> std::io::Result<(Vec<u8>, u64)> {
-        let raw = postcard::to_stdvec(self).map_err(std::io::Error::other)?;
+        let mut raw = postcard::to_stdvec(self).map_err(std::io::Error::other)?;
+        if let Some(base) = &self.base {
+            raw.extend(postcard::to_stdvec(base).map_err(std::io::Error::other)?);
+        }
         let stored = zstd::bulk::compress(&raw, level)?;
         Ok((stored, raw.len() as u64))
     }
@@ -191,7 +233,14 @@ impl Manifest {
         let raw = crate::pack::decompress_exact(stored, raw_len as usize)
             .map_err(|e| Problem::index(format!("does not decompress: {e}")))?;
         let (decoded, spent) = crate::bounded::with_budget(MAX_INDEX_MEMORY, || {
-            postcard::take_from_bytes::<Manifest>(&raw)
+            let (mut manifest, rest): (Manifest, &[u8]) =
+                postcard::take_from_bytes::<Manifest>(&raw)?;
+            if manifest.format_version != DELTA_FORMAT_VERSION {
+                return Ok((manifest, rest));
+            }
+            let (base, rest) = postcard::take_from_bytes::<Base>(rest)?;
+            manifest.base = Some(base);
+            Ok::<_, postcard::Error>((manifest, rest))
         });
         if spent {
             return Err(Problem::limit(
@@ -285,7 +334,61 @@ impl Manifest {
         }
         self.validate_packs(body_lens)?;
         self.validate_chunks()?;
+        self.validate_base()?;
         self.validate_entries()
+    }
+
+    /// The base of a delta parcel: present exactly in version 2, and every
+    /// base chunk's file and length in range (FORMAT.md §11).
+    fn validate_base(&self) -> Result<(), Problem> {
+        let Some(base) = &self.base else {
+            return Ok(());
+        };
+        let all = self.chunks.len().saturating_add(base.chunks.len());
+        if all > MAX_CHUNKS {
+            return Err(Problem::limit(
+                "chunks, own and from the base",
+                all as u64,
+                MAX_CHUNKS as u64,
+            ));
+        }
+        for file in &base.files {
+            path::check_path(file).map_err(|reason| Problem::path(file, reason))?;
+        }
+        for (i, chunk) in base.chunks.iter().enumerate() {
+            if chunk.len == 0 || chunk.len > MAX_CHUNK {
+                return Err(Problem::limit(
+                    format!("base chunk {i} length"),
+                    chunk.len.into(),
+                    MAX_CHUNK.into(),
+                ));
+            }
+            if chunk.file as usize >= base.files.len()
+                || chunk.offset.checked_add(u64::from(chunk.len)).is_none()
+            {
+                return Err(Problem::index(format!(
+                    "base chunk {i} names no base file, or lies beyond any file"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The raw length of chunk `c`, own or from the base.
+    pub fn chunk_len(&self, c: u32) -> Option<u32> {
+        match self.chunks.get(c as usize) {
+            Some(chunk) => Some(chunk.len),
+            None => {
+                let i = (c as usize).checked_sub(self.chunks.len())?;
+                self.base.as_ref()?.chunks.get(i).map(|b| b.len)
+            }
+        }
+    }
+
+    /// The base chunk that chunk reference `c` names, if it names one.
+    pub fn base_chunk(&self, c: u32) -> Option<&BaseChunk> {
+        let i = (c as usize).checked_sub(self.chunks.len())?;
+        self.base.as_ref()?.chunks.get(i)
     }
 
     fn validate_packs(&self, body_lens: &HashMap<u32, u64>) -> Result<(), Problem> {
@@ -427,14 +530,15 @@ impl Manifest {
                 EntryKind::File { size, chunks, .. } => {
                     let mut total = 0u64;
                     for &c in chunks {
-                        let chunk = self.chunks.get(c as usize).ok_or_else(|| {
+                        let len = self.chunk_len(c).ok_or_else(|| {
                             Problem::index(format!(
                                 "file {:?} refers to chunk {c}, beyond the {} chunks",
                                 entry.path,
                                 self.chunks.len()
+                                    + self.base.as_ref().map_or(0, |b| b.chunks.len())
                             ))
                         })?;
-                        total += u64::from(chunk.len);
+                        total += u64::from(len);
                     }
                     if total != *size {
                         return Err(Problem::index(format!(

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{FailureClass, Problem};
 use crate::header::{HeaderError, VolumeHeader, RECORD_LEN};
-use crate::limits::{BLOCK, MAX_INDEX_STORED, VOLUME_PREFIX};
+use crate::limits::{BLOCK, MAX_INDEX_STORED, MAX_VOLUMES, VOLUME_PREFIX};
 use crate::manifest::Manifest;
 use crate::sign::{fingerprint, TrustedKeys};
 use crate::volume::{tar_header, HEADER_ENTRY};
@@ -99,6 +99,14 @@ pub fn read_volume_header(path: &Path, trust: &TrustedKeys) -> Result<VolumeHead
             expected: expected_len.unwrap_or(u64::MAX),
             actual: len,
         });
+    }
+    // Every volume number up to the count is looked for: bound the count.
+    if header.volume_count > MAX_VOLUMES {
+        return Err(Problem::limit(
+            format!("{}: volume count", path.display()),
+            header.volume_count.into(),
+            MAX_VOLUMES.into(),
+        ));
     }
     Ok(header)
 }
@@ -278,6 +286,10 @@ fn read_index(volumes: &BTreeMap<u32, Volume>, header: &VolumeHeader) -> Result<
         .collect();
     pieces.sort_by_key(|v| v.header.index_piece.start);
     let mut stored = Vec::with_capacity(total as usize);
+    let files: Vec<String> = pieces
+        .iter()
+        .map(|v| v.path.display().to_string())
+        .collect();
     for v in pieces {
         let piece = v.header.index_piece;
         if piece.start != stored.len() as u64 {
@@ -318,9 +330,10 @@ fn read_index(volumes: &BTreeMap<u32, Volume>, header: &VolumeHeader) -> Result<
     }
     let digest: [u8; 32] = Sha256::digest(&stored).into();
     if digest != header.index_sha256 {
-        return Err(Problem::index(
-            "the index does not match its signed SHA-256 (damaged)",
-        ));
+        return Err(Problem::index(format!(
+            "the index read from {} does not match its signed SHA-256 (damaged)",
+            files.join(", ")
+        )));
     }
     Manifest::decode(&stored, header.index_raw_len)
 }

@@ -41,6 +41,10 @@ pub struct VerifyReport {
     pub volumes: Vec<(u32, PathBuf)>,
     /// Bytes of package content checked.
     pub content_bytes: u64,
+    /// For a delta parcel (FORMAT.md §11), the base version whose chunks it
+    /// takes from the destination's store: files using them are checked at
+    /// import, not here.
+    pub base_version: Option<u64>,
     /// Everything wrong, in the order found.
     pub problems: Vec<Problem>,
 }
@@ -109,6 +113,7 @@ fn verify_to(
                 } else {
                     0
                 },
+                base_version: parcel.manifest().base.as_ref().map(|b| b.package_version),
                 problems: Vec::new(),
             };
             let mut found = if content {

@@ -19,6 +19,7 @@ use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
 use crate::chunk::{self, chunk_stream, DEFAULT_CHUNKING};
+use crate::delta::{BaseIndex, UsedChunk};
 use crate::error::WriteError;
 use crate::header::{IndexPiece, VolumeHeader, FORMAT_VERSION};
 use crate::limits::{
@@ -27,7 +28,7 @@ use crate::limits::{
 };
 use crate::manifest::{
     check_package_id, check_site_code, ChunkParams, ChunkRecord, Entry, EntryKind, Hash, Manifest,
-    PackRecord, ParcelId,
+    PackRecord, ParcelId, DELTA_FORMAT_VERSION,
 };
 use crate::path;
 use crate::volume::{VolumeSink, VolumeWriter};
@@ -274,7 +275,41 @@ pub fn write_parcel(
     sink: &mut dyn VolumeSink,
     progress: &mut dyn FnMut(u64),
 ) -> Result<WriteSummary, WriteError> {
-    let result = write_inner(scan, info, key, options, sink, progress);
+    let result = write_inner(scan, info, key, options, None, sink, progress);
+    if result.is_err() {
+        sink.abort();
+    }
+    result
+}
+
+/// Writes a delta parcel (FORMAT.md §11): like [`write_parcel`], but chunks
+/// that `base` holds are not stored; the manifest says where in the base the
+/// destination finds them. Chunks are cut with the base's parameters, so that
+/// unchanged content cuts into the same chunks.
+pub fn write_delta_parcel(
+    scan: &Scan,
+    info: &ParcelInfo,
+    base: &BaseIndex,
+    key: &SigningKey,
+    options: &WriteOptions,
+    sink: &mut dyn VolumeSink,
+    progress: &mut dyn FnMut(u64),
+) -> Result<WriteSummary, WriteError> {
+    let options = WriteOptions {
+        chunking: base.chunking(),
+        ..options.clone()
+    };
+    if base.package_id() != info.package_id || base.package_version() >= info.package_version {
+        sink.abort();
+        return Err(WriteError::Invalid(format!(
+            "a delta parcel of {} v{} cannot build on {} v{}: the base must be an earlier version of the same package",
+            info.package_id,
+            info.package_version,
+            base.package_id(),
+            base.package_version()
+        )));
+    }
+    let result = write_inner(scan, info, key, &options, Some(base), sink, progress);
     if result.is_err() {
         sink.abort();
     }
@@ -364,6 +399,7 @@ fn write_inner(
     info: &ParcelInfo,
     key: &SigningKey,
     options: &WriteOptions,
+    base: Option<&BaseIndex>,
     sink: &mut dyn VolumeSink,
     progress: &mut dyn FnMut(u64),
 ) -> Result<WriteSummary, WriteError> {
@@ -380,7 +416,7 @@ fn write_inner(
     let (done_tx, done_rx) = sync_channel::<io::Result<StoredPack>>(threads * 2);
     let job_rx = Arc::new(Mutex::new(job_rx));
 
-    let (entries, chunks, packs) = std::thread::scope(|s| -> Result<_, WriteError> {
+    let (entries, chunks, packs, base_used) = std::thread::scope(|s| -> Result<_, WriteError> {
         for _ in 0..threads {
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
@@ -389,18 +425,23 @@ fn write_inner(
         }
         drop(done_tx);
         let writer = s.spawn(|| write_packs(&mut volumes, done_rx));
-        let read = read_package(scan, chunking, pack_target, job_tx, progress);
+        let read = read_package(scan, chunking, pack_target, base, job_tx, progress);
         let written = writer
             .join()
             .map_err(|_| WriteError::Invalid("pack writer thread panicked".into()))?;
         // A writer failure (disk full…) makes the reader's sends fail; report the writer's error first.
         let packs = written?;
-        let (entries, chunks) = read?;
-        Ok((entries, chunks, packs))
+        let (entries, chunks, base_used) = read?;
+        Ok((entries, chunks, packs, base_used))
     })?;
 
+    let base = base.map(|b| b.base_for(&base_used));
     let mut manifest = Manifest {
-        format_version: FORMAT_VERSION,
+        format_version: if base.is_some() {
+            DELTA_FORMAT_VERSION
+        } else {
+            FORMAT_VERSION
+        },
         parcel_id: info.parcel_id,
         source_site: info.source_site.clone(),
         origin_site: info
@@ -418,6 +459,7 @@ fn write_inner(
         packs,
         chunks,
         entries,
+        base,
     };
     // The index names the volume count, which depends on where the index
     // itself lands: try the count assuming the index fits, and retry once more
@@ -437,7 +479,7 @@ fn write_inner(
         volumes.append_index(&stored)?;
         let index_sha256: Hash = Sha256::digest(&stored).into();
         let template = VolumeHeader {
-            version: FORMAT_VERSION,
+            version: manifest.format_version,
             volume: 0,
             volume_count: 0,
             parcel_id: info.parcel_id,
@@ -549,19 +591,31 @@ fn write_packs(
     Ok(records)
 }
 
-struct Packer {
+/// Chunk references to base chunks are numbered down from here while
+/// writing, and renumbered after the parcel's own chunks at the end.
+const PROVISIONAL_BASE: u32 = u32::MAX;
+
+struct Packer<'b> {
     tx: SyncSender<PackJob>,
     raw: Vec<u8>,
     seq: u32,
     target: usize,
     chunks: Vec<ChunkRecord>,
     known: HashMap<Hash, u32>,
+    base: Option<&'b BaseIndex>,
+    base_used: Vec<UsedChunk>,
 }
 
-impl Packer {
+impl Packer<'_> {
     fn add(&mut self, data: &[u8]) -> Result<u32, WriteError> {
         let sha256: Hash = Sha256::digest(data).into();
         if let Some(&index) = self.known.get(&sha256) {
+            return Ok(index);
+        }
+        if let Some(used) = self.base.and_then(|b| b.find(&sha256, data.len())) {
+            let index = PROVISIONAL_BASE - self.base_used.len() as u32;
+            self.base_used.push(used);
+            self.known.insert(sha256, index);
             return Ok(index);
         }
         if !self.raw.is_empty() && self.raw.len() + data.len() > self.target {
@@ -592,14 +646,19 @@ impl Packer {
     }
 }
 
+/// What reading the package gives: the file table, the parcel's own chunks,
+/// and the base chunks a delta parcel uses.
+type PackageRead = (Vec<Entry>, Vec<ChunkRecord>, Vec<UsedChunk>);
+
 /// Reads every file once, chunking and hashing it; sends full packs to the workers.
 fn read_package(
     scan: &Scan,
     params: ChunkParams,
     pack_target: u32,
+    base: Option<&BaseIndex>,
     tx: SyncSender<PackJob>,
     progress: &mut dyn FnMut(u64),
-) -> Result<(Vec<Entry>, Vec<ChunkRecord>), WriteError> {
+) -> Result<PackageRead, WriteError> {
     let mut packer = Packer {
         tx,
         raw: Vec::with_capacity(pack_target as usize),
@@ -607,6 +666,8 @@ fn read_package(
         target: pack_target as usize,
         chunks: Vec::new(),
         known: HashMap::new(),
+        base,
+        base_used: Vec::new(),
     };
     let mut entries = Vec::with_capacity(scan.items.len());
     let mut buffer = Vec::new();
@@ -666,7 +727,21 @@ fn read_package(
         });
     }
     packer.flush()?;
-    Ok((entries, packer.chunks))
+    // Base chunks are numbered after the parcel's own (FORMAT.md §11).
+    let own = packer.chunks.len() as u32;
+    let provisional = packer.base_used.len() as u32;
+    if provisional > 0 {
+        for entry in &mut entries {
+            if let EntryKind::File { chunks, .. } = &mut entry.kind {
+                for c in chunks.iter_mut() {
+                    if *c > PROVISIONAL_BASE - provisional {
+                        *c = own + (PROVISIONAL_BASE - *c);
+                    }
+                }
+            }
+        }
+    }
+    Ok((entries, packer.chunks, packer.base_used))
 }
 
 enum ChunkError {

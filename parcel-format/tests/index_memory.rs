@@ -25,6 +25,7 @@ fn empty_manifest() -> Manifest {
         packs: Vec::new(),
         chunks: Vec::new(),
         entries: Vec::new(),
+        base: None,
     }
 }
 

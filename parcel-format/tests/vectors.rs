@@ -1125,8 +1125,8 @@ fn generate() -> Vec<Vector> {
     v.push(failing(
         "volume-unknown-version",
         Volume,
-        "a header declaring format version 2, correctly signed",
-        resign_all(&small.volumes, |h| h.version = 2),
+        "a header declaring format version 3, correctly signed",
+        resign_all(&small.volumes, |h| h.version = 3),
     ));
 
     // Limit failures.

@@ -1,0 +1,121 @@
+//! Delta parcels (FORMAT.md §11): a parcel for a destination that already
+//! holds an earlier version of the same package carries the full signed file
+//! table but only the chunks that version lacks; the destination reads the
+//! rest from its copy of the base, checking each chunk's hash.
+//!
+//! The writer learns what the base holds from the manifest of the parcel that
+//! carried it ([`BaseIndex::from_manifest`]): every chunk of every base file,
+//! with the file and offset where the destination will find it.
+
+use std::collections::HashMap;
+
+use crate::manifest::{Base, BaseChunk, ChunkParams, EntryKind, Hash, Manifest};
+
+/// The chunks of a base version, by hash, for writing a delta parcel.
+#[derive(Debug, Clone)]
+pub struct BaseIndex {
+    package_id: String,
+    package_version: u64,
+    tree_digest: Hash,
+    chunking: ChunkParams,
+    files: Vec<String>,
+    /// Chunk hash → file (index into `files`), offset in it, length.
+    chunks: HashMap<Hash, (u32, u64, u32)>,
+}
+
+/// A base chunk a delta parcel uses: its hash and where it is in the base.
+#[derive(Debug, Clone)]
+pub(crate) struct UsedChunk {
+    pub(crate) sha256: Hash,
+    pub(crate) file: u32,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+}
+
+impl BaseIndex {
+    /// The base as described by the manifest of the parcel that carried it
+    /// (itself full or delta): each distinct chunk at its first place in the
+    /// file table.
+    pub fn from_manifest(manifest: &Manifest) -> BaseIndex {
+        let mut files = Vec::new();
+        let mut chunks = HashMap::new();
+        for entry in &manifest.entries {
+            let EntryKind::File { chunks: refs, .. } = &entry.kind else {
+                continue;
+            };
+            let file = files.len() as u32;
+            let mut offset = 0u64;
+            for &c in refs {
+                let found = match manifest.chunks.get(c as usize) {
+                    Some(own) => Some((own.sha256, own.len)),
+                    None => manifest.base_chunk(c).map(|b| (b.sha256, b.len)),
+                };
+                let Some((sha256, len)) = found else { break };
+                chunks.entry(sha256).or_insert((file, offset, len));
+                offset += u64::from(len);
+            }
+            files.push(entry.path.clone());
+        }
+        BaseIndex {
+            package_id: manifest.package_id.clone(),
+            package_version: manifest.package_version,
+            tree_digest: manifest.tree_digest(),
+            chunking: manifest.chunking,
+            files,
+            chunks,
+        }
+    }
+
+    /// The base's package id.
+    pub fn package_id(&self) -> &str {
+        &self.package_id
+    }
+
+    /// The base's version.
+    pub fn package_version(&self) -> u64 {
+        self.package_version
+    }
+
+    /// The chunking the base was cut with; a delta must cut the same way for
+    /// its chunks to match.
+    pub fn chunking(&self) -> ChunkParams {
+        self.chunking
+    }
+
+    /// Where the base holds a chunk with this hash and length.
+    pub(crate) fn find(&self, sha256: &Hash, len: usize) -> Option<UsedChunk> {
+        let &(file, offset, found_len) = self.chunks.get(sha256)?;
+        (found_len as usize == len).then_some(UsedChunk {
+            sha256: *sha256,
+            file,
+            offset,
+            len: found_len,
+        })
+    }
+
+    /// The manifest's [`Base`] for the chunks used, in order of first use,
+    /// listing only the base files they lie in.
+    pub(crate) fn base_for(&self, used: &[UsedChunk]) -> Base {
+        let mut renumber: HashMap<u32, u32> = HashMap::new();
+        let mut files = Vec::new();
+        let mut chunks = Vec::with_capacity(used.len());
+        for u in used {
+            let file = *renumber.entry(u.file).or_insert_with(|| {
+                files.push(self.files.get(u.file as usize).cloned().unwrap_or_default());
+                (files.len() - 1) as u32
+            });
+            chunks.push(BaseChunk {
+                sha256: u.sha256,
+                len: u.len,
+                file,
+                offset: u.offset,
+            });
+        }
+        Base {
+            package_version: self.package_version,
+            tree_digest: self.tree_digest,
+            files,
+            chunks,
+        }
+    }
+}
