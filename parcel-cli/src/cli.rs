@@ -225,6 +225,15 @@ pub struct CreateArgs {
     /// A note for the receiving site
     #[arg(long, value_name = "TEXT")]
     pub comment: Option<String>,
+    /// Make a delta parcel: carry only the chunks that version N of the same
+    /// package, which the destination holds, lacks. N must be confirmed by a
+    /// receipt from the destination
+    #[arg(long, value_name = "N")]
+    pub base: Option<u64>,
+    /// With --base: build on version N even without a receipt from the
+    /// destination confirming it holds it
+    #[arg(long, requires = "base")]
+    pub force_base: bool,
     /// Do not read the volumes back and verify them after writing
     #[arg(long)]
     pub no_verify: bool,

@@ -7,14 +7,15 @@ use std::fs;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use parcel_format::delta::BaseIndex;
 use parcel_format::limits::MIN_VOLUME_SIZE;
-use parcel_format::manifest::{check_package_id, hex};
+use parcel_format::manifest::{check_package_id, hex, Manifest};
 use parcel_format::volume::{DirSink, OutputDir};
 use parcel_format::write::{self, ParcelInfo, WriteOptions};
 use parcel_format::ParcelId;
 use serde_json::json;
 
-use crate::catalog::{Direction, ParcelRecord, Status};
+use crate::catalog::{Catalog, Direction, ParcelRecord, Status};
 use crate::cli::CreateArgs;
 use crate::clock;
 use crate::disk::{available_space, human_bytes, sync_dir};
@@ -40,6 +41,10 @@ pub struct Outgoing<'a> {
     pub verify: bool,
     pub space_check: bool,
     pub json: bool,
+    /// For a delta parcel: the version the destination holds, and whether to
+    /// build on it without a receipt confirming it.
+    pub base: Option<u64>,
+    pub force_base: bool,
 }
 
 /// Runs `parcel create`.
@@ -61,8 +66,89 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), CliError> {
             verify: !args.no_verify,
             space_check: !args.no_space_check,
             json: args.json,
+            base: args.base,
+            force_base: args.force_base,
         },
     )
+}
+
+/// The base a delta parcel builds on: the index of a parcel this site sent
+/// with that version, one the destination confirmed unless `force`.
+fn load_base(
+    ctx: &Context,
+    catalog: &Catalog,
+    o: &Outgoing<'_>,
+    version: u64,
+) -> Result<BaseIndex, CliError> {
+    let refused = |reason: String| CliError::Refused {
+        subject: format!(
+            "delta parcel of {} v{} on v{version}",
+            o.package_id, o.version
+        ),
+        reason,
+    };
+    if version >= o.version {
+        return Err(refused(format!(
+            "the base must be an earlier version than {}",
+            o.version
+        )));
+    }
+    let sent: Vec<ParcelRecord> = catalog
+        .parcels(Some(Direction::Outgoing))?
+        .into_iter()
+        .filter(|p| p.package_id == o.package_id && p.package_version == version)
+        .collect();
+    let confirmed = sent
+        .iter()
+        .find(|p| p.destination_site == o.to && p.status == Status::Confirmed);
+    let chosen = match confirmed {
+        Some(p) => p,
+        None if o.force_base => sent.first().ok_or_else(|| {
+            refused(format!(
+                "this site never sent {} v{version}, so it does not know its chunks; send a full parcel",
+                o.package_id
+            ))
+        })?,
+        None => {
+            return Err(refused(format!(
+                "site {} has not confirmed holding {} v{version} (no receipt applied here); send a full parcel, or pass --force-base if you know it holds that version",
+                o.to, o.package_id
+            )))
+        }
+    };
+    let path = ctx
+        .home
+        .sent_dir()
+        .join(format!("{}.index", chosen.parcel_id));
+    let bytes = fs::read(&path).map_err(CliError::io("read the sent index", &path))?;
+    let unusable = |why: String| {
+        refused(format!(
+            "the index of parcel {} kept in {} is unusable ({why}); send a full parcel",
+            chosen.parcel_id,
+            path.display()
+        ))
+    };
+    let (len, stored) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| unusable("too short".into()))?;
+    let manifest =
+        Manifest::decode(stored, u64::from_le_bytes(*len)).map_err(|p| unusable(p.to_string()))?;
+    Ok(BaseIndex::from_manifest(&manifest))
+}
+
+/// Keeps the index of a parcel just written in `<home>/sent/`, for delta
+/// parcels built on it later: its raw length (u64, little-endian), then the
+/// stored index.
+fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<(), CliError> {
+    let dir = ctx.home.sent_dir();
+    fs::create_dir_all(&dir).map_err(CliError::io("create", &dir))?;
+    let path = dir.join(format!("{}.index", manifest.parcel_id));
+    let (stored, raw_len) = manifest
+        .encode(level)
+        .map_err(CliError::io("encode the index for", &path))?;
+    let mut bytes = raw_len.to_le_bytes().to_vec();
+    bytes.extend(stored);
+    fs::write(&path, bytes).map_err(CliError::io("write", &path))
 }
 
 /// An upper bound on the size of a parcel of this package: content that does
@@ -97,6 +183,10 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             )));
         }
     }
+    let base = match o.base {
+        Some(version) => Some(load_base(ctx, &catalog, o, version)?),
+        None => None,
+    };
     let scan = write::scan(o.package_dir)?;
     let bound = size_bound(&scan);
     // A small parcel needs no full-size volume: this keeps the room check honest.
@@ -161,9 +251,16 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     };
     let mut sink = DirSink::new(outputs, stem, volume_size);
     let bar = Progress::bytes(ctx, "Creating", scan.content_bytes);
-    let written = write::write_parcel(&scan, &info, &key, &options, &mut sink, &mut |done| {
-        bar.set(done)
-    })?;
+    let written = match &base {
+        Some(base) => {
+            write::write_delta_parcel(&scan, &info, base, &key, &options, &mut sink, &mut |done| {
+                bar.set(done)
+            })?
+        }
+        None => write::write_parcel(&scan, &info, &key, &options, &mut sink, &mut |done| {
+            bar.set(done)
+        })?,
+    };
     bar.finish();
     let mut paths: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
     if o.verify {
@@ -193,6 +290,8 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         paths = copy_to_media(&paths, &o.outs[0])?;
     }
     let manifest = &written.manifest;
+    keep_index(ctx, manifest, o.level)?;
+    let base_version = manifest.base.as_ref().map(|b| b.package_version);
     let record = ParcelRecord {
         parcel_id: parcel_id.to_string(),
         direction: Direction::Outgoing,
@@ -213,8 +312,9 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         &record,
         clock::now(),
         &format!(
-            "written as {} volume(s){}",
+            "written as {} volume(s){}{}",
             paths.len(),
+            base_version.map_or(String::new(), |v| format!(", delta on v{v}")),
             if o.verify { ", verified" } else { "" }
         ),
     )?;
@@ -229,10 +329,12 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             "content_bytes": manifest.content_bytes(),
             "files": scan.files,
             "verified": o.verify,
+            "base_version": base_version,
         }))?;
     } else {
         let mut text = format!(
-            "created parcel {} ({} v{} for {}): {} volume(s), {} from {} of content\n",
+            "created {}parcel {} ({} v{} for {}): {} volume(s), {} from {} of content\n",
+            base_version.map_or(String::new(), |v| format!("delta (on v{v}) ")),
             record.parcel_id,
             record.package_id,
             record.package_version,

@@ -45,6 +45,8 @@ pub fn run(ctx: &Context, args: &ForwardArgs) -> Result<(), CliError> {
             verify: true,
             space_check: true,
             json: args.json,
+            base: None,
+            force_base: false,
         },
     )
 }

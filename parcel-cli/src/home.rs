@@ -97,6 +97,12 @@ impl Home {
         self.root.join("receipts")
     }
 
+    /// `<home>/sent/`, the index of every parcel this site created, so that
+    /// a later delta parcel can build on what a destination holds.
+    pub fn sent_dir(&self) -> PathBuf {
+        self.root.join("sent")
+    }
+
     /// `<home>/lock`, the file [`Home::lock_exclusive`] locks.
     pub fn lock_path(&self) -> PathBuf {
         self.root.join("lock")

@@ -71,7 +71,27 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     let digest = hex(&manifest.tree_digest());
     let previous = catalog.find_parcel(&id)?;
     if let Some(previous) = &previous {
-        if previous.direction == Direction::Incoming && previous.status == Status::Imported {
+        // A parcel id names one parcel: another parcel under a known id (a
+        // buggy or hostile source reusing ids) is neither a replay nor a retry.
+        let same = previous.direction == Direction::Incoming
+            && previous.source_site == manifest.source_site
+            && previous.package_id == manifest.package_id
+            && previous.package_version == manifest.package_version
+            && previous.tree_digest == digest;
+        if !same {
+            return Err(refused(format!(
+                "its id is already recorded here for {} v{} ({} parcel from {} to {}); a parcel id is never reused",
+                previous.package_id,
+                previous.package_version,
+                match previous.direction {
+                    Direction::Incoming => "an incoming",
+                    Direction::Outgoing => "an outgoing",
+                },
+                previous.source_site,
+                previous.destination_site
+            )));
+        }
+        if previous.status == Status::Imported {
             output::print(&format!("{subject} was already imported; nothing to do\n"))?;
             return Ok(());
         }
@@ -93,6 +113,30 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             )));
         }
     }
+    // A delta parcel needs the base version it builds on, as its sender knew it.
+    let base_dir = match &manifest.base {
+        None => None,
+        Some(base) => {
+            let held = catalog.package(&manifest.package_id, base.package_version)?;
+            match held {
+                Some(held) if held.tree_digest == hex(&base.tree_digest) => {
+                    Some(store_path(&ctx.home, &held))
+                }
+                Some(_) => {
+                    return Err(refused(format!(
+                        "it is a delta parcel on {} v{}, and the v{} in this store has other content; ask {} for a full parcel",
+                        manifest.package_id, base.package_version, base.package_version, manifest.source_site
+                    )))
+                }
+                None => {
+                    return Err(refused(format!(
+                        "it is a delta parcel on {} v{}, which this store does not hold; import v{} first, or ask {} for a full parcel",
+                        manifest.package_id, base.package_version, base.package_version, manifest.source_site
+                    )))
+                }
+            }
+        }
+    };
     let now = clock::now();
     if previous.is_none() {
         let record = ParcelRecord {
@@ -122,7 +166,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         )?;
         (0, 0)
     } else {
-        let summary = install(ctx, &parcel, &trust, &subject)?;
+        let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)?;
         let record = PackageRecord {
             package_id: manifest.package_id.clone(),
             version: manifest.package_version,
@@ -213,6 +257,7 @@ fn volume_paths(parcel: &Parcel) -> Vec<(u32, PathBuf)> {
 fn install(
     ctx: &Context,
     parcel: &Parcel,
+    base_dir: Option<&Path>,
     trust: &Trust,
     subject: &str,
 ) -> Result<parcel_format::extract::ExtractSummary, CliError> {
@@ -233,7 +278,7 @@ fn install(
     let staging = staging_root.join(manifest.parcel_id.to_string());
     fs::create_dir(&staging).map_err(CliError::io("create", &staging))?;
     let bar = Progress::bytes(ctx, "Importing", manifest.content_bytes());
-    let result = parcel.extract(&staging, &mut |done| bar.set(done));
+    let result = parcel.extract_with_base(&staging, base_dir, &mut |done| bar.set(done));
     bar.finish();
     let summary = match result {
         Ok(summary) => summary,

@@ -150,6 +150,10 @@ fn hint(problem: &Problem) -> String {
             "; copy the volume again from the original medium or ask the sender for a new copy"
         }
         Problem::ForeignVolume { .. } | Problem::DuplicateVolume { .. } => "",
+        Problem::BaseModified { .. } => {
+            "; the package in this store changed since it was imported: restore it by importing its parcel again, or ask the sender for a full parcel"
+        }
+        Problem::BaseMissing { .. } => "; ask the sender for a full parcel",
         Problem::BadSignature { .. } => {
             "; the medium may have been tampered with: do not import it"
         }

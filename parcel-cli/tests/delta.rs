@@ -1,0 +1,171 @@
+//! Delta parcels through the command line (FORMAT.md §11): `create --base`
+//! refuses a base the destination has not confirmed, the delta carries a
+//! small part of the package, and the destination rebuilds exactly the new
+//! version from its store — or refuses when the base is missing or modified.
+
+#[allow(dead_code)] // each test crate uses part of the shared fixtures
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use predicates::prelude::*;
+
+use common::{arg, package_view, random_bytes, snapshot, two_sites, Site, World};
+
+/// Version 2 of a package: a copy of `v1` with a region of the large binary
+/// rewritten, one file replaced, one removed and one added.
+fn next_version(world: &World, v1: &Path) -> PathBuf {
+    let v2 = world.dir("tools-v2");
+    copy_tree(v1, &v2);
+    let blob = v2.join("data/blob.bin");
+    let mut bytes = fs::read(&blob).expect("blob");
+    bytes[100_000..102_000].copy_from_slice(&random_bytes(4242, 2000));
+    fs::write(&blob, bytes).expect("write blob");
+    fs::write(
+        v2.join("docs/notes.txt"),
+        b"Install with bin/run.sh --prefix.\n",
+    )
+    .expect("notes");
+    fs::remove_file(v2.join("empty.txt")).expect("remove");
+    fs::write(v2.join("CHANGES"), b"2: faster\n").expect("add");
+    v2
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().expect("type");
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_symlink() {
+            let link = fs::read_link(entry.path()).expect("link");
+            std::os::unix::fs::symlink(link, &target).expect("symlink");
+        } else {
+            fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// CEN sends v1 to BXL, BXL imports it, and CEN applies BXL's receipt.
+fn v1_delivered_and_confirmed(world: &World, cen: &Site, bxl: &Site) -> PathBuf {
+    let v1 = world.package("tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    cen.create(&v1, "tools", 1, "BXL", &[&out1, &out2]);
+    let receipt = world.medium().join("receipt.txt");
+    bxl.run(&["import", arg(&out1), arg(&out2), "--receipt", arg(&receipt)])
+        .success();
+    cen.run(&["receipt", "apply", arg(&receipt)]).success();
+    v1
+}
+
+fn create_json(
+    site: &Site,
+    package: &Path,
+    to: &str,
+    out: &Path,
+    extra: &[&str],
+) -> serde_json::Value {
+    let output = site
+        .create_cmd(package, "tools", 2, to, &[out])
+        .args(["--json"])
+        .args(extra)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&output).expect("create --json")
+}
+
+#[test]
+fn delta_parcel_is_small_and_imports_exactly_the_new_version() {
+    let (world, cen, bxl) = two_sites();
+    let v1 = v1_delivered_and_confirmed(&world, &cen, &bxl);
+    let v2 = next_version(&world, &v1);
+
+    let full = create_json(&cen, &v2, "BXL", &world.medium(), &["--no-verify"]);
+    let out = world.medium();
+    let delta = create_json(&cen, &v2, "BXL", &out, &["--base", "1"]);
+    assert_eq!(delta["base_version"], 1);
+    let (delta_bytes, full_bytes) = (
+        delta["bytes"].as_u64().expect("bytes"),
+        full["bytes"].as_u64().expect("bytes"),
+    );
+    assert!(
+        delta_bytes * 4 < full_bytes,
+        "delta {delta_bytes} bytes, full {full_bytes}"
+    );
+
+    bxl.run(&["verify", arg(&out)]).success();
+    bxl.run(&["import", arg(&out)]).success();
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 2))),
+        package_view(&snapshot(&v2))
+    );
+    // v1 is untouched.
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 1))),
+        package_view(&snapshot(&v1))
+    );
+}
+
+#[test]
+fn create_refuses_a_base_the_destination_has_not_confirmed_unless_forced() {
+    let (world, cen, bxl) = two_sites();
+    let v1 = world.package("tools", 1);
+    cen.create(&v1, "tools", 1, "BXL", &[&world.medium(), &world.medium()]);
+    let v2 = next_version(&world, &v1);
+    let out = world.medium();
+    cen.create_cmd(&v2, "tools", 2, "BXL", &[&out])
+        .args(["--base", "1"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("has not confirmed"))
+        .stderr(predicate::str::contains("--force-base"));
+    assert_eq!(common::names_in(&out), Vec::<String>::new());
+    let forced = create_json(&cen, &v2, "BXL", &out, &["--base", "1", "--force-base"]);
+    assert_eq!(forced["base_version"], 1);
+    // A base this site never sent is refused even when forced.
+    cen.create_cmd(&v2, "tools", 5, "BXL", &[&world.medium()])
+        .args(["--base", "4", "--force-base"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("never sent"));
+    drop(bxl);
+}
+
+#[test]
+fn import_refuses_a_delta_whose_base_is_missing_or_modified() {
+    let (world, cen, bxl) = two_sites();
+    let v1 = v1_delivered_and_confirmed(&world, &cen, &bxl);
+    let v2 = next_version(&world, &v1);
+    let out = world.medium();
+    create_json(&cen, &v2, "BXL", &out, &["--base", "1"]);
+
+    // Modified base: a byte of v1's large file changed in the store.
+    let stored = bxl.store("tools", 1).join("data/blob.bin");
+    let mut bytes = fs::read(&stored).expect("stored blob");
+    bytes[10] ^= 1;
+    fs::write(&stored, &bytes).expect("write");
+    let before = bxl.store_state();
+    bxl.import(&[&out])
+        .code(4)
+        .stderr(predicate::str::contains("data/blob.bin"))
+        .stderr(predicate::str::contains("modified"));
+    assert_eq!(bxl.store_state(), before);
+
+    // Missing base: a third site holding no v1.
+    let lux = world.site("LUX");
+    lux.trust(&cen);
+    cen.trust(&lux);
+    let out = world.medium();
+    create_json(&cen, &v2, "LUX", &out, &["--base", "1", "--force-base"]);
+    let before = lux.store_state();
+    lux.import(&[&out])
+        .code(4)
+        .stderr(predicate::str::contains("does not hold"));
+    assert_eq!(lux.store_state(), before);
+}
