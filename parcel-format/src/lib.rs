@@ -13,9 +13,14 @@
 //!   volume is a plain tar archive whose first entry is a signed header.
 //! * Reading: [`read::Parcel::open`] authenticates the volumes' headers
 //!   against [`sign::TrustedKeys`] and then the index they bind;
-//!   [`verify::verify`] checks every byte and reports each [`Problem`] with
-//!   its place; [`read::Parcel::extract`] materialises the package into an
+//!   [`verify::verify`] checks every byte, pack, chunk and file and reports
+//!   each [`Problem`] with its place ([`verify::verify_media`] only every
+//!   byte against the signed hashes); [`read::Parcel::extract`] materialises the package into an
 //!   empty directory, checking every hash on the way.
+//! * Delta parcels: [`write::write_delta_parcel`] writes only the chunks a
+//!   base version lacks ([`delta::BaseIndex`]);
+//!   [`read::Parcel::extract_with_base`] rebuilds the rest from the
+//!   destination's copy of the base (FORMAT.md §11).
 //! * Receipts: [`receipt::Receipt`] is the destination's signed statement
 //!   that it imported a parcel.
 //!
