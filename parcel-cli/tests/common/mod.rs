@@ -13,6 +13,8 @@ use assert_cmd::Command;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+pub mod forge;
+
 /// Largest volume in the tests: the smallest parcel allows, so that a package
 /// of a few hundred KiB spreads over several volumes.
 pub const VOLUME_SIZE: &str = "64KiB";
@@ -203,6 +205,18 @@ impl Site {
             staging: snapshot(&self.home.join("staging")),
             catalog: self.json(&["packages", "--json"]),
         }
+    }
+
+    /// Everything in the world outside this site's home, by path relative to
+    /// the world: media, packages, other sites. A command at this site must
+    /// leave it as it was, except where it is told to write.
+    #[allow(dead_code)] // Used by the hostile-input and crash tests.
+    pub fn outside_home(&self) -> BTreeMap<PathBuf, Node> {
+        let home = Path::new(self.home.file_name().expect("home name"));
+        snapshot(&self.world)
+            .into_iter()
+            .filter(|(path, _)| !path.starts_with(home))
+            .collect()
     }
 
     /// `show PARCEL --json`'s `status`.
