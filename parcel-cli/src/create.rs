@@ -255,12 +255,20 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         Some(base) => {
             write::write_delta_parcel(&scan, &info, base, &key, &options, &mut sink, &mut |done| {
                 bar.set(done)
-            })?
+            })
         }
         None => write::write_parcel(&scan, &info, &key, &options, &mut sink, &mut |done| {
             bar.set(done)
-        })?,
-    };
+        }),
+    }
+    .map_err(|err| {
+        let written_to = if swap_media {
+            std::slice::from_ref(&spool)
+        } else {
+            o.outs
+        };
+        medium_filled(err, written_to, bound)
+    })?;
     bar.finish();
     let mut paths: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
     if o.verify {
@@ -353,6 +361,30 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         ));
     }
     Ok(())
+}
+
+/// A medium that filled up while volumes were written (the free-space check
+/// skipped, or another writer on the medium) is a [`CliError::NoSpace`] that
+/// says how much room the parcel needs; any other error is kept as it is.
+fn medium_filled(err: parcel_format::WriteError, outs: &[PathBuf], bound: u64) -> CliError {
+    let parcel_format::WriteError::Volume { source, .. } = &err else {
+        return err.into();
+    };
+    if source.raw_os_error() != Some(libc::ENOSPC) {
+        return err.into();
+    }
+    // The writer removed its partial volumes: this is the room there is.
+    let (available, path) = outs
+        .iter()
+        .map(|out| (available_space(out).unwrap_or(0), out.clone()))
+        .min()
+        .unwrap_or_default();
+    CliError::NoSpace {
+        path,
+        needed: format!("up to {} (the parcel's size before compression)", human_bytes(bound)),
+        available: human_bytes(available),
+        advice: "the medium filled while the volumes were written, and they were removed; free some space, add another --out medium or choose a smaller --volume-size, and run create again",
+    }
 }
 
 fn interactive() -> bool {

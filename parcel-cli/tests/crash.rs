@@ -1,0 +1,782 @@
+//! Crash safety and full disks. `parcel import` and `parcel create` killed
+//! (SIGKILL) at many points, by time and by what they have written so far,
+//! leave either the old state or the complete new one, never a half-written
+//! package or volume, and the same command run again completes and cleans up.
+//! A disk or medium too small, or one that fills while the command writes,
+//! is a clear error (exit 1) naming the bytes needed and available that
+//! changes nothing, and the command succeeds once there is room.
+
+#[allow(dead_code)] // Each test file uses a part of the fixtures.
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use parcel_format::limits::VOLUME_PREFIX;
+use parcel_format::read::read_volume_header;
+use parcel_format::sign::TrustedKeys;
+use parcel_format::write::WriteOptions;
+
+use common::forge::{info, secret_key, small_options, write_small_package, Honest};
+use common::{arg, names_in, package_view, random_bytes, snapshot, two_sites, Node, Site, World};
+
+/// Writes a package of `files` incompressible files of 96 KiB each (plus a
+/// few directories) at `root`: with many files, extraction and writing go
+/// through many steps a kill can land between.
+fn write_big_package(root: &Path, files: u64) {
+    for i in 0..files {
+        let path = root.join(format!("part-{}/file-{i:03}.bin", i % 4));
+        fs::create_dir_all(path.parent().expect("parent")).expect("create dirs");
+        fs::write(&path, random_bytes(1000 + i, 96 * 1024)).expect("write file");
+    }
+}
+
+/// `parcel --home <home> --quiet`, as a plain process that can be killed.
+fn parcel_cmd(site: &Site) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_parcel"));
+    cmd.env_remove("PARCEL_HOME")
+        .arg("--home")
+        .arg(&site.home)
+        .arg("--quiet");
+    cmd
+}
+
+/// When to kill a running command.
+enum Kill {
+    /// After this long.
+    After(Duration),
+    /// As soon as this holds (polled), named for messages.
+    When(&'static str, Box<dyn Fn() -> bool>),
+}
+
+impl Kill {
+    fn after_ms(ms: &[u64]) -> Vec<Kill> {
+        ms.iter()
+            .map(|&ms| Kill::After(Duration::from_millis(ms)))
+            .collect()
+    }
+
+    fn when(name: &'static str, condition: impl Fn() -> bool + 'static) -> Kill {
+        Kill::When(name, Box::new(condition))
+    }
+}
+
+/// Runs `cmd` and sends it SIGKILL at `kill`. Returns its exit status when it
+/// finished by itself first.
+fn run_and_kill(mut cmd: Command, kill: &Kill) -> Option<ExitStatus> {
+    let mut child: Child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn parcel");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        let now = match kill {
+            Kill::After(delay) => start.elapsed() >= *delay,
+            Kill::When(_, condition) => condition(),
+        };
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "parcel ran for a minute"
+        );
+        if now {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("wait");
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+fn describe(kill: &Kill) -> String {
+    match kill {
+        Kill::After(delay) => format!("after {delay:?}"),
+        Kill::When(name, _) => format!("when {name}"),
+    }
+}
+
+/// Copies a directory tree: directories, files with their modes, symlinks.
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("create dir");
+    fs::set_permissions(to, fs::metadata(from).expect("meta").permissions()).expect("chmod");
+    for entry in fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().expect("file type");
+        if kind.is_symlink() {
+            let link = fs::read_link(&source).expect("read link");
+            std::os::unix::fs::symlink(link, &target).expect("symlink");
+        } else if kind.is_dir() {
+            copy_tree(&source, &target);
+        } else {
+            fs::copy(&source, &target).expect("copy file");
+        }
+    }
+}
+
+/// Number of files under `dir`, and their bytes (0, 0 when absent).
+fn files_under(dir: &Path) -> (usize, u64) {
+    snapshot(dir)
+        .values()
+        .filter_map(|node| match node {
+            Node::File { len, .. } => Some(*len),
+            _ => None,
+        })
+        .fold((0, 0), |(n, bytes), len| (n + 1, bytes + len))
+}
+
+/// The (package id, version) pairs of `packages --json` at `site`.
+fn catalog_packages(site: &Site) -> Vec<(String, u64)> {
+    site.json(&["packages", "--json"])
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            (
+                p["package_id"].as_str().expect("id").to_owned(),
+                p["version"].as_u64().expect("version"),
+            )
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// parcel import, killed.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn import_killed_at_any_point_leaves_the_old_store_or_the_whole_new_package() {
+    let (world, cen, bxl) = two_sites();
+    let key = secret_key(&cen);
+    // The old state: BXL's store holds tools v1.
+    let v1 = world.dir("tools-1");
+    write_small_package(&v1, 1);
+    let v1_medium = world.dir("v1");
+    let v1_info = info("CEN", "BXL", "tools", 1);
+    Honest::write(&v1, &v1_info, &key, &small_options(), &v1_medium);
+    bxl.import(&[&v1_medium]).success();
+    // The new package: tools v2, 9 MiB over volumes of 2 MiB.
+    let package = world.dir("tools-2");
+    write_big_package(&package, 96);
+    let medium = world.dir("v2");
+    let options = WriteOptions {
+        volume_size: 2 << 20,
+        ..WriteOptions::default()
+    };
+    let parcel = Honest::write(
+        &package,
+        &info("CEN", "BXL", "tools", 2),
+        &key,
+        &options,
+        &medium,
+    );
+    assert!(parcel.volumes.len() >= 4, "{:?}", parcel.volumes);
+
+    let pristine = world.dir("pristine-BXL-home");
+    copy_tree(&bxl.home, &pristine);
+    let old_packages = snapshot(&bxl.home.join("packages"));
+    let new_package = package_view(&snapshot(&package));
+    let store = bxl.store("tools", 2);
+    let staging = bxl.home.join("staging");
+    let staged = staging.join(parcel.manifest.parcel_id.to_string());
+    let content = parcel.manifest.content_bytes();
+
+    let mut kills = Kill::after_ms(&[0, 1, 2, 3, 5, 8, 12, 17, 25, 35, 50, 70, 100, 140, 200]);
+    kills.push(Kill::when("the staging directory appears", {
+        let staged = staged.clone();
+        move || staged.exists()
+    }));
+    for (name, fraction) in [
+        ("the first file is staged", 0),
+        ("a quarter is staged", 4),
+        ("half is staged", 2),
+    ] {
+        let staged = staged.clone();
+        kills.push(Kill::when(name, move || {
+            let (files, bytes) = files_under(&staged);
+            files > 0 && (fraction == 0 || bytes >= content / fraction)
+        }));
+    }
+    kills.push(Kill::when("the package is moved into the store", {
+        let store = store.clone();
+        move || store.exists()
+    }));
+
+    let mut stages: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, kill) in kills.iter().enumerate() {
+        let at = describe(kill);
+        fs::remove_dir_all(&bxl.home).expect("remove home");
+        copy_tree(&pristine, &bxl.home);
+        let receipt = world.dir("mail").join(format!("receipt-{i}.txt"));
+        let mut import = parcel_cmd(&bxl);
+        import
+            .arg("import")
+            .arg(&medium)
+            .args(["--receipt", arg(&receipt)]);
+        let finished = run_and_kill(import, kill);
+        if let Some(status) = finished {
+            assert!(status.success(), "{at}: import failed by itself: {status}");
+        }
+
+        // The old store, or the old store and the whole new package.
+        let mut packages = snapshot(&bxl.home.join("packages"));
+        let moved_in = store.exists();
+        packages.retain(|path, _| !path.starts_with("tools/2"));
+        assert_eq!(packages, old_packages, "{at}: the old store changed");
+        if moved_in {
+            assert_eq!(
+                package_view(&snapshot(&store)),
+                new_package,
+                "{at}: tools v2 is in the store but incomplete"
+            );
+        }
+        let recorded = catalog_packages(&bxl);
+        let v2_recorded = recorded.contains(&("tools".to_owned(), 2));
+        assert!(
+            recorded.contains(&("tools".to_owned(), 1)),
+            "{at}: {recorded:?}"
+        );
+        assert!(
+            !v2_recorded || moved_in,
+            "{at}: the catalog lists tools v2, the store does not hold it"
+        );
+        // Only this parcel's staging directory may be left over.
+        let leftovers = names_in(&staging);
+        assert!(
+            leftovers.is_empty() || leftovers == [parcel.manifest.parcel_id.to_string()],
+            "{at}: {leftovers:?}"
+        );
+        let stage = if v2_recorded {
+            "imported"
+        } else if moved_in {
+            "moved into the store, not recorded"
+        } else if files_under(&staged).0 > 0 {
+            "staged in part or whole"
+        } else if staged.exists() {
+            "staging directory created"
+        } else {
+            "nothing staged"
+        };
+        *stages.entry(stage).or_default() += 1;
+
+        // Run again: it completes, and cleans up.
+        let rerun = parcel_cmd(&bxl)
+            .arg("import")
+            .arg(&medium)
+            .args(["--receipt", arg(&receipt)])
+            .output()
+            .expect("rerun import");
+        assert!(rerun.status.success(), "{at} ({stage}): rerun: {rerun:?}");
+        assert_eq!(names_in(&staging), Vec::<String>::new(), "{at} ({stage})");
+        assert_eq!(package_view(&snapshot(&store)), new_package, "{at}");
+        let mut packages = snapshot(&bxl.home.join("packages"));
+        packages.retain(|path, _| !path.starts_with("tools/2"));
+        assert_eq!(packages, old_packages, "{at}");
+        let mut recorded = catalog_packages(&bxl);
+        recorded.sort();
+        assert_eq!(
+            recorded,
+            [("tools".to_owned(), 1), ("tools".to_owned(), 2)],
+            "{at}"
+        );
+        assert_eq!(
+            bxl.status(&parcel.manifest.parcel_id.to_string()),
+            "imported"
+        );
+    }
+    eprintln!("import killed: {stages:?}");
+    for stage in ["nothing staged", "staged in part or whole", "imported"] {
+        assert!(
+            stages.contains_key(stage),
+            "no kill left {stage}: {stages:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// parcel create, killed.
+// ---------------------------------------------------------------------------
+
+/// A volume's final name: `STEM.NNN-of-MMM.tar`. Returns the stem.
+fn final_name_stem(name: &str) -> Option<&str> {
+    let rest = name.strip_suffix(".tar")?;
+    let (stem, numbers) = rest.rsplit_once('.')?;
+    let (n, count) = numbers.split_once("-of-")?;
+    let digits = |s: &str| s.len() >= 3 && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(n) && digits(count) && !stem.starts_with('.')).then_some(stem)
+}
+
+/// Whether `volume` is whole: its header is authentic, its length right and
+/// its body hashes to the signed value.
+fn is_whole(volume: &Path, trust: &TrustedKeys) -> Result<(), String> {
+    let header = read_volume_header(volume, trust).map_err(|p| p.to_string())?;
+    let bytes = fs::read(volume).map_err(|e| e.to_string())?;
+    let body = &bytes[VOLUME_PREFIX as usize..];
+    if <[u8; 32]>::from(Sha256::digest(body)) != header.body_sha256 {
+        return Err(format!("{}: body does not match", volume.display()));
+    }
+    Ok(())
+}
+
+/// `parcel verify --json` at `site` over `volumes`.
+fn verify_json(site: &Site, volumes: &[PathBuf]) -> (Output, serde_json::Value) {
+    let output = parcel_cmd(site)
+        .args(["verify", "--json"])
+        .args(volumes)
+        .output()
+        .expect("verify");
+    let json = serde_json::from_slice(&output.stdout).expect("verify --json");
+    (output, json)
+}
+
+#[test]
+fn create_killed_at_any_point_leaves_no_half_written_volume_and_a_rerun_succeeds() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.dir("tools");
+    write_big_package(&package, 96);
+    let mut trust = TrustedKeys::new();
+    trust.add("CEN", secret_key(&cen).verifying_key());
+
+    let create = |version: u64, out: &Path| {
+        let mut cmd = parcel_cmd(&cen);
+        cmd.args([
+            "create",
+            "--package",
+            arg(&package),
+            "--package-id",
+            "tools",
+        ])
+        .args(["--version", &version.to_string(), "--to", "BXL"])
+        .args(["--volume-size", "1MiB", "--out", arg(out)]);
+        cmd
+    };
+    let volumes_in = |out: &Path, partial: bool| -> Vec<String> {
+        names_in(out)
+            .into_iter()
+            .filter(|n| {
+                if partial {
+                    n.ends_with(".partial")
+                } else {
+                    final_name_stem(n).is_some()
+                }
+            })
+            .collect()
+    };
+
+    let mut kills = Kill::after_ms(&[0, 2, 5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 450]);
+    let mut stages: BTreeMap<&str, usize> = BTreeMap::new();
+    let outs: Vec<PathBuf> = (0..kills.len() + 3).map(|_| world.medium()).collect();
+    for (name, partials) in [
+        ("the first volume is started", 1),
+        ("the fourth volume is started", 4),
+    ] {
+        let out = outs[kills.len()].clone();
+        kills.push(Kill::when(name, move || {
+            names_in(&out)
+                .iter()
+                .filter(|n| n.ends_with(".partial"))
+                .count()
+                >= partials
+        }));
+    }
+    let out = outs[kills.len()].clone();
+    kills.push(Kill::when(
+        "the first volume gets its final name",
+        move || names_in(&out).iter().any(|n| final_name_stem(n).is_some()),
+    ));
+
+    for (i, kill) in kills.iter().enumerate() {
+        let at = describe(kill);
+        let out = &outs[i];
+        let version = i as u64 + 1;
+        let finished = run_and_kill(create(version, out), kill);
+        if let Some(status) = finished {
+            assert!(status.success(), "{at}: create failed by itself: {status}");
+        }
+
+        // Every file under a final volume name is whole; a set may lack
+        // volumes not yet renamed, nothing else.
+        let finals = volumes_in(out, false);
+        let mut sets: BTreeMap<&str, Vec<PathBuf>> = BTreeMap::new();
+        for name in &finals {
+            let volume = out.join(name);
+            is_whole(&volume, &trust).unwrap_or_else(|e| panic!("{at}: {name}: {e}"));
+            let stem = final_name_stem(name).expect("final name");
+            sets.entry(stem).or_default().push(volume);
+        }
+        assert!(sets.len() <= 1, "{at}: {finals:?}");
+        let mut complete = false;
+        for volumes in sets.values() {
+            let (output, json) = verify_json(&bxl, volumes);
+            complete = output.status.success();
+            if !complete {
+                assert_eq!(output.status.code(), Some(3), "{at}: {output:?}");
+                for problem in json["problems"].as_array().expect("problems") {
+                    let message = problem["message"].as_str().expect("message");
+                    assert!(message.contains("is missing"), "{at}: {message}");
+                }
+            }
+        }
+        // A parcel the catalog records is complete on the medium.
+        for recorded in cen.json(&["list", "--json"]).as_array().expect("list") {
+            let volumes: Vec<PathBuf> = recorded["volumes"]
+                .as_array()
+                .expect("volumes")
+                .iter()
+                .map(|v| PathBuf::from(v.as_str().expect("path")))
+                .collect();
+            let (output, _) = verify_json(&bxl, &volumes);
+            assert!(output.status.success(), "{at}: recorded but {output:?}");
+        }
+        let stage = if complete {
+            "complete"
+        } else if !finals.is_empty() {
+            "some volumes renamed"
+        } else if !volumes_in(out, true).is_empty() {
+            "volumes being written"
+        } else {
+            "nothing written"
+        };
+        *stages.entry(stage).or_default() += 1;
+
+        // Run again onto the same medium: it succeeds.
+        let rerun = create(version, out).arg("--json").output().expect("rerun");
+        assert!(rerun.status.success(), "{at} ({stage}): rerun: {rerun:?}");
+        let json: serde_json::Value = serde_json::from_slice(&rerun.stdout).expect("json");
+        let volumes: Vec<PathBuf> = json["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .map(|v| PathBuf::from(v.as_str().expect("path")))
+            .collect();
+        let (output, _) = verify_json(&bxl, &volumes);
+        assert!(output.status.success(), "{at}: {output:?}");
+    }
+    eprintln!("create killed: {stages:?}");
+    for stage in ["volumes being written", "complete"] {
+        assert!(
+            stages.contains_key(stage),
+            "no kill left {stage}: {stages:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Full disks and media.
+// ---------------------------------------------------------------------------
+
+/// A tmpfs mounted on a directory for one test, unmounted when dropped.
+/// Declare it after the [`World`] it lies in, so that it is dropped first.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`4m`…) at `dir`; `None`, saying why, when
+    /// this process may not mount (not root, or no mount in a container).
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!(
+                "skipped: mounting a small tmpfs needs root, and this test runs as another user"
+            );
+            return None;
+        }
+        let mounted = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output();
+        match mounted {
+            Ok(output) if output.status.success() => Some(Tmpfs {
+                dir: dir.to_owned(),
+            }),
+            other => {
+                eprintln!(
+                    "skipped: cannot mount a tmpfs at {}: {other:?}",
+                    dir.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Changes the size of the mounted tmpfs.
+    fn resize(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.dir)
+            .status()
+            .expect("mount -o remount");
+        assert!(status.success(), "remount {}", self.dir.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+/// Bytes as the CLI writes them (`6.1 MiB`).
+fn human(bytes: u64) -> String {
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < 4 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ => format!("{value:.1} {}", ["B", "KiB", "MiB", "GiB", "TiB"][unit]),
+    }
+}
+
+/// CEN, and BXL whose home is a tmpfs of `size`; they trust each other.
+fn sites_with_home_on_tmpfs(world: &World, size: &str) -> Option<(Site, Site, Tmpfs)> {
+    let cen = world.site("CEN");
+    let tmpfs = Tmpfs::mount(&world.dir("BXL-home"), size)?;
+    let bxl = world.site("BXL");
+    cen.trust(&bxl);
+    bxl.trust(&cen);
+    Some((cen, bxl, tmpfs))
+}
+
+/// What a failed import must leave: the store and staging trees and the
+/// catalog's package list.
+fn store_files(site: &Site) -> (BTreeMap<PathBuf, Node>, BTreeMap<PathBuf, Node>) {
+    (
+        snapshot(&site.home.join("packages")),
+        snapshot(&site.home.join("staging")),
+    )
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn import_refuses_a_parcel_larger_than_the_free_space_and_succeeds_once_there_is_room() {
+    let world = World::new();
+    let Some((cen, bxl, tmpfs)) = sites_with_home_on_tmpfs(&world, "4m") else {
+        return;
+    };
+    let package = world.dir("tools");
+    write_big_package(&package, 64);
+    let medium = world.medium();
+    let parcel = Honest::write(
+        &package,
+        &info("CEN", "BXL", "tools", 1),
+        &secret_key(&cen),
+        &WriteOptions::default(),
+        &medium,
+    );
+    let manifest = &parcel.manifest;
+    let needed = manifest.content_bytes() + manifest.entries.len() as u64 * 4096;
+
+    let files = store_files(&bxl);
+    let catalog = bxl.json(&["packages", "--json"]);
+    let output = parcel_cmd(&bxl)
+        .arg("import")
+        .arg(&medium)
+        .output()
+        .expect("import");
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let staging = bxl.home.join("staging");
+    for words in [
+        format!("not enough space on {}", staging.display()),
+        format!("needs {}, ", human(needed)),
+        " available; free some space and run the import again".to_owned(),
+    ] {
+        assert!(stderr.contains(&words), "no {words:?} in {stderr}");
+    }
+    assert_eq!(store_files(&bxl), files);
+    assert_eq!(bxl.json(&["packages", "--json"]), catalog);
+
+    tmpfs.resize("32m");
+    bxl.import(&[&medium]).success();
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 1))),
+        package_view(&snapshot(&package))
+    );
+}
+
+#[test]
+fn import_that_fills_the_disk_while_extracting_writes_nothing_and_succeeds_once_there_is_room() {
+    let world = World::new();
+    let Some((cen, bxl, _tmpfs)) = sites_with_home_on_tmpfs(&world, "24m") else {
+        return;
+    };
+    let package = world.dir("tools");
+    write_big_package(&package, 128);
+    let medium = world.medium();
+    let parcel = Honest::write(
+        &package,
+        &info("CEN", "BXL", "tools", 1),
+        &secret_key(&cen),
+        &WriteOptions::default(),
+        &medium,
+    );
+    let files = store_files(&bxl);
+    let catalog = bxl.json(&["packages", "--json"]);
+
+    // The free-space check passes (12 MiB of 24); once extraction has
+    // begun, another writer takes every byte left.
+    let staged = bxl
+        .home
+        .join("staging")
+        .join(parcel.manifest.parcel_id.to_string());
+    let mut child = parcel_cmd(&bxl)
+        .arg("import")
+        .arg(&medium)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn import");
+    let start = Instant::now();
+    while !staged.exists() {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "import ended before extracting"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60), "no staging");
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: `pid` is our child, not yet waited for.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let (staged_files, staged_bytes) = files_under(&staged);
+    assert!(
+        staged_bytes < parcel.manifest.content_bytes(),
+        "extraction ended before the disk could fill ({staged_files} files)"
+    );
+    let filler = bxl.home.join("filler");
+    let mut file = fs::File::create(&filler).expect("filler");
+    let block = vec![0u8; 1 << 20];
+    while file.write_all(&block).is_ok() {}
+    drop(file);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let output = child.wait_with_output().expect("wait");
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for words in [
+        "not enough space on ",
+        "needs ",
+        " available; the disk filled during the import; nothing was imported",
+    ] {
+        assert!(stderr.contains(words), "no {words:?} in {stderr}");
+    }
+    assert_eq!(store_files(&bxl), files, "{stderr}");
+
+    fs::remove_file(&filler).expect("remove filler");
+    assert_eq!(bxl.json(&["packages", "--json"]), catalog);
+    bxl.import(&[&medium]).success();
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 1))),
+        package_view(&snapshot(&package))
+    );
+    assert_eq!(names_in(&bxl.home.join("staging")), Vec::<String>::new());
+}
+
+/// CEN and BXL, and a medium for CEN's parcels that is a tmpfs of `size`.
+fn sites_with_medium_on_tmpfs(world: &World, size: &str) -> Option<(Site, Site, Tmpfs)> {
+    let (cen, bxl) = (world.site("CEN"), world.site("BXL"));
+    cen.trust(&bxl);
+    bxl.trust(&cen);
+    let tmpfs = Tmpfs::mount(&world.dir("usb"), size)?;
+    fs::set_permissions(&tmpfs.dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+    Some((cen, bxl, tmpfs))
+}
+
+/// `parcel create` at CEN of `package` as tools v1 for BXL onto `out`, in
+/// volumes of 1 MiB.
+fn create_onto(cen: &Site, package: &Path, out: &Path) -> Command {
+    let mut cmd = parcel_cmd(cen);
+    cmd.args(["create", "--package", arg(package), "--package-id", "tools"])
+        .args(["--version", "1", "--to", "BXL", "--volume-size", "1MiB"])
+        .args(["--out", arg(out), "--json"]);
+    cmd
+}
+
+/// Runs a successful create and checks BXL finds its volumes intact.
+fn create_and_verify(cen: &Site, bxl: &Site, package: &Path, out: &Path) {
+    let output = create_onto(cen, package, out).output().expect("create");
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    bxl.run(&["verify", arg(out)]).success();
+}
+
+#[test]
+fn create_refuses_a_medium_too_small_and_succeeds_once_there_is_room() {
+    let world = World::new();
+    let Some((cen, bxl, tmpfs)) = sites_with_medium_on_tmpfs(&world, "4m") else {
+        return;
+    };
+    let package = world.dir("tools");
+    write_big_package(&package, 64);
+
+    let output = create_onto(&cen, &package, &tmpfs.dir)
+        .output()
+        .expect("create");
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for words in [
+        format!("not enough space on {}: needs up to ", tmpfs.dir.display()),
+        "MiB (the parcel's size before compression), ".to_owned(),
+        "MiB available".to_owned(),
+    ] {
+        assert!(stderr.contains(&words), "no {words:?} in {stderr}");
+    }
+    assert_eq!(names_in(&tmpfs.dir), Vec::<String>::new());
+    assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+
+    tmpfs.resize("32m");
+    create_and_verify(&cen, &bxl, &package, &tmpfs.dir);
+}
+
+#[test]
+fn create_that_fills_the_medium_removes_its_volumes_and_succeeds_once_there_is_room() {
+    let world = World::new();
+    let Some((cen, bxl, tmpfs)) = sites_with_medium_on_tmpfs(&world, "4m") else {
+        return;
+    };
+    let package = world.dir("tools");
+    write_big_package(&package, 64);
+
+    let output = create_onto(&cen, &package, &tmpfs.dir)
+        .arg("--no-space-check")
+        .output()
+        .expect("create");
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for words in [
+        format!("not enough space on {}: needs up to ", tmpfs.dir.display()),
+        "MiB (the parcel's size before compression), ".to_owned(),
+        " available; the medium filled while the volumes were written, and they were removed"
+            .to_owned(),
+    ] {
+        assert!(stderr.contains(&words), "no {words:?} in {stderr}");
+    }
+    assert_eq!(names_in(&tmpfs.dir), Vec::<String>::new());
+    assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+
+    tmpfs.resize("32m");
+    create_and_verify(&cen, &bxl, &package, &tmpfs.dir);
+}
