@@ -12,8 +12,8 @@
 //! validation code is reached too.
 #![no_main]
 
-use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use parcel_format::header::{IndexPiece, VolumeHeader};
@@ -29,13 +29,14 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // One compressor for the process: a fresh zstd context per input would
-    // cost more than the decoding under test.
-    thread_local! {
-        static COMPRESSOR: RefCell<zstd::bulk::Compressor<'static>> =
-            RefCell::new(zstd::bulk::Compressor::new(1).expect("zstd compressor"));
-    }
+    // cost more than the decoding under test. (A static, not a thread-local:
+    // LeakSanitizer reports a thread-local's destructor registration.)
+    static COMPRESSOR: OnceLock<Mutex<zstd::bulk::Compressor<'static>>> = OnceLock::new();
     let stored = COMPRESSOR
-        .with(|c| c.borrow_mut().compress(data))
+        .get_or_init(|| Mutex::new(zstd::bulk::Compressor::new(1).expect("zstd compressor")))
+        .lock()
+        .expect("compressor lock")
+        .compress(data)
         .expect("zstd compresses");
     if let Ok(manifest) = Manifest::decode(&stored, data.len() as u64) {
         check(&manifest);
