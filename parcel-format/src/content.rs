@@ -159,12 +159,22 @@ impl<'p> PackCache<'p> {
         self.base_dir = Some(dir.to_owned());
     }
 
+    /// The destination's copy of the base, when one was given.
+    pub(crate) fn base_dir(&self) -> Option<&Path> {
+        self.base_dir.as_deref()
+    }
+
     /// Reads base chunk `index` from the base directory and checks its hash.
     fn base_chunk(&mut self, index: u32, chunk: &BaseChunk) -> Option<ChunkBytes> {
         let dir = self.base_dir.as_ref()?;
         let base = self.parcel.manifest().base.as_ref()?;
         let relative = base.files.get(chunk.file as usize)?;
         let path = dir.join(relative);
+        // Keep few base files open: a base may have more files than the
+        // process may open.
+        if self.base_files.len() >= 32 && !self.base_files.contains_key(&chunk.file) {
+            self.base_files.clear();
+        }
         let file = match self.base_files.entry(chunk.file) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -195,8 +205,7 @@ impl<'p> PackCache<'p> {
         if read.is_err() || <[u8; 32]>::from(Sha256::digest(&bytes)) != chunk.sha256 {
             self.problems.push(Problem::BaseModified {
                 path,
-                chunk: index,
-                offset: chunk.offset,
+                what: format!("chunk {index} at offset {}", chunk.offset),
             });
             return None;
         }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::manifest::{Base, BaseChunk, ChunkParams, EntryKind, Hash, Manifest};
+use crate::manifest::{Base, BaseChunk, ChunkParams, Entry, EntryKind, Hash, Manifest};
 
 /// The chunks of a base version, by hash, for writing a delta parcel.
 #[derive(Debug, Clone)]
@@ -21,6 +21,14 @@ pub struct BaseIndex {
     files: Vec<String>,
     /// Chunk hash → file (index into `files`), offset in it, length.
     chunks: HashMap<Hash, (u32, u64, u32)>,
+    /// Path → SHA-256 and size of each base file.
+    whole: HashMap<String, (Hash, u64)>,
+}
+
+/// While writing, references to base chunks are numbered down from
+/// `u32::MAX`; [`BaseIndex::finish`] renumbers them after the own chunks.
+pub(crate) fn provisional(used: usize) -> u32 {
+    u32::MAX - used as u32
 }
 
 /// A base chunk a delta parcel uses: its hash and where it is in the base.
@@ -39,10 +47,18 @@ impl BaseIndex {
     pub fn from_manifest(manifest: &Manifest) -> BaseIndex {
         let mut files = Vec::new();
         let mut chunks = HashMap::new();
+        let mut whole = HashMap::new();
         for entry in &manifest.entries {
-            let EntryKind::File { chunks: refs, .. } = &entry.kind else {
+            let EntryKind::File {
+                chunks: refs,
+                sha256,
+                size,
+                ..
+            } = &entry.kind
+            else {
                 continue;
             };
+            whole.insert(entry.path.clone(), (*sha256, *size));
             let file = files.len() as u32;
             let mut offset = 0u64;
             for &c in refs {
@@ -63,6 +79,7 @@ impl BaseIndex {
             chunking: manifest.chunking,
             files,
             chunks,
+            whole,
         }
     }
 
@@ -93,27 +110,61 @@ impl BaseIndex {
         })
     }
 
-    /// The manifest's [`Base`] for the chunks used, in order of first use,
-    /// listing only the base files they lie in.
-    pub(crate) fn base_for(&self, used: &[UsedChunk]) -> Base {
+    /// The manifest's [`Base`] once the file table is read: files identical
+    /// to the base file at the same path become *whole* entries (no chunk
+    /// references at all); the base chunks other files still use are listed
+    /// in order of first use, with only the base files they lie in, and the
+    /// provisional references are renumbered after the `own` chunks.
+    pub(crate) fn finish(&self, entries: &mut [Entry], own: usize, used: &[UsedChunk]) -> Base {
+        let mut whole = Vec::new();
         let mut renumber: HashMap<u32, u32> = HashMap::new();
+        let mut file_numbers: HashMap<u32, u32> = HashMap::new();
         let mut files = Vec::new();
-        let mut chunks = Vec::with_capacity(used.len());
-        for u in used {
-            let file = *renumber.entry(u.file).or_insert_with(|| {
-                files.push(self.files.get(u.file as usize).cloned().unwrap_or_default());
-                (files.len() - 1) as u32
-            });
-            chunks.push(BaseChunk {
-                sha256: u.sha256,
-                len: u.len,
-                file,
-                offset: u.offset,
-            });
+        let mut chunks = Vec::new();
+        for (i, entry) in entries.iter_mut().enumerate() {
+            let EntryKind::File {
+                size,
+                sha256,
+                chunks: refs,
+                ..
+            } = &mut entry.kind
+            else {
+                continue;
+            };
+            if *size > 0 && self.whole.get(&entry.path) == Some(&(*sha256, *size)) {
+                whole.push(i as u32);
+                refs.clear();
+                continue;
+            }
+            for r in refs.iter_mut() {
+                let Some(k) = (u32::MAX - *r)
+                    .try_into()
+                    .ok()
+                    .filter(|k: &usize| *k < used.len())
+                else {
+                    continue;
+                };
+                let Some(u) = used.get(k) else { continue };
+                let next = (own + chunks.len()) as u32;
+                *r = *renumber.entry(k as u32).or_insert_with(|| {
+                    let file = *file_numbers.entry(u.file).or_insert_with(|| {
+                        files.push(self.files.get(u.file as usize).cloned().unwrap_or_default());
+                        (files.len() - 1) as u32
+                    });
+                    chunks.push(BaseChunk {
+                        sha256: u.sha256,
+                        len: u.len,
+                        file,
+                        offset: u.offset,
+                    });
+                    next
+                });
+            }
         }
         Base {
             package_version: self.package_version,
             tree_digest: self.tree_digest,
+            whole,
             files,
             chunks,
         }

@@ -232,14 +232,12 @@ pub enum Problem {
     },
     /// A chunk read from the base does not match its hash: the base copy
     /// differs from the version the sender built on.
-    #[error("{path}: chunk {chunk} at offset {offset} of the base version does not match the parcel (the stored base was modified)")]
+    #[error("{path}: the base version's copy does not match the parcel ({what}); the stored base was modified")]
     BaseModified {
         /// The base file read.
         path: PathBuf,
-        /// Chunk number in the parcel.
-        chunk: u32,
-        /// Offset in the base file.
-        offset: u64,
+        /// What does not match: a chunk at an offset, or the whole file.
+        what: String,
     },
     /// Writing the extracted tree failed.
     #[error("{path}: {source}")]

@@ -8,7 +8,7 @@
 //! mode 0644 or 0755, directories 0755: never setuid, setgid or sticky.
 
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -125,7 +125,7 @@ impl Parcel {
         let mut summary = ExtractSummary::default();
         let mut symlinks: Vec<(PathBuf, &str)> = Vec::new();
         let mut directories: Vec<(PathBuf, i64)> = Vec::new();
-        for entry in &self.manifest().entries {
+        for (index, entry) in self.manifest().entries.iter().enumerate() {
             let target = dest.join(&entry.path);
             match &entry.kind {
                 EntryKind::Directory => {
@@ -140,7 +140,7 @@ impl Parcel {
                 }
                 EntryKind::Symlink { target: link } => symlinks.push((target, link)),
                 EntryKind::File {
-                    size: _,
+                    size,
                     executable,
                     sha256,
                     chunks,
@@ -154,6 +154,19 @@ impl Parcel {
                         .map_err(write_err(&target))?;
                     let mut out = BufWriter::with_capacity(1 << 20, file);
                     let mut hasher = Sha256::new();
+                    if self.manifest().is_whole_from_base(index) {
+                        let written =
+                            copy_from_base(cache, &entry.path, *size, &mut out, &mut hasher)
+                                .map_err(|e| match e {
+                                    Copy::Base(problem) => problem,
+                                    Copy::Write(source) => Problem::Write {
+                                        path: target.clone(),
+                                        source: source.into(),
+                                    },
+                                })?;
+                        summary.bytes += written;
+                        progress(summary.bytes);
+                    }
                     for &c in chunks {
                         let bytes = cache.chunk(c).ok_or_else(|| first_problem(cache, c))?;
                         hasher.update(bytes.bytes());
@@ -162,6 +175,12 @@ impl Parcel {
                         progress(summary.bytes);
                     }
                     if <[u8; 32]>::from(hasher.finalize()) != *sha256 {
+                        if self.manifest().is_whole_from_base(index) {
+                            return Err(Problem::BaseModified {
+                                path: cache.base_dir().unwrap_or(Path::new("")).join(&entry.path),
+                                what: "the whole file".into(),
+                            });
+                        }
                         return Err(Problem::FileCorrupt {
                             path: entry.path.clone(),
                         });
@@ -191,6 +210,61 @@ impl Parcel {
         }
         Ok(summary)
     }
+}
+
+/// Why copying a whole file from the base failed.
+enum Copy {
+    Base(Problem),
+    Write(std::io::Error),
+}
+
+/// Copies the base file at `path` (exactly `size` bytes, from a regular
+/// file) into `out`, hashing it. The caller compares the hash.
+fn copy_from_base(
+    cache: &PackCache<'_>,
+    path: &str,
+    size: u64,
+    out: &mut impl Write,
+    hasher: &mut Sha256,
+) -> Result<u64, Copy> {
+    let Some(dir) = cache.base_dir() else {
+        return Err(Copy::Base(Problem::BaseMissing {
+            version: 0,
+            reason: "no copy of it was given to read from".into(),
+        }));
+    };
+    let source = dir.join(path);
+    let modified = |what: &str| {
+        Copy::Base(Problem::BaseModified {
+            path: source.clone(),
+            what: what.into(),
+        })
+    };
+    let mut file = File::open(&source).map_err(|e| modified(&format!("cannot open it: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| modified(&format!("cannot inspect it: {e}")))?;
+    if !meta.is_file() || meta.len() != size {
+        return Err(modified("its size or kind differs"));
+    }
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    loop {
+        let n = file
+            .read(&mut buffer)
+            .map_err(|e| modified(&format!("cannot read it: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        let bytes = buffer.get(..n).unwrap_or_default();
+        hasher.update(bytes);
+        out.write_all(bytes).map_err(Copy::Write)?;
+        done += n as u64;
+        if done > size {
+            return Err(modified("it grew while being read"));
+        }
+    }
+    Ok(done)
 }
 
 fn first_problem(cache: &mut PackCache<'_>, chunk: u32) -> Problem {

@@ -121,6 +121,10 @@ pub struct Base {
     pub package_version: u64,
     /// The base's tree digest (§5.4); the destination's copy must match it.
     pub tree_digest: Hash,
+    /// File-table entries (their indices, increasing) whose content is the
+    /// whole base file at the same path: they list no chunks.
+    #[serde(deserialize_with = "crate::bounded::vec")]
+    pub whole: Vec<u32>,
     /// Paths, within the base, of the files chunks are taken from.
     #[serde(deserialize_with = "crate::bounded::vec")]
     pub files: Vec<String>,
@@ -352,6 +356,19 @@ impl Manifest {
                 MAX_CHUNKS as u64,
             ));
         }
+        let mut previous: Option<u32> = None;
+        for &i in &base.whole {
+            let listed = matches!(
+                self.entries.get(i as usize).map(|e| &e.kind),
+                Some(EntryKind::File { chunks, .. }) if chunks.is_empty()
+            );
+            if previous.is_some_and(|p| p >= i) || !listed {
+                return Err(Problem::index(format!(
+                    "whole-file entry {i} is out of order, or not a file without chunks"
+                )));
+            }
+            previous = Some(i);
+        }
         for file in &base.files {
             path::check_path(file).map_err(|reason| Problem::path(file, reason))?;
         }
@@ -383,6 +400,14 @@ impl Manifest {
                 self.base.as_ref()?.chunks.get(i).map(|b| b.len)
             }
         }
+    }
+
+    /// Whether file-table entry `index` is taken whole from the base file at
+    /// the same path (a delta parcel's unchanged file, FORMAT.md §11).
+    pub fn is_whole_from_base(&self, index: usize) -> bool {
+        self.base
+            .as_ref()
+            .is_some_and(|b| b.whole.binary_search(&(index as u32)).is_ok())
     }
 
     /// The base chunk that chunk reference `c` names, if it names one.
@@ -500,7 +525,7 @@ impl Manifest {
         // path, so `Bin` does not stand in for a parent named `bin`.
         let mut seen: HashSet<String> = HashSet::with_capacity(self.entries.len());
         let mut kinds: HashMap<&str, bool> = HashMap::with_capacity(self.entries.len());
-        for entry in &self.entries {
+        for (index, entry) in self.entries.iter().enumerate() {
             path::check_path(&entry.path).map_err(|reason| Problem::path(&entry.path, reason))?;
             if let Some(parent) = path::parent(&entry.path) {
                 match kinds.get(parent) {
@@ -540,7 +565,7 @@ impl Manifest {
                         })?;
                         total += u64::from(len);
                     }
-                    if total != *size {
+                    if total != *size && !self.is_whole_from_base(index) {
                         return Err(Problem::index(format!(
                             "file {:?} is {size} bytes but its chunks hold {total}",
                             entry.path

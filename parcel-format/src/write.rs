@@ -435,7 +435,8 @@ fn write_inner(
         Ok((entries, chunks, packs, base_used))
     })?;
 
-    let base = base.map(|b| b.base_for(&base_used));
+    let mut entries = entries;
+    let base = base.map(|b| b.finish(&mut entries, chunks.len(), &base_used));
     let mut manifest = Manifest {
         format_version: if base.is_some() {
             DELTA_FORMAT_VERSION
@@ -591,10 +592,6 @@ fn write_packs(
     Ok(records)
 }
 
-/// Chunk references to base chunks are numbered down from here while
-/// writing, and renumbered after the parcel's own chunks at the end.
-const PROVISIONAL_BASE: u32 = u32::MAX;
-
 struct Packer<'b> {
     tx: SyncSender<PackJob>,
     raw: Vec<u8>,
@@ -613,7 +610,7 @@ impl Packer<'_> {
             return Ok(index);
         }
         if let Some(used) = self.base.and_then(|b| b.find(&sha256, data.len())) {
-            let index = PROVISIONAL_BASE - self.base_used.len() as u32;
+            let index = crate::delta::provisional(self.base_used.len());
             self.base_used.push(used);
             self.known.insert(sha256, index);
             return Ok(index);
@@ -727,20 +724,6 @@ fn read_package(
         });
     }
     packer.flush()?;
-    // Base chunks are numbered after the parcel's own (FORMAT.md §11).
-    let own = packer.chunks.len() as u32;
-    let provisional = packer.base_used.len() as u32;
-    if provisional > 0 {
-        for entry in &mut entries {
-            if let EntryKind::File { chunks, .. } = &mut entry.kind {
-                for c in chunks.iter_mut() {
-                    if *c > PROVISIONAL_BASE - provisional {
-                        *c = own + (PROVISIONAL_BASE - *c);
-                    }
-                }
-            }
-        }
-    }
     Ok((entries, packer.chunks, packer.base_used))
 }
 

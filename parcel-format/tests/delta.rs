@@ -228,3 +228,30 @@ fn delta_parcel_over_a_modified_base_is_refused_naming_the_file() {
     );
     assert_eq!(problem.class(), FailureClass::Policy);
 }
+
+#[test]
+fn unchanged_files_travel_as_whole_base_files_and_are_checked_against_the_base() {
+    let p = pair();
+    let m = &p.delta.manifest;
+    let base = m.base.as_ref().unwrap();
+    let whole: Vec<&str> = base
+        .whole
+        .iter()
+        .map(|&i| m.entries[i as usize].path.as_str())
+        .collect();
+    assert!(whole.contains(&"doc/note0.txt"), "{whole:?}");
+    assert!(!whole.contains(&"bin/tool"), "{whole:?}");
+    assert!(!whole.contains(&"doc/note1.txt"), "{whole:?}");
+
+    fs::write(p.v1_tree.join("doc/note0.txt"), noise(5, 20_000)).unwrap();
+    let parcel = Parcel::open(&paths(&p.delta), &trust()).unwrap();
+    let dest = p._tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    let problem = parcel
+        .extract_with_base(&dest, Some(&p.v1_tree), &mut |_| {})
+        .unwrap_err();
+    assert!(
+        matches!(&problem, Problem::BaseModified { path, .. } if path.ends_with("doc/note0.txt")),
+        "{problem}"
+    );
+}
