@@ -192,7 +192,10 @@ fn import_killed_at_any_point_leaves_the_old_store_or_the_whole_new_package() {
     let staged = staging.join(parcel.manifest.parcel_id.to_string());
     let content = parcel.manifest.content_bytes();
 
-    let mut kills = Kill::after_ms(&[0, 1, 2, 3, 5, 8, 12, 17, 25, 35, 50, 70, 100, 140, 200]);
+    // The last delay outlasts any import: it ends by itself.
+    let mut kills = Kill::after_ms(&[
+        0, 1, 2, 3, 5, 8, 12, 17, 25, 35, 50, 70, 100, 140, 200, 30_000,
+    ]);
     kills.push(Kill::when("the staging directory appears", {
         let staged = staged.clone();
         move || staged.exists()
@@ -374,7 +377,8 @@ fn create_killed_at_any_point_leaves_no_half_written_volume_and_a_rerun_succeeds
             .collect()
     };
 
-    let mut kills = Kill::after_ms(&[0, 2, 5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 450]);
+    // The last delay outlasts any create: it ends by itself.
+    let mut kills = Kill::after_ms(&[0, 2, 5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 450, 30_000]);
     let mut stages: BTreeMap<&str, usize> = BTreeMap::new();
     let outs: Vec<PathBuf> = (0..kills.len() + 3).map(|_| world.medium()).collect();
     for (name, partials) in [
