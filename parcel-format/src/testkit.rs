@@ -15,7 +15,7 @@ use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
 use crate::error::WriteError;
-use crate::header::{IndexPiece, VolumeHeader, FORMAT_VERSION, RECORD_LEN};
+use crate::header::{IndexPiece, VolumeHeader, RECORD_LEN};
 use crate::limits::BLOCK;
 use crate::manifest::Manifest;
 use crate::volume::{VolumeSink, VolumeWriter};
@@ -59,7 +59,7 @@ pub fn write_raw(
     };
     volumes.append_index(&stored.0)?;
     let template = VolumeHeader {
-        version: FORMAT_VERSION,
+        version: manifest.format_version,
         volume: 0,
         volume_count: 0,
         parcel_id: manifest.parcel_id,

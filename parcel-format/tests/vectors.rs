@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use parcel_format::header::VolumeHeader;
 use parcel_format::limits::{MAX_CHUNK, MAX_INDEX_RAW, MAX_INDEX_STORED, MAX_PACK_RAW};
-use parcel_format::manifest::{check_site_code, hex, ChunkRecord, PackRecord};
+use parcel_format::manifest::{check_site_code, hex, Base, BaseChunk, ChunkRecord, PackRecord};
 use parcel_format::pack::decompress_exact;
 use parcel_format::read::{worst_class, Parcel};
 use parcel_format::sign::TrustedKeys;
@@ -1414,6 +1414,70 @@ fn generate() -> Vec<Vector> {
     );
     at_source.destination = "CEN".into();
     v.push(at_source);
+
+    // Delta parcels (version 2, FORMAT.md §11): a file made of one base
+    // chunk, and hostile variants of its base.
+    let delta = |edit: fn(&mut Base, &mut Vec<Entry>)| {
+        hostile(&small, true, move |m, _| {
+            let own = m.chunks.len() as u32;
+            let mut base = Base {
+                package_version: 2,
+                tree_digest: [0x42; 32],
+                whole: Vec::new(),
+                files: vec!["lib/libfoo.so.0".into()],
+                chunks: vec![BaseChunk {
+                    sha256: [0x17; 32],
+                    len: 1000,
+                    file: 0,
+                    offset: 4096,
+                }],
+            };
+            let mut entries = vec![Entry {
+                path: "lib/libfoo.so.0".into(),
+                mtime: MTIME,
+                kind: EntryKind::File {
+                    size: 1000,
+                    executable: false,
+                    sha256: [0x18; 32],
+                    chunks: vec![own],
+                },
+            }];
+            edit(&mut base, &mut entries);
+            m.format_version = 2;
+            m.base = Some(base);
+            m.entries.extend(entries);
+        })
+    };
+    v.push(failing(
+        "policy-delta-base-not-held",
+        Policy,
+        "a delta parcel on version 2, read where no base version is held",
+        delta(|_, _| {}),
+    ));
+    v.push(failing(
+        "limit-delta-base-chunk-length",
+        Limit,
+        "a delta parcel whose base chunk is 0 bytes long",
+        delta(|b, _| b.chunks[0].len = 0),
+    ));
+    v.push(failing(
+        "index-delta-base-chunk-file",
+        Index,
+        "a delta parcel whose base chunk names base file 5 of 1",
+        delta(|b, _| b.chunks[0].file = 5),
+    ));
+    v.push(failing(
+        "path-delta-base-file-escapes",
+        Path,
+        "a delta parcel taking a chunk from base file ../../etc/shadow",
+        delta(|b, _| b.files[0] = "../../etc/shadow".into()),
+    ));
+    v.push(failing(
+        "index-delta-whole-entry-not-a-file",
+        Index,
+        "a delta parcel naming the directory bin as a whole base file",
+        delta(|b, _| b.whole = vec![1]),
+    ));
 
     v
 }
