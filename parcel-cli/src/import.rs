@@ -92,7 +92,29 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             )));
         }
         if previous.status == Status::Imported {
-            output::print(&format!("{subject} was already imported; nothing to do\n"))?;
+            // The receipt may have been lost (a kill after the import was
+            // recorded, a medium gone): write it again; the store is untouched.
+            let receipt = Receipt {
+                parcel_id: manifest.parcel_id,
+                source_site: manifest.source_site.clone(),
+                destination_site: site.code.clone(),
+                package_id: manifest.package_id.clone(),
+                package_version: manifest.package_version,
+                tree_digest: manifest.tree_digest(),
+                index_sha256: parcel.index_sha256(),
+                imported: clock::now(),
+            };
+            let path = write_receipt(
+                ctx,
+                args.receipt.as_deref(),
+                &files,
+                &receipt,
+                &receipt.to_signed_text(&key),
+            )?;
+            output::print(&format!(
+                "{subject} was already imported; nothing to do (its receipt is written again to {})\n",
+                path.display()
+            ))?;
             return Ok(());
         }
     }

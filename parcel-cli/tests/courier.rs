@@ -158,7 +158,8 @@ fn second_import_of_the_same_parcel_is_a_no_op_that_says_so() {
     let paths: Vec<&Path> = created.volumes.iter().map(PathBuf::as_path).collect();
     bxl.import(&paths)
         .success()
-        .stdout(predicate::str::contains("already imported; nothing to do"));
+        .stdout(predicate::str::contains("already imported; nothing to do"))
+        .stdout(predicate::str::contains("receipt is written again"));
     assert_eq!(bxl.store_state(), before);
     assert_eq!(bxl.status(&created.parcel_id), "imported");
 }
