@@ -341,12 +341,12 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         }))?;
     } else {
         let mut text = format!(
-            "created {}parcel {} ({} v{} for {}): {} volume(s), {} from {} of content\n",
-            base_version.map_or(String::new(), |v| format!("delta (on v{v}) ")),
+            "created parcel {} ({} v{} for {}{}): {} volume(s), {} from {} of content\n",
             record.parcel_id,
             record.package_id,
             record.package_version,
             record.destination_site,
+            base_version.map_or(String::new(), |v| format!(", a delta on v{v}")),
             paths.len(),
             human_bytes(record.bytes),
             human_bytes(manifest.content_bytes())

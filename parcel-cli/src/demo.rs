@@ -192,6 +192,32 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     demo.parcel(&["--home", "cen", "receipt", "apply", "receipt.txt"])?;
     demo.parcel(&["--home", "cen", "show", &parcel_id[..12]])?;
 
+    demo.step("Version 2 changes one file: CEN sends a delta parcel on the confirmed version 1")?;
+    let notes = dir.join("package/share/doc/README.txt");
+    fs::write(&notes, "Version 2 of the demo package.\n".repeat(200))
+        .map_err(CliError::io("write", &notes))?;
+    let disc4 = dir.join("media/disc4");
+    fs::create_dir_all(&disc4).map_err(CliError::io("create", &disc4))?;
+    demo.parcel(&[
+        "--home",
+        "cen",
+        "create",
+        "--package",
+        "package",
+        "--package-id",
+        "CEN00012",
+        "--version",
+        "2",
+        "--to",
+        "BXL",
+        "--base",
+        "1",
+        "--out",
+        "media/disc4",
+    ])?;
+    demo.parcel(&["--home", "bxl", "import", "media/disc4"])?;
+    demo.parcel(&["--home", "bxl", "packages"])?;
+
     output::print(&format!(
         "\nDone. Everything above happened under {}{}.\nNext: read README.md for the walk-through, and FORMAT.md for the format.\n",
         dir.display(),
