@@ -23,13 +23,15 @@ TIME_ROWS = [
     ("create-noverify", ("create",), "create --no-verify", 0.75),
     ("create", ("create",), "create (default: reads back and verifies)", 0.75),
     ("create-noverify", ("create", "create-sync"), "create --no-verify vs peer + `sync -f OUT`", None),
-    ("verify", ("verify",), "verify", 0.50),
+    ("verify", ("verify",), "verify (default: decompresses and checks all content)", 0.50),
+    ("verify-media", ("verify",), "verify --media (volume hashes only, as the peer)", 0.50),
     ("import", ("import",), "import (both durable: peer ends with `sync -f DEST`)", 1.00),
 ]
 PARCEL_OPS = [
     ("create-noverify", "create --no-verify"),
     ("create", "create"),
     ("verify", "verify"),
+    ("verify-media", "verify --media"),
     ("import", "import"),
 ]
 
@@ -256,7 +258,7 @@ class Report:
                     continue
                 cpu = median([r["cpu"] for r in mine.values()])
                 use = median([r["cpu"] / max(r["wall"], 0.01) for r in mine.values()])
-                peer_op = "create" if op.startswith("create") else op
+                peer_op = op.split("-")[0]
                 peer = self.runs(pkg, "peer", peer_op)
                 if peer:
                     pc = median([r["cpu"] for r in peer.values()])
