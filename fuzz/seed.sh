@@ -18,7 +18,9 @@ if ! compgen -G "$root/testdata/vectors/*.vector" >/dev/null; then
   echo "seed.sh: no test vectors in testdata/vectors yet; seeding from the fixture parcels only"
 fi
 
-cargo +nightly run --quiet --release \
+# The dev profile: it builds in half the time of --release, and the seeds take
+# under a second to write either way.
+cargo +nightly run --quiet \
   --manifest-path "$fuzz_dir/Cargo.toml" \
   --features seed-corpus --bin seed-corpus -- \
   "$fuzz_dir/corpus" "$root/testdata/vectors"
