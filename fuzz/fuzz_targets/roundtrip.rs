@@ -30,9 +30,15 @@ const NAME_ALPHABET: &[u8] = b"abcxyzABCXYZ0189._-";
 #[derive(Arbitrary, Debug)]
 enum Content {
     Bytes(Vec<u8>),
-    Repeat { pattern: Vec<u8>, times: u16 },
+    Repeat {
+        pattern: Vec<u8>,
+        times: u16,
+    },
     /// Incompressible bytes.
-    Noise { seed: u64, len: u16 },
+    Noise {
+        seed: u64,
+        len: u16,
+    },
     /// The same content as an earlier file (deduplicated chunks).
     CopyOf(u8),
 }
@@ -64,9 +70,15 @@ impl Mode {
 #[derive(Arbitrary, Debug)]
 enum NodeKind {
     Directory,
-    File { mode: Mode, content: Content },
+    File {
+        mode: Mode,
+        content: Content,
+    },
     /// A link to `../` × (`ups` modulo depth + 1) followed by `target`.
-    Symlink { ups: u8, target: Vec<u8> },
+    Symlink {
+        ups: u8,
+        target: Vec<u8>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -96,9 +108,7 @@ impl Layout {
             Layout::TinyVolumesTinyChunks => (64 << 10, chunking(64, 256, 1024)),
             Layout::TinyVolumesSmallChunks => (64 << 10, parcel_fuzz::SMALL_CHUNKING),
             Layout::SmallVolumesMediumChunks => (96 << 10, chunking(1024, 4096, 16384)),
-            Layout::LargeVolumesDefaultChunks => {
-                (1 << 20, parcel_format::chunk::DEFAULT_CHUNKING)
-            }
+            Layout::LargeVolumesDefaultChunks => (1 << 20, parcel_format::chunk::DEFAULT_CHUNKING),
         };
         WriteOptions {
             volume_size,
@@ -214,7 +224,11 @@ fuzz_target!(|tree: Tree| {
     let volumes: Vec<_> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
     let trust = parcel_fuzz::trusted();
     let report = parcel_format::verify::verify(&volumes, trust, &mut |_, _| {});
-    assert!(report.is_ok(), "a fresh parcel fails verification: {:?}", report.problems);
+    assert!(
+        report.is_ok(),
+        "a fresh parcel fails verification: {:?}",
+        report.problems
+    );
 
     let parcel = Parcel::open(&volumes, trust).expect("a fresh parcel opens");
     assert_eq!(parcel.manifest(), &written.manifest);
@@ -224,5 +238,9 @@ fuzz_target!(|tree: Tree| {
         .expect("a fresh parcel extracts");
     jail.check();
     let extracted = write::tree_digest_of_dir(&jail.stage).expect("extracted digest");
-    assert_eq!(extracted, written.manifest.tree_digest(), "extracted tree differs");
+    assert_eq!(
+        extracted,
+        written.manifest.tree_digest(),
+        "extracted tree differs"
+    );
 });

@@ -53,7 +53,10 @@ fn flip(bytes: &mut [u8], offset: u64, xor: u8) {
 
 /// Where the index piece lies in a volume, if its header record still verifies.
 fn index_piece(bytes: &[u8]) -> Option<(usize, usize)> {
-    let record: &[u8; RECORD_LEN] = bytes.get(BLOCK as usize..VOLUME_PREFIX as usize)?.try_into().ok()?;
+    let record: &[u8; RECORD_LEN] = bytes
+        .get(BLOCK as usize..VOLUME_PREFIX as usize)?
+        .try_into()
+        .ok()?;
     let piece = VolumeHeader::decode_verified(record).ok()?.index_piece;
     let start = usize::try_from(piece.offset).ok()?;
     let len = usize::try_from(piece.len).ok()?;

@@ -140,7 +140,11 @@ fn fixtures(corpus: &mut Corpus) -> Result<(), Error> {
     // The structured targets decode any bytes; give them a few lengths to start from.
     for target in ["verify_set", "extract", "roundtrip"] {
         for (i, len) in [16usize, 64, 256, 1024].into_iter().enumerate() {
-            corpus.put(target, &format!("fixture-noise-{i}"), &noise(i as u64 + 1, len))?;
+            corpus.put(
+                target,
+                &format!("fixture-noise-{i}"),
+                &noise(i as u64 + 1, len),
+            )?;
         }
     }
     Ok(())
@@ -156,17 +160,25 @@ fn hostile_fixtures(single: &SeedParcel) -> Result<Vec<(String, Vec<Vec<u8>>)>, 
 
     let path = tmp.path().join("pack-flipped.tar");
     let mut volume = single.volumes[0].clone();
-    let at = single.manifest.packs.first().map_or(VOLUME_PREFIX, |p| p.offset + 8);
+    let at = single
+        .manifest
+        .packs
+        .first()
+        .map_or(VOLUME_PREFIX, |p| p.offset + 8);
     volume[at as usize] ^= 0x40;
     fs::write(&path, &volume)?;
     parcel_fuzz::reseal_volume(&path)?;
-    out.push(("fixture-pack-flipped-resealed".into(), vec![fs::read(&path)?]));
+    out.push((
+        "fixture-pack-flipped-resealed".into(),
+        vec![fs::read(&path)?],
+    ));
 
     let seed = parcel_fuzz::raw_seed();
     let edits: [(&str, fn(&mut Manifest)); 2] = [
         ("fixture-chunk-hash-wrong", |m| m.chunks[1].sha256[0] ^= 1),
         ("fixture-file-hash-wrong", |m| {
-            if let Some(EntryKind::File { sha256, .. }) = m.entries.get_mut(1).map(|e| &mut e.kind) {
+            if let Some(EntryKind::File { sha256, .. }) = m.entries.get_mut(1).map(|e| &mut e.kind)
+            {
                 sha256[0] ^= 1;
             }
         }),
@@ -202,7 +214,10 @@ fn resigned(volume: &[u8]) -> Option<Vec<u8>> {
 
 fn main() -> Result<(), Error> {
     let mut args = std::env::args_os().skip(1);
-    let root = PathBuf::from(args.next().ok_or("usage: seed-corpus CORPUS_DIR [VECTORS_DIR]")?);
+    let root = PathBuf::from(
+        args.next()
+            .ok_or("usage: seed-corpus CORPUS_DIR [VECTORS_DIR]")?,
+    );
     let vectors = args.next().map(PathBuf::from);
     let mut corpus = Corpus { root, written: 0 };
     fixtures(&mut corpus)?;
