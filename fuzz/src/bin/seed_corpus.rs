@@ -26,6 +26,10 @@ use parcel_format::{EntryKind, Manifest, ParcelId};
 use parcel_fuzz::{noise, SeedParcel};
 
 type Error = Box<dyn std::error::Error>;
+/// A parcel's volume files' bytes, volume 1 first.
+type Volumes = Vec<Vec<u8>>;
+/// A change to a fixture's manifest before it is signed.
+type ManifestEdit = fn(&mut Manifest);
 
 struct Corpus {
     root: PathBuf,
@@ -154,7 +158,7 @@ fn fixtures(corpus: &mut Corpus) -> Result<(), Error> {
 /// and `index` targets start past the signature and hash checks with content
 /// the deeper checks refuse: a pack byte flipped and the volume resealed, a
 /// chunk hash and a file hash wrong in the signed manifest.
-fn hostile_fixtures(single: &SeedParcel) -> Result<Vec<(String, Vec<Vec<u8>>)>, Error> {
+fn hostile_fixtures(single: &SeedParcel) -> Result<Vec<(String, Volumes)>, Error> {
     let mut out = Vec::new();
     let tmp = parcel_fuzz::scratch();
 
@@ -174,7 +178,7 @@ fn hostile_fixtures(single: &SeedParcel) -> Result<Vec<(String, Vec<Vec<u8>>)>, 
     ));
 
     let seed = parcel_fuzz::raw_seed();
-    let edits: [(&str, fn(&mut Manifest)); 2] = [
+    let edits: [(&str, ManifestEdit); 2] = [
         ("fixture-chunk-hash-wrong", |m| m.chunks[1].sha256[0] ^= 1),
         ("fixture-file-hash-wrong", |m| {
             if let Some(EntryKind::File { sha256, .. }) = m.entries.get_mut(1).map(|e| &mut e.kind)
