@@ -136,7 +136,8 @@ class Report:
             self.out(f"- {reps} (the larger mixed package: 1); in each, parcel and the peer run back to back and alternate which goes first")
         self.out(
             "- Warm page cache (dropping it is not possible on a shared machine); an untimed `sync` before every timed"
-            " command; each timed group holds `flock /tmp/parcel-heavy.lock`"
+            " command; the measuring phase holds `flock /tmp/parcel-heavy.lock` (jobs that take it do not overlap;"
+            " builds and tests that do not take it may)"
         )
         self.out("- Wall and CPU times from GNU time; peak memory is the largest resident set (VmHWM) of the parcel process")
         self.out()

@@ -19,7 +19,7 @@
 # Method: the page cache is not dropped (the machine is shared); every tool
 # runs from a warm cache, and a `sync` (not timed) precedes every timed
 # command so that no command pays for another's writeback. In each repetition
-# parcel and the peer alternate which goes first. Each timed group holds
+# parcel and the peer alternate which goes first. The measuring phase holds
 # flock $BENCH_LOCK (default /tmp/parcel-heavy.lock) so that other heavy jobs
 # that take the same lock do not overlap a measurement.
 set -euo pipefail
@@ -171,16 +171,20 @@ bytes_of() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s +
 
 record_size() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(bytes_of "$4")" >>"$SIZES"; }
 
-# locked CMD...: run CMD holding the benchmark lock.
-locked() {
-  (
-    if ! flock -n 9; then
-      say "waiting for $LOCK (another heavy job holds it)"
-      flock 9
-    fi
-    "$@"
-  ) 9>"$LOCK"
+# The benchmark lock is held for the whole measuring phase rather than for
+# each timed group: other jobs hold it for long segments (fuzzing: up to
+# 14 minutes), and queueing behind one for each of some 30 groups would
+# stretch a 20-minute run over hours. One wait, then nothing overlaps.
+hold_lock() {
+  exec 9>"$LOCK"
+  if ! flock -n 9; then
+    say "waiting for $LOCK (another heavy job holds it)"
+    flock 9
+  fi
+  say "holding $LOCK"
 }
+
+release_lock() { exec 9>&-; }
 
 # The parcel commands, as argument lists for measure (GNU time runs programs,
 # not shell functions).
@@ -191,8 +195,8 @@ parcel_create() { # PKG REP OUT [--no-verify]
 parcel_verify() { CMD=("$PARCEL" --quiet --home "$H2T" verify "$@"); }
 parcel_import() { CMD=("$PARCEL" --quiet --home "$1" import "$2" --receipt "$W/run/receipt"); }
 
-# One repetition on one package: create, verify and import, each a locked
-# group in which parcel and the peer alternate who goes first.
+# One repetition on one package: create, verify and import, each a group in
+# which parcel and the peer alternate who goes first.
 create_group() {
   local pkg=$1 rep=$2 run=$W/run
   rm -rf "$run/p-nv" "$run/p" "$run/q"
@@ -271,9 +275,9 @@ bench_package() {
   local pkg=$1 reps=$2
   for rep in $(seq 1 "$reps"); do
     say "$pkg: repetition $rep of $reps"
-    locked create_group "$pkg" "$rep"
-    locked verify_group "$pkg" "$rep"
-    locked import_group "$pkg" "$rep"
+    create_group "$pkg" "$rep"
+    verify_group "$pkg" "$rep"
+    import_group "$pkg" "$rep"
     rm -rf "$W/run/p" "$W/run/q"
   done
 }
@@ -287,18 +291,18 @@ scale_package() {
   mkdir -p "$run/p" "$run/q" "$run/dest"
   cp -a "$H2T" "$run/H2"
   parcel_create "$pkg" 1 "$run/p"
-  locked measure "$pkg" parcel create 1 "${CMD[@]}"
+  measure "$pkg" parcel create 1 "${CMD[@]}"
   record_size "$pkg" parcel 1 "$run/p"
   parcel_verify "$run/p"
-  locked measure "$pkg" parcel verify 1 "${CMD[@]}"
+  measure "$pkg" parcel verify 1 "${CMD[@]}"
   parcel_import "$run/H2" "$run/p"
-  locked measure "$pkg" parcel import 1 "${CMD[@]}"
+  measure "$pkg" parcel import 1 "${CMD[@]}"
   check_import_one "$pkg" "$run/H2/packages/BENCH/1"
   rm -rf "$run/p" "$run/H2"
-  locked measure "$pkg" peer create 1 "$BENCH/peer.sh" create "$W/pkg/$pkg" "$run/q"
+  measure "$pkg" peer create 1 "$BENCH/peer.sh" create "$W/pkg/$pkg" "$run/q"
   record_size "$pkg" peer 1 "$run/q"
-  locked measure "$pkg" peer verify 1 "$BENCH/peer.sh" verify "$run/q"
-  locked measure "$pkg" peer import 1 "$BENCH/peer.sh" import "$run/q" "$run/dest"
+  measure "$pkg" peer verify 1 "$BENCH/peer.sh" verify "$run/q"
+  measure "$pkg" peer import 1 "$BENCH/peer.sh" import "$run/q" "$run/dest"
   rm -rf "$run/q" "$run/dest" "$run/receipt"
 }
 
@@ -355,6 +359,7 @@ else
 fi
 
 START=$(date +%s)
+hold_lock
 if [ $MODE = scale ]; then
   # One package at a time, removed after its run (they are large and quick to
   # regenerate): the 20 GiB case needs about 52 GB while it runs.
@@ -387,6 +392,7 @@ else
   bench_package "${PKGS[1]}" "$REPS"
   bench_package "${PKGS[2]}" 1
 fi
+release_lock
 ELAPSED=$(($(date +%s) - START))
 
 cat >"$OUT/meta.env" <<EOF
