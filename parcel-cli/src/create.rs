@@ -103,7 +103,11 @@ fn load_base(
         .find(|p| p.destination_site == o.to && p.status == Status::Confirmed);
     let chosen = match confirmed {
         Some(p) => p,
-        None if o.force_base => sent.first().ok_or_else(|| {
+        None if o.force_base => sent
+            .iter()
+            .find(|p| p.destination_site == o.to)
+            .or(sent.first())
+            .ok_or_else(|| {
             refused(format!(
                 "this site never sent {} v{version}, so it does not know its chunks; send a full parcel",
                 o.package_id
@@ -148,7 +152,15 @@ fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<(), CliE
         .map_err(CliError::io("encode the index for", &path))?;
     let mut bytes = raw_len.to_le_bytes().to_vec();
     bytes.extend(stored);
-    fs::write(&path, bytes).map_err(CliError::io("write", &path))
+    // Written whole or not at all: a temporary file, synced, then renamed.
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(CliError::io("write in", &dir))?;
+    std::io::Write::write_all(&mut tmp, &bytes).map_err(CliError::io("write", &path))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(CliError::io("sync", &path))?;
+    tmp.persist(&path)
+        .map_err(|e| CliError::io("write", &path)(e.error))?;
+    Ok(())
 }
 
 /// An upper bound on the size of a parcel of this package: content that does

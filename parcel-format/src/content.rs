@@ -26,6 +26,11 @@ use crate::manifest::BaseChunk;
 use crate::pack::decompress_exact;
 use crate::read::Parcel;
 
+/// Most decoding threads, whatever the number of processors: each holds up
+/// to three packs (one being read and decoded, one waiting), so this bounds
+/// memory (FORMAT.md §8.1); decoding at 4 threads outpaces writing anyway.
+const MAX_DECODERS: usize = 4;
+
 /// Decoded packs kept at once (each at most `MAX_PACK_RAW`).
 const CACHED_PACKS: usize = 4;
 
@@ -62,7 +67,9 @@ pub(crate) struct PackCache<'p> {
     parcel: &'p Parcel,
     /// First chunk of each pack; `first_chunk[packs]` is the chunk count.
     first_chunk: Arc<Vec<usize>>,
-    files: HashMap<u32, File>,
+    /// The volume this thread last read a pack from, kept open: packs are
+    /// in volume order, so one open volume per thread suffices.
+    open: Option<(u32, File)>,
     slots: VecDeque<(u32, Arc<Vec<u8>>)>,
     bad_packs: HashSet<u32>,
     bad_chunks: HashSet<u32>,
@@ -88,7 +95,7 @@ impl<'p> PackCache<'p> {
         PackCache {
             parcel,
             first_chunk: Arc::new(first_chunk),
-            files: HashMap::new(),
+            open: None,
             slots: VecDeque::new(),
             bad_packs: HashSet::new(),
             bad_chunks: HashSet::new(),
@@ -113,17 +120,17 @@ impl<'p> PackCache<'p> {
     {
         let mut cache = PackCache::new(parcel);
         let packs = parcel.manifest().packs.len() as u32;
-        let workers = workers.clamp(1, packs.max(1) as usize) as u32;
+        let workers = workers.min(MAX_DECODERS).clamp(1, packs.max(1) as usize) as u32;
         let mut channels = Vec::with_capacity(workers as usize);
         for k in 0..workers {
             let (tx, rx) = sync_channel::<Decoded>(1);
             channels.push(rx);
             let first_chunk = Arc::clone(&cache.first_chunk);
             scope.spawn(move || {
-                let mut files = HashMap::new();
+                let mut open = None;
                 let mut p = k;
                 while p < packs {
-                    let decoded = decode(parcel, &first_chunk, p, &mut files);
+                    let decoded = decode(parcel, &first_chunk, p, &mut open);
                     if tx.send(decoded).is_err() {
                         return;
                     }
@@ -217,6 +224,15 @@ impl<'p> PackCache<'p> {
         })
     }
 
+    /// The pack holding chunk `index`; `None` for a base chunk.
+    pub(crate) fn pack_of(&self, index: u32) -> Option<u32> {
+        self.parcel
+            .manifest()
+            .chunks
+            .get(index as usize)
+            .map(|c| c.pack)
+    }
+
     /// Loads pack `p` (once) so that its checks run even if no file uses it.
     pub(crate) fn touch(&mut self, p: u32) {
         let _ = self.pack(p);
@@ -249,7 +265,7 @@ impl<'p> PackCache<'p> {
                 return None;
             }
         }
-        let decoded = decode(self.parcel, &self.first_chunk, p, &mut self.files);
+        let decoded = decode(self.parcel, &self.first_chunk, p, &mut self.open);
         self.absorb(p, decoded);
         self.slots
             .iter()
@@ -302,7 +318,7 @@ fn decode(
     parcel: &Parcel,
     first_chunk: &[usize],
     p: u32,
-    files: &mut HashMap<u32, File>,
+    open: &mut Option<(u32, File)>,
 ) -> Decoded {
     let mut decoded = Decoded {
         raw: None,
@@ -323,10 +339,9 @@ fn decode(
         }
         return decoded;
     };
-    let file = match files.entry(record.volume) {
-        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::hash_map::Entry::Vacant(e) => match File::open(&volume.path) {
-            Ok(f) => e.insert(f),
+    if open.as_ref().is_none_or(|(n, _)| *n != record.volume) {
+        match File::open(&volume.path) {
+            Ok(f) => *open = Some((record.volume, f)),
             Err(source) => {
                 decoded.problems.push(Problem::Unreadable {
                     path: volume.path.clone(),
@@ -334,7 +349,10 @@ fn decode(
                 });
                 return decoded;
             }
-        },
+        }
+    }
+    let Some((_, file)) = open.as_mut() else {
+        return decoded;
     };
     // stored_len is at most MAX_PACK_STORED (checked by Manifest::validate).
     let mut stored = vec![0u8; record.stored_len as usize];

@@ -99,6 +99,11 @@ impl BaseIndex {
         self.chunking
     }
 
+    /// The SHA-256 and size of the base's file at `path`, if it has one.
+    pub(crate) fn whole_file(&self, path: &str) -> Option<(Hash, u64)> {
+        self.whole.get(path).copied()
+    }
+
     /// Where the base holds a chunk with this hash and length.
     pub(crate) fn find(&self, sha256: &Hash, len: usize) -> Option<UsedChunk> {
         let &(file, offset, found_len) = self.chunks.get(sha256)?;

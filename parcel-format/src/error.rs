@@ -232,7 +232,7 @@ pub enum Problem {
     },
     /// A chunk read from the base does not match its hash: the base copy
     /// differs from the version the sender built on.
-    #[error("{path}: the base version's copy does not match the parcel ({what}); the stored base was modified")]
+    #[error("{path}: the base version's copy does not hold what the parcel names ({what}): it was modified since its import, or the parcel is faulty")]
     BaseModified {
         /// The base file read.
         path: PathBuf,

@@ -268,13 +268,24 @@ fn copy_from_base(
 }
 
 fn first_problem(cache: &mut PackCache<'_>, chunk: u32) -> Problem {
-    if cache.problems.is_empty() {
-        Problem::ChunkUnavailable {
+    // The problem about this chunk, its pack or the base it comes from;
+    // else the latest one recorded (the load that just failed).
+    let pack = cache.pack_of(chunk);
+    let found = cache.problems.iter().position(|p| match p {
+        Problem::ChunkCorrupt { chunk: c, .. } | Problem::ChunkUnavailable { chunk: c, .. } => {
+            *c == chunk
+        }
+        Problem::PackCorrupt { pack: p, .. } => Some(*p) == pack,
+        Problem::BaseModified { .. } | Problem::BaseMissing { .. } => pack.is_none(),
+        _ => false,
+    });
+    let index = found.or_else(|| cache.problems.len().checked_sub(1));
+    match index {
+        Some(i) => cache.problems.swap_remove(i),
+        None => Problem::ChunkUnavailable {
             chunk,
             volume: 0,
-            pack: 0,
-        }
-    } else {
-        cache.problems.swap_remove(0)
+            pack: pack.unwrap_or(0),
+        },
     }
 }

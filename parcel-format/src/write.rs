@@ -677,6 +677,23 @@ fn read_package(
             },
             ScanKind::File { size, executable } => {
                 let full = scan.root.join(&item.path);
+                // A delta's file unchanged since the base is taken whole from
+                // the base: hashed, never chunked (FORMAT.md §11.4).
+                if let Some(sha256) = unchanged_since_base(base, &item.path, &full, *size)? {
+                    done += size;
+                    progress(done);
+                    entries.push(Entry {
+                        path: item.path.clone(),
+                        mtime: item.mtime,
+                        kind: EntryKind::File {
+                            size: *size,
+                            executable: *executable,
+                            sha256,
+                            chunks: Vec::new(),
+                        },
+                    });
+                    continue;
+                }
                 let file = File::open(&full).map_err(|source| WriteError::Read {
                     path: full.clone(),
                     source,
@@ -725,6 +742,39 @@ fn read_package(
     }
     packer.flush()?;
     Ok((entries, packer.chunks, packer.base_used))
+}
+
+/// The SHA-256 of the file at `full` when the base holds a file at the same
+/// path with the same size and hash; `None` otherwise (no base, no such
+/// file, or it differs).
+fn unchanged_since_base(
+    base: Option<&BaseIndex>,
+    path: &str,
+    full: &Path,
+    size: u64,
+) -> Result<Option<Hash>, WriteError> {
+    let Some((base_sha256, base_size)) = base.and_then(|b| b.whole_file(path)) else {
+        return Ok(None);
+    };
+    if base_size != size || size == 0 {
+        return Ok(None);
+    }
+    let read_err = |source| WriteError::Read {
+        path: full.to_owned(),
+        source,
+    };
+    let mut file = File::open(full).map_err(read_err)?;
+    let mut hasher = Sha256::new();
+    let read = io::copy(&mut file, &mut hasher).map_err(read_err)?;
+    if read != size {
+        return Err(WriteError::Changed {
+            path: full.to_owned(),
+            expected: size,
+            actual: read,
+        });
+    }
+    let sha256: Hash = hasher.finalize().into();
+    Ok((sha256 == base_sha256).then_some(sha256))
 }
 
 enum ChunkError {

@@ -255,3 +255,46 @@ fn unchanged_files_travel_as_whole_base_files_and_are_checked_against_the_base()
         "{problem}"
     );
 }
+
+#[test]
+fn delta_on_a_delta_carries_only_the_new_change() {
+    let p = pair();
+    // v3 on v2 (itself a delta on v1): one more small edit.
+    let v3_tree = p._tmp.path().join("v3");
+    version_2(&v3_tree);
+    fs::write(v3_tree.join("doc/new.txt"), b"changed again in version 3\n").unwrap();
+    let base = BaseIndex::from_manifest(&p.delta.manifest);
+    let delta3 = write_delta_parcel(
+        &scan(&v3_tree).unwrap(),
+        &info(4),
+        &base,
+        &key(),
+        &options(),
+        &mut sink(&p._tmp.path().join("out4")),
+        &mut |_| {},
+    )
+    .unwrap();
+    let bytes: u64 = delta3.volumes.iter().map(|(_, n)| n).sum();
+    assert!(
+        bytes * 50 < p.full_v2_bytes,
+        "delta on a delta: {bytes} bytes, full {}",
+        p.full_v2_bytes
+    );
+    // Rebuilt over a copy of v2 made from v1 and the first delta.
+    let v2_copy = p._tmp.path().join("v2-copy");
+    fs::create_dir(&v2_copy).unwrap();
+    Parcel::open(&paths(&p.delta), &trust())
+        .unwrap()
+        .extract_with_base(&v2_copy, Some(&p.v1_tree), &mut |_| {})
+        .unwrap();
+    let dest = p._tmp.path().join("v3-copy");
+    fs::create_dir(&dest).unwrap();
+    Parcel::open(&paths(&delta3), &trust())
+        .unwrap()
+        .extract_with_base(&dest, Some(&v2_copy), &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        tree_digest_of_dir(&dest).unwrap(),
+        tree_digest_of_dir(&v3_tree).unwrap()
+    );
+}
