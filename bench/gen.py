@@ -3,7 +3,7 @@
 
     gen.py mixed DEST BYTES [SEED]     incompressible files of many sizes plus log-like text
     gen.py small-files DEST COUNT      COUNT small files (about 1 KB each) in folders of 1,000
-    gen.py big-file DEST BYTES         one file that zstd compresses to about half
+    gen.py big-file DEST BYTES         one file of random A, C, G, T (zstd: about a third)
 
 The random bytes come from os.urandom, so no two runs give the same bytes, but
 the file layout (names and sizes) follows SEED. Text is generated line by line,
@@ -112,14 +112,17 @@ def small_files(dest: str, count: int, seed: int) -> None:
             f.write(data)
 
 
+DNA = bytes.maketrans(bytes(range(256)), b"ACGT" * 64)
+
+
 def big_file(dest: str, total: int) -> None:
-    """One file of hex digits from random bytes: 4 bits of entropy a byte."""
+    """One sequence-like file: random bases, 2 bits of entropy a byte."""
     os.makedirs(dest, exist_ok=True)
-    with open(os.path.join(dest, "big.hex"), "wb") as f:
+    with open(os.path.join(dest, "big.seq"), "wb") as f:
         left = total
         while left:
             n = min(left, 8 * MIB)
-            f.write(os.urandom(n // 2 + 1).hex().encode()[:n])
+            f.write(os.urandom(n).translate(DNA))
             left -= n
 
 

@@ -6,7 +6,7 @@
 #                           repetitions (about 20 minutes on 2 cores); writes bench/results/latest.md
 #   bench/run.sh --quick    small packages, one repetition, to try the script;
 #                           writes bench/results/quick.md
-#   bench/run.sh --scale    1,000,000 small files and one 20 GiB file, run once (about 52 GB
+#   bench/run.sh --scale    1,000,000 small files and one 20 GiB file, run once (about 48 GB
 #                           free needed); writes bench/results/scale.md (--scale --quick: small stand-ins)
 #   --reps N                repetitions of each timed pair (default 5, --quick 1)
 #   --fresh                 regenerate the packages instead of reusing them
@@ -167,7 +167,7 @@ measure() {
   say "  $pkg rep $rep: $tool $op ${wall}s (user ${user}s, sys ${sys}s, peak ${rss} KiB)"
 }
 
-bytes_of() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
+bytes_of() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
 
 record_size() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(bytes_of "$4")" >>"$SIZES"; }
 
@@ -362,11 +362,11 @@ START=$(date +%s)
 hold_lock
 if [ $MODE = scale ]; then
   # One package at a time, removed after its run (they are large and quick to
-  # regenerate): the 20 GiB case needs about 52 GB while it runs.
+  # regenerate): the 20 GiB case needs about 48 GB while it runs.
   if [ $QUICK = 1 ]; then
     SCALE=("files-20k:small-files 20000:1" "big-1g:big-file 1073741824:4")
   else
-    SCALE=("files-1m:small-files 1000000:8" "big-20g:big-file 21474836480:52")
+    SCALE=("files-1m:small-files 1000000:8" "big-20g:big-file 21474836480:48")
   fi
   for entry in "${SCALE[@]}"; do
     IFS=: read -r pkg spec gb <<<"$entry"
