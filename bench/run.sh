@@ -167,7 +167,7 @@ measure() {
   say "  $pkg rep $rep: $tool $op ${wall}s (user ${user}s, sys ${sys}s, peak ${rss} KiB)"
 }
 
-bytes_of() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
+bytes_of() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 
 record_size() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(bytes_of "$4")" >>"$SIZES"; }
 
