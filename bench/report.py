@@ -53,7 +53,7 @@ def load(directory: Path):
     sizes = defaultdict(dict)  # (pkg, tool) -> rep -> bytes
     for line in (directory / "sizes.tsv").read_text().splitlines():
         pkg, tool, rep, size = line.split("\t")
-        sizes[(pkg, tool)][int(rep)] = int(size)
+        sizes[(pkg, tool)][int(rep)] = int(float(size))
     packages = []
     for line in (directory / "packages.tsv").read_text().splitlines():
         name, role, files, size, spec = line.split("\t")

@@ -35,7 +35,7 @@ MODE=default
 QUICK=0
 REPS=
 FRESH=0
-COMMAND="bench/run.sh $*"
+COMMAND="bench/run.sh${*:+ $*}"
 
 while [ $# -gt 0 ]; do
   case "$1" in
