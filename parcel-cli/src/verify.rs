@@ -44,6 +44,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             "package_id": report.package.as_ref().map(|p| &p.0),
             "version": report.package.as_ref().map(|p| p.1),
             "volume_count": report.volume_count,
+            "base_version": report.base_version,
             "volumes": report.volumes.iter().map(|(n, p)| json!({"volume": n, "path": p})).collect::<Vec<_>>(),
             "problems": report.problems.iter().map(|p| json!({"class": p.class().name(), "message": p.to_string()})).collect::<Vec<_>>(),
         }))?;
@@ -58,8 +59,11 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     }
     if !args.json {
         let checked = if !args.media {
+            let base = report.base_version.map_or(String::new(), |v| {
+                format!("; a delta on v{v}: files made of v{v}'s content are checked when imported over it")
+            });
             format!(
-                "every byte, pack, chunk and file checked ({} bytes of content)",
+                "every byte, pack, chunk and file checked ({} bytes of content){base}",
                 report.content_bytes
             )
         } else {

@@ -99,7 +99,9 @@ fn delta_parcel_is_small_and_imports_exactly_the_new_version() {
         "delta {delta_bytes} bytes, full {full_bytes}"
     );
 
-    bxl.run(&["verify", arg(&out)]).success();
+    bxl.run(&["verify", arg(&out)])
+        .success()
+        .stdout(predicate::str::contains("a delta on v1"));
     bxl.run(&["import", arg(&out)]).success();
     assert_eq!(
         package_view(&snapshot(&bxl.store("tools", 2))),
