@@ -500,3 +500,27 @@ fn two_imports_of_one_parcel_at_once_import_it_exactly_once() {
     let packages = bxl.json(&["packages", "--json"]);
     assert_eq!(packages.as_array().map(Vec::len), Some(1), "{packages}");
 }
+
+#[test]
+fn verify_media_checks_every_byte_and_names_the_damaged_pack() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    let created = cen.create(&package, "tools", 1, "BXL", &[&out1, &out2]);
+    bxl.run(&["verify", "--media", arg(&out1), arg(&out2)])
+        .success()
+        .stdout(predicate::str::contains(
+            "every byte matches the signed hashes",
+        ));
+
+    // A byte inside the first pack of volume 1 (the tar entry after the
+    // 1,024-byte volume header and the pack's own 512-byte tar header).
+    let damaged = volume(&created, 1);
+    let mut bytes = fs::read(damaged).expect("volume");
+    bytes[1024 + 512 + 100] ^= 0x01;
+    fs::write(damaged, bytes).expect("write");
+    bxl.run(&["verify", "--media", arg(&out1), arg(&out2)])
+        .code(3)
+        .stderr(predicate::str::contains(file_name(damaged)))
+        .stderr(predicate::str::contains("pack 0 is corrupt"));
+}
