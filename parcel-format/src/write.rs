@@ -604,8 +604,8 @@ struct Packer<'b> {
 }
 
 impl Packer<'_> {
-    fn add(&mut self, data: &[u8]) -> Result<u32, WriteError> {
-        let sha256: Hash = Sha256::digest(data).into();
+    /// Adds a chunk whose SHA-256 is `sha256`; returns its reference.
+    fn add(&mut self, data: &[u8], sha256: Hash) -> Result<u32, WriteError> {
         if let Some(&index) = self.known.get(&sha256) {
             return Ok(index);
         }
@@ -647,7 +647,32 @@ impl Packer<'_> {
 /// and the base chunks a delta parcel uses.
 type PackageRead = (Vec<Entry>, Vec<ChunkRecord>, Vec<UsedChunk>);
 
-/// Reads every file once, chunking and hashing it; sends full packs to the workers.
+/// File readers working at once: each reads, chunks and hashes whole files
+/// (FastCDC and SHA-256 are most of a create's work besides compression).
+const FILE_READERS: usize = 2;
+
+/// Chunks one file reader may have ready before the packer takes them.
+const READ_AHEAD_CHUNKS: usize = 32;
+
+/// What a file reader sends the packer about one file, in order.
+enum FileMsg {
+    /// The next chunk of the file and its SHA-256.
+    Chunk(Vec<u8>, Hash),
+    /// The file ended: its SHA-256.
+    End(Hash),
+    /// The file is unchanged since the base: its SHA-256 (not chunked).
+    Whole(Hash),
+    /// Reading failed.
+    Failed(WriteError),
+}
+
+/// Reads every file once, chunking and hashing it; sends full packs to the
+/// workers.
+///
+/// Files are read by [`FILE_READERS`] threads, file *j* by reader *j* mod
+/// *n*, each streaming its files' chunks in order through a small channel;
+/// this thread takes them file by file in file-table order, so deduplication
+/// and packing, and therefore the parcel, do not depend on timing.
 fn read_package(
     scan: &Scan,
     params: ChunkParams,
@@ -666,9 +691,44 @@ fn read_package(
         base,
         base_used: Vec::new(),
     };
+    let files: Vec<&ScanItem> = scan
+        .items
+        .iter()
+        .filter(|i| matches!(i.kind, ScanKind::File { .. }))
+        .collect();
+    std::thread::scope(|s| {
+        let mut channels = Vec::with_capacity(FILE_READERS);
+        for k in 0..FILE_READERS {
+            let (file_tx, file_rx) = sync_channel::<FileMsg>(READ_AHEAD_CHUNKS);
+            channels.push(file_rx);
+            let files = &files;
+            s.spawn(move || {
+                let mut buffer = Vec::new();
+                for item in files.iter().skip(k).step_by(FILE_READERS) {
+                    if !read_file(scan, item, params, base, &mut buffer, &file_tx) {
+                        return;
+                    }
+                }
+            });
+        }
+        let result = pack_files(scan, &channels, &mut packer, progress);
+        // Dropping the channels stops readers still blocked on a send.
+        drop(channels);
+        result
+    })
+    .map(|entries| (entries, packer.chunks, packer.base_used))
+}
+
+/// Takes the readers' chunks file by file in file-table order, packing them.
+fn pack_files(
+    scan: &Scan,
+    channels: &[Receiver<FileMsg>],
+    packer: &mut Packer<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Vec<Entry>, WriteError> {
     let mut entries = Vec::with_capacity(scan.items.len());
-    let mut buffer = Vec::new();
     let mut done = 0u64;
+    let mut file_number = 0usize;
     for item in &scan.items {
         let kind = match &item.kind {
             ScanKind::Directory => EntryKind::Directory,
@@ -676,60 +736,32 @@ fn read_package(
                 target: target.clone(),
             },
             ScanKind::File { size, executable } => {
-                let full = scan.root.join(&item.path);
-                // A delta's file unchanged since the base is taken whole from
-                // the base: hashed, never chunked (FORMAT.md §11.4).
-                if let Some(sha256) = unchanged_since_base(base, &item.path, &full, *size)? {
-                    done += size;
-                    progress(done);
-                    entries.push(Entry {
-                        path: item.path.clone(),
-                        mtime: item.mtime,
-                        kind: EntryKind::File {
-                            size: *size,
-                            executable: *executable,
-                            sha256,
-                            chunks: Vec::new(),
-                        },
-                    });
-                    continue;
-                }
-                let file = File::open(&full).map_err(|source| WriteError::Read {
-                    path: full.clone(),
-                    source,
-                })?;
-                let mut hasher = Sha256::new();
+                let channel = channels
+                    .get(file_number % FILE_READERS)
+                    .ok_or_else(|| WriteError::Invalid("no file reader".into()))?;
+                file_number += 1;
+                let stopped = || WriteError::Invalid("a file reader stopped".into());
                 let mut refs = Vec::new();
-                let read = chunk_stream(
-                    file,
-                    params,
-                    &mut buffer,
-                    |data: &[u8]| -> Result<(), ChunkError> {
-                        hasher.update(data);
-                        refs.push(packer.add(data).map_err(ChunkError::Write)?);
-                        done += data.len() as u64;
-                        progress(done);
-                        Ok(())
-                    },
-                )
-                .map_err(|e| match e {
-                    ChunkError::Io(source) => WriteError::Read {
-                        path: full.clone(),
-                        source,
-                    },
-                    ChunkError::Write(w) => w,
-                })?;
-                if read != *size {
-                    return Err(WriteError::Changed {
-                        path: full,
-                        expected: *size,
-                        actual: read,
-                    });
-                }
+                let sha256 = loop {
+                    match channel.recv().map_err(|_| stopped())? {
+                        FileMsg::Chunk(data, sha256) => {
+                            refs.push(packer.add(&data, sha256)?);
+                            done += data.len() as u64;
+                            progress(done);
+                        }
+                        FileMsg::End(sha256) => break sha256,
+                        FileMsg::Whole(sha256) => {
+                            done += size;
+                            progress(done);
+                            break sha256;
+                        }
+                        FileMsg::Failed(e) => return Err(e),
+                    }
+                };
                 EntryKind::File {
                     size: *size,
                     executable: *executable,
-                    sha256: hasher.finalize().into(),
+                    sha256,
                     chunks: refs,
                 }
             }
@@ -741,7 +773,85 @@ fn read_package(
         });
     }
     packer.flush()?;
-    Ok((entries, packer.chunks, packer.base_used))
+    Ok(entries)
+}
+
+/// Reads, chunks and hashes one file, sending its chunks and then its hash
+/// to `tx`. Returns false when the packer has stopped listening.
+fn read_file(
+    scan: &Scan,
+    item: &ScanItem,
+    params: ChunkParams,
+    base: Option<&BaseIndex>,
+    buffer: &mut Vec<u8>,
+    tx: &SyncSender<FileMsg>,
+) -> bool {
+    let ScanKind::File { size, .. } = item.kind else {
+        return true;
+    };
+    let full = scan.root.join(&item.path);
+    let message = match read_file_chunks(&full, &item.path, size, params, base, buffer, tx) {
+        Ok(Some(message)) => message,
+        Ok(None) => return false,
+        Err(e) => FileMsg::Failed(e),
+    };
+    tx.send(message).is_ok()
+}
+
+/// The body of [`read_file`]: `Ok(None)` when the packer stopped listening.
+fn read_file_chunks(
+    full: &Path,
+    path: &str,
+    size: u64,
+    params: ChunkParams,
+    base: Option<&BaseIndex>,
+    buffer: &mut Vec<u8>,
+    tx: &SyncSender<FileMsg>,
+) -> Result<Option<FileMsg>, WriteError> {
+    // A delta's file unchanged since the base is taken whole from the base:
+    // hashed, never chunked (FORMAT.md §11.4).
+    if let Some(sha256) = unchanged_since_base(base, path, full, size)? {
+        return Ok(Some(FileMsg::Whole(sha256)));
+    }
+    let file = File::open(full).map_err(|source| WriteError::Read {
+        path: full.to_owned(),
+        source,
+    })?;
+    let mut hasher = Sha256::new();
+    let mut listening = true;
+    let read = chunk_stream(
+        file,
+        params,
+        buffer,
+        |data: &[u8]| -> Result<(), ChunkError> {
+            hasher.update(data);
+            let sha256: Hash = Sha256::digest(data).into();
+            if tx.send(FileMsg::Chunk(data.to_vec(), sha256)).is_err() {
+                listening = false;
+                return Err(ChunkError::Write(WriteError::Invalid("stopped".into())));
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| match e {
+        ChunkError::Io(source) => WriteError::Read {
+            path: full.to_owned(),
+            source,
+        },
+        ChunkError::Write(w) => w,
+    });
+    if !listening {
+        return Ok(None);
+    }
+    let read = read?;
+    if read != size {
+        return Err(WriteError::Changed {
+            path: full.to_owned(),
+            expected: size,
+            actual: read,
+        });
+    }
+    Ok(Some(FileMsg::End(hasher.finalize().into())))
 }
 
 /// The SHA-256 of the file at `full` when the base holds a file at the same
