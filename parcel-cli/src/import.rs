@@ -94,22 +94,13 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         if previous.status == Status::Imported {
             // The receipt may have been lost (a kill after the import was
             // recorded, a medium gone): write it again; the store is untouched.
-            let receipt = Receipt {
-                parcel_id: manifest.parcel_id,
-                source_site: manifest.source_site.clone(),
-                destination_site: site.code.clone(),
-                package_id: manifest.package_id.clone(),
-                package_version: manifest.package_version,
-                tree_digest: manifest.tree_digest(),
-                index_sha256: parcel.index_sha256(),
-                imported: clock::now(),
-            };
             let path = write_receipt(
                 ctx,
                 args.receipt.as_deref(),
                 &files,
-                &receipt,
-                &receipt.to_signed_text(&key),
+                &parcel,
+                &site.code,
+                &key,
             )?;
             output::print(&format!(
                 "{subject} was already imported; nothing to do (its receipt is written again to {})\n",
@@ -207,22 +198,13 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         )?;
         (summary.files, summary.bytes)
     };
-    let receipt = Receipt {
-        parcel_id: manifest.parcel_id,
-        source_site: manifest.source_site.clone(),
-        destination_site: site.code.clone(),
-        package_id: manifest.package_id.clone(),
-        package_version: manifest.package_version,
-        tree_digest: manifest.tree_digest(),
-        index_sha256: parcel.index_sha256(),
-        imported: clock::now(),
-    };
     let receipt_path = write_receipt(
         ctx,
         args.receipt.as_deref(),
         &files,
-        &receipt,
-        &receipt.to_signed_text(&key),
+        &parcel,
+        &site.code,
+        &key,
     )?;
     catalog.note(
         &id,
@@ -386,15 +368,29 @@ fn remove_any(path: &Path) -> Result<(), CliError> {
     }
 }
 
-/// Writes the receipt at `explicit`, else next to the first volume when that
-/// directory is writable, else in `<home>/receipts/`; atomically.
+/// Writes this site's signed receipt for `parcel` at `explicit`, else next
+/// to the first volume when that directory is writable, else in
+/// `<home>/receipts/`; atomically.
 fn write_receipt(
     ctx: &Context,
     explicit: Option<&Path>,
     volumes: &[PathBuf],
-    receipt: &Receipt,
-    text: &str,
+    parcel: &Parcel,
+    site: &str,
+    key: &ed25519_dalek::SigningKey,
 ) -> Result<PathBuf, CliError> {
+    let manifest = parcel.manifest();
+    let receipt = Receipt {
+        parcel_id: manifest.parcel_id,
+        source_site: manifest.source_site.clone(),
+        destination_site: site.to_owned(),
+        package_id: manifest.package_id.clone(),
+        package_version: manifest.package_version,
+        tree_digest: manifest.tree_digest(),
+        index_sha256: parcel.index_sha256(),
+        imported: clock::now(),
+    };
+    let text = receipt.to_signed_text(key);
     let name = format!(
         "{}-v{}-{}.receipt",
         receipt.package_id,
