@@ -154,9 +154,18 @@ impl Parcel {
                         .map_err(write_err(&target))?;
                     let mut out = BufWriter::with_capacity(1 << 20, file);
                     let mut hasher = Sha256::new();
-                    if self.manifest().is_whole_from_base(index) {
+                    if let Some(base) = self
+                        .manifest()
+                        .base
+                        .as_ref()
+                        .filter(|_| self.manifest().is_whole_from_base(index))
+                    {
+                        let dir = cache.base_dir().ok_or_else(|| Problem::BaseMissing {
+                            version: base.package_version,
+                            reason: "no copy of it was given to read from".into(),
+                        })?;
                         let written =
-                            copy_from_base(cache, &entry.path, *size, &mut out, &mut hasher)
+                            copy_from_base(dir, &entry.path, *size, &mut out, &mut hasher)
                                 .map_err(|e| match e {
                                     Copy::Base(problem) => problem,
                                     Copy::Write(source) => Problem::Write {
@@ -218,21 +227,15 @@ enum Copy {
     Write(std::io::Error),
 }
 
-/// Copies the base file at `path` (exactly `size` bytes, from a regular
-/// file) into `out`, hashing it. The caller compares the hash.
+/// Copies the base file at `path` under `dir` (exactly `size` bytes, from a
+/// regular file) into `out`, hashing it. The caller compares the hash.
 fn copy_from_base(
-    cache: &PackCache<'_>,
+    dir: &Path,
     path: &str,
     size: u64,
     out: &mut impl Write,
     hasher: &mut Sha256,
 ) -> Result<u64, Copy> {
-    let Some(dir) = cache.base_dir() else {
-        return Err(Copy::Base(Problem::BaseMissing {
-            version: 0,
-            reason: "no copy of it was given to read from".into(),
-        }));
-    };
     let source = dir.join(path);
     let modified = |what: &str| {
         Copy::Base(Problem::BaseModified {
