@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
 fn check(manifest: &Manifest) {
     let header = VolumeHeader {
         version: manifest.format_version,
+        flags: 0,
         volume: 1,
         volume_count: manifest.volume_count,
         parcel_id: manifest.parcel_id,

@@ -79,7 +79,7 @@ pub enum Problem {
         reason: String,
     },
     /// A volume was written by a newer format version.
-    #[error("{path}: volume uses format version {version}; this reader knows versions 1 and 2 only, upgrade parcel")]
+    #[error("{path}: volume uses format version {version}; this reader knows versions 1, 2 and 3 only, upgrade parcel")]
     UnknownVersion {
         /// The file.
         path: PathBuf,

@@ -13,8 +13,14 @@ use crate::ParcelId;
 /// First 8 bytes of a header record.
 pub const MAGIC: [u8; 8] = *b"PRCL-VOL";
 /// The format version of a full parcel. A delta parcel is version 2
-/// ([`crate::manifest::DELTA_FORMAT_VERSION`]); this library reads both.
+/// ([`crate::manifest::DELTA_FORMAT_VERSION`]), a parcel using a header flag
+/// version 3 ([`crate::manifest::EXTENDED_FORMAT_VERSION`]); this library
+/// reads all three.
 pub const FORMAT_VERSION: u16 = 1;
+/// The header flags this reader knows (FORMAT.md §3.1); a version-3 header
+/// with any other bit set is refused ("upgrade parcel"). Versions 1 and 2 have
+/// no flags.
+pub const KNOWN_FLAGS: u16 = 0;
 /// Size of the record.
 pub const RECORD_LEN: usize = 512;
 /// Offset of the signature within the record; the signature covers bytes `..SIGNED_LEN`.
@@ -34,8 +40,10 @@ pub struct IndexPiece {
 /// A decoded volume header record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeHeader {
-    /// Format version (1).
+    /// Format version (1, 2 or 3).
     pub version: u16,
+    /// Header flags; 0 unless `version` is 3 (FORMAT.md §3.1).
+    pub flags: u16,
     /// This volume's number, 1-based.
     pub volume: u32,
     /// Number of volumes in the parcel.
@@ -100,7 +108,7 @@ impl VolumeHeader {
         let mut b = [0u8; RECORD_LEN];
         b[0..8].copy_from_slice(&MAGIC);
         b[8..10].copy_from_slice(&self.version.to_le_bytes());
-        // 10..12: flags, zero in version 1.
+        b[10..12].copy_from_slice(&self.flags.to_le_bytes());
         b[12..16].copy_from_slice(&self.volume.to_le_bytes());
         b[16..20].copy_from_slice(&self.volume_count.to_le_bytes());
         b[20..36].copy_from_slice(&self.parcel_id.0);
@@ -131,7 +139,12 @@ impl VolumeHeader {
             return Err(HeaderError::Malformed("bad magic".into()));
         }
         let version = le_u16(b, 8);
-        if version != FORMAT_VERSION && version != crate::manifest::DELTA_FORMAT_VERSION {
+        if !matches!(
+            version,
+            FORMAT_VERSION
+                | crate::manifest::DELTA_FORMAT_VERSION
+                | crate::manifest::EXTENDED_FORMAT_VERSION
+        ) {
             return Err(HeaderError::UnknownVersion(version));
         }
         let signer = bytes32(b, 52);
@@ -141,14 +154,21 @@ impl VolumeHeader {
         if !sign::verify(&key, DOMAIN_VOLUME_HEADER, &b[..SIGNED_LEN], &sig) {
             return Err(HeaderError::BadSignature);
         }
-        if le_u16(b, 10) != 0 {
-            return Err(HeaderError::Malformed(
-                "flags set (unknown in version 1)".into(),
-            ));
+        let flags = le_u16(b, 10);
+        if version != crate::manifest::EXTENDED_FORMAT_VERSION && flags != 0 {
+            return Err(HeaderError::Malformed(format!(
+                "flags set (none exist in version {version})"
+            )));
+        }
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(HeaderError::Malformed(format!(
+                "unknown flags {:#06x}: this reader knows {KNOWN_FLAGS:#06x} only, upgrade parcel",
+                flags & !KNOWN_FLAGS
+            )));
         }
         if b[196..SIGNED_LEN].iter().any(|&x| x != 0) {
             return Err(HeaderError::Malformed(
-                "reserved bytes set (unknown in version 1)".into(),
+                "reserved bytes set (no flag gives them a meaning)".into(),
             ));
         }
         let site_bytes = &b[44..52];
@@ -166,6 +186,7 @@ impl VolumeHeader {
         id.copy_from_slice(&b[20..36]);
         let header = VolumeHeader {
             version,
+            flags,
             volume: le_u32(b, 12),
             volume_count: le_u32(b, 16),
             parcel_id: ParcelId(id),
@@ -212,6 +233,7 @@ mod tests {
     fn sample() -> VolumeHeader {
         VolumeHeader {
             version: 1,
+            flags: 0,
             volume: 2,
             volume_count: 3,
             parcel_id: ParcelId([9; 16]),

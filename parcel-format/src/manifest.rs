@@ -150,6 +150,10 @@ pub struct BaseChunk {
 
 /// Format version of a delta parcel: version 1 plus [`Manifest::base`].
 pub const DELTA_FORMAT_VERSION: u16 = 2;
+/// Format version of a parcel using a header flag (FORMAT.md §10): the
+/// manifest is version 1's followed by an optional [`Base`], and the header's
+/// flags and parts of its reserved bytes have a meaning.
+pub const EXTENDED_FORMAT_VERSION: u16 = 3;
 
 /// Where a pack (a zstd frame holding consecutive chunks) is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,7 +222,9 @@ impl Manifest {
     /// Encodes the manifest (postcard) and compresses it (zstd, one frame).
     pub fn encode(&self, level: i32) -> std::io::Result<(Vec<u8>, u64)> {
         let mut raw = postcard::to_stdvec(self).map_err(std::io::Error::other)?;
-        if let Some(base) = &self.base {
+        if self.format_version == EXTENDED_FORMAT_VERSION {
+            raw.extend(postcard::to_stdvec(&self.base).map_err(std::io::Error::other)?);
+        } else if let Some(base) = &self.base {
             raw.extend(postcard::to_stdvec(base).map_err(std::io::Error::other)?);
         }
         let stored = zstd::bulk::compress(&raw, level)?;
@@ -239,12 +245,19 @@ impl Manifest {
         let (decoded, spent) = crate::bounded::with_budget(MAX_INDEX_MEMORY, || {
             let (mut manifest, rest): (Manifest, &[u8]) =
                 postcard::take_from_bytes::<Manifest>(&raw)?;
-            if manifest.format_version != DELTA_FORMAT_VERSION {
-                return Ok((manifest, rest));
+            match manifest.format_version {
+                DELTA_FORMAT_VERSION => {
+                    let (base, rest) = postcard::take_from_bytes::<Base>(rest)?;
+                    manifest.base = Some(base);
+                    Ok((manifest, rest))
+                }
+                EXTENDED_FORMAT_VERSION => {
+                    let (base, rest) = postcard::take_from_bytes::<Option<Base>>(rest)?;
+                    manifest.base = base;
+                    Ok((manifest, rest))
+                }
+                _ => Ok::<_, postcard::Error>((manifest, rest)),
             }
-            let (base, rest) = postcard::take_from_bytes::<Base>(rest)?;
-            manifest.base = Some(base);
-            Ok::<_, postcard::Error>((manifest, rest))
         });
         if spent {
             return Err(Problem::limit(

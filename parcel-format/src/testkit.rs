@@ -60,6 +60,7 @@ pub fn write_raw(
     volumes.append_index(&stored.0)?;
     let template = VolumeHeader {
         version: manifest.format_version,
+        flags: 0,
         volume: 0,
         volume_count: 0,
         parcel_id: manifest.parcel_id,
@@ -108,6 +109,7 @@ fn decode_fields(record: &[u8; RECORD_LEN]) -> VolumeHeader {
     let site_end = record[44..52].iter().position(|&b| b == 0).unwrap_or(8);
     VolumeHeader {
         version: u16::from_le_bytes([record[8], record[9]]),
+        flags: u16::from_le_bytes([record[10], record[11]]),
         volume: u32_at(12),
         volume_count: u32_at(16),
         parcel_id: crate::ParcelId(id),

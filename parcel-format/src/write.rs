@@ -481,6 +481,7 @@ fn write_inner(
         let index_sha256: Hash = Sha256::digest(&stored).into();
         let template = VolumeHeader {
             version: manifest.format_version,
+            flags: 0,
             volume: 0,
             volume_count: 0,
             parcel_id: info.parcel_id,

@@ -1125,8 +1125,17 @@ fn generate() -> Vec<Vector> {
     v.push(failing(
         "volume-unknown-version",
         Volume,
-        "a header declaring format version 3, correctly signed",
-        resign_all(&small.volumes, |h| h.version = 3),
+        "a header declaring format version 4, correctly signed",
+        resign_all(&small.volumes, |h| h.version = 4),
+    ));
+    v.push(failing(
+        "volume-unknown-flag",
+        Volume,
+        "a version-3 header with a flag this reader does not know (bit 15), correctly signed",
+        resign_all(&small.volumes, |h| {
+            h.version = 3;
+            h.flags = 0x8000;
+        }),
     ));
 
     // Limit failures.
