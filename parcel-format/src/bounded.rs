@@ -50,7 +50,9 @@ fn charge(bytes: usize) -> bool {
 }
 
 /// Deserializes a `Vec<T>`, charging `size_of::<T>()` per element to the
-/// thread's budget, and never reserving room from the declared length.
+/// thread's budget. Room for the declared length is reserved up front only as
+/// far as the budget still allows (and charged for), so that a large honest
+/// list is allocated once, at its size, rather than grown by doubling.
 pub(crate) fn vec<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
@@ -69,11 +71,23 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for BoundedVec<T> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-        let mut items = Vec::new();
+        let size = std::mem::size_of::<T>().max(1);
+        let declared = seq.size_hint().unwrap_or(0);
+        // Outside `with_budget` (no budget set) nothing is reserved.
+        let affordable = match BUDGET.with(Cell::get) {
+            usize::MAX => 0,
+            left => left / size,
+        };
+        let reserved = declared.min(affordable);
+        if !charge(reserved * size) {
+            return Err(A::Error::custom(SPENT_MESSAGE));
+        }
+        let mut items = Vec::with_capacity(reserved);
         loop {
-            // Charged before the element is built: a Vec at most doubles
-            // its capacity, so the budget bounds what is reserved too.
-            if !charge(std::mem::size_of::<T>().max(1)) {
+            // Past the reservation, each element is charged before it is
+            // built: a Vec at most doubles its capacity, so the budget bounds
+            // what is reserved too.
+            if items.len() >= reserved && !charge(size) {
                 return Err(A::Error::custom(SPENT_MESSAGE));
             }
             match seq.next_element()? {

@@ -25,6 +25,11 @@ pub const MAX_INDEX_RAW: u64 = 256 * 1024 * 1024;
 /// of the destinations, each counted at its in-memory size (FORMAT.md §8.1).
 /// A million-file package needs about a third of it.
 pub const MAX_INDEX_MEMORY: usize = 384 * 1024 * 1024;
+/// Longest string (path, symlink target, site code, comment) the index
+/// decoder reads (FORMAT.md §7.3 step 7): it decodes the manifest as it is
+/// decompressed, reading each string through a buffer of this size. Every
+/// valid string is far shorter (paths and comments are at most 4,096 bytes).
+pub const MAX_INDEX_STRING: usize = 64 * 1024;
 /// Largest number of file-table entries (files, directories and symlinks).
 pub const MAX_ENTRIES: usize = 4_000_000;
 /// Largest number of distinct chunks.

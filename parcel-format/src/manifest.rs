@@ -240,24 +240,27 @@ impl Manifest {
                 MAX_INDEX_RAW,
             ));
         }
-        let raw = crate::pack::decompress_exact(stored, raw_len as usize)
+        // Decoded as it is decompressed: the decoded manifest is the only
+        // copy of it in memory (FORMAT.md §8.1). Strings are read through a
+        // scratch buffer, so one longer than it does not decode.
+        let mut reader = crate::pack::ExactReader::new(stored, raw_len)
             .map_err(|e| Problem::index(format!("does not decompress: {e}")))?;
+        let mut scratch = vec![0u8; MAX_INDEX_STRING.min(raw_len as usize)];
         let (decoded, spent) = crate::bounded::with_budget(MAX_INDEX_MEMORY, || {
-            let (mut manifest, rest): (Manifest, &[u8]) =
-                postcard::take_from_bytes::<Manifest>(&raw)?;
+            let (mut manifest, (reader, scratch)) =
+                postcard::from_io::<Manifest, _>((&mut reader, &mut scratch[..]))?;
             match manifest.format_version {
                 DELTA_FORMAT_VERSION => {
-                    let (base, rest) = postcard::take_from_bytes::<Base>(rest)?;
+                    let (base, _) = postcard::from_io::<Base, _>((reader, scratch))?;
                     manifest.base = Some(base);
-                    Ok((manifest, rest))
                 }
                 EXTENDED_FORMAT_VERSION => {
-                    let (base, rest) = postcard::take_from_bytes::<Option<Base>>(rest)?;
+                    let (base, _) = postcard::from_io::<Option<Base>, _>((reader, scratch))?;
                     manifest.base = base;
-                    Ok((manifest, rest))
                 }
-                _ => Ok::<_, postcard::Error>((manifest, rest)),
+                _ => {}
             }
+            Ok::<_, postcard::Error>(manifest)
         });
         if spent {
             return Err(Problem::limit(
@@ -266,13 +269,16 @@ impl Manifest {
                 MAX_INDEX_MEMORY as u64,
             ));
         }
-        let (manifest, rest) =
-            decoded.map_err(|e| Problem::index(format!("does not decode: {e}")))?;
-        if !rest.is_empty() {
-            return Err(Problem::index(format!(
-                "{} bytes after the manifest",
-                rest.len()
-            )));
+        if let Some(failure) = reader.failure() {
+            return Err(Problem::index(format!("does not decompress: {failure}")));
+        }
+        let manifest = decoded.map_err(|e| Problem::index(format!("does not decode: {e}")))?;
+        match reader.finish() {
+            Ok(0) => {}
+            Ok(rest) => {
+                return Err(Problem::index(format!("{rest} bytes after the manifest")));
+            }
+            Err(e) => return Err(Problem::index(format!("does not decompress: {e}"))),
         }
         Ok(manifest)
     }
@@ -533,30 +539,30 @@ impl Manifest {
     }
 
     fn validate_entries(&self) -> Result<(), Problem> {
-        // Collision keys of every path so far, and whether each path (exactly
-        // as written) is a directory: a parent is looked up by its exact
-        // path, so `Bin` does not stand in for a parent named `bin`.
-        let mut seen: HashSet<String> = HashSet::with_capacity(self.entries.len());
-        let mut kinds: HashMap<&str, bool> = HashMap::with_capacity(self.entries.len());
+        // Directories so far, by their exact path: a parent is looked up by
+        // its exact path, so `Bin` does not stand in for a parent named `bin`.
+        let mut directories: HashSet<&str> = HashSet::new();
+        let mut collisions = CollisionKeys::with_capacity(self.entries.len());
         for (index, entry) in self.entries.iter().enumerate() {
             path::check_path(&entry.path).map_err(|reason| Problem::path(&entry.path, reason))?;
             if let Some(parent) = path::parent(&entry.path) {
-                match kinds.get(parent) {
-                    Some(true) => {}
-                    Some(false) => {
-                        return Err(Problem::path(&entry.path, "its parent is not a directory"))
-                    }
-                    None => {
-                        return Err(Problem::path(
-                            &entry.path,
-                            "its parent directory is not listed before it",
-                        ))
-                    }
+                if !directories.contains(parent) {
+                    // Only on the way out: is the parent there, but not a directory?
+                    let listed = self.entries[..index].iter().any(|e| e.path == parent);
+                    return Err(Problem::path(
+                        &entry.path,
+                        if listed {
+                            "its parent is not a directory"
+                        } else {
+                            "its parent directory is not listed before it"
+                        },
+                    ));
                 }
             }
-            let is_dir = matches!(entry.kind, EntryKind::Directory);
-            kinds.insert(&entry.path, is_dir);
-            if !seen.insert(path::collision_key(&entry.path)) {
+            if matches!(entry.kind, EntryKind::Directory) {
+                directories.insert(&entry.path);
+            }
+            if collisions.insert(&self.entries, index) {
                 return Err(Problem::path(&entry.path, "collides with an earlier entry (same name, or differs only in case or Unicode normalisation)"));
             }
             match &entry.kind {
@@ -588,6 +594,53 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+}
+
+/// The collision keys (FORMAT.md §6.2) of the file-table entries seen so far,
+/// held as 64-bit hashes pointing at the entry that has each one, not as
+/// strings: with a million entries that is about 40 MB less at the peak of
+/// reading an index. A hash shared by two different keys (vanishingly rare;
+/// the hasher is keyed at random, so an input cannot aim for it) keeps the
+/// later key as a string in `spill`, so the answer is always exact.
+struct CollisionKeys {
+    hasher: std::collections::hash_map::RandomState,
+    owners: HashMap<u64, u32>,
+    spill: HashSet<String>,
+}
+
+impl CollisionKeys {
+    fn with_capacity(entries: usize) -> CollisionKeys {
+        CollisionKeys {
+            hasher: std::collections::hash_map::RandomState::new(),
+            owners: HashMap::with_capacity(entries),
+            spill: HashSet::new(),
+        }
+    }
+
+    /// Adds the key of `entries[index]`; whether an earlier entry has it too.
+    fn insert(&mut self, entries: &[Entry], index: usize) -> bool {
+        use std::collections::hash_map::Entry as Slot;
+        use std::hash::BuildHasher;
+        let Some(entry) = entries.get(index) else {
+            return false;
+        };
+        let key = path::collision_key(&entry.path);
+        let hash = self.hasher.hash_one(&key);
+        match self.owners.entry(hash) {
+            Slot::Vacant(slot) => {
+                // No earlier key has this hash, so none is in `spill` either.
+                slot.insert(index as u32);
+                false
+            }
+            Slot::Occupied(slot) => {
+                let owner = entries.get(*slot.get() as usize);
+                if owner.is_some_and(|o| path::collision_key(&o.path) == key) {
+                    return true;
+                }
+                !self.spill.insert(key)
+            }
+        }
     }
 }
 

@@ -61,20 +61,7 @@ pub enum DecompressError {
 /// anything else: trailing frames or bytes, a missing or different declared
 /// content size, more or fewer bytes.
 pub fn decompress_exact(stored: &[u8], raw_len: usize) -> Result<Vec<u8>, DecompressError> {
-    match zstd::zstd_safe::find_frame_compressed_size(stored) {
-        Ok(n) if n == stored.len() => {}
-        _ => return Err(DecompressError::NotOneFrame),
-    }
-    match zstd::zstd_safe::get_frame_content_size(stored) {
-        Ok(Some(n)) if n == raw_len as u64 => {}
-        Ok(declared) => {
-            return Err(DecompressError::ContentSize {
-                declared,
-                expected: raw_len as u64,
-            })
-        }
-        Err(_) => return Err(DecompressError::NotOneFrame),
-    }
+    check_frame(stored, raw_len as u64)?;
     let mut decompressor =
         zstd::bulk::Decompressor::new().map_err(|e| DecompressError::Zstd(e.to_string()))?;
     decompressor
@@ -93,6 +80,118 @@ pub fn decompress_exact(stored: &[u8], raw_len: usize) -> Result<Vec<u8>, Decomp
         });
     }
     Ok(out)
+}
+
+/// Checks that `stored` is exactly one zstd frame declaring `raw_len` bytes
+/// of content (FORMAT.md §5.2, rules 1 and 2).
+fn check_frame(stored: &[u8], raw_len: u64) -> Result<(), DecompressError> {
+    match zstd::zstd_safe::find_frame_compressed_size(stored) {
+        Ok(n) if n == stored.len() => {}
+        _ => return Err(DecompressError::NotOneFrame),
+    }
+    match zstd::zstd_safe::get_frame_content_size(stored) {
+        Ok(Some(n)) if n == raw_len => Ok(()),
+        Ok(declared) => Err(DecompressError::ContentSize {
+            declared,
+            expected: raw_len,
+        }),
+        Err(_) => Err(DecompressError::NotOneFrame),
+    }
+}
+
+/// Reads one zstd frame as a stream, by the same rules as
+/// [`decompress_exact`] but without holding the output: for the index, whose
+/// decoded form is built while it is read (FORMAT.md §8.1). Output past the
+/// declared length is an error; [`ExactReader::finish`] checks the stream
+/// ended exactly there. zstd's own error, if any, is kept for the report,
+/// since the decoder reading from this sees only a failed read.
+pub(crate) struct ExactReader<'a> {
+    inner: zstd::stream::read::Decoder<'static, &'a [u8]>,
+    left: u64,
+    raw_len: u64,
+    failure: Option<DecompressError>,
+}
+
+impl<'a> ExactReader<'a> {
+    pub(crate) fn new(stored: &'a [u8], raw_len: u64) -> Result<Self, DecompressError> {
+        check_frame(stored, raw_len)?;
+        let inner = zstd::stream::read::Decoder::with_buffer(stored)
+            .map_err(|e| DecompressError::Zstd(e.to_string()))?;
+        Ok(ExactReader {
+            inner,
+            left: raw_len,
+            raw_len,
+            failure: None,
+        })
+    }
+
+    /// The decompression problem a failed read came from, if any.
+    pub(crate) fn failure(&self) -> Option<&DecompressError> {
+        self.failure.as_ref()
+    }
+
+    /// Bytes produced so far and not consumed by the caller: the rest of the
+    /// frame. Fails unless the frame ends exactly at the declared length.
+    /// Returns how many declared bytes the caller left unread.
+    pub(crate) fn finish(mut self) -> Result<u64, DecompressError> {
+        let unread = self.left;
+        let mut sink = [0u8; 4096];
+        loop {
+            match io::Read::read(&mut self, &mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(self
+                        .failure
+                        .take()
+                        .unwrap_or_else(|| DecompressError::Zstd(e.to_string())))
+                }
+            }
+        }
+        if self.left != 0 {
+            return Err(DecompressError::Length {
+                actual: self.raw_len - self.left,
+                expected: self.raw_len,
+            });
+        }
+        Ok(unread)
+    }
+}
+
+impl io::Read for ExactReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            // At the declared end: the frame must end here too.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe) {
+                Ok(0) => Ok(0),
+                Ok(_) => {
+                    self.failure = Some(DecompressError::Zstd(format!(
+                        "frame decompresses to more than the declared {} bytes",
+                        self.raw_len
+                    )));
+                    Err(io::Error::other("output longer than declared"))
+                }
+                Err(e) => {
+                    self.failure = Some(DecompressError::Zstd(e.to_string()));
+                    Err(e)
+                }
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        match self.inner.read(&mut buf[..want]) {
+            Ok(n) => {
+                self.left -= n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                self.failure = Some(DecompressError::Zstd(e.to_string()));
+                Err(e)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -67,3 +67,31 @@ fn an_index_within_the_budget_still_decodes() {
     let manifest = Manifest::decode(&stored, raw.len() as u64).unwrap();
     assert_eq!(manifest.entries.len(), 1000);
 }
+
+#[test]
+fn a_string_longer_than_the_decoder_reads_is_an_index_failure() {
+    // The manifest is decoded as it is decompressed, each string through a
+    // buffer of MAX_INDEX_STRING bytes (FORMAT.md §7.3 step 7).
+    let limit = parcel_format::limits::MAX_INDEX_STRING;
+    let mut fits = empty_manifest();
+    fits.comment = "c".repeat(limit);
+    let (stored, raw_len) = fits.encode(3).unwrap();
+    let decoded = Manifest::decode(&stored, raw_len).unwrap();
+    assert_eq!(decoded.comment.len(), limit);
+
+    let mut long = empty_manifest();
+    long.comment = "c".repeat(limit + 1);
+    let (stored, raw_len) = long.encode(3).unwrap();
+    let problem = Manifest::decode(&stored, raw_len).unwrap_err();
+    assert_eq!(problem.class(), FailureClass::Index, "{problem}");
+}
+
+#[test]
+fn a_frame_longer_or_shorter_than_declared_is_an_index_failure() {
+    let (stored, raw_len) = empty_manifest().encode(3).unwrap();
+    for declared in [raw_len - 1, raw_len + 1] {
+        let problem = Manifest::decode(&stored, declared).unwrap_err();
+        assert_eq!(problem.class(), FailureClass::Index, "{problem}");
+        assert!(problem.to_string().contains("decompress"), "{problem}");
+    }
+}
