@@ -504,11 +504,6 @@ impl Catalog {
         Ok(catalog)
     }
 
-    /// The path of the database file, as shown in errors.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
     fn too_new(&self, found: i64) -> Result<(), CatalogError> {
         if found > SCHEMA_VERSION {
             return Err(CatalogError::TooNew {

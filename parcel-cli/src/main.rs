@@ -1,9 +1,6 @@
 //! `parcel`, the courier sender: parses the command line, dispatches to one
 //! function per command, and turns the result into an exit code.
 
-// Parts of the catalog, of progress and of home serve create, import and
-// receipt, which are still stubs: drop these allowances once they are written.
-#[allow(dead_code)]
 mod catalog;
 mod cli;
 mod clock;
@@ -17,7 +14,6 @@ mod import;
 mod key;
 mod media;
 mod output;
-#[allow(dead_code)]
 mod progress;
 mod receipt;
 mod site;

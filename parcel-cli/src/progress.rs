@@ -44,20 +44,9 @@ impl Progress {
         self.bar.set_position(done);
     }
 
-    /// Adds `n` bytes done.
-    pub fn inc(&self, n: u64) {
-        self.bar.inc(n);
-    }
-
     /// Changes the total, when it becomes known only during the work.
     pub fn set_total(&self, total: u64) {
         self.bar.set_length(total);
-    }
-
-    /// Runs `f` with the bar cleared from the screen, so that a message
-    /// printed meanwhile is not overdrawn.
-    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.bar.suspend(f)
     }
 
     /// Removes the bar from the screen; the caller prints its own summary.
@@ -84,7 +73,7 @@ mod tests {
     fn quiet_progress_is_hidden_and_counts() {
         let progress = Progress::bytes_unless(true, "Testing", 100);
         assert!(progress.bar.is_hidden());
-        progress.inc(40);
+        progress.set(40);
         progress.set(60);
         assert_eq!(progress.bar.position(), 60);
         progress.finish();

@@ -152,7 +152,9 @@ impl Parcel {
                         .mode(mode)
                         .open(&target)
                         .map_err(write_err(&target))?;
-                    let mut out = BufWriter::with_capacity(1 << 20, file);
+                    // Writes of up to 1 MiB; a small file gets a buffer its size.
+                    let buffer = usize::try_from(*size).map_or(1 << 20, |n| n.min(1 << 20));
+                    let mut out = BufWriter::with_capacity(buffer, file);
                     let mut hasher = Sha256::new();
                     if let Some(base) = self
                         .manifest()

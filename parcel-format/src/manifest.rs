@@ -220,15 +220,32 @@ pub enum EntryKind {
 
 impl Manifest {
     /// Encodes the manifest (postcard) and compresses it (zstd, one frame).
+    ///
+    /// The encoding is streamed into the compressor, never held whole: it is
+    /// produced twice, once to count its length (which the zstd frame must
+    /// declare, FORMAT.md §5.3) and once to compress it.
     pub fn encode(&self, level: i32) -> std::io::Result<(Vec<u8>, u64)> {
-        let mut raw = postcard::to_stdvec(self).map_err(std::io::Error::other)?;
+        let mut counter = ByteCounter(0);
+        self.encode_raw(&mut counter)?;
+        let raw_len = counter.0;
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), level)?;
+        encoder.include_contentsize(true)?;
+        encoder.include_checksum(false)?;
+        encoder.set_pledged_src_size(Some(raw_len))?;
+        self.encode_raw(&mut encoder)?;
+        Ok((encoder.finish()?, raw_len))
+    }
+
+    /// Writes the postcard encoding: the fields of §5.3.2, then the base as
+    /// the format version has it (§11.1, §10).
+    fn encode_raw(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        postcard::to_io(self, &mut *out).map_err(std::io::Error::other)?;
         if self.format_version == EXTENDED_FORMAT_VERSION {
-            raw.extend(postcard::to_stdvec(&self.base).map_err(std::io::Error::other)?);
+            postcard::to_io(&self.base, &mut *out).map_err(std::io::Error::other)?;
         } else if let Some(base) = &self.base {
-            raw.extend(postcard::to_stdvec(base).map_err(std::io::Error::other)?);
+            postcard::to_io(base, &mut *out).map_err(std::io::Error::other)?;
         }
-        let stored = zstd::bulk::compress(&raw, level)?;
-        Ok((stored, raw.len() as u64))
+        Ok(())
     }
 
     /// Decodes an authenticated stored index whose lengths the header declares.
@@ -597,22 +614,43 @@ impl Manifest {
     }
 }
 
+/// A writer that only counts what it is given.
+struct ByteCounter(u64);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The collision keys (FORMAT.md §6.2) of the file-table entries seen so far,
-/// held as 64-bit hashes pointing at the entry that has each one, not as
-/// strings: with a million entries that is about 40 MB less at the peak of
-/// reading an index. A hash shared by two different keys (vanishingly rare;
-/// the hasher is keyed at random, so an input cannot aim for it) keeps the
-/// later key as a string in `spill`, so the answer is always exact.
-struct CollisionKeys {
-    hasher: std::collections::hash_map::RandomState,
-    owners: HashMap<u64, u32>,
+/// held as 32-bit hashes pointing at the entry that has each one, not as
+/// strings: with a million entries that is 8 bytes a slot instead of about 80
+/// bytes a key, at the peak of reading an index. A hash hit is confirmed by
+/// comparing the real keys, and a hash shared by two different keys (about a
+/// hundred times in a million entries; the hasher is keyed at random, so an
+/// input cannot aim for it) keeps the later key as a string in `spill`, so
+/// the answer is always exact.
+struct CollisionKeys<S = std::collections::hash_map::RandomState> {
+    hasher: S,
+    owners: HashMap<u32, u32>,
     spill: HashSet<String>,
 }
 
 impl CollisionKeys {
     fn with_capacity(entries: usize) -> CollisionKeys {
+        CollisionKeys::with_hasher(entries, Default::default())
+    }
+}
+
+impl<S: std::hash::BuildHasher> CollisionKeys<S> {
+    fn with_hasher(entries: usize, hasher: S) -> CollisionKeys<S> {
         CollisionKeys {
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher,
             owners: HashMap::with_capacity(entries),
             spill: HashSet::new(),
         }
@@ -621,12 +659,12 @@ impl CollisionKeys {
     /// Adds the key of `entries[index]`; whether an earlier entry has it too.
     fn insert(&mut self, entries: &[Entry], index: usize) -> bool {
         use std::collections::hash_map::Entry as Slot;
-        use std::hash::BuildHasher;
         let Some(entry) = entries.get(index) else {
             return false;
         };
         let key = path::collision_key(&entry.path);
-        let hash = self.hasher.hash_one(&key);
+        // Truncated on purpose: see the type's comment.
+        let hash = self.hasher.hash_one(&key) as u32;
         match self.owners.entry(hash) {
             Slot::Vacant(slot) => {
                 // No earlier key has this hash, so none is in `spill` either.
@@ -705,4 +743,46 @@ pub fn check_package_id(id: &str) -> Result<(), String> {
         return Err(format!("bad package id {id:?}: 1 to 64 characters A-Z, a-z, 0-9, '.', '_', '-', not starting with '.'"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod collision_tests {
+    use super::*;
+
+    /// A hasher under which every key has the same hash.
+    #[derive(Default)]
+    struct Constant;
+    impl std::hash::BuildHasher for Constant {
+        type Hasher = Constant;
+        fn build_hasher(&self) -> Constant {
+            Constant
+        }
+    }
+    impl std::hash::Hasher for Constant {
+        fn finish(&self) -> u64 {
+            7
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    fn dir(path: &str) -> Entry {
+        Entry {
+            path: path.into(),
+            mtime: 0,
+            kind: EntryKind::Directory,
+        }
+    }
+
+    #[test]
+    fn collisions_are_exact_even_when_every_hash_is_shared() {
+        let entries: Vec<Entry> = ["a", "b", "c", "B", "d", "A", "C", "e"]
+            .into_iter()
+            .map(dir)
+            .collect();
+        let mut keys = CollisionKeys::with_hasher(entries.len(), Constant);
+        let found: Vec<bool> = (0..entries.len())
+            .map(|i| keys.insert(&entries, i))
+            .collect();
+        assert_eq!(found, [false, false, false, true, false, true, true, false]);
+    }
 }
