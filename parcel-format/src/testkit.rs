@@ -73,6 +73,8 @@ pub fn write_raw(
         index_raw_len: stored.1,
         index_sha256: Sha256::digest(&stored.0).into(),
         index_piece: IndexPiece::default(),
+        keys_len: 0,
+        keys_sha256: [0; 32],
     };
     Ok(volumes
         .seal(&template, key)?
@@ -126,6 +128,8 @@ fn decode_fields(record: &[u8; RECORD_LEN]) -> VolumeHeader {
             len: u64_at(180),
             start: u64_at(188),
         },
+        keys_len: u64_at(196),
+        keys_sha256: b32(204),
     }
 }
 
