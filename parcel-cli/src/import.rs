@@ -38,7 +38,8 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     clean_up(ctx, &catalog)?;
     let trust = Trust::load(&catalog, &site)?;
     let files = volume_files(&args.paths)?;
-    let parcel = Parcel::open(&files, &trust.keys)
+    let identity = ctx.home.load_identity()?;
+    let parcel = Parcel::open_with(&files, &trust.keys, identity.as_ref())
         .map_err(|problems| problems_error("the volumes given", &problems, &trust, &[]))?;
     let manifest = parcel.manifest();
     let id = manifest.parcel_id.to_string();

@@ -65,9 +65,14 @@ pub fn init(ctx: &Context, args: &SiteInitArgs) -> Result<(), CliError> {
         created: clock::now(),
     };
     home.write_secret_key(&key)?;
-    if let Err(err) = catalog.init_site(&site) {
-        // Without the record the key is an orphan that would block the next init.
+    if let Err(err) = home.write_identity(&parcel_format::encrypt::Identity::generate()) {
         let _ = std::fs::remove_file(home.secret_key_path());
+        return Err(err);
+    }
+    if let Err(err) = catalog.init_site(&site) {
+        // Without the record the keys are orphans that would block the next init.
+        let _ = std::fs::remove_file(home.secret_key_path());
+        let _ = std::fs::remove_file(home.identity_path());
         return Err(match err {
             CatalogError::SiteExists(code) => CliError::SiteExists {
                 home: home.root().to_path_buf(),
