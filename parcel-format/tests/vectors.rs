@@ -1537,14 +1537,21 @@ const TEST_PARCEL_KEY: [u8; 32] = [0x44; 32];
 /// wrapping is random, and the vectors must come out the same every time).
 const TEST_KEYS_ENTRY: &str = "6167652d656e6372797074696f6e2e6f72672f76310a2d3e20583235353139203939687470536b584a663738704d75504c645236506d6c667264326236386531446a6e672f687a416b51550a7242354a4c3255705452647249436b66576c4b614c6a4477612f74577553767551724d676e34796d5166380a2d3e203d717337265e722d677265617365203d437948570a766f686b4a47343647416457436d7a614778732b766b340a2d2d2d2031344c563763556b4333314c6a7453664c664c5a685678385376614d4736454e796265327252675a4668770acda66cca80a68cf91a65f3cfbc46d7063c8704049a31ab21600b0d58af3f7fd2b376d58686ebce0669cf548171714e31a2acf02103b52e2244ab3ce0feeb137b";
 
+/// Another parcel key (32 × 0x55) wrapped to the same recipient, of the
+/// same length as [`TEST_KEYS_ENTRY`]: the keys entry of another parcel.
+const OTHER_KEYS_ENTRY: &str = "6167652d656e6372797074696f6e2e6f72672f76310a2d3e20583235353139204a2f752b6c595034695848695669354d7a61644c32456251316271514d757245524d44316966393076456b0a2f58744e6d71577431797333714458516d42753945484a7168484d745a64426a30655554767a6c633764380a2d3e20506c262d677265617365204f0a51336b476a4c774973375a474c33424756683039773250576b564c6f624d340a2d2d2d202f4445654d3063694e587a45714a53626c68497148596a3778594e6d507168573657355255677a6a74674d0a85fb06e0273f7ab840aa6fe80c3e28e8a9c13071671ffd754b9c72030ce4d4a406018813f631cd262394ca63ca4f5825efe1d03a2f5b97e75354c71c60f5ca51";
+
 const ENCRYPTED_PARCEL: ParcelId = ParcelId([0x44; 16]);
 
-fn test_encryption() -> Encryption {
-    let entry: Vec<u8> = (0..TEST_KEYS_ENTRY.len())
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&TEST_KEYS_ENTRY[i..i + 2], 16).unwrap())
-        .collect();
-    Encryption::from_parts(TEST_PARCEL_KEY, entry)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn test_encryption() -> Encryption {
+    Encryption::from_parts(TEST_PARCEL_KEY, unhex(TEST_KEYS_ENTRY))
 }
 
 /// A package of secrets: text that compresses, bytes that do not, no
@@ -1553,8 +1560,8 @@ fn secret_tree() -> Vec<Node> {
     let mut rng = Rng(0x5EED_0008);
     vec![
         Node::Dir("plans"),
-        Node::File("plans/launch-window.txt", rng.text(5000), 0o644),
-        Node::File("plans/keys.bin", rng.bytes(70_000), 0o600),
+        Node::File("plans/launch-window.txt", rng.text(3000), 0o644),
+        Node::File("plans/keys.bin", rng.bytes(60_000), 0o600),
         Node::File("README", rng.text(600), 0o644),
     ]
 }
@@ -1687,6 +1694,20 @@ fn encrypted_vectors() -> Vec<Vector> {
         None,
         "the encrypted index has a flipped byte, body re-signed",
         reseal(&damaged),
+    ));
+    let other = unhex(OTHER_KEYS_ENTRY);
+    assert_eq!(other.len(), unhex(TEST_KEYS_ENTRY).len());
+    let mut swapped = volumes.clone();
+    for (_, bytes) in &mut swapped {
+        bytes[keys_at..keys_at + other.len()].copy_from_slice(&other);
+    }
+    let other_sha256: Hash = Sha256::digest(&other).into();
+    v.push(encrypted(
+        "index-encrypted-keys-entry-of-another-parcel",
+        Outcome::Failure(Index),
+        None,
+        "every volume carries another parcel key wrapped to BXL, bound by re-signed headers: the index does not decrypt",
+        resign_all(&reseal(&swapped), |h| h.keys_sha256 = other_sha256),
     ));
     v.push(encrypted(
         "volume-encrypted-flag-without-keys-entry",
