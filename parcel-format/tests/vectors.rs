@@ -1709,6 +1709,43 @@ fn encrypted_vectors() -> Vec<Vector> {
         "every volume carries another parcel key wrapped to BXL, bound by re-signed headers: the index does not decrypt",
         resign_all(&reseal(&swapped), |h| h.keys_sha256 = other_sha256),
     ));
+    // A trusted signer that sealed pack 0 under pack 1's nonce: its stored
+    // hash matches, it does not decrypt.
+    let content = Rng(0x5EED_0009).text(2000);
+    let mut wrong = one_file(
+        &manifest,
+        "launch-window.txt",
+        &content,
+        &[1000, 1000],
+    );
+    let encryption = test_encryption();
+    let sealed = testkit::seal_pack(&encryption, &ENCRYPTED_PARCEL, 1, &wrong.packs[0]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sink = DirSink::new(
+        vec![OutputDir {
+            dir: tmp.path().to_owned(),
+            capacity: None,
+        }],
+        STEM,
+        VOLUME_SIZE,
+    );
+    let paths = testkit::write_raw_with(
+        &mut wrong.manifest,
+        &[sealed],
+        &cen_key(),
+        VOLUME_SIZE,
+        true,
+        Some(&encryption),
+        &mut sink,
+    )
+    .unwrap();
+    v.push(encrypted(
+        "chunk-encrypted-pack-sealed-as-another-pack",
+        Outcome::Failure(Chunk),
+        None,
+        "a signed parcel whose pack 0 was encrypted under pack 1's nonce: its hash matches, it does not decrypt",
+        read_volumes(&paths),
+    ));
     v.push(encrypted(
         "volume-encrypted-flag-without-keys-entry",
         Outcome::Failure(Volume),
