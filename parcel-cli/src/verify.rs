@@ -53,6 +53,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     }
     let subject = match (&report.parcel_id, &report.package) {
         (Some(id), Some((package, version))) => format!("parcel {id} ({package} v{version})"),
+        (Some(id), None) => format!("parcel {id}"),
         _ => "the volumes given".to_owned(),
     };
     if args.json {

@@ -250,7 +250,7 @@ fn keys_entry_of_another_parcel_is_refused() {
     // random stanzas, so try a few).
     let recipient = identity(&bxl).to_public();
     let foreign = (0..10_000)
-        .map(|_| Encryption::to_recipients(&[recipient.clone()]).expect("wrap"))
+        .map(|_| Encryption::to_recipients(std::slice::from_ref(&recipient)).expect("wrap"))
         .find(|e| e.keys_entry().len() as u64 == keys.len)
         .expect("a keys entry of the same length");
     let foreign = foreign.keys_entry();

@@ -288,6 +288,59 @@ mod tests {
     }
 
     #[test]
+    fn encrypted_header_round_trips_and_its_keys_fields_need_the_flag() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let encrypted = VolumeHeader {
+            version: 3,
+            flags: FLAG_ENCRYPTED,
+            keys_len: 280,
+            keys_sha256: [5; 32],
+            ..sample()
+        };
+        let rec = encrypted.encode_signed(&key);
+        assert_eq!(VolumeHeader::decode_verified(&rec), Ok(encrypted.clone()));
+        assert!(!encrypted.same_parcel(&VolumeHeader {
+            keys_sha256: [6; 32],
+            ..encrypted.clone()
+        }));
+        for bad in [
+            VolumeHeader {
+                flags: 0,
+                ..encrypted.clone()
+            },
+            VolumeHeader {
+                keys_len: 0,
+                ..encrypted.clone()
+            },
+            VolumeHeader {
+                keys_len: crate::limits::MAX_KEYS_ENTRY + 1,
+                ..encrypted.clone()
+            },
+            VolumeHeader {
+                version: 1,
+                ..encrypted.clone()
+            },
+        ] {
+            let rec = bad.encode_signed(&key);
+            assert!(
+                matches!(
+                    VolumeHeader::decode_verified(&rec),
+                    Err(HeaderError::Malformed(_))
+                ),
+                "{bad:?} accepted"
+            );
+        }
+        let mut rec = encrypted.encode_signed(&key);
+        rec[240] = 1;
+        let sig = sign::sign(&key, DOMAIN_VOLUME_HEADER, &rec[..SIGNED_LEN]);
+        rec[SIGNED_LEN..].copy_from_slice(&sig);
+        assert!(
+            VolumeHeader::decode_verified(&rec).is_err(),
+            "byte 240 is reserved"
+        );
+    }
+
+    #[test]
     fn header_round_trips_and_any_flipped_bit_is_refused() {
         let key = SigningKey::from_bytes(&[3; 32]);
         let rec = sample().encode_signed(&key);

@@ -1712,12 +1712,7 @@ fn encrypted_vectors() -> Vec<Vector> {
     // A trusted signer that sealed pack 0 under pack 1's nonce: its stored
     // hash matches, it does not decrypt.
     let content = Rng(0x5EED_0009).text(2000);
-    let mut wrong = one_file(
-        &manifest,
-        "launch-window.txt",
-        &content,
-        &[1000, 1000],
-    );
+    let mut wrong = one_file(&manifest, "launch-window.txt", &content, &[1000, 1000]);
     let encryption = test_encryption();
     let sealed = testkit::seal_pack(&encryption, &ENCRYPTED_PARCEL, 1, &wrong.packs[0]);
     let tmp = tempfile::tempdir().unwrap();
