@@ -364,3 +364,40 @@ fn home_made_before_encryption_gets_its_key_at_export() {
     create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
     bxl.import(&[&medium]).success();
 }
+
+#[test]
+fn encrypted_delta_parcel_imports_over_its_base() {
+    let (world, cen, bxl) = two_sites();
+    let v1 = world.package("tools", 11);
+    let medium = world.medium();
+    create_encrypted(&cen, &v1, "tools", 1, "BXL", &medium);
+    let receipt = world.medium().join("receipt.txt");
+    bxl.run(&["import", arg(&medium), "--receipt", arg(&receipt)])
+        .success();
+    cen.run(&["receipt", "apply", arg(&receipt)]).success();
+
+    // Version 2: the same tree and one new file.
+    let v2 = world.package("tools-v2", 11);
+    fs::write(v2.join("CHANGES"), SECRET_TEXT).expect("add");
+    let medium = world.medium();
+    let output = cen
+        .create_cmd(&v2, "tools", 2, "BXL", &[&medium])
+        .args(["--base", "1", "--encrypt", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&output).expect("create --json");
+    assert_eq!(json["base_version"], 1);
+    assert_eq!(json["encrypted"], true);
+    for volume in json["volumes"].as_array().expect("volumes") {
+        let bytes = fs::read(volume.as_str().expect("path")).expect("volume");
+        assert!(!contains(&bytes, b"ZANZIBAR") && !contains(&bytes, b"CHANGES"));
+    }
+    bxl.import(&[&medium]).success();
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 2))),
+        package_view(&snapshot(&v2))
+    );
+}
