@@ -169,7 +169,12 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             volumes: files.iter().map(|p| p.display().to_string()).collect(),
             tree_digest: digest.clone(),
         };
-        catalog.add_parcel(&record, now, "volumes authenticated")?;
+        let detail = if parcel.is_encrypted() {
+            "volumes authenticated, decrypted with this site's key"
+        } else {
+            "volumes authenticated"
+        };
+        catalog.add_parcel(&record, now, detail)?;
     }
     let (files_written, bytes) = if existing.is_some() {
         catalog.advance(

@@ -115,6 +115,13 @@ fn encrypted_parcel_imports_at_its_destination_and_nowhere_else() {
     );
     let shown = cen.json(&["show", &created.parcel_id, "--json"]);
     assert!(shown.to_string().contains("encrypted to BXL"), "{shown}");
+    let received = bxl.json(&["show", &created.parcel_id, "--json"]);
+    assert!(
+        received
+            .to_string()
+            .contains("decrypted with this site's key"),
+        "{received}"
+    );
 }
 
 #[test]
@@ -399,5 +406,43 @@ fn encrypted_delta_parcel_imports_over_its_base() {
     assert_eq!(
         package_view(&snapshot(&bxl.store("tools", 2))),
         package_view(&snapshot(&v2))
+    );
+}
+
+#[test]
+fn forward_encrypts_to_the_next_site() {
+    let (world, cen, bxl, nor) = three_sites();
+    bxl.trust(&nor);
+    nor.trust(&bxl);
+    let package = secret_package(&world);
+    let medium = world.medium();
+    create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
+    bxl.import(&[&medium]).success();
+
+    let out = world.medium();
+    let forwarded = bxl.json(&[
+        "forward",
+        "--package-id",
+        "tools",
+        "--to",
+        "NOR",
+        "--out",
+        arg(&out),
+        "--volume-size",
+        common::VOLUME_SIZE,
+        "--encrypt",
+        "--json",
+    ]);
+    assert_eq!(forwarded["encrypted"], true);
+    for volume in forwarded["volumes"].as_array().expect("volumes") {
+        let bytes = fs::read(volume.as_str().expect("path")).expect("volume");
+        assert!(!contains(&bytes, SECRET_NAME.as_bytes()));
+    }
+    // CEN trusts BXL's key but is not the destination.
+    cen.import(&[&out]).code(4);
+    nor.import(&[&out]).success();
+    assert_eq!(
+        package_view(&snapshot(&nor.store("tools", 1))),
+        package_view(&snapshot(&package))
     );
 }

@@ -452,7 +452,7 @@ pub(crate) fn read_keys_entry(
     let mut damaged = Vec::new();
     for (number, volume) in volumes {
         if offset + len > VOLUME_PREFIX + volume.header.body_len {
-            damaged.push(*number);
+            damaged.push(format!("volume {number}: outside the volume"));
             continue;
         }
         let mut entry = vec![0u8; len as usize];
@@ -460,13 +460,17 @@ pub(crate) fn read_keys_entry(
             file.seek(SeekFrom::Start(offset))?;
             file.read_exact(&mut entry)
         });
-        if read.is_ok() && <[u8; 32]>::from(Sha256::digest(&entry)) == header.keys_sha256 {
-            return Ok(entry);
+        match read {
+            Err(e) => damaged.push(format!("{}: cannot read: {e}", volume.path.display())),
+            Ok(()) if <[u8; 32]>::from(Sha256::digest(&entry)) == header.keys_sha256 => {
+                return Ok(entry)
+            }
+            Ok(()) => damaged.push(format!("volume {number}: damaged")),
         }
-        damaged.push(number.to_owned());
     }
     Err(Problem::index(format!(
-        "the {KEYS_ENTRY} entry does not match its signed SHA-256 in any volume given (volumes {damaged:?}); copy a volume again from the original medium"
+        "no volume given holds an intact {KEYS_ENTRY} entry (one matching its signed SHA-256): {}; copy a volume again from the original medium",
+        damaged.join("; ")
     )))
 }
 
