@@ -168,9 +168,17 @@ fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<(), CliE
 }
 
 /// An upper bound on the size of a parcel of this package: content that does
-/// not compress, plus tar headers, padding, index and zstd's worst case.
-fn size_bound(scan: &write::Scan) -> u64 {
-    scan.content_bytes + scan.content_bytes / 64 + scan.entries() as u64 * 1024 + (64 << 10)
+/// not compress, plus tar headers, padding, index and zstd's worst case; for
+/// an encrypted parcel also the `parcel-keys` entry of every volume (about
+/// 1 KiB in each volume of at least 64 KiB) and the tags.
+fn size_bound(scan: &write::Scan, encrypted: bool) -> u64 {
+    let plain =
+        scan.content_bytes + scan.content_bytes / 64 + scan.entries() as u64 * 1024 + (64 << 10);
+    if encrypted {
+        plain + plain / 32
+    } else {
+        plain
+    }
 }
 
 /// Writes, verifies and records one outgoing parcel.
@@ -221,7 +229,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         None => None,
     };
     let scan = write::scan(o.package_dir)?;
-    let bound = size_bound(&scan);
+    let bound = size_bound(&scan, encryption.is_some());
     // A small parcel needs no full-size volume: this keeps the room check honest.
     let volume_size = o.volume_size.min(bound.max(MIN_VOLUME_SIZE));
     let mut outputs: Vec<OutputDir> = Vec::new();
