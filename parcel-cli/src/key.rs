@@ -525,11 +525,24 @@ pub fn list(ctx: &Context, args: &KeyListArgs) -> Result<(), CliError> {
                 site.fingerprint.clone(),
                 state_of(site).to_string(),
                 since,
+                if site.encryption_key.is_some() {
+                    "yes"
+                } else {
+                    "no (old key file)"
+                }
+                .to_string(),
             ]
         })
         .collect();
     output::print(&output::table(
-        &["SITE", "NAME", "FINGERPRINT", "STATE", "SINCE"],
+        &[
+            "SITE",
+            "NAME",
+            "FINGERPRINT",
+            "STATE",
+            "SINCE",
+            "ENCRYPT TO",
+        ],
         &rows,
     ))
 }
