@@ -7,7 +7,8 @@
 //! troublesome pieces (`.`, `..`, `/`, `\`, NUL, `é` composed and not, case
 //! variants, over-long names), any entry kind, any chunk references, right or
 //! wrong sizes and hashes. The result is signed by the trusted key with
-//! `testkit::write_raw`, opened, and extracted into `jail/cell/stage`.
+//! `testkit::write_raw` (or encrypted to the fuzz site with
+//! `testkit::write_raw_with`), opened, and extracted into `jail/cell/stage`.
 //!
 //! The property: nothing is written outside `stage`, nothing in it is setuid,
 //! setgid or sticky, and no extracted symlink points outside it.
@@ -140,6 +141,9 @@ struct ChunkEdit {
 
 #[derive(Arbitrary, Debug)]
 struct Case {
+    /// Write the parcel encrypted (FORMAT.md §12) and read it with the fuzz
+    /// site's identity.
+    encrypted: bool,
     /// How many of the seed's entries to keep in front (modulo their count + 1).
     keep: u8,
     entries: Vec<NewEntry>,
@@ -217,13 +221,24 @@ fuzz_target!(|case: Case| {
     let tmp = parcel_fuzz::scratch();
     let media = tmp.path().join("media");
     std::fs::create_dir(&media).expect("scratch media directory");
-    let paths = parcel_fuzz::write_raw_parcel(
-        &mut manifest,
-        &seed.stored_packs,
-        parcel_fuzz::SMALL_VOLUME,
-        &media,
-    );
-    let Ok(parcel) = Parcel::open(&paths, parcel_fuzz::trusted()) else {
+    let (paths, identity) = if case.encrypted {
+        let paths = parcel_fuzz::encrypted::write_raw_parcel(
+            &mut manifest,
+            &seed.stored_packs,
+            parcel_fuzz::SMALL_VOLUME,
+            &media,
+        );
+        (paths, Some(parcel_fuzz::encrypted::identity()))
+    } else {
+        let paths = parcel_fuzz::write_raw_parcel(
+            &mut manifest,
+            &seed.stored_packs,
+            parcel_fuzz::SMALL_VOLUME,
+            &media,
+        );
+        (paths, None)
+    };
+    let Ok(parcel) = Parcel::open_with(&paths, parcel_fuzz::trusted(), identity) else {
         return;
     };
     let jail = parcel_fuzz::Jail::new(tmp.path());

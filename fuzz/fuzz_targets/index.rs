@@ -59,6 +59,8 @@ fn check(manifest: &Manifest) {
         index_raw_len: 0,
         index_sha256: [0; 32],
         index_piece: IndexPiece::default(),
+        keys_len: 0,
+        keys_sha256: [0; 32],
     };
     let body_lens: HashMap<u32, u64> = (1..=manifest.volume_count.min(16))
         .map(|v| (v, 1 << 30))

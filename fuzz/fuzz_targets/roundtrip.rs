@@ -116,6 +116,7 @@ impl Layout {
             chunking,
             pack_target: 32 * 1024,
             threads: 1,
+            encryption: None,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Damaged and mixed-up media: a list of mutations applied to the volumes of a
 //! good 2–3 volume seed parcel (bytes flipped, volumes truncated, extended,
-//! duplicated, dropped or reordered), then `verify::verify` and
-//! `verify::verify_media` over the result.
+//! duplicated, dropped or reordered), then the content and media checks over
+//! the result. The same mutations go to an encrypted seed (FORMAT.md §12),
+//! checked with the fuzz site's identity and, for the media, without it.
 //!
 //! The property: both report a problem exactly when the set of
 //! volume files is no longer the original one (any byte changed, a volume
@@ -14,6 +15,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use parcel_format::header::{VolumeHeader, RECORD_LEN};
 use parcel_format::limits::{BLOCK, VOLUME_PREFIX};
+use parcel_format::verify::{verify_with, Depth};
 
 /// Mutations per input.
 const MAX_MUTATIONS: usize = 8;
@@ -126,8 +128,13 @@ fn apply(volumes: &mut Vec<Vec<u8>>, mutation: &Mutation) {
     }
 }
 
-fuzz_target!(|mutations: Vec<Mutation>| {
-    let seed = parcel_fuzz::seed_parcel();
+/// Applies `mutations` to `seed`'s volumes and checks the property with
+/// `identity` (and, for an encrypted seed, the media check without it too).
+fn check(
+    seed: &parcel_fuzz::SeedParcel,
+    identity: Option<&parcel_format::encrypt::Identity>,
+    mutations: &[Mutation],
+) {
     let mut volumes = seed.volumes.clone();
     for mutation in mutations.iter().take(MAX_MUTATIONS) {
         apply(&mut volumes, mutation);
@@ -144,8 +151,9 @@ fuzz_target!(|mutations: Vec<Mutation>| {
         })
         .collect();
     let trust = parcel_fuzz::trusted();
-    let report = parcel_format::verify::verify(&paths, trust, &mut |_, _| {});
-    let media = parcel_format::verify::verify_media(&paths, trust, &mut |_, _| {});
+    let report = verify_with(&paths, trust, identity, Depth::Content, &mut |_, _| {});
+    let media = verify_with(&paths, trust, identity, Depth::Media, &mut |_, _| {});
+    let keyless = identity.map(|_| verify_with(&paths, trust, None, Depth::Media, &mut |_, _| {}));
 
     let mut original = seed.volumes.clone();
     original.sort();
@@ -158,6 +166,13 @@ fuzz_target!(|mutations: Vec<Mutation>| {
             report.problems,
             media.problems
         );
+        if let Some(keyless) = &keyless {
+            assert!(
+                keyless.is_ok() && keyless.media_only,
+                "the intact encrypted volumes failed the media check without a key: {:?}",
+                keyless.problems
+            );
+        }
     } else {
         assert!(
             !report.is_ok(),
@@ -168,5 +183,20 @@ fuzz_target!(|mutations: Vec<Mutation>| {
             "damaged or incomplete volumes passed the media check (after {mutations:?})"
         );
         assert!(report.class().is_some());
+        if let Some(keyless) = &keyless {
+            assert!(
+                !keyless.is_ok(),
+                "damaged or incomplete encrypted volumes passed the media check without a key (after {mutations:?})"
+            );
+        }
     }
+}
+
+fuzz_target!(|mutations: Vec<Mutation>| {
+    check(parcel_fuzz::seed_parcel(), None, &mutations);
+    check(
+        parcel_fuzz::encrypted::seed_parcel(),
+        Some(parcel_fuzz::encrypted::identity()),
+        &mutations,
+    );
 });

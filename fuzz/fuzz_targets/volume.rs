@@ -1,5 +1,6 @@
 //! One volume file off the media, whole: its header read and authenticated
-//! against a fixed trusted key, then opened as a parcel and, when that works,
+//! against a fixed trusted key, then opened as a parcel (decrypted with the
+//! fuzz site's identity when it is encrypted) and, when that works,
 //! verified (content and media checks) and extracted (FORMAT.md §7). No panic, and extraction stays in
 //! its directory.
 //!
@@ -23,7 +24,8 @@ fn read(root: &Path) -> bool {
     let path = root.join("volume.tar");
     let trust = parcel_fuzz::trusted();
     let _ = read::read_volume_header(&path, trust);
-    let Ok(parcel) = Parcel::open(std::slice::from_ref(&path), trust) else {
+    let identity = Some(parcel_fuzz::encrypted::identity());
+    let Ok(parcel) = Parcel::open_with(std::slice::from_ref(&path), trust, identity) else {
         return false;
     };
     let _ = parcel.verify(&mut |_, _| {});

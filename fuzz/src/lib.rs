@@ -23,6 +23,8 @@ use parcel_format::{ChunkParams, Entry, EntryKind, Manifest, ParcelId};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+pub mod encrypted;
+
 /// Site code the fuzz key is trusted under, and the seeds' source site.
 pub const SOURCE_SITE: &str = "CEN";
 /// Creation time of every seed parcel.
@@ -86,6 +88,12 @@ pub fn reseal_volume(path: &Path) -> io::Result<()> {
         .and_then(|(start, end)| bytes.get(start..end))
         .filter(|_| piece.start == 0 && piece.len == header.index_stored_len);
     let index_sha256 = index.map(sha256);
+    // An encrypted volume's keys entry (FORMAT.md §12) follows the header.
+    let keys_sha256 = usize::try_from(header.keys_len)
+        .ok()
+        .filter(|_| header.is_encrypted())
+        .and_then(|len| bytes.get(1536..1536usize.checked_add(len)?))
+        .map(sha256);
     let body_sha256 = sha256(body);
     let body_len = body.len() as u64;
     parcel_format::testkit::resign_header(path, fuzz_key(), |h| {
@@ -93,6 +101,9 @@ pub fn reseal_volume(path: &Path) -> io::Result<()> {
         h.body_sha256 = body_sha256;
         if let Some(digest) = index_sha256 {
             h.index_sha256 = digest;
+        }
+        if let Some(digest) = keys_sha256 {
+            h.keys_sha256 = digest;
         }
     })
 }
@@ -119,6 +130,7 @@ pub fn small_options() -> WriteOptions {
         chunking: SMALL_CHUNKING,
         pack_target: 16 * 1024,
         threads: 1,
+        encryption: None,
     }
 }
 
@@ -153,7 +165,7 @@ fn set_mtime(path: &Path, secs: u64) -> io::Result<()> {
 /// Writes the seed package for [`seed_parcel`]: a directory, an executable,
 /// incompressible data spanning volumes, repeated data (deduplicated chunks)
 /// and an empty file, all with fixed times.
-fn write_seed_package(root: &Path, noise_len: usize) -> io::Result<()> {
+pub(crate) fn write_seed_package(root: &Path, noise_len: usize) -> io::Result<()> {
     fs::create_dir_all(root.join("bin"))?;
     fs::create_dir_all(root.join("data"))?;
     let tool = root.join("bin/tool");

@@ -38,6 +38,10 @@ pub struct TrustedSite {
     /// Set once the key is revoked; a revoked key stays listed so that its
     /// signatures are refused as revoked rather than unknown.
     pub revoked_at: Option<i64>,
+    /// The site's age X25519 recipient (`age1…`), from a key file whose
+    /// signature over it was checked; `None` for a site whose key file had
+    /// none (parcels to it cannot be encrypted).
+    pub encryption_key: Option<String>,
 }
 
 /// Which way a parcel travels, seen from this site.
@@ -224,6 +228,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX packages_by_parcel ON packages (parcel_id);
     ",
+    // 2: trusted sites' encryption keys (age X25519 recipients).
+    "
+    ALTER TABLE trusted_sites ADD COLUMN encryption_key TEXT;
+    ",
 ];
 
 /// The schema version this code writes and understands.
@@ -366,6 +374,7 @@ fn trusted_from_row(row: &Row<'_>) -> rusqlite::Result<TrustedSite> {
         fingerprint: row.get(3)?,
         trusted_at: row.get(4)?,
         revoked_at: row.get(5)?,
+        encryption_key: row.get(6)?,
     })
 }
 
@@ -635,21 +644,24 @@ impl Catalog {
         self.write(|tx, path| {
             tx.execute(
                 "INSERT INTO trusted_sites
-                     (code, name, public_key, fingerprint, trusted_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     (code, name, public_key, fingerprint, trusted_at, revoked_at,
+                      encryption_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (code) DO UPDATE SET
                      name = excluded.name,
                      public_key = excluded.public_key,
                      fingerprint = excluded.fingerprint,
                      trusted_at = excluded.trusted_at,
-                     revoked_at = excluded.revoked_at",
+                     revoked_at = excluded.revoked_at,
+                     encryption_key = excluded.encryption_key",
                 params![
                     site.code,
                     site.name,
                     site.public_key,
                     site.fingerprint,
                     site.trusted_at,
-                    site.revoked_at
+                    site.revoked_at,
+                    site.encryption_key
                 ],
             )
             .at(path)?;
@@ -680,7 +692,7 @@ impl Catalog {
     pub fn trusted_sites(&self) -> Result<Vec<TrustedSite>, CatalogError> {
         self.conn
             .prepare_cached(
-                "SELECT code, name, public_key, fingerprint, trusted_at, revoked_at
+                "SELECT code, name, public_key, fingerprint, trusted_at, revoked_at, encryption_key
                  FROM trusted_sites ORDER BY code",
             )
             .and_then(|mut stmt| {
@@ -694,7 +706,7 @@ impl Catalog {
     pub fn trusted_site(&self, code: &str) -> Result<Option<TrustedSite>, CatalogError> {
         self.conn
             .prepare_cached(
-                "SELECT code, name, public_key, fingerprint, trusted_at, revoked_at
+                "SELECT code, name, public_key, fingerprint, trusted_at, revoked_at, encryption_key
                  FROM trusted_sites WHERE code = ?1",
             )
             .and_then(|mut stmt| stmt.query_row(params![code], trusted_from_row).optional())
@@ -968,7 +980,35 @@ mod tests {
             fingerprint: format!("fp-{code}-{key}"),
             trusted_at: 1_700_000_100,
             revoked_at: None,
+            encryption_key: None,
         }
+    }
+
+    #[test]
+    fn catalog_of_schema_1_opens_and_gains_encryption_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = db(&dir);
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("schema 1");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("version");
+            conn.execute(
+                "INSERT INTO trusted_sites (code, name, public_key, fingerprint, trusted_at)
+                 VALUES ('NOR', 'North', ?1, 'fp', 1)",
+                params![[7u8; 32]],
+            )
+            .expect("insert");
+        }
+        let mut catalog = Catalog::open(&path).expect("migrates");
+        let nor = catalog.trusted_site("NOR").expect("read").expect("kept");
+        assert_eq!(nor.encryption_key, None);
+        let with_key = TrustedSite {
+            encryption_key: Some("age1example".into()),
+            ..nor
+        };
+        catalog.trust_site(&with_key).expect("update");
+        assert_eq!(catalog.trusted_site("NOR").expect("read"), Some(with_key));
     }
 
     fn parcel_record(id: &str, direction: Direction, created: i64) -> ParcelRecord {

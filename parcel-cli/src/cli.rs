@@ -234,6 +234,11 @@ pub struct CreateArgs {
     /// destination confirming it holds it
     #[arg(long, requires = "base")]
     pub force_base: bool,
+    /// Encrypt the package's content and file table so that only the
+    /// destination site can read them (its key file must carry an encryption
+    /// key); anyone can still check the media with `parcel verify --media`
+    #[arg(long)]
+    pub encrypt: bool,
     /// Do not read the volumes back and verify them after writing
     #[arg(long)]
     pub no_verify: bool,
@@ -321,6 +326,10 @@ pub struct ForwardArgs {
     /// A note for the receiving site
     #[arg(long, value_name = "TEXT")]
     pub comment: Option<String>,
+    /// Encrypt the package's content and file table so that only the
+    /// destination site can read them
+    #[arg(long)]
+    pub encrypt: bool,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,

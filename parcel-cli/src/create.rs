@@ -8,6 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use parcel_format::delta::BaseIndex;
+use parcel_format::encrypt::{Encryption, Recipient};
 use parcel_format::limits::MIN_VOLUME_SIZE;
 use parcel_format::manifest::{check_package_id, hex, Manifest};
 use parcel_format::volume::{DirSink, OutputDir};
@@ -45,6 +46,8 @@ pub struct Outgoing<'a> {
     /// build on it without a receipt confirming it.
     pub base: Option<u64>,
     pub force_base: bool,
+    /// Encrypt to the destination's encryption key (FORMAT.md §12).
+    pub encrypt: bool,
 }
 
 /// Runs `parcel create`.
@@ -68,6 +71,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), CliError> {
             json: args.json,
             base: args.base,
             force_base: args.force_base,
+            encrypt: args.encrypt,
         },
     )
 }
@@ -164,9 +168,17 @@ fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<(), CliE
 }
 
 /// An upper bound on the size of a parcel of this package: content that does
-/// not compress, plus tar headers, padding, index and zstd's worst case.
-fn size_bound(scan: &write::Scan) -> u64 {
-    scan.content_bytes + scan.content_bytes / 64 + scan.entries() as u64 * 1024 + (64 << 10)
+/// not compress, plus tar headers, padding, index and zstd's worst case; for
+/// an encrypted parcel also the `parcel-keys` entry of every volume (about
+/// 1 KiB in each volume of at least 64 KiB) and the tags.
+fn size_bound(scan: &write::Scan, encrypted: bool) -> u64 {
+    let plain =
+        scan.content_bytes + scan.content_bytes / 64 + scan.entries() as u64 * 1024 + (64 << 10);
+    if encrypted {
+        plain + plain / 32
+    } else {
+        plain
+    }
 }
 
 /// Writes, verifies and records one outgoing parcel.
@@ -182,11 +194,28 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             "is this site; a parcel goes to another site".into(),
         ));
     }
-    match catalog.trusted_site(o.to)? {
+    let destination = match catalog.trusted_site(o.to)? {
         None => return Err(refused("is not a trusted site; exchange keys first (`parcel key trust FILE` with its exported key)".into())),
         Some(t) if t.revoked_at.is_some() => return Err(refused("has a revoked key; trust its new key before sending to it".into())),
-        Some(_) => {}
-    }
+        Some(t) => t,
+    };
+    let encryption = if o.encrypt {
+        let Some(recipient) = &destination.encryption_key else {
+            return Err(refused(format!(
+                "has no encryption key on record here, so a parcel cannot be encrypted to it; ask {} for a new key file (`parcel key export` there), then `parcel key trust` it here",
+                o.to
+            )));
+        };
+        let recipient: Recipient = recipient.parse().map_err(|_| {
+            refused(format!(
+                "has an unusable encryption key on record here; ask {} for a new key file and `parcel key trust` it again",
+                o.to
+            ))
+        })?;
+        Some(Encryption::to_recipients(&[recipient])?)
+    } else {
+        None
+    };
     for out in o.outs {
         if !out.is_dir() {
             return Err(CliError::Usage(format!(
@@ -200,7 +229,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         None => None,
     };
     let scan = write::scan(o.package_dir)?;
-    let bound = size_bound(&scan);
+    let bound = size_bound(&scan, encryption.is_some());
     // A small parcel needs no full-size volume: this keeps the room check honest.
     let volume_size = o.volume_size.min(bound.max(MIN_VOLUME_SIZE));
     let mut outputs: Vec<OutputDir> = Vec::new();
@@ -259,6 +288,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     let options = WriteOptions {
         volume_size,
         level: o.level,
+        encryption,
         ..WriteOptions::default()
     };
     let mut sink = DirSink::new(outputs, stem, volume_size);
@@ -332,9 +362,14 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         &record,
         clock::now(),
         &format!(
-            "written as {} volume(s){}{}",
+            "written as {} volume(s){}{}{}",
             paths.len(),
             base_version.map_or(String::new(), |v| format!(", delta on v{v}")),
+            if o.encrypt {
+                format!(", encrypted to {}", o.to)
+            } else {
+                String::new()
+            },
             if o.verify { ", verified" } else { "" }
         ),
     )?;
@@ -350,15 +385,21 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             "files": scan.files,
             "verified": o.verify,
             "base_version": base_version,
+            "encrypted": o.encrypt,
         }))?;
     } else {
         let mut text = format!(
-            "created parcel {} ({} v{} for {}{}): {} volume(s), {} from {} of content\n",
+            "created parcel {} ({} v{} for {}{}{}): {} volume(s), {} from {} of content\n",
             record.parcel_id,
             record.package_id,
             record.package_version,
             record.destination_site,
             base_version.map_or(String::new(), |v| format!(", a delta on v{v}")),
+            if o.encrypt {
+                ", encrypted: only it can read the content"
+            } else {
+                ""
+            },
             paths.len(),
             human_bytes(record.bytes),
             human_bytes(manifest.content_bytes())

@@ -53,7 +53,9 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     make_sample_package(&dir.join("package"))?;
     output::print("  package/: bin/tool (2 MiB), lib/libdemo.so.1 (sharing its first bytes with bin/tool) and a symlink to it, docs with a non-ASCII name, an empty directory\n")?;
 
-    demo.step("Set up the two sites; each gets its own home and Ed25519 key")?;
+    demo.step(
+        "Set up the two sites; each gets its own home, Ed25519 signing key and age encryption key",
+    )?;
     demo.parcel(&[
         "--home",
         "cen",
@@ -192,7 +194,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     demo.parcel(&["--home", "cen", "receipt", "apply", "receipt.txt"])?;
     demo.parcel(&["--home", "cen", "show", &parcel_id[..12]])?;
 
-    demo.step("Version 2 changes one file: CEN sends a delta parcel on the confirmed version 1")?;
+    demo.step("Version 2 changes one file: CEN sends a delta parcel on the confirmed version 1, encrypted so that only BXL can read it")?;
     let notes = dir.join("package/share/doc/README.txt");
     fs::write(&notes, "Version 2 of the demo package.\n".repeat(200))
         .map_err(CliError::io("write", &notes))?;
@@ -212,6 +214,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         "BXL",
         "--base",
         "1",
+        "--encrypt",
         "--out",
         "media/disc4",
     ])?;

@@ -170,7 +170,11 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => EXIT_USAGE,
-            CliError::Verification { .. } => EXIT_VERIFICATION,
+            CliError::Verification { .. }
+            | CliError::KeyFile {
+                problem: KeyFileProblem::EncryptionKeyForged { .. },
+                ..
+            } => EXIT_VERIFICATION,
             CliError::FingerprintMismatch { .. }
             | CliError::OwnSite { .. }
             | CliError::NotOutgoing { .. }

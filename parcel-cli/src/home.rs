@@ -10,6 +10,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use age::secrecy::ExposeSecret;
+use parcel_format::encrypt::Identity;
 use parcel_format::sign::{PublicKey, SecretKey};
 
 use crate::catalog::{Catalog, SiteRecord};
@@ -80,6 +82,12 @@ impl Home {
     /// `<home>/site.key`, this site's secret signing key (mode 0600).
     pub fn secret_key_path(&self) -> PathBuf {
         self.root.join("site.key")
+    }
+
+    /// `<home>/site.age`, this site's age X25519 identity, which decrypts the
+    /// parcels encrypted to it (mode 0600; an age identity file).
+    pub fn identity_path(&self) -> PathBuf {
+        self.root.join("site.age")
     }
 
     /// `<home>/packages/`, the store of imported package versions.
@@ -221,6 +229,91 @@ impl Home {
                     reason: "not a parcel secret key (it must be exactly 32 bytes)",
                 })?;
         Ok(SecretKey::from_bytes(&seed))
+    }
+
+    /// Writes a new encryption identity to `site.age` (mode 0600, never
+    /// overwriting), in age's identity file format.
+    pub fn write_identity(&self, identity: &Identity) -> Result<(), CliError> {
+        let path = self.identity_path();
+        let text = format!(
+            "# parcel site encryption key (age X25519 identity): keep it secret\n# public key: {}\n{}\n",
+            identity.to_public(),
+            identity.to_string().expose_secret()
+        );
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|err| {
+                if err.kind() == std::io::ErrorKind::AlreadyExists {
+                    CliError::SecretKeyExists(path.clone())
+                } else {
+                    CliError::io("create", &path)(err)
+                }
+            })?;
+        let written = file
+            .write_all(text.as_bytes())
+            .and_then(|()| file.sync_all());
+        if let Err(err) = written {
+            let _ = fs::remove_file(&path);
+            return Err(CliError::io("write", &path)(err));
+        }
+        Ok(())
+    }
+
+    /// Reads this site's encryption identity; `None` when the home has none
+    /// (homes made before parcels could be encrypted). Refuses a file that
+    /// others can read, or that is not one age X25519 identity.
+    pub fn load_identity(&self) -> Result<Option<Identity>, CliError> {
+        let path = self.identity_path();
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(CliError::io("open encryption key", &path)(err)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(CliError::io("inspect encryption key", &path))?;
+        if !meta.is_file() {
+            return Err(CliError::SecretKeyInvalid {
+                path,
+                reason: "not a regular file",
+            });
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(CliError::SecretKeyExposed {
+                path,
+                mode: meta.mode() & 0o7777,
+            });
+        }
+        let mut text = String::new();
+        file.take(4096)
+            .read_to_string(&mut text)
+            .map_err(CliError::io("read encryption key", &path))?;
+        let mut keys = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'));
+        let invalid = CliError::SecretKeyInvalid {
+            path: path.clone(),
+            reason: "not a parcel encryption key (it must hold one AGE-SECRET-KEY-1… line); restore site.age from backup",
+        };
+        let (Some(line), None) = (keys.next(), keys.next()) else {
+            return Err(invalid);
+        };
+        line.parse::<Identity>().map(Some).map_err(|_| invalid)
+    }
+
+    /// This site's encryption identity, made now if the home has none yet
+    /// (a home made before parcels could be encrypted).
+    pub fn identity_or_create(&self) -> Result<Identity, CliError> {
+        if let Some(identity) = self.load_identity()? {
+            return Ok(identity);
+        }
+        let identity = Identity::generate();
+        self.write_identity(&identity)?;
+        Ok(identity)
     }
 
     /// This site's record and secret key, checked to belong together. Use this

@@ -38,7 +38,8 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     clean_up(ctx, &catalog)?;
     let trust = Trust::load(&catalog, &site)?;
     let files = volume_files(&args.paths)?;
-    let parcel = Parcel::open(&files, &trust.keys)
+    let identity = ctx.home.load_identity()?;
+    let parcel = Parcel::open_with(&files, &trust.keys, identity.as_ref())
         .map_err(|problems| problems_error("the volumes given", &problems, &trust, &[]))?;
     let manifest = parcel.manifest();
     let id = manifest.parcel_id.to_string();
@@ -168,7 +169,12 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             volumes: files.iter().map(|p| p.display().to_string()).collect(),
             tree_digest: digest.clone(),
         };
-        catalog.add_parcel(&record, now, "volumes authenticated")?;
+        let detail = if parcel.is_encrypted() {
+            "volumes authenticated, decrypted with this site's key"
+        } else {
+            "volumes authenticated"
+        };
+        catalog.add_parcel(&record, now, detail)?;
     }
     let (files_written, bytes) = if existing.is_some() {
         catalog.advance(

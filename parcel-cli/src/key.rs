@@ -10,16 +10,26 @@
 //! name: Central office
 //! key: <64 lowercase hex digits of the Ed25519 public key>
 //! fingerprint: 12345 67890 12345 67890 12345 67890
+//! encryption-key: age1…
+//! encryption-key-signature: <128 lowercase hex digits>
 //! ```
 //!
 //! Reading is strict: bounded size, the exact first line, each field exactly
 //! once, no unknown fields, and a fingerprint line that matches the key.
+//!
+//! The encryption key (the site's age X25519 recipient, to which parcels
+//! for it are encrypted) is signed by the site's Ed25519 key, so that
+//! checking the fingerprint over the phone also authenticates it: a file
+//! whose encryption key was swapped in transit is refused. Files made before
+//! parcels could be encrypted have neither line and still parse; such a site
+//! cannot be encrypted to until it sends a new file.
 
 use std::fs::File;
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-use parcel_format::sign::{fingerprint, fingerprints_match, PublicKey};
+use parcel_format::encrypt::Recipient;
+use parcel_format::sign::{fingerprint, fingerprints_match, PublicKey, SecretKey};
 use serde::Serialize;
 
 use crate::catalog::TrustedSite;
@@ -34,6 +44,10 @@ use crate::site::{is_site_code, is_site_name};
 pub const KEY_FILE_HEADER: &str = "parcel-site-key v1";
 /// Largest site key file read, in bytes; a real one is under 200.
 pub const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// Domain string of the signature over a site's encryption key: the
+/// message is this, then the site code, a newline and the `age1…` recipient.
+pub const DOMAIN_ENCRYPTION_KEY: &[u8] = b"parcel-site-key/v1/encryption-key\0";
 
 /// What is wrong with a site key file; the path is added by [`CliError::KeyFile`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +76,51 @@ pub enum KeyFileProblem {
         "line {line}: the fingerprint does not match the key; the file is damaged or was edited"
     )]
     FingerprintMismatch { line: usize },
+    #[error("line {line}: the encryption key must be an age X25519 recipient (age1…)")]
+    BadEncryptionKey { line: usize },
+    #[error("line {line}: the encryption key signature must be 128 lowercase hex digits")]
+    BadEncryptionSignature { line: usize },
+    #[error("line {line}: the encryption key is not signed by the site's key: the file was altered (its encryption key may have been swapped); ask the site for its key file again")]
+    EncryptionKeyForged { line: usize },
+}
+
+/// A site's encryption key with the signature binding it to the site's
+/// signing key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptionKey {
+    /// The age X25519 recipient parcels for the site are encrypted to.
+    pub recipient: Recipient,
+    /// Ed25519 signature by the site's key (see [`DOMAIN_ENCRYPTION_KEY`]).
+    pub signature: [u8; 64],
+}
+
+impl EncryptionKey {
+    fn message(site: &str, recipient: &Recipient) -> Vec<u8> {
+        format!("{site}\n{recipient}").into_bytes()
+    }
+
+    /// `recipient`, signed as site `site`'s encryption key.
+    pub fn sign(site: &str, recipient: Recipient, key: &SecretKey) -> EncryptionKey {
+        let signature = parcel_format::sign::sign(
+            key,
+            DOMAIN_ENCRYPTION_KEY,
+            &EncryptionKey::message(site, &recipient),
+        );
+        EncryptionKey {
+            recipient,
+            signature,
+        }
+    }
+
+    /// Whether the signature is site `site`'s, made with `key`.
+    pub fn is_signed_by(&self, site: &str, key: &PublicKey) -> bool {
+        parcel_format::sign::verify(
+            key,
+            DOMAIN_ENCRYPTION_KEY,
+            &EncryptionKey::message(site, &self.recipient),
+            &self.signature,
+        )
+    }
 }
 
 /// The public identity of a site, as exchanged between sites.
@@ -70,6 +129,8 @@ pub struct SiteKeyFile {
     pub site: String,
     pub name: String,
     pub key: PublicKey,
+    /// `None` in files made before parcels could be encrypted.
+    pub encryption_key: Option<EncryptionKey>,
 }
 
 impl SiteKeyFile {
@@ -80,13 +141,21 @@ impl SiteKeyFile {
 
     /// The file's text.
     pub fn render(&self) -> String {
-        format!(
+        let mut text = format!(
             "{KEY_FILE_HEADER}\nsite: {}\nname: {}\nkey: {}\nfingerprint: {}\n",
             self.site,
             self.name,
             hex(self.key.as_bytes()),
             self.fingerprint()
-        )
+        );
+        if let Some(e) = &self.encryption_key {
+            text.push_str(&format!(
+                "encryption-key: {}\nencryption-key-signature: {}\n",
+                e.recipient,
+                hex(&e.signature)
+            ));
+        }
+        text
     }
 
     /// Parses a key file's text strictly.
@@ -100,6 +169,8 @@ impl SiteKeyFile {
         let mut name = None;
         let mut key = None;
         let mut stated_fingerprint = None;
+        let mut encryption_key = None;
+        let mut encryption_signature = None;
         for (line, content) in lines {
             let (field, value) = content
                 .split_once(": ")
@@ -109,6 +180,10 @@ impl SiteKeyFile {
                 "name" => (&mut name, "name"),
                 "key" => (&mut key, "key"),
                 "fingerprint" => (&mut stated_fingerprint, "fingerprint"),
+                "encryption-key" => (&mut encryption_key, "encryption-key"),
+                "encryption-key-signature" => {
+                    (&mut encryption_signature, "encryption-key-signature")
+                }
                 other => {
                     return Err(KeyFileProblem::UnknownField {
                         line,
@@ -136,10 +211,33 @@ impl SiteKeyFile {
         if stated != fingerprint(&key) {
             return Err(KeyFileProblem::FingerprintMismatch { line });
         }
+        let encryption_key = match (encryption_key, encryption_signature) {
+            (None, None) => None,
+            (None, Some(_)) => return Err(KeyFileProblem::MissingField("encryption-key")),
+            (Some(_), None) => {
+                return Err(KeyFileProblem::MissingField("encryption-key-signature"))
+            }
+            (Some((line, recipient)), Some((sig_line, signature))) => {
+                let recipient = recipient
+                    .parse::<Recipient>()
+                    .map_err(|_| KeyFileProblem::BadEncryptionKey { line })?;
+                let signature = parse_hex::<64>(signature)
+                    .ok_or(KeyFileProblem::BadEncryptionSignature { line: sig_line })?;
+                let signed = EncryptionKey {
+                    recipient,
+                    signature,
+                };
+                if !signed.is_signed_by(site, &key) {
+                    return Err(KeyFileProblem::EncryptionKeyForged { line });
+                }
+                Some(signed)
+            }
+        };
         Ok(SiteKeyFile {
             site: site.to_string(),
             name: name.to_string(),
             key,
+            encryption_key,
         })
     }
 
@@ -170,8 +268,15 @@ pub fn hex(bytes: &[u8]) -> String {
 /// A public key from exactly 64 lowercase hex digits; `None` if malformed, not
 /// a curve point, or a weak (small-order) key.
 fn parse_public_key(text: &str) -> Option<PublicKey> {
+    let bytes = parse_hex::<32>(text)?;
+    let key = PublicKey::from_bytes(&bytes).ok()?;
+    (!key.is_weak()).then_some(key)
+}
+
+/// Exactly `2 * N` lowercase hex digits as bytes; `None` otherwise.
+fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     let digits = text.as_bytes();
-    if digits.len() != 64 {
+    if digits.len() != 2 * N {
         return None;
     }
     let nibble = |d: u8| match d {
@@ -179,26 +284,31 @@ fn parse_public_key(text: &str) -> Option<PublicKey> {
         b'a'..=b'f' => Some(d - b'a' + 10),
         _ => None,
     };
-    let mut bytes = [0u8; 32];
+    let mut bytes = [0u8; N];
     for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        let (&high, &low) = (pair.first()?, pair.get(1)?);
+        *byte = nibble(high)? << 4 | nibble(low)?;
     }
-    let key = PublicKey::from_bytes(&bytes).ok()?;
-    (!key.is_weak()).then_some(key)
+    Some(bytes)
 }
 
 /// `parcel key export`: this site's public key file, to `--out` or stdout.
+/// It carries the site's encryption key, signed; a home made before parcels
+/// could be encrypted gets its encryption key now.
 pub fn export(ctx: &Context, args: &KeyExportArgs) -> Result<(), CliError> {
     let catalog = ctx.home.open_catalog()?;
-    let site = catalog.site()?;
-    let key = PublicKey::from_bytes(&site.public_key).map_err(|_| CliError::SecretKeyMismatch {
-        path: ctx.home.secret_key_path(),
-        site: site.code.clone(),
-    })?;
+    let (site, secret) = ctx.home.site_identity(&catalog)?;
+    let key = secret.verifying_key();
+    let identity = ctx.home.identity_or_create()?;
     let file = SiteKeyFile {
         site: site.code.clone(),
         name: site.name.clone(),
         key,
+        encryption_key: Some(EncryptionKey::sign(
+            &site.code,
+            identity.to_public(),
+            &secret,
+        )),
     };
     let text = file.render();
     let Some(out) = &args.out else {
@@ -281,6 +391,18 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
 
     let previous = catalog.trusted_site(&file.site)?;
     let now = clock::now();
+    // An older file of the same key (without an encryption key) keeps the
+    // encryption key already recorded.
+    let encryption_key = file
+        .encryption_key
+        .as_ref()
+        .map(|e| e.recipient.to_string())
+        .or_else(|| {
+            previous
+                .as_ref()
+                .filter(|old| old.public_key == file.key.to_bytes())
+                .and_then(|old| old.encryption_key.clone())
+        });
     catalog.trust_site(&TrustedSite {
         code: file.site.clone(),
         name: file.name.clone(),
@@ -288,6 +410,7 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
         fingerprint: actual.clone(),
         trusted_at: now,
         revoked_at: None,
+        encryption_key: encryption_key.clone(),
     })?;
 
     let summary = match previous {
@@ -307,6 +430,12 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
             "Replaced the key of site"
         }
         Some(old) if old.revoked_at.is_some() => "Trusted again the previously revoked key of site",
+        Some(old) if old.encryption_key.is_none() && encryption_key.is_some() => {
+            "Recorded the encryption key of the already trusted site"
+        }
+        Some(old) if old.encryption_key != encryption_key => {
+            "Recorded the new encryption key of the already trusted site"
+        }
         Some(_) => "Already trusted: site",
         None => "Trusted site",
     };
@@ -314,7 +443,14 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
         "{summary} {} ({})\nFingerprint: {actual}\n",
         file.site,
         printable(&file.name)
-    ))
+    ))?;
+    if encryption_key.is_none() {
+        ctx.note(&format!(
+            "{} has no encryption key in this file, so `parcel create --encrypt --to {}` is refused; ask {} for a new key file (`parcel key export`) and trust it",
+            file.site, file.site, file.site
+        ));
+    }
+    Ok(())
 }
 
 /// Asks a yes/no question on stderr and reads the answer from stdin; only
@@ -389,11 +525,24 @@ pub fn list(ctx: &Context, args: &KeyListArgs) -> Result<(), CliError> {
                 site.fingerprint.clone(),
                 state_of(site).to_string(),
                 since,
+                if site.encryption_key.is_some() {
+                    "yes"
+                } else {
+                    "no (old key file)"
+                }
+                .to_string(),
             ]
         })
         .collect();
     output::print(&output::table(
-        &["SITE", "NAME", "FINGERPRINT", "STATE", "SINCE"],
+        &[
+            "SITE",
+            "NAME",
+            "FINGERPRINT",
+            "STATE",
+            "SINCE",
+            "ENCRYPT TO",
+        ],
         &rows,
     ))
 }
@@ -433,7 +582,44 @@ mod tests {
             site: "CEN".into(),
             name: "Central office".into(),
             key,
+            encryption_key: None,
         }
+    }
+
+    #[test]
+    fn encryption_key_is_signed_and_a_swapped_one_is_refused() {
+        let secret = parcel_format::sign::SecretKey::from_bytes(&[9u8; 32]);
+        let ours = parcel_format::encrypt::Identity::generate().to_public();
+        let theirs = parcel_format::encrypt::Identity::generate().to_public();
+        let file = SiteKeyFile {
+            encryption_key: Some(EncryptionKey::sign("CEN", ours.clone(), &secret)),
+            ..sample()
+        };
+        let text = file.render();
+        assert_eq!(SiteKeyFile::parse(&text), Ok(file));
+        let swapped = text.replace(&ours.to_string(), &theirs.to_string());
+        assert_eq!(
+            SiteKeyFile::parse(&swapped),
+            Err(KeyFileProblem::EncryptionKeyForged { line: 6 })
+        );
+        // A signature for another site code does not carry over.
+        let other_site = SiteKeyFile {
+            encryption_key: Some(EncryptionKey::sign("NOR", ours, &secret)),
+            ..sample()
+        };
+        assert_eq!(
+            SiteKeyFile::parse(&other_site.render()),
+            Err(KeyFileProblem::EncryptionKeyForged { line: 6 })
+        );
+        let without_signature: String = text
+            .lines()
+            .filter(|l| !l.starts_with("encryption-key-signature:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            SiteKeyFile::parse(&without_signature),
+            Err(KeyFileProblem::MissingField("encryption-key-signature"))
+        );
     }
 
     #[test]

@@ -154,6 +154,9 @@ fn hint(problem: &Problem) -> String {
             "; the package in this store changed since it was imported: restore it by importing its parcel again, or ask the sender for a full parcel"
         }
         Problem::BaseMissing { .. } => "; ask the sender for a full parcel",
+        Problem::CannotDecrypt { .. } => {
+            "; import it at the site it is addressed to (`parcel verify --media` checks the media anywhere)"
+        }
         Problem::BadSignature { .. } => {
             "; the medium may have been tampered with: do not import it"
         }

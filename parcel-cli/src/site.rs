@@ -65,9 +65,14 @@ pub fn init(ctx: &Context, args: &SiteInitArgs) -> Result<(), CliError> {
         created: clock::now(),
     };
     home.write_secret_key(&key)?;
-    if let Err(err) = catalog.init_site(&site) {
-        // Without the record the key is an orphan that would block the next init.
+    if let Err(err) = home.write_identity(&parcel_format::encrypt::Identity::generate()) {
         let _ = std::fs::remove_file(home.secret_key_path());
+        return Err(err);
+    }
+    if let Err(err) = catalog.init_site(&site) {
+        // Without the record the keys are orphans that would block the next init.
+        let _ = std::fs::remove_file(home.secret_key_path());
+        let _ = std::fs::remove_file(home.identity_path());
         return Err(match err {
             CatalogError::SiteExists(code) => CliError::SiteExists {
                 home: home.root().to_path_buf(),
@@ -100,6 +105,9 @@ struct SiteView<'a> {
     site: &'a SiteRecord,
     /// Public key, 64 lowercase hex digits.
     key: String,
+    /// The age X25519 recipient parcels for this site are encrypted to;
+    /// `None` until the home has an encryption key.
+    encryption_key: Option<String>,
     home: String,
 }
 
@@ -107,19 +115,27 @@ struct SiteView<'a> {
 pub fn show(ctx: &Context, args: &SiteShowArgs) -> Result<(), CliError> {
     let catalog = ctx.home.open_catalog()?;
     let site = catalog.site()?;
+    let encryption_key = ctx
+        .home
+        .load_identity()?
+        .map(|identity| identity.to_public().to_string());
     if args.json {
         return output::print_json(&SiteView {
             site: &site,
             key: crate::key::hex(&site.public_key),
+            encryption_key,
             home: ctx.home.root().display().to_string(),
         });
     }
     let text = format!(
-        "Site         {}\nName         {}\nParent       {}\nFingerprint  {}\nCreated      {}\nHome         {}\n",
+        "Site         {}\nName         {}\nParent       {}\nFingerprint  {}\nEncryption   {}\nCreated      {}\nHome         {}\n",
         site.code,
         printable(&site.name),
         site.parent.as_deref().unwrap_or("(none)"),
         site.fingerprint,
+        encryption_key
+            .as_deref()
+            .unwrap_or("(none yet: `parcel key export` makes one)"),
         clock::format_utc(site.created),
         ctx.home.root().display()
     );

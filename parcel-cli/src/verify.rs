@@ -3,8 +3,15 @@
 //! Exit 0 only when the parcel is complete and intact. `--media` checks only
 //! that every byte of every volume matches the signed hashes (the media
 //! check; about a quarter of the time), leaving content checks to import.
+//!
+//! A parcel encrypted to another site (FORMAT.md §12) can only have its
+//! media checked here: `parcel verify` says so, checks the media, and exits
+//! 0 when they are intact; its content is checked at the destination.
 
 use serde_json::json;
+
+use parcel_format::verify::{verify_with, Depth};
+use parcel_format::Problem;
 
 use crate::cli::VerifyArgs;
 use crate::error::CliError;
@@ -18,27 +25,43 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     let catalog = ctx.home.open_catalog()?;
     let site = catalog.site()?;
     let trust = Trust::load(&catalog, &site)?;
+    let identity = ctx.home.load_identity()?;
     let files = volume_files(&args.paths)?;
     let bar = Progress::bytes(ctx, "Verifying", 0);
-    let check = if args.media {
-        parcel_format::verify::verify_media
+    let depth = if args.media {
+        Depth::Media
     } else {
-        parcel_format::verify::verify
+        Depth::Content
     };
-    let report = check(&files, &trust.keys, &mut |done, total| {
-        bar.set_total(total);
-        bar.set(done);
-    });
+    let mut report = verify_with(
+        &files,
+        &trust.keys,
+        identity.as_ref(),
+        depth,
+        &mut |done, total| {
+            bar.set_total(total);
+            bar.set(done);
+        },
+    );
     bar.finish();
+    if report.media_only && !args.media {
+        // Encrypted to another site: the media are all this site can check.
+        report
+            .problems
+            .retain(|p| !matches!(p, Problem::CannotDecrypt { .. }));
+        ctx.note("this parcel is encrypted to another site: only its media can be checked here (every byte against the signed hashes); its content is checked when its destination imports it");
+    }
     let subject = match (&report.parcel_id, &report.package) {
         (Some(id), Some((package, version))) => format!("parcel {id} ({package} v{version})"),
+        (Some(id), None) => format!("parcel {id}"),
         _ => "the volumes given".to_owned(),
     };
     if args.json {
         output::print_json(&json!({
             "parcel_id": report.parcel_id.map(|id| id.to_string()),
             "ok": report.is_ok(),
-            "depth": if args.media { "media" } else { "content" },
+            "depth": if args.media || report.media_only { "media" } else { "content" },
+            "encrypted": report.encrypted,
             "class": report.class().map(|c| c.name()),
             "signer": report.signer,
             "package_id": report.package.as_ref().map(|p| &p.0),
@@ -58,7 +81,9 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
         ));
     }
     if !args.json {
-        let checked = if !args.media {
+        let checked = if report.media_only {
+            "every byte matches the signed hashes (media check only: the parcel is encrypted to another site, which checks its content when it imports it)".to_owned()
+        } else if !args.media {
             let base = report.base_version.map_or(String::new(), |v| {
                 format!("; a delta on v{v}: files made of v{v}'s content are checked when imported over it")
             });

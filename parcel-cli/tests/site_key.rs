@@ -127,13 +127,26 @@ fn exported_key_file_has_the_documented_format() {
     let text = std::fs::read_to_string(file).expect("read");
     assert_eq!(text, to_stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 5);
+    assert_eq!(lines.len(), 7);
     assert_eq!(lines[0], "parcel-site-key v1");
     assert_eq!(lines[1], "site: CEN");
     assert_eq!(lines[2], "name: Central office");
     let key = lines[3].strip_prefix("key: ").expect("key line");
     assert!(key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
     assert_eq!(lines[4], format!("fingerprint: {fingerprint}"));
+    let recipient = lines[5]
+        .strip_prefix("encryption-key: ")
+        .expect("encryption-key line");
+    assert!(recipient.starts_with("age1"), "{recipient}");
+    let signature = lines[6]
+        .strip_prefix("encryption-key-signature: ")
+        .expect("encryption-key-signature line");
+    assert!(
+        signature.len() == 128
+            && signature
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    );
 }
 
 #[test]

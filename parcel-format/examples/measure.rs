@@ -173,6 +173,7 @@ fn write_once(
         chunking,
         pack_target,
         threads: 0,
+        encryption: None,
     };
     let info = ParcelInfo {
         parcel_id: ParcelId::random(),

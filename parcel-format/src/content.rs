@@ -379,6 +379,19 @@ fn decode(
             .push(corrupt("stored bytes do not match their SHA-256".into()));
         return decoded;
     }
+    // An encrypted pack is decrypted after its hash matched (FORMAT.md §12).
+    let stored = match parcel.key() {
+        None => stored,
+        Some(key) => match key.open_pack(&manifest.parcel_id, p, &stored) {
+            Some(frame) => frame,
+            None => {
+                decoded.problems.push(corrupt(
+                    "does not decrypt under the parcel key (forged or damaged)".into(),
+                ));
+                return decoded;
+            }
+        },
+    };
     let raw = match decompress_exact(&stored, record.raw_len as usize) {
         Ok(raw) => raw,
         Err(e) => {

@@ -222,6 +222,13 @@ pub enum Problem {
         /// The parcel's destinations, comma-separated.
         destinations: String,
     },
+    /// The parcel is encrypted to its destination (FORMAT.md §12) and this
+    /// reader has no identity it is encrypted to.
+    #[error("the parcel is encrypted to its destination and {}: only the destination site can read its file table and content (checking the media needs no key)", if *identity_given { "this site's encryption key is not among its recipients" } else { "no decryption key was given" })]
+    CannotDecrypt {
+        /// Whether an identity was tried (and is not a recipient).
+        identity_given: bool,
+    },
     /// A delta parcel's base version is not available to take chunks from.
     #[error("this delta parcel builds on version {version} of the package, which is not available: {reason}")]
     BaseMissing {
@@ -283,6 +290,7 @@ impl Problem {
             | Problem::ChunkUnavailable { .. }
             | Problem::FileCorrupt { .. } => FailureClass::Chunk,
             Problem::WrongDestination { .. }
+            | Problem::CannotDecrypt { .. }
             | Problem::BaseMissing { .. }
             | Problem::BaseModified { .. } => FailureClass::Policy,
             Problem::Unreadable { .. } | Problem::Write { .. } => FailureClass::Io,

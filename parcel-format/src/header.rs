@@ -20,7 +20,13 @@ pub const FORMAT_VERSION: u16 = 1;
 /// The header flags this reader knows (FORMAT.md §3.1); a version-3 header
 /// with any other bit set is refused ("upgrade parcel"). Versions 1 and 2 have
 /// no flags.
-pub const KNOWN_FLAGS: u16 = 0;
+pub const KNOWN_FLAGS: u16 = FLAG_ENCRYPTED;
+/// Flag bit 0: the parcel is encrypted to its destination (FORMAT.md §12);
+/// the header's `keys_len` and `keys_sha256` (record bytes 196..236) bind the
+/// `parcel-keys` entry.
+pub const FLAG_ENCRYPTED: u16 = 0x0001;
+/// Record bytes that [`FLAG_ENCRYPTED`] gives a meaning to; zero without it.
+const KEYS_FIELDS: std::ops::Range<usize> = 196..236;
 /// Size of the record.
 pub const RECORD_LEN: usize = 512;
 /// Offset of the signature within the record; the signature covers bytes `..SIGNED_LEN`.
@@ -68,6 +74,10 @@ pub struct VolumeHeader {
     pub index_sha256: [u8; 32],
     /// The piece of the index this volume holds.
     pub index_piece: IndexPiece,
+    /// Length of the `parcel-keys` entry's data; 0 unless [`FLAG_ENCRYPTED`] is set.
+    pub keys_len: u64,
+    /// SHA-256 of the `parcel-keys` entry's data; zeros unless [`FLAG_ENCRYPTED`] is set.
+    pub keys_sha256: [u8; 32],
 }
 
 /// Why a header record was refused, before or at its signature check.
@@ -125,6 +135,8 @@ impl VolumeHeader {
         b[172..180].copy_from_slice(&self.index_piece.offset.to_le_bytes());
         b[180..188].copy_from_slice(&self.index_piece.len.to_le_bytes());
         b[188..196].copy_from_slice(&self.index_piece.start.to_le_bytes());
+        b[196..204].copy_from_slice(&self.keys_len.to_le_bytes());
+        b[204..236].copy_from_slice(&self.keys_sha256);
         let sig = sign::sign(key, DOMAIN_VOLUME_HEADER, &b[..SIGNED_LEN]);
         b[SIGNED_LEN..].copy_from_slice(&sig);
         b
@@ -166,7 +178,17 @@ impl VolumeHeader {
                 flags & !KNOWN_FLAGS
             )));
         }
-        if b[196..SIGNED_LEN].iter().any(|&x| x != 0) {
+        let encrypted = flags & FLAG_ENCRYPTED != 0;
+        let keys_len = le_u64(b, 196);
+        if encrypted && (keys_len == 0 || keys_len > crate::limits::MAX_KEYS_ENTRY) {
+            return Err(HeaderError::Malformed(format!(
+                "encrypted, but its keys entry length {keys_len} is outside 1..={}",
+                crate::limits::MAX_KEYS_ENTRY
+            )));
+        }
+        if (!encrypted && b[KEYS_FIELDS].iter().any(|&x| x != 0))
+            || b[KEYS_FIELDS.end..SIGNED_LEN].iter().any(|&x| x != 0)
+        {
             return Err(HeaderError::Malformed(
                 "reserved bytes set (no flag gives them a meaning)".into(),
             ));
@@ -203,6 +225,8 @@ impl VolumeHeader {
                 len: le_u64(b, 180),
                 start: le_u64(b, 188),
             },
+            keys_len,
+            keys_sha256: bytes32(b, 204),
         };
         if header.volume_count == 0 || header.volume == 0 || header.volume > header.volume_count {
             return Err(HeaderError::Malformed(format!(
@@ -223,6 +247,14 @@ impl VolumeHeader {
             && self.index_stored_len == other.index_stored_len
             && self.index_raw_len == other.index_raw_len
             && self.index_sha256 == other.index_sha256
+            && self.flags == other.flags
+            && self.keys_len == other.keys_len
+            && self.keys_sha256 == other.keys_sha256
+    }
+
+    /// Whether the parcel is encrypted to its destination (FORMAT.md §12).
+    pub fn is_encrypted(&self) -> bool {
+        self.flags & FLAG_ENCRYPTED != 0
     }
 }
 
@@ -250,7 +282,62 @@ mod tests {
                 len: 100,
                 start: 0,
             },
+            keys_len: 0,
+            keys_sha256: [0; 32],
         }
+    }
+
+    #[test]
+    fn encrypted_header_round_trips_and_its_keys_fields_need_the_flag() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let encrypted = VolumeHeader {
+            version: 3,
+            flags: FLAG_ENCRYPTED,
+            keys_len: 280,
+            keys_sha256: [5; 32],
+            ..sample()
+        };
+        let rec = encrypted.encode_signed(&key);
+        assert_eq!(VolumeHeader::decode_verified(&rec), Ok(encrypted.clone()));
+        assert!(!encrypted.same_parcel(&VolumeHeader {
+            keys_sha256: [6; 32],
+            ..encrypted.clone()
+        }));
+        for bad in [
+            VolumeHeader {
+                flags: 0,
+                ..encrypted.clone()
+            },
+            VolumeHeader {
+                keys_len: 0,
+                ..encrypted.clone()
+            },
+            VolumeHeader {
+                keys_len: crate::limits::MAX_KEYS_ENTRY + 1,
+                ..encrypted.clone()
+            },
+            VolumeHeader {
+                version: 1,
+                ..encrypted.clone()
+            },
+        ] {
+            let rec = bad.encode_signed(&key);
+            assert!(
+                matches!(
+                    VolumeHeader::decode_verified(&rec),
+                    Err(HeaderError::Malformed(_))
+                ),
+                "{bad:?} accepted"
+            );
+        }
+        let mut rec = encrypted.encode_signed(&key);
+        rec[240] = 1;
+        let sig = sign::sign(&key, DOMAIN_VOLUME_HEADER, &rec[..SIGNED_LEN]);
+        rec[SIGNED_LEN..].copy_from_slice(&sig);
+        assert!(
+            VolumeHeader::decode_verified(&rec).is_err(),
+            "byte 240 is reserved"
+        );
     }
 
     #[test]

@@ -72,6 +72,7 @@ mod bounded;
 pub mod chunk;
 mod content;
 pub mod delta;
+pub mod encrypt;
 pub mod error;
 pub mod extract;
 pub mod header;

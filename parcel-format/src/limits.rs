@@ -56,5 +56,9 @@ pub const MAX_COMMENT: usize = 4096;
 pub const MAX_PACKAGE_ID: usize = 64;
 /// Longest site code, in bytes.
 pub const MAX_SITE_CODE: usize = 8;
+/// Largest `parcel-keys` entry of an encrypted parcel, in bytes (FORMAT.md
+/// §12): an age file wrapping a 32-byte key takes about 200 bytes plus about
+/// 100 per recipient.
+pub const MAX_KEYS_ENTRY: u64 = 64 * 1024;
 /// Largest number of destination sites of one parcel.
 pub const MAX_DESTINATIONS: usize = 64;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::encrypt::{unwrap_key, Identity, ParcelKey, UnwrapError, KEYS_ENTRY};
 use crate::error::{FailureClass, Problem};
 use crate::header::{HeaderError, VolumeHeader, RECORD_LEN};
 use crate::limits::{BLOCK, MAX_INDEX_STORED, MAX_VOLUMES, VOLUME_PREFIX};
@@ -38,6 +39,19 @@ pub struct Parcel {
     signer: String,
     header: VolumeHeader,
     problems: Vec<Problem>,
+    /// The key of an encrypted parcel (FORMAT.md §12); `None` when not encrypted.
+    key: Option<ParcelKey>,
+}
+
+/// The authenticated volumes of one parcel (FORMAT.md §7.1–§7.2), before
+/// its index is read.
+pub(crate) struct VolumeSet {
+    /// The volumes present, by number.
+    pub(crate) volumes: BTreeMap<u32, Volume>,
+    /// The reference header.
+    pub(crate) header: VolumeHeader,
+    /// Problems with the set (missing, foreign, duplicate, damaged).
+    pub(crate) problems: Vec<Problem>,
 }
 
 /// Reads and authenticates one volume's header; checks the file's length.
@@ -117,80 +131,38 @@ impl Parcel {
     /// Succeeds when a manifest could be authenticated and validated; the
     /// problems with the set of volumes are then in [`Parcel::problems`].
     /// Fails with every problem found when no manifest can be had.
+    ///
+    /// An encrypted parcel (FORMAT.md §12) cannot be opened this way: use
+    /// [`Parcel::open_with`] with the destination's identity.
     pub fn open(paths: &[PathBuf], trust: &TrustedKeys) -> Result<Parcel, Vec<Problem>> {
-        let mut problems = Vec::new();
-        let mut good: Vec<Volume> = Vec::new();
-        let mut damaged: Vec<u32> = Vec::new();
-        for path in paths {
-            match read_volume_header(path, trust) {
-                Ok(header) => good.push(Volume {
-                    path: path.clone(),
-                    header,
-                }),
-                Err(problem) => {
-                    if let Problem::VolumeLength { volume, .. } = problem {
-                        damaged.push(volume);
-                    }
-                    problems.push(problem);
-                }
-            }
-        }
-        // The parcel read is the one with the most volumes given (the first on a tie).
-        let mut counts: HashMap<ParcelId, (usize, usize)> = HashMap::new();
-        for (i, v) in good.iter().enumerate() {
-            counts.entry(v.header.parcel_id).or_insert((0, i)).0 += 1;
-        }
-        let Some(chosen) = counts
-            .iter()
-            .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))
-            .map(|(id, _)| *id)
-        else {
-            if problems.is_empty() {
-                problems.push(Problem::NoVolumes);
-            }
-            return Err(problems);
-        };
-        let mut volumes: BTreeMap<u32, Volume> = BTreeMap::new();
-        let mut reference: Option<VolumeHeader> = None;
-        for v in good {
-            let consistent = reference.as_ref().is_none_or(|r| r.same_parcel(&v.header));
-            if v.header.parcel_id != chosen || !consistent {
-                problems.push(Problem::ForeignVolume {
-                    path: v.path,
-                    volume: v.header.volume,
-                    parcel: v.header.parcel_id.to_string(),
-                });
-                continue;
-            }
-            if let Some(first) = volumes.get(&v.header.volume) {
-                problems.push(Problem::DuplicateVolume {
-                    path: v.path,
-                    volume: v.header.volume,
-                    first: first.path.clone(),
-                });
-                continue;
-            }
-            reference.get_or_insert_with(|| v.header.clone());
-            volumes.insert(v.header.volume, v);
-        }
-        let Some(header) = reference else {
-            return Err(problems);
-        };
-        for n in 1..=header.volume_count {
-            if !volumes.contains_key(&n) && !damaged.contains(&n) {
-                problems.push(Problem::MissingVolume {
-                    volume: n,
-                    count: header.volume_count,
-                });
-            }
-        }
-        let manifest = match read_index(&volumes, &header) {
-            Ok(m) => m,
+        Parcel::open_with(paths, trust, None)
+    }
+
+    /// Like [`Parcel::open`], decrypting an encrypted parcel (FORMAT.md §12)
+    /// with `identity`, this site's age X25519 identity. A parcel that is not
+    /// encrypted opens as with [`Parcel::open`]. Without an identity, or with
+    /// one the parcel is not encrypted to, an encrypted parcel fails with
+    /// [`Problem::CannotDecrypt`] (a policy failure).
+    pub fn open_with(
+        paths: &[PathBuf],
+        trust: &TrustedKeys,
+        identity: Option<&Identity>,
+    ) -> Result<Parcel, Vec<Problem>> {
+        let mut set = open_volumes(paths, trust)?;
+        let opened = read_index(&set.volumes, &set.header)
+            .and_then(|stored| decrypt_index(&set, identity, stored));
+        let (manifest, key) = match opened {
+            Ok(opened) => opened,
             Err(p) => {
-                problems.push(p);
-                return Err(problems);
+                set.problems.push(p);
+                return Err(set.problems);
             }
         };
+        let VolumeSet {
+            volumes,
+            header,
+            mut problems,
+        } = set;
         let body_lens: HashMap<u32, u64> = volumes
             .iter()
             .map(|(n, v)| (*n, v.header.body_len))
@@ -199,21 +171,104 @@ impl Parcel {
             problems.push(p);
             return Err(problems);
         }
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&header.signer).map_err(|_| {
+        let signer_key = ed25519_dalek::VerifyingKey::from_bytes(&header.signer).map_err(|_| {
             vec![Problem::Index {
                 reason: "signer key".into(),
             }]
         })?;
-        let signer = trust.label_of(&key).unwrap_or_default().to_owned();
+        let signer = trust.label_of(&signer_key).unwrap_or_default().to_owned();
         Ok(Parcel {
             volumes,
             manifest,
             signer,
             header,
             problems,
+            key,
         })
     }
+}
 
+/// Authenticates each file's header and groups the volumes of one parcel
+/// (FORMAT.md §7.1–§7.2). Fails with every problem found when no volume of
+/// any parcel is left.
+pub(crate) fn open_volumes(
+    paths: &[PathBuf],
+    trust: &TrustedKeys,
+) -> Result<VolumeSet, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut good: Vec<Volume> = Vec::new();
+    let mut damaged: Vec<u32> = Vec::new();
+    for path in paths {
+        match read_volume_header(path, trust) {
+            Ok(header) => good.push(Volume {
+                path: path.clone(),
+                header,
+            }),
+            Err(problem) => {
+                if let Problem::VolumeLength { volume, .. } = problem {
+                    damaged.push(volume);
+                }
+                problems.push(problem);
+            }
+        }
+    }
+    // The parcel read is the one with the most volumes given (the first on a tie).
+    let mut counts: HashMap<ParcelId, (usize, usize)> = HashMap::new();
+    for (i, v) in good.iter().enumerate() {
+        counts.entry(v.header.parcel_id).or_insert((0, i)).0 += 1;
+    }
+    let Some(chosen) = counts
+        .iter()
+        .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))
+        .map(|(id, _)| *id)
+    else {
+        if problems.is_empty() {
+            problems.push(Problem::NoVolumes);
+        }
+        return Err(problems);
+    };
+    let mut volumes: BTreeMap<u32, Volume> = BTreeMap::new();
+    let mut reference: Option<VolumeHeader> = None;
+    for v in good {
+        let consistent = reference.as_ref().is_none_or(|r| r.same_parcel(&v.header));
+        if v.header.parcel_id != chosen || !consistent {
+            problems.push(Problem::ForeignVolume {
+                path: v.path,
+                volume: v.header.volume,
+                parcel: v.header.parcel_id.to_string(),
+            });
+            continue;
+        }
+        if let Some(first) = volumes.get(&v.header.volume) {
+            problems.push(Problem::DuplicateVolume {
+                path: v.path,
+                volume: v.header.volume,
+                first: first.path.clone(),
+            });
+            continue;
+        }
+        reference.get_or_insert_with(|| v.header.clone());
+        volumes.insert(v.header.volume, v);
+    }
+    let Some(header) = reference else {
+        return Err(problems);
+    };
+    for n in 1..=header.volume_count {
+        if !volumes.contains_key(&n) && !damaged.contains(&n) {
+            problems.push(Problem::MissingVolume {
+                volume: n,
+                count: header.volume_count,
+            });
+        }
+    }
+    Ok(VolumeSet {
+        volumes,
+        header,
+        problems,
+    })
+}
+
+impl Parcel {
     /// The validated manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -261,6 +316,16 @@ impl Parcel {
         }
     }
 
+    /// Whether the parcel is encrypted to its destination (FORMAT.md §12).
+    pub fn is_encrypted(&self) -> bool {
+        self.header.is_encrypted()
+    }
+
+    /// The parcel key of an encrypted parcel.
+    pub(crate) fn key(&self) -> Option<&ParcelKey> {
+        self.key.as_ref()
+    }
+
     /// Stored bytes over all volumes of the parcel that are present.
     pub fn stored_bytes(&self) -> u64 {
         self.volumes
@@ -270,8 +335,12 @@ impl Parcel {
     }
 }
 
-/// Reads the index pieces, checks they tile the stored index, and checks its hash before decoding it.
-fn read_index(volumes: &BTreeMap<u32, Volume>, header: &VolumeHeader) -> Result<Manifest, Problem> {
+/// Reads the index pieces, checks they tile the stored index, and checks
+/// its hash (FORMAT.md §7.3 steps 1–4); returns the stored index.
+pub(crate) fn read_index(
+    volumes: &BTreeMap<u32, Volume>,
+    header: &VolumeHeader,
+) -> Result<Vec<u8>, Problem> {
     if header.index_stored_len > MAX_INDEX_STORED {
         return Err(Problem::limit(
             "declared stored index length",
@@ -335,7 +404,74 @@ fn read_index(volumes: &BTreeMap<u32, Volume>, header: &VolumeHeader) -> Result<
             files.join(", ")
         )));
     }
-    Manifest::decode(&stored, header.index_raw_len)
+    Ok(stored)
+}
+
+/// Decrypts the stored index of an encrypted parcel with the key unwrapped
+/// from its keys entry (FORMAT.md §12), then decodes it; a parcel that is not
+/// encrypted is decoded as it is.
+fn decrypt_index(
+    set: &VolumeSet,
+    identity: Option<&Identity>,
+    stored: Vec<u8>,
+) -> Result<(Manifest, Option<ParcelKey>), Problem> {
+    let header = &set.header;
+    if !header.is_encrypted() {
+        return Ok((Manifest::decode(&stored, header.index_raw_len)?, None));
+    }
+    let entry = read_keys_entry(&set.volumes, header)?;
+    let identity = identity.ok_or(Problem::CannotDecrypt {
+        identity_given: false,
+    })?;
+    let key = unwrap_key(&entry, identity).map_err(|e| match e {
+        UnwrapError::NotForThisIdentity => Problem::CannotDecrypt {
+            identity_given: true,
+        },
+        UnwrapError::Malformed(reason) => Problem::index(format!(
+            "the {KEYS_ENTRY} entry does not give the parcel key: {reason}"
+        )),
+    })?;
+    let frame = key.open_index(&header.parcel_id, &stored).ok_or_else(|| {
+        Problem::index(
+            "the index does not decrypt under the parcel key (the keys entry belongs to another parcel, or the index was forged)",
+        )
+    })?;
+    Ok((Manifest::decode(&frame, header.index_raw_len)?, Some(key)))
+}
+
+/// Reads the `parcel-keys` entry of an encrypted parcel from the first
+/// present volume whose copy lies in its body and matches the signed length
+/// and SHA-256 (FORMAT.md §12); any one intact copy suffices.
+pub(crate) fn read_keys_entry(
+    volumes: &BTreeMap<u32, Volume>,
+    header: &VolumeHeader,
+) -> Result<Vec<u8>, Problem> {
+    // keys_len is at most MAX_KEYS_ENTRY (VolumeHeader::decode_verified).
+    let len = header.keys_len;
+    let offset = VOLUME_PREFIX + BLOCK;
+    let mut damaged = Vec::new();
+    for (number, volume) in volumes {
+        if offset + len > VOLUME_PREFIX + volume.header.body_len {
+            damaged.push(format!("volume {number}: outside the volume"));
+            continue;
+        }
+        let mut entry = vec![0u8; len as usize];
+        let read = File::open(&volume.path).and_then(|mut file| {
+            file.seek(SeekFrom::Start(offset))?;
+            file.read_exact(&mut entry)
+        });
+        match read {
+            Err(e) => damaged.push(format!("{}: cannot read: {e}", volume.path.display())),
+            Ok(()) if <[u8; 32]>::from(Sha256::digest(&entry)) == header.keys_sha256 => {
+                return Ok(entry)
+            }
+            Ok(()) => damaged.push(format!("volume {number}: damaged")),
+        }
+    }
+    Err(Problem::index(format!(
+        "no volume given holds an intact {KEYS_ENTRY} entry (one matching its signed SHA-256): {}; copy a volume again from the original medium",
+        damaged.join("; ")
+    )))
 }
 
 /// The class of the most fundamental of several problems (FORMAT.md §7:

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
+use crate::encrypt::Encryption;
 use crate::error::WriteError;
-use crate::header::{IndexPiece, VolumeHeader, RECORD_LEN};
+use crate::header::{IndexPiece, VolumeHeader, FLAG_ENCRYPTED, RECORD_LEN};
 use crate::limits::BLOCK;
 use crate::manifest::Manifest;
 use crate::volume::{VolumeSink, VolumeWriter};
@@ -33,7 +34,36 @@ pub fn write_raw(
     fill_hashes: bool,
     sink: &mut dyn VolumeSink,
 ) -> Result<Vec<PathBuf>, WriteError> {
+    write_raw_with(
+        manifest,
+        stored_packs,
+        key,
+        volume_size,
+        fill_hashes,
+        None,
+        sink,
+    )
+}
+
+/// Like [`write_raw`], for an encrypted parcel when `encryption` is given
+/// (FORMAT.md §12): every volume gets the `parcel-keys` entry, the index is
+/// sealed, and the headers carry the encrypted flag and the keys entry's
+/// length and hash. `stored_packs` are written as they are: seal them with
+/// [`seal_pack`] (or do not). The headers' version is
+/// `manifest.format_version` as given (a reader wants 3 with a flag).
+pub fn write_raw_with(
+    manifest: &mut Manifest,
+    stored_packs: &[Vec<u8>],
+    key: &SigningKey,
+    volume_size: u64,
+    fill_hashes: bool,
+    encryption: Option<&Encryption>,
+    sink: &mut dyn VolumeSink,
+) -> Result<Vec<PathBuf>, WriteError> {
     let mut volumes = VolumeWriter::new(sink, volume_size, manifest.created);
+    if let Some(e) = encryption {
+        volumes = volumes.with_keys_entry(e.keys_entry());
+    }
     for (i, stored) in stored_packs.iter().enumerate() {
         let (volume, offset) = volumes.append(&format!("pack-{i:08}.zst"), stored)?;
         if let Some(record) = manifest.packs.get_mut(i) {
@@ -48,9 +78,14 @@ pub fn write_raw(
     let mut guess = volumes.current_number().max(1);
     let stored = loop {
         manifest.volume_count = guess;
-        let (stored, raw_len) = manifest
+        let (mut stored, raw_len) = manifest
             .encode(3)
             .map_err(|e| WriteError::Invalid(e.to_string()))?;
+        if let Some(e) = encryption {
+            if !e.key().seal_index(&manifest.parcel_id, &mut stored) {
+                return Err(WriteError::Invalid("sealing the index".into()));
+            }
+        }
         let needed = volumes.count_after_index(stored.len() as u64);
         if needed == guess {
             break (stored, raw_len);
@@ -58,9 +93,14 @@ pub fn write_raw(
         guess = needed;
     };
     volumes.append_index(&stored.0)?;
+    let keys_entry = encryption.map(Encryption::keys_entry);
     let template = VolumeHeader {
         version: manifest.format_version,
-        flags: 0,
+        flags: if encryption.is_some() {
+            FLAG_ENCRYPTED
+        } else {
+            0
+        },
         volume: 0,
         volume_count: 0,
         parcel_id: manifest.parcel_id,
@@ -73,12 +113,28 @@ pub fn write_raw(
         index_raw_len: stored.1,
         index_sha256: Sha256::digest(&stored.0).into(),
         index_piece: IndexPiece::default(),
+        keys_len: keys_entry.map_or(0, |k| k.len() as u64),
+        keys_sha256: keys_entry.map_or([0; 32], |k| Sha256::digest(k).into()),
     };
     Ok(volumes
         .seal(&template, key)?
         .into_iter()
         .map(|(p, _)| p)
         .collect())
+}
+
+/// `frame` encrypted as pack `number` of parcel `parcel` under
+/// `encryption`'s parcel key (FORMAT.md §12).
+pub fn seal_pack(
+    encryption: &Encryption,
+    parcel: &crate::ParcelId,
+    number: u32,
+    frame: &[u8],
+) -> Vec<u8> {
+    let mut sealed = frame.to_vec();
+    // Sealing a buffer in memory cannot fail for lengths a pack can have.
+    let _ = encryption.key().seal_pack(parcel, number, &mut sealed);
+    sealed
 }
 
 /// Reads a volume's header record without checking it (for tests that alter it).
@@ -126,6 +182,8 @@ fn decode_fields(record: &[u8; RECORD_LEN]) -> VolumeHeader {
             len: u64_at(180),
             start: u64_at(188),
         },
+        keys_len: u64_at(196),
+        keys_sha256: b32(204),
     }
 }
 

@@ -19,10 +19,11 @@ use std::sync::mpsc;
 use sha2::{Digest, Sha256};
 
 use crate::content::PackCache;
+use crate::encrypt::Identity;
 use crate::error::{FailureClass, Problem};
 use crate::limits::VOLUME_PREFIX;
 use crate::manifest::EntryKind;
-use crate::read::{worst_class, Parcel, Volume};
+use crate::read::{open_volumes, read_index, read_keys_entry, worst_class, Parcel, Volume};
 use crate::sign::TrustedKeys;
 use crate::ParcelId;
 
@@ -45,6 +46,12 @@ pub struct VerifyReport {
     /// takes from the destination's store: files using them are checked at
     /// import, not here.
     pub base_version: Option<u64>,
+    /// Whether the parcel is encrypted to its destination (FORMAT.md §12).
+    pub encrypted: bool,
+    /// Whether only the media were checked because the parcel is encrypted
+    /// and the reader cannot decrypt it: no index, pack, chunk or file was
+    /// read, and the package is unknown.
+    pub media_only: bool,
     /// Everything wrong, in the order found.
     pub problems: Vec<Problem>,
 }
@@ -61,15 +68,43 @@ impl VerifyReport {
     }
 }
 
+/// How deep [`verify_with`] checks (FORMAT.md §7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Every byte of every volume against its signed hash.
+    Media,
+    /// The media, and every pack, chunk and file hash.
+    Content,
+}
+
 /// Opens the parcel in `paths` and checks everything: the media
 /// ([`verify_media`]) and every pack, chunk and file hash.
-/// `progress(done, total)` reports bytes checked.
+/// `progress(done, total)` reports bytes checked. An encrypted parcel needs
+/// [`verify_with`] and the destination's identity.
 pub fn verify(
     paths: &[PathBuf],
     trust: &TrustedKeys,
     progress: &mut dyn FnMut(u64, u64),
 ) -> VerifyReport {
-    verify_to(paths, trust, true, progress)
+    verify_with(paths, trust, None, Depth::Content, progress)
+}
+
+/// Opens the parcel in `paths`, decrypting it with `identity` if it is
+/// encrypted (FORMAT.md §12), and checks it to `depth`.
+///
+/// An encrypted parcel the reader cannot decrypt (no identity, or not one of
+/// its recipients) is still checked as far as needs no key: headers, the
+/// set of volumes, the stored index's and the keys entry's signed hashes and
+/// every byte of every volume; the report then has `media_only` set, and a
+/// content check adds [`Problem::CannotDecrypt`] (a policy failure).
+pub fn verify_with(
+    paths: &[PathBuf],
+    trust: &TrustedKeys,
+    identity: Option<&Identity>,
+    depth: Depth,
+    progress: &mut dyn FnMut(u64, u64),
+) -> VerifyReport {
+    verify_to(paths, trust, identity, depth == Depth::Content, progress)
 }
 
 /// Opens the parcel in `paths` and checks that the media hold exactly what
@@ -80,16 +115,29 @@ pub fn verify_media(
     trust: &TrustedKeys,
     progress: &mut dyn FnMut(u64, u64),
 ) -> VerifyReport {
-    verify_to(paths, trust, false, progress)
+    verify_to(paths, trust, None, false, progress)
 }
 
 fn verify_to(
     paths: &[PathBuf],
     trust: &TrustedKeys,
+    identity: Option<&Identity>,
     content: bool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> VerifyReport {
-    match Parcel::open(paths, trust) {
+    match Parcel::open_with(paths, trust, identity) {
+        Err(problems)
+            if problems
+                .iter()
+                .any(|p| matches!(p, Problem::CannotDecrypt { .. })) =>
+        {
+            let why = problems
+                .into_iter()
+                .filter(|p| matches!(p, Problem::CannotDecrypt { .. }))
+                .take(1)
+                .collect();
+            verify_without_key(paths, trust, content.then_some(why), progress)
+        }
         Err(problems) => VerifyReport {
             problems,
             ..VerifyReport::default()
@@ -114,6 +162,8 @@ fn verify_to(
                     0
                 },
                 base_version: parcel.manifest().base.as_ref().map(|b| b.package_version),
+                encrypted: parcel.is_encrypted(),
+                media_only: false,
                 problems: Vec::new(),
             };
             let mut found = if content {
@@ -125,6 +175,57 @@ fn verify_to(
             report.problems.append(&mut found);
             report
         }
+    }
+}
+
+/// The media check of an encrypted parcel this reader cannot decrypt:
+/// everything that needs no key (FORMAT.md §12). For a content check,
+/// `undecryptable` holds the problem saying why it could not be done.
+fn verify_without_key(
+    paths: &[PathBuf],
+    trust: &TrustedKeys,
+    undecryptable: Option<Vec<Problem>>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> VerifyReport {
+    let set = match open_volumes(paths, trust) {
+        Ok(set) => set,
+        Err(problems) => {
+            return VerifyReport {
+                problems,
+                ..VerifyReport::default()
+            }
+        }
+    };
+    let signer = ed25519_dalek::VerifyingKey::from_bytes(&set.header.signer)
+        .ok()
+        .and_then(|key| trust.label_of(&key).map(str::to_owned));
+    let volumes: Vec<(&u32, &Volume)> = set.volumes.iter().collect();
+    let mut problems = set.problems.clone();
+    if let Err(p) = read_index(&set.volumes, &set.header) {
+        problems.push(p);
+    }
+    if let Err(p) = read_keys_entry(&set.volumes, &set.header) {
+        problems.push(p);
+    }
+    let total: u64 = set.volumes.values().map(|v| v.header.body_len).sum();
+    problems.extend(hash_bodies(&volumes, &mut |done| progress(done, total)));
+    // A content check cannot be done: say why.
+    problems.extend(undecryptable.unwrap_or_default());
+    VerifyReport {
+        parcel_id: Some(set.header.parcel_id),
+        signer,
+        package: None,
+        volume_count: Some(set.header.volume_count),
+        volumes: set
+            .volumes
+            .iter()
+            .map(|(n, v)| (*n, v.path.clone()))
+            .collect(),
+        content_bytes: 0,
+        base_version: None,
+        encrypted: true,
+        media_only: true,
+        problems,
     }
 }
 
@@ -179,66 +280,7 @@ impl Parcel {
     /// compares it with the signed hash. `progress` gets bytes hashed so far.
     fn hash_bodies(&self, progress: &mut dyn FnMut(u64)) -> Vec<Problem> {
         let volumes: Vec<(&u32, &Volume)> = self.volumes().iter().collect();
-        let workers = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(volumes.len())
-            .max(1);
-        let next = AtomicUsize::new(0);
-        let mut results: Vec<Option<std::io::Result<[u8; 32]>>> =
-            (0..volumes.len()).map(|_| None).collect();
-        std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::channel::<(usize, Hashed)>();
-            for _ in 0..workers {
-                let tx = tx.clone();
-                let (volumes, next) = (&volumes, &next);
-                scope.spawn(move || loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((_, volume)) = volumes.get(i) else {
-                        return;
-                    };
-                    let result = hash_body(&volume.path, &mut |n| {
-                        let _ = tx.send((i, Hashed::Bytes(n)));
-                    });
-                    if tx.send((i, Hashed::Done(result))).is_err() {
-                        return;
-                    }
-                });
-            }
-            drop(tx);
-            let mut done = 0u64;
-            for (i, message) in rx {
-                match message {
-                    Hashed::Bytes(n) => {
-                        done += n;
-                        progress(done);
-                    }
-                    Hashed::Done(result) => {
-                        if let Some(slot) = results.get_mut(i) {
-                            *slot = Some(result);
-                        }
-                    }
-                }
-            }
-        });
-        let mut problems = Vec::new();
-        for ((number, volume), result) in volumes.iter().zip(results) {
-            match result {
-                Some(Ok(digest)) if digest == volume.header.body_sha256 => {}
-                Some(Ok(_)) => problems.push(Problem::VolumeCorrupt {
-                    path: volume.path.clone(),
-                    volume: **number,
-                }),
-                Some(Err(source)) => problems.push(Problem::Unreadable {
-                    path: volume.path.clone(),
-                    source: source.into(),
-                }),
-                None => problems.push(Problem::Unreadable {
-                    path: volume.path.clone(),
-                    source: std::io::Error::other("the volume was not read").into(),
-                }),
-            }
-        }
-        problems
+        hash_bodies(&volumes, progress)
     }
 
     /// The packs of a damaged volume whose stored bytes do not match their
@@ -335,4 +377,69 @@ fn hash_body(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<[u8;
         hasher.update(buf.get(..n).unwrap_or_default());
         progress(n as u64);
     }
+}
+
+/// Hashes each volume body (volumes in parallel, one reader each) and
+/// compares it with the signed hash. `progress` gets bytes hashed so far.
+fn hash_bodies(volumes: &[(&u32, &Volume)], progress: &mut dyn FnMut(u64)) -> Vec<Problem> {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(volumes.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<std::io::Result<[u8; 32]>>> =
+        (0..volumes.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(usize, Hashed)>();
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((_, volume)) = volumes.get(i) else {
+                    return;
+                };
+                let result = hash_body(&volume.path, &mut |n| {
+                    let _ = tx.send((i, Hashed::Bytes(n)));
+                });
+                if tx.send((i, Hashed::Done(result))).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(tx);
+        let mut done = 0u64;
+        for (i, message) in rx {
+            match message {
+                Hashed::Bytes(n) => {
+                    done += n;
+                    progress(done);
+                }
+                Hashed::Done(result) => {
+                    if let Some(slot) = results.get_mut(i) {
+                        *slot = Some(result);
+                    }
+                }
+            }
+        }
+    });
+    let mut problems = Vec::new();
+    for ((number, volume), result) in volumes.iter().zip(results) {
+        match result {
+            Some(Ok(digest)) if digest == volume.header.body_sha256 => {}
+            Some(Ok(_)) => problems.push(Problem::VolumeCorrupt {
+                path: volume.path.clone(),
+                volume: **number,
+            }),
+            Some(Err(source)) => problems.push(Problem::Unreadable {
+                path: volume.path.clone(),
+                source: source.into(),
+            }),
+            None => problems.push(Problem::Unreadable {
+                path: volume.path.clone(),
+                source: std::io::Error::other("the volume was not read").into(),
+            }),
+        }
+    }
+    problems
 }

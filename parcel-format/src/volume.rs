@@ -277,6 +277,9 @@ pub(crate) struct VolumeWriter<'s> {
     mtime: i64,
     current: Option<Current>,
     finished: Vec<Finished>,
+    /// The `parcel-keys` entry every volume carries after its header, for an
+    /// encrypted parcel (FORMAT.md §12).
+    keys_entry: Option<Vec<u8>>,
 }
 
 fn padded(len: u64) -> u64 {
@@ -291,12 +294,30 @@ impl<'s> VolumeWriter<'s> {
             mtime,
             current: None,
             finished: Vec::new(),
+            keys_entry: None,
         }
     }
 
-    /// Largest entry that fits in an empty volume.
-    pub(crate) fn max_entry(volume_size: u64) -> u64 {
-        (volume_size.saturating_sub(VOLUME_PREFIX + VOLUME_TRAILER + BLOCK) / BLOCK) * BLOCK
+    /// Starts every volume with a `parcel-keys` entry holding `entry`.
+    pub(crate) fn with_keys_entry(mut self, entry: &[u8]) -> Self {
+        self.keys_entry = Some(entry.to_vec());
+        self
+    }
+
+    /// Largest entry that fits in an empty volume whose `parcel-keys` entry
+    /// holds `keys_len` bytes (0: no such entry).
+    pub(crate) fn max_entry(volume_size: u64, keys_len: u64) -> u64 {
+        let keys = if keys_len == 0 {
+            0
+        } else {
+            BLOCK + padded(keys_len)
+        };
+        (volume_size.saturating_sub(VOLUME_PREFIX + keys + VOLUME_TRAILER + BLOCK) / BLOCK) * BLOCK
+    }
+
+    fn own_max_entry(&self) -> u64 {
+        let keys_len = self.keys_entry.as_ref().map_or(0, |k| k.len() as u64);
+        Self::max_entry(self.volume_size, keys_len)
     }
 
     fn room(&self) -> u64 {
@@ -349,6 +370,15 @@ impl<'s> VolumeWriter<'s> {
                 volume: number,
                 source,
             })?;
+        if let Some(entry) = &self.keys_entry {
+            let err = |source| WriteError::Volume {
+                volume: number,
+                source,
+            };
+            let header = tar_header(crate::encrypt::KEYS_ENTRY, entry.len() as u64, self.mtime)
+                .map_err(err)?;
+            tar.append(&header, &entry[..]).map_err(err)?;
+        }
         self.current = Some(Current {
             number,
             tar,
@@ -388,7 +418,7 @@ impl<'s> VolumeWriter<'s> {
     /// Returns the volume number and the offset of the data in that volume.
     pub(crate) fn append(&mut self, name: &str, data: &[u8]) -> Result<(u32, u64), WriteError> {
         let need = padded(data.len() as u64);
-        if need > Self::max_entry(self.volume_size) {
+        if need > self.own_max_entry() {
             return Err(WriteError::TooSmall(format!(
                 "a {}-byte unit does not fit in a volume of {} bytes; choose a larger volume size",
                 data.len(),
@@ -433,7 +463,7 @@ impl<'s> VolumeWriter<'s> {
         loop {
             if !open || (room == 0 && left > 0) {
                 count += 1;
-                room = Self::max_entry(self.volume_size);
+                room = self.own_max_entry();
                 open = true;
             }
             let take = left.min(room);

@@ -20,15 +20,16 @@ use sha2::{Digest, Sha256};
 
 use crate::chunk::{self, chunk_stream, DEFAULT_CHUNKING};
 use crate::delta::{BaseIndex, UsedChunk};
+use crate::encrypt::Encryption;
 use crate::error::WriteError;
-use crate::header::{IndexPiece, VolumeHeader, FORMAT_VERSION};
+use crate::header::{IndexPiece, VolumeHeader, FLAG_ENCRYPTED, FORMAT_VERSION};
 use crate::limits::{
     MAX_CHUNKS, MAX_COMMENT, MAX_ENTRIES, MAX_INDEX_RAW, MAX_INDEX_STORED, MAX_PACKS, MAX_PACK_RAW,
     MIN_VOLUME_SIZE,
 };
 use crate::manifest::{
     check_package_id, check_site_code, ChunkParams, ChunkRecord, Entry, EntryKind, Hash, Manifest,
-    PackRecord, ParcelId, DELTA_FORMAT_VERSION,
+    PackRecord, ParcelId, DELTA_FORMAT_VERSION, EXTENDED_FORMAT_VERSION,
 };
 use crate::path;
 use crate::volume::{VolumeSink, VolumeWriter};
@@ -67,6 +68,9 @@ pub struct WriteOptions {
     pub pack_target: u32,
     /// Compression threads; 0 = one per core.
     pub threads: usize,
+    /// Encrypt the parcel to its destination (FORMAT.md §12): make one with
+    /// [`Encryption::to_recipients`] for each parcel. `None`: not encrypted.
+    pub encryption: Option<Encryption>,
 }
 
 /// Default raw pack size (FORMAT.md §5.2 gives the measurements behind it).
@@ -80,6 +84,7 @@ impl Default for WriteOptions {
             chunking: DEFAULT_CHUNKING,
             pack_target: DEFAULT_PACK_TARGET,
             threads: 0,
+            encryption: None,
         }
     }
 }
@@ -368,7 +373,11 @@ fn check_inputs(info: &ParcelInfo, options: &WriteOptions) -> Result<(), WriteEr
 /// the parameters used. Packs aim at half a volume at most so that a volume is
 /// not left mostly empty when the next pack does not fit.
 fn fit_to_volume(options: &WriteOptions) -> Result<(ChunkParams, u32), WriteError> {
-    let max_entry = VolumeWriter::max_entry(options.volume_size);
+    let keys_len = options
+        .encryption
+        .as_ref()
+        .map_or(0, |e| e.keys_entry().len() as u64);
+    let max_entry = VolumeWriter::max_entry(options.volume_size, keys_len);
     let max_raw = (max_entry - max_entry / 256).saturating_sub(1024);
     let mut chunking = options.chunking;
     while u64::from(chunking.max) > max_raw && chunking.max / 2 >= chunk::MAXIMUM_MIN {
@@ -410,7 +419,11 @@ fn write_inner(
     } else {
         options.threads
     };
+    let encryption = options.encryption.as_ref();
     let mut volumes = VolumeWriter::new(sink, options.volume_size, info.created);
+    if let Some(e) = encryption {
+        volumes = volumes.with_keys_entry(e.keys_entry());
+    }
 
     let (job_tx, job_rx) = sync_channel::<PackJob>(threads * 2);
     let (done_tx, done_rx) = sync_channel::<io::Result<StoredPack>>(threads * 2);
@@ -421,7 +434,8 @@ fn write_inner(
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
             let level = options.level;
-            s.spawn(move || compress_worker(level, &job_rx, &done_tx));
+            let parcel_id = info.parcel_id;
+            s.spawn(move || compress_worker(level, encryption, parcel_id, &job_rx, &done_tx));
         }
         drop(done_tx);
         let writer = s.spawn(|| write_packs(&mut volumes, done_rx));
@@ -438,7 +452,9 @@ fn write_inner(
     let mut entries = entries;
     let base = base.map(|b| b.finish(&mut entries, chunks.len(), &base_used));
     let mut manifest = Manifest {
-        format_version: if base.is_some() {
+        format_version: if encryption.is_some() {
+            EXTENDED_FORMAT_VERSION
+        } else if base.is_some() {
             DELTA_FORMAT_VERSION
         } else {
             FORMAT_VERSION
@@ -468,9 +484,14 @@ fn write_inner(
     let mut count_guess = volumes.current_number().max(1);
     for _ in 0..64 {
         manifest.volume_count = count_guess;
-        let (stored, raw_len) = manifest
+        let (mut stored, raw_len) = manifest
             .encode(options.level)
             .map_err(|e| WriteError::Invalid(format!("encoding the index: {e}")))?;
+        if let Some(e) = encryption {
+            if !e.key().seal_index(&info.parcel_id, &mut stored) {
+                return Err(WriteError::Invalid("encrypting the index failed".into()));
+            }
+        }
         check_index_caps(&manifest, stored.len() as u64, raw_len)?;
         let needed = volumes.count_after_index(stored.len() as u64);
         if needed != count_guess {
@@ -479,9 +500,14 @@ fn write_inner(
         }
         volumes.append_index(&stored)?;
         let index_sha256: Hash = Sha256::digest(&stored).into();
+        let keys_entry = encryption.map(Encryption::keys_entry);
         let template = VolumeHeader {
             version: manifest.format_version,
-            flags: 0,
+            flags: if encryption.is_some() {
+                FLAG_ENCRYPTED
+            } else {
+                0
+            },
             volume: 0,
             volume_count: 0,
             parcel_id: info.parcel_id,
@@ -494,6 +520,8 @@ fn write_inner(
             index_raw_len: raw_len,
             index_sha256,
             index_piece: IndexPiece::default(),
+            keys_len: keys_entry.map_or(0, |k| k.len() as u64),
+            keys_sha256: keys_entry.map_or([0; 32], |k| Sha256::digest(k).into()),
         };
         let paths = volumes.seal(&template, key)?;
         return Ok(WriteSummary {
@@ -536,6 +564,8 @@ fn check_index_caps(manifest: &Manifest, stored: u64, raw: u64) -> Result<(), Wr
 
 fn compress_worker(
     level: i32,
+    encryption: Option<&Encryption>,
+    parcel_id: ParcelId,
     jobs: &Mutex<Receiver<PackJob>>,
     done: &SyncSender<io::Result<StoredPack>>,
 ) {
@@ -552,10 +582,17 @@ fn compress_worker(
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let result = compressor.compress(&job.raw).map(|stored| StoredPack {
-            seq: job.seq,
-            raw_len: job.raw.len() as u32,
-            stored,
+        let result = compressor.compress(&job.raw).and_then(|mut stored| {
+            if let Some(e) = encryption {
+                if !e.key().seal_pack(&parcel_id, job.seq, &mut stored) {
+                    return Err(io::Error::other(format!("encrypting pack {}", job.seq)));
+                }
+            }
+            Ok(StoredPack {
+                seq: job.seq,
+                raw_len: job.raw.len() as u32,
+                stored,
+            })
         });
         if done.send(result).is_err() {
             return;

@@ -220,6 +220,7 @@ fn options_strategy(
                 chunking,
                 pack_target,
                 threads,
+                encryption: None,
             },
         )
 }
@@ -723,6 +724,7 @@ proptest! {
             chunking: ChunkParams { min, avg: 256, max: 1024 },
             pack_target: 16 * 1024,
             threads: 0,
+            encryption: None,
         };
         let pieces = check_round_trip(&spec, &options, &order)?;
         prop_assert!(pieces >= 2, "the index fit in one volume; the test no longer splits it");

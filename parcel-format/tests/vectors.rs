@@ -18,6 +18,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
+use parcel_format::encrypt::{Encryption, Identity};
 use parcel_format::header::VolumeHeader;
 use parcel_format::limits::{MAX_CHUNK, MAX_INDEX_RAW, MAX_INDEX_STORED, MAX_PACK_RAW};
 use parcel_format::manifest::{check_site_code, hex, Base, BaseChunk, ChunkRecord, PackRecord};
@@ -95,6 +96,9 @@ struct Vector {
     tree: Option<Hash>,
     comment: String,
     trusted: Vec<(VerifyingKey, String)>,
+    /// The age X25519 identity (`AGE-SECRET-KEY-1…`) the reader decrypts
+    /// with (FORMAT.md §12); none when the vector has no `identity:` line.
+    identity: Option<String>,
     destination: String,
     volumes: Vec<(String, Vec<u8>)>,
 }
@@ -113,6 +117,9 @@ impl Vector {
         let _ = writeln!(head, "comment: {}", self.comment);
         for (key, label) in &self.trusted {
             let _ = writeln!(head, "trusted: {} {label}", hex(key.as_bytes()));
+        }
+        if let Some(identity) = &self.identity {
+            let _ = writeln!(head, "identity: {identity}");
         }
         let _ = writeln!(head, "destination: {}", self.destination);
         for (name, bytes) in &self.volumes {
@@ -143,6 +150,7 @@ impl Vector {
         let mut tree = None;
         let mut comment = None;
         let mut trusted = Vec::new();
+        let mut identity = None;
         let mut destination = None;
         let mut lengths: Vec<(String, usize)> = Vec::new();
         for line in head.split('\n') {
@@ -180,6 +188,13 @@ impl Vector {
                         .map_err(|_| "trusted key is not an Ed25519 public key")?;
                     check_site_code(label)?;
                     trusted.push((key, label.to_owned()));
+                }
+                "identity" => {
+                    once(&identity, key)?;
+                    value
+                        .parse::<Identity>()
+                        .map_err(|_| "identity: is not an age X25519 identity")?;
+                    identity = Some(value.to_owned());
                 }
                 "destination" => {
                     once(&destination, key)?;
@@ -235,6 +250,7 @@ impl Vector {
             tree,
             comment: comment.ok_or("no `comment:` line")?,
             trusted,
+            identity,
             destination: destination.ok_or("no `destination:` line")?,
             volumes,
         })
@@ -337,11 +353,18 @@ fn run(vector: &Vector) -> Reading {
     for (key, label) in &vector.trusted {
         trust.add(label.clone(), *key);
     }
-    let report = verify::verify(&paths, &trust, &mut |_, _| {});
+    let identity: Option<Identity> = vector.identity.as_ref().map(|text| text.parse().unwrap());
+    let report = verify::verify_with(
+        &paths,
+        &trust,
+        identity.as_ref(),
+        verify::Depth::Content,
+        &mut |_, _| {},
+    );
     if !report.is_ok() {
         return failure(&report.problems);
     }
-    let parcel = match Parcel::open(&paths, &trust) {
+    let parcel = match Parcel::open_with(&paths, &trust, identity.as_ref()) {
         Ok(parcel) => parcel,
         Err(problems) => return failure(&problems),
     };
@@ -517,6 +540,7 @@ fn options() -> WriteOptions {
         },
         pack_target: 4096,
         threads: 1,
+        encryption: None,
     }
 }
 
@@ -911,6 +935,7 @@ fn failing(
         tree: None,
         comment: comment.into(),
         trusted: trust_cen(),
+        identity: None,
         destination: "BXL".into(),
         volumes,
     }
@@ -924,6 +949,7 @@ fn succeeding(name: &str, comment: &str, built: &Built) -> Vector {
         tree: Some(built.manifest.tree_digest()),
         comment: comment.into(),
         trusted: trust_cen(),
+        identity: None,
         destination: "BXL".into(),
         volumes: built.volumes.clone(),
     }
@@ -1488,5 +1514,249 @@ fn generate() -> Vec<Vector> {
         delta(|b, _| b.whole = vec![1]),
     ));
 
+    v.extend(encrypted_vectors());
+    v
+}
+
+// ---------------------------------------------------------------------------
+// Encrypted parcels (FORMAT.md §12), made last and from their own seed so
+// that the vectors before them do not change.
+// ---------------------------------------------------------------------------
+
+/// The destination's age X25519 identity in the encrypted vectors (a test
+/// key, published in testdata/README.md). Its recipient is
+/// `age1whs27y92s5ua7usttkftlvtnccah0r9jeksnzp8cak78jewdr9aq7z0ywl`.
+const TEST_IDENTITY: &str =
+    "AGE-SECRET-KEY-1D28AVQXN5SWL2FK37GYNZHNR2XZ2FXUT7F3F4L3CJ4NE8M9TCU8Q6ZUVPV";
+
+/// The parcel key of the encrypted vectors.
+const TEST_PARCEL_KEY: [u8; 32] = [0x44; 32];
+
+/// The `parcel-keys` entry of the encrypted vectors: [`TEST_PARCEL_KEY`]
+/// wrapped by age 0.12 to [`TEST_IDENTITY`]'s recipient, made once (age's
+/// wrapping is random, and the vectors must come out the same every time).
+const TEST_KEYS_ENTRY: &str = "6167652d656e6372797074696f6e2e6f72672f76310a2d3e20583235353139203939687470536b584a663738704d75504c645236506d6c667264326236386531446a6e672f687a416b51550a7242354a4c3255705452647249436b66576c4b614c6a4477612f74577553767551724d676e34796d5166380a2d3e203d717337265e722d677265617365203d437948570a766f686b4a47343647416457436d7a614778732b766b340a2d2d2d2031344c563763556b4333314c6a7453664c664c5a685678385376614d4736454e796265327252675a4668770acda66cca80a68cf91a65f3cfbc46d7063c8704049a31ab21600b0d58af3f7fd2b376d58686ebce0669cf548171714e31a2acf02103b52e2244ab3ce0feeb137b";
+
+/// Another parcel key (32 × 0x55) wrapped to the same recipient, of the
+/// same length as [`TEST_KEYS_ENTRY`]: the keys entry of another parcel.
+const OTHER_KEYS_ENTRY: &str = "6167652d656e6372797074696f6e2e6f72672f76310a2d3e20583235353139204a2f752b6c595034695848695669354d7a61644c32456251316271514d757245524d44316966393076456b0a2f58744e6d71577431797333714458516d42753945484a7168484d745a64426a30655554767a6c633764380a2d3e20506c262d677265617365204f0a51336b476a4c774973375a474c33424756683039773250576b564c6f624d340a2d2d2d202f4445654d3063694e587a45714a53626c68497148596a3778594e6d507168573657355255677a6a74674d0a85fb06e0273f7ab840aa6fe80c3e28e8a9c13071671ffd754b9c72030ce4d4a406018813f631cd262394ca63ca4f5825efe1d03a2f5b97e75354c71c60f5ca51";
+
+const ENCRYPTED_PARCEL: ParcelId = ParcelId([0x44; 16]);
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn test_encryption() -> Encryption {
+    Encryption::from_parts(TEST_PARCEL_KEY, unhex(TEST_KEYS_ENTRY))
+}
+
+/// A package of secrets: text that compresses, bytes that do not, no
+/// symlink (whose time could not be pinned).
+fn secret_tree() -> Vec<Node> {
+    let mut rng = Rng(0x5EED_0008);
+    vec![
+        Node::Dir("plans"),
+        Node::File("plans/launch-window.txt", rng.text(3000), 0o644),
+        Node::File("plans/keys.bin", rng.bytes(60_000), 0o600),
+        Node::File("README", rng.text(600), 0o644),
+    ]
+}
+
+/// The encrypted parcel the honest writer makes of [`secret_tree`], for BXL.
+fn honest_encrypted() -> (Manifest, Vec<(String, Vec<u8>)>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let package = tmp.path().join("package");
+    build_tree(&package, &secret_tree());
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let options = WriteOptions {
+        encryption: Some(test_encryption()),
+        ..options()
+    };
+    let mut sink = DirSink::new(
+        vec![OutputDir {
+            dir: out,
+            capacity: None,
+        }],
+        STEM,
+        options.volume_size,
+    );
+    let scanned = scan(&package).unwrap();
+    let info = info(ENCRYPTED_PARCEL, "CEN", &["BXL"]);
+    let written = write_parcel(
+        &scanned,
+        &info,
+        &cen_key(),
+        &options,
+        &mut sink,
+        &mut |_| {},
+    )
+    .unwrap();
+    let paths: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
+    (written.manifest, read_volumes(&paths))
+}
+
+/// A vector read by a BXL reader trusting the CEN key and holding [`TEST_IDENTITY`].
+fn encrypted(
+    name: &str,
+    expect: Outcome,
+    tree: Option<Hash>,
+    comment: &str,
+    volumes: Vec<(String, Vec<u8>)>,
+) -> Vector {
+    Vector {
+        name: name.into(),
+        expect,
+        tree,
+        comment: comment.into(),
+        trusted: trust_cen(),
+        identity: Some(TEST_IDENTITY.into()),
+        destination: "BXL".into(),
+        volumes,
+    }
+}
+
+/// Recomputes each volume's body hash after an edit and re-signs it.
+fn reseal(volumes: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    edit_files(volumes, |paths| {
+        for path in paths {
+            testkit::reseal_body(path, &cen_key()).unwrap();
+        }
+    })
+}
+
+fn encrypted_vectors() -> Vec<Vector> {
+    use FailureClass::*;
+    let (manifest, volumes) = honest_encrypted();
+    assert!(volumes.len() >= 2, "{} volumes", volumes.len());
+    assert_eq!(manifest.format_version, 3);
+    let tree = manifest.tree_digest();
+    let keys_at = 1536;
+    let mut v = Vec::new();
+    v.push(encrypted(
+        "success-encrypted",
+        Outcome::Success,
+        Some(tree),
+        "a parcel encrypted to BXL, read with BXL's identity",
+        volumes.clone(),
+    ));
+    v.push(Vector {
+        identity: None,
+        ..encrypted(
+            "policy-encrypted-without-identity",
+            Outcome::Failure(Policy),
+            None,
+            "a parcel encrypted to BXL, read without an identity: the media check passes, the content cannot be read",
+            volumes.clone(),
+        )
+    });
+    let mut damaged = volumes.clone();
+    for volume in 0..damaged.len() {
+        flip(&mut damaged, volume, keys_at + 100);
+    }
+    v.push(encrypted(
+        "index-encrypted-keys-entry-damaged",
+        Outcome::Failure(Index),
+        None,
+        "every volume's parcel-keys entry has a flipped byte, bodies re-signed: it does not match the signed SHA-256",
+        reseal(&damaged),
+    ));
+    let pack = &manifest.packs[0];
+    let mut damaged = volumes.clone();
+    flip(
+        &mut damaged,
+        pack.volume as usize - 1,
+        pack.offset as usize + 7,
+    );
+    v.push(encrypted(
+        "chunk-encrypted-pack-damaged",
+        Outcome::Failure(Chunk),
+        None,
+        "pack 0's ciphertext has a flipped byte, body re-signed",
+        reseal(&damaged),
+    ));
+    let last = volumes.len() - 1;
+    let piece = header_of(&volumes[last].1).index_piece;
+    assert!(piece.len > 0);
+    let mut damaged = volumes.clone();
+    flip(
+        &mut damaged,
+        last,
+        piece.offset as usize + piece.len as usize / 2,
+    );
+    v.push(encrypted(
+        "index-encrypted-index-damaged",
+        Outcome::Failure(Index),
+        None,
+        "the encrypted index has a flipped byte, body re-signed",
+        reseal(&damaged),
+    ));
+    let other = unhex(OTHER_KEYS_ENTRY);
+    assert_eq!(other.len(), unhex(TEST_KEYS_ENTRY).len());
+    let mut swapped = volumes.clone();
+    for (_, bytes) in &mut swapped {
+        bytes[keys_at..keys_at + other.len()].copy_from_slice(&other);
+    }
+    let other_sha256: Hash = Sha256::digest(&other).into();
+    v.push(encrypted(
+        "index-encrypted-keys-entry-of-another-parcel",
+        Outcome::Failure(Index),
+        None,
+        "every volume carries another parcel key wrapped to BXL, bound by re-signed headers: the index does not decrypt",
+        resign_all(&reseal(&swapped), |h| h.keys_sha256 = other_sha256),
+    ));
+    // A trusted signer that sealed pack 0 under pack 1's nonce: its stored
+    // hash matches, it does not decrypt.
+    let content = Rng(0x5EED_0009).text(2000);
+    let mut wrong = one_file(&manifest, "launch-window.txt", &content, &[1000, 1000]);
+    let encryption = test_encryption();
+    let sealed = testkit::seal_pack(&encryption, &ENCRYPTED_PARCEL, 1, &wrong.packs[0]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sink = DirSink::new(
+        vec![OutputDir {
+            dir: tmp.path().to_owned(),
+            capacity: None,
+        }],
+        STEM,
+        VOLUME_SIZE,
+    );
+    let paths = testkit::write_raw_with(
+        &mut wrong.manifest,
+        &[sealed],
+        &cen_key(),
+        VOLUME_SIZE,
+        true,
+        Some(&encryption),
+        &mut sink,
+    )
+    .unwrap();
+    v.push(encrypted(
+        "chunk-encrypted-pack-sealed-as-another-pack",
+        Outcome::Failure(Chunk),
+        None,
+        "a signed parcel whose pack 0 was encrypted under pack 1's nonce: its hash matches, it does not decrypt",
+        read_volumes(&paths),
+    ));
+    v.push(encrypted(
+        "volume-encrypted-flag-without-keys-entry",
+        Outcome::Failure(Volume),
+        None,
+        "headers with the encrypted flag but a keys entry length of 0, re-signed",
+        resign_all(&volumes, |h| {
+            h.keys_len = 0;
+            h.keys_sha256 = [0; 32];
+        }),
+    ));
+    v.push(encrypted(
+        "volume-encrypted-keys-fields-without-flag",
+        Outcome::Failure(Volume),
+        None,
+        "headers without the encrypted flag whose keys fields are set, re-signed",
+        resign_all(&volumes, |h| h.flags = 0),
+    ));
     v
 }

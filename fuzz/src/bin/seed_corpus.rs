@@ -118,10 +118,14 @@ fn read_vector(path: &Path) -> Result<(Vec<Vec<u8>>, Vec<u8>), String> {
 }
 
 fn fixtures(corpus: &mut Corpus) -> Result<(), Error> {
-    let parcels: [(&str, SeedParcel); 3] = [
+    let parcels: [(&str, SeedParcel); 4] = [
         ("fixture-multi", parcel_fuzz::seed_parcel().clone()),
         ("fixture-single", parcel_fuzz::seed_parcel_one_volume()),
         ("fixture-raw", parcel_fuzz::raw_seed_parcel()),
+        (
+            "fixture-encrypted",
+            parcel_fuzz::encrypted::seed_parcel().clone(),
+        ),
     ];
     for (name, parcel) in &parcels {
         corpus.parcel(name, &parcel.volumes)?;

@@ -71,6 +71,7 @@ pub fn small_options() -> WriteOptions {
         },
         pack_target: 4096,
         threads: 1,
+        encryption: None,
     }
 }
 

@@ -1,0 +1,448 @@
+//! End-to-end tests of encrypted parcels (FORMAT.md §12): only the
+//! destination can import them, any site can check their media, the volumes
+//! hold no file name and no content in the clear, tampering is refused, and
+//! the encryption key travels in the site key file under the site's signature.
+
+#[allow(dead_code)] // each test crate uses part of the shared fixtures
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use predicates::prelude::*;
+
+use common::forge::{flip_byte, resign_all, secret_key, tar_entries};
+use common::{
+    arg, package_view, random_bytes, snapshot, two_sites, Created, Site, World, MEDIUM_SIZE,
+};
+use parcel_format::encrypt::{Encryption, Identity};
+use parcel_format::testkit;
+use sha2::{Digest, Sha256};
+
+/// `from` creates `id` v`version` of `package` for `to` with `--encrypt`.
+fn create_encrypted(
+    from: &Site,
+    package: &Path,
+    id: &str,
+    version: u64,
+    to: &str,
+    out: &Path,
+) -> Created {
+    let output = from
+        .create_cmd(package, id, version, to, &[out])
+        .args(["--encrypt", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&output).expect("create --json");
+    assert_eq!(json["encrypted"], true);
+    Created {
+        parcel_id: json["parcel_id"].as_str().expect("parcel_id").to_owned(),
+        volumes: json["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .map(|v| PathBuf::from(v.as_str().expect("path")))
+            .collect(),
+        json,
+    }
+}
+
+/// CEN and BXL trusting each other, and NOR trusting CEN (and trusted by CEN).
+fn three_sites() -> (World, Site, Site, Site) {
+    let (world, cen, bxl) = two_sites();
+    let nor = world.site("NOR");
+    nor.trust(&cen);
+    cen.trust(&nor);
+    (world, cen, bxl, nor)
+}
+
+/// Secret names and contents: a compressible text, an incompressible blob.
+const SECRET_NAME: &str = "Project-Zanzibar-plans.txt";
+const SECRET_TEXT: &str = "ZANZIBAR-LAUNCH-WINDOW opens at dawn.\n";
+
+fn secret_package(world: &World) -> PathBuf {
+    let package = world.package("tools", 5);
+    fs::write(
+        package.join("docs").join(SECRET_NAME),
+        SECRET_TEXT.repeat(500),
+    )
+    .expect("write secret");
+    package
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn encrypted_parcel_imports_at_its_destination_and_nowhere_else() {
+    let (world, cen, bxl, nor) = three_sites();
+    let package = secret_package(&world);
+    let medium = world.medium();
+    let created = create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
+    assert!(created.volumes.len() >= 3, "{:?}", created.volumes);
+
+    // A site it is not for can check the media, and only the media.
+    nor.run(&["verify", "--media", arg(&medium)])
+        .success()
+        .stdout(predicate::str::contains("intact"));
+    nor.run(&["verify", arg(&medium)])
+        .success()
+        .stdout(predicate::str::contains("encrypted to another site"));
+    let before = nor.store_state();
+    nor.import(&[&medium])
+        .code(4)
+        .stderr(
+            predicate::str::contains("encrypted").and(predicate::str::contains(
+                "only the destination site can read",
+            )),
+        );
+    assert_eq!(nor.store_state(), before);
+
+    // The destination checks everything and imports the exact tree.
+    bxl.run(&["verify", arg(&medium)])
+        .success()
+        .stdout(predicate::str::contains(
+            "every byte, pack, chunk and file checked",
+        ));
+    bxl.import(&[&medium]).success();
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 1))),
+        package_view(&snapshot(&package))
+    );
+    let shown = cen.json(&["show", &created.parcel_id, "--json"]);
+    assert!(shown.to_string().contains("encrypted to BXL"), "{shown}");
+    let received = bxl.json(&["show", &created.parcel_id, "--json"]);
+    assert!(
+        received
+            .to_string()
+            .contains("decrypted with this site's key"),
+        "{received}"
+    );
+}
+
+#[test]
+fn volumes_hold_no_file_name_and_no_content_in_the_clear() {
+    let (world, cen, bxl) = two_sites();
+    let package = secret_package(&world);
+    let blob = fs::read(package.join("data/blob.bin")).expect("blob");
+    let blob_sample = &blob[100_000..100_064];
+    let plain = cen.create(
+        &package,
+        "tools",
+        1,
+        "BXL",
+        &[&world.medium(), &world.medium()],
+    );
+    let plain_bytes: Vec<u8> = plain
+        .volumes
+        .iter()
+        .flat_map(|v| fs::read(v).expect("volume"))
+        .collect();
+    // Without --encrypt incompressible content is there as it is: the probe works.
+    assert!(contains(&plain_bytes, blob_sample));
+
+    let medium = world.medium();
+    let created = create_encrypted(&cen, &package, "tools", 2, "BXL", &medium);
+    for volume in &created.volumes {
+        let bytes = fs::read(volume).expect("volume");
+        for needle in [
+            SECRET_NAME.as_bytes(),
+            b"Zanzibar",
+            b"ZANZIBAR-LAUNCH",
+            b"blob.bin",
+            b"small.bin",
+            b"README.txt",
+            b"run.sh",
+            b"notes.txt",
+            b"empty-dir",
+            "Überblick".as_bytes(),
+            b"Tools, built from seed",
+            b"Install with bin/run.sh",
+            b"echo tools",
+            blob_sample,
+        ] {
+            assert!(
+                !contains(&bytes, needle),
+                "{} holds {:?}",
+                volume.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+        let names: Vec<String> = tar_entries(volume).into_iter().map(|e| e.name).collect();
+        assert_eq!(
+            names.get(..2),
+            Some(&["parcel-volume".to_owned(), "parcel-keys".to_owned()][..])
+        );
+    }
+    bxl.import(&[&medium]).success();
+}
+
+/// A parcel to BXL, and BXL's store state before anything is imported.
+fn refused_import(bxl: &Site, medium: &Path, code: i32, says: &str) {
+    let before = bxl.store_state();
+    bxl.import(&[medium])
+        .code(code)
+        .stderr(predicate::str::contains(says));
+    assert_eq!(bxl.store_state(), before);
+}
+
+#[test]
+fn damaged_keys_entry_or_ciphertext_is_refused() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 6);
+
+    // The keys entry damaged in every volume.
+    let medium = world.medium();
+    let created = create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
+    for volume in &created.volumes {
+        let keys = tar_entries(volume)
+            .into_iter()
+            .find(|e| e.name == "parcel-keys")
+            .expect("keys entry");
+        flip_byte(volume, keys.data + 30);
+    }
+    refused_import(&bxl, &medium, 3, "parcel-keys");
+    bxl.run(&["verify", "--media", arg(&medium)]).code(3);
+
+    // A flipped byte in an encrypted pack.
+    let medium = world.medium();
+    let created = create_encrypted(&cen, &package, "tools", 2, "BXL", &medium);
+    let pack = tar_entries(&created.volumes[0])
+        .into_iter()
+        .find(|e| e.name.starts_with("pack-"))
+        .expect("a pack");
+    flip_byte(&created.volumes[0], pack.data + 5);
+    refused_import(&bxl, &medium, 3, "pack");
+
+    // A flipped byte in the encrypted index.
+    let medium = world.medium();
+    let created = create_encrypted(&cen, &package, "tools", 3, "BXL", &medium);
+    let last = created.volumes.last().expect("a volume");
+    let index = tar_entries(last)
+        .into_iter()
+        .find(|e| e.name.starts_with("parcel-index"))
+        .expect("index piece");
+    flip_byte(last, index.data + index.len / 2);
+    refused_import(&bxl, &medium, 3, "index");
+}
+
+/// BXL's encryption identity, read from its home.
+fn identity(site: &Site) -> Identity {
+    fs::read_to_string(site.home.join("site.age"))
+        .expect("site.age")
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .expect("identity line")
+        .parse()
+        .expect("an age identity")
+}
+
+#[test]
+fn keys_entry_of_another_parcel_is_refused() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 7);
+    let medium = world.medium();
+    let created = create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
+    let header = testkit::read_header_unchecked(&created.volumes[0]).expect("header");
+    let keys = tar_entries(&created.volumes[0])
+        .into_iter()
+        .find(|e| e.name == "parcel-keys")
+        .expect("keys entry");
+    assert_eq!(keys.len, header.keys_len);
+    // Another parcel key wrapped to BXL, of the same length (age adds
+    // random stanzas, so try a few).
+    let recipient = identity(&bxl).to_public();
+    let foreign = (0..10_000)
+        .map(|_| Encryption::to_recipients(std::slice::from_ref(&recipient)).expect("wrap"))
+        .find(|e| e.keys_entry().len() as u64 == keys.len)
+        .expect("a keys entry of the same length");
+    let foreign = foreign.keys_entry();
+    let splice = |volume: &Path| {
+        let mut bytes = fs::read(volume).expect("volume");
+        let at = keys.data as usize;
+        bytes[at..at + foreign.len()].copy_from_slice(foreign);
+        fs::write(volume, &bytes).expect("write");
+    };
+
+    // A courier swapping it: the signed hash of the keys entry refuses it.
+    for volume in &created.volumes {
+        splice(volume);
+    }
+    refused_import(&bxl, &medium, 3, "parcel-keys");
+
+    // A compromised CEN signing the swap: the index does not decrypt.
+    let key = secret_key(&cen);
+    for volume in &created.volumes {
+        testkit::reseal_body(volume, &key).expect("reseal");
+    }
+    let sha: [u8; 32] = Sha256::digest(foreign).into();
+    resign_all(&created.volumes, &key, |h| h.keys_sha256 = sha);
+    refused_import(&bxl, &medium, 3, "does not decrypt");
+}
+
+#[test]
+fn key_file_with_a_swapped_encryption_key_is_refused_by_trust() {
+    let world = World::new();
+    let cen = world.site("CEN");
+    let bxl = world.site("BXL");
+    let mallory = world.site("MAL");
+    let bxl_file = world.dir("mail").join("BXL.pub");
+    let mal_file = world.dir("mail").join("MAL.pub");
+    bxl.run(&["key", "export", "--out", arg(&bxl_file)])
+        .success();
+    mallory
+        .run(&["key", "export", "--out", arg(&mal_file)])
+        .success();
+    let field = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("encryption-key: "))
+            .expect("encryption-key line")
+            .to_owned()
+    };
+    let text = fs::read_to_string(&bxl_file).expect("key file");
+    let theirs = field(&fs::read_to_string(&mal_file).expect("key file"));
+    fs::write(&bxl_file, text.replace(&field(&text), &theirs)).expect("swap");
+    cen.run(&["key", "trust", arg(&bxl_file)])
+        .code(3)
+        .stderr(predicate::str::contains("not signed by the site's key"));
+    assert_eq!(cen.json(&["key", "list", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn encrypt_to_a_site_without_an_encryption_key_is_refused() {
+    let world = World::new();
+    let cen = world.site("CEN");
+    let old = world.site("OLD");
+    let file = world.dir("mail").join("OLD.pub");
+    old.run(&["key", "export", "--out", arg(&file)]).success();
+    // A key file from before parcels could be encrypted.
+    let text: String = fs::read_to_string(&file)
+        .expect("key file")
+        .lines()
+        .filter(|l| !l.starts_with("encryption-key"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&file, text).expect("write");
+    cen.run(&["key", "trust", arg(&file)]).success();
+    let package = world.package("tools", 8);
+    let medium = world.medium();
+    cen.create_cmd(&package, "tools", 1, "OLD", &[&medium])
+        .args(["--encrypt", "--medium-size", MEDIUM_SIZE])
+        .assert()
+        .code(4)
+        .stderr(
+            predicate::str::contains("no encryption key")
+                .and(predicate::str::contains("parcel key export")),
+        );
+    assert!(fs::read_dir(&medium).expect("medium").next().is_none());
+    // Without --encrypt it still goes.
+    cen.create(&package, "tools", 1, "OLD", &[&medium, &world.medium()]);
+}
+
+#[test]
+fn home_made_before_encryption_gets_its_key_at_export() {
+    let world = World::new();
+    let cen = world.site("CEN");
+    let bxl = world.site("BXL");
+    bxl.trust(&cen);
+    fs::remove_file(bxl.home.join("site.age")).expect("remove site.age");
+    let file = world.dir("mail").join("BXL.pub");
+    bxl.run(&["key", "export", "--out", arg(&file)]).success();
+    let identity = bxl.home.join("site.age");
+    assert!(identity.is_file());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&identity)
+            .expect("site.age")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    cen.run(&["key", "trust", arg(&file)])
+        .success()
+        .stdout(predicate::str::contains("Trusted site BXL"));
+    let package = world.package("tools", 9);
+    fs::write(package.join("extra.bin"), random_bytes(99, 3000)).expect("write");
+    let medium = world.medium();
+    create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
+    bxl.import(&[&medium]).success();
+}
+
+#[test]
+fn encrypted_delta_parcel_imports_over_its_base() {
+    let (world, cen, bxl) = two_sites();
+    let v1 = world.package("tools", 11);
+    let medium = world.medium();
+    create_encrypted(&cen, &v1, "tools", 1, "BXL", &medium);
+    let receipt = world.medium().join("receipt.txt");
+    bxl.run(&["import", arg(&medium), "--receipt", arg(&receipt)])
+        .success();
+    cen.run(&["receipt", "apply", arg(&receipt)]).success();
+
+    // Version 2: the same tree and one new file.
+    let v2 = world.package("tools-v2", 11);
+    fs::write(v2.join("CHANGES"), SECRET_TEXT).expect("add");
+    let medium = world.medium();
+    let output = cen
+        .create_cmd(&v2, "tools", 2, "BXL", &[&medium])
+        .args(["--base", "1", "--encrypt", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&output).expect("create --json");
+    assert_eq!(json["base_version"], 1);
+    assert_eq!(json["encrypted"], true);
+    for volume in json["volumes"].as_array().expect("volumes") {
+        let bytes = fs::read(volume.as_str().expect("path")).expect("volume");
+        assert!(!contains(&bytes, b"ZANZIBAR") && !contains(&bytes, b"CHANGES"));
+    }
+    bxl.import(&[&medium]).success();
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 2))),
+        package_view(&snapshot(&v2))
+    );
+}
+
+#[test]
+fn forward_encrypts_to_the_next_site() {
+    let (world, cen, bxl, nor) = three_sites();
+    bxl.trust(&nor);
+    nor.trust(&bxl);
+    let package = secret_package(&world);
+    let medium = world.medium();
+    create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
+    bxl.import(&[&medium]).success();
+
+    let out = world.medium();
+    let forwarded = bxl.json(&[
+        "forward",
+        "--package-id",
+        "tools",
+        "--to",
+        "NOR",
+        "--out",
+        arg(&out),
+        "--volume-size",
+        common::VOLUME_SIZE,
+        "--encrypt",
+        "--json",
+    ]);
+    assert_eq!(forwarded["encrypted"], true);
+    for volume in forwarded["volumes"].as_array().expect("volumes") {
+        let bytes = fs::read(volume.as_str().expect("path")).expect("volume");
+        assert!(!contains(&bytes, SECRET_NAME.as_bytes()));
+    }
+    // CEN trusts BXL's key but is not the destination.
+    cen.import(&[&out]).code(4);
+    nor.import(&[&out]).success();
+    assert_eq!(
+        package_view(&snapshot(&nor.store("tools", 1))),
+        package_view(&snapshot(&package))
+    );
+}
