@@ -245,21 +245,29 @@ fn identity(site: &Site) -> Identity {
 fn keys_entry_of_another_parcel_is_refused() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 7);
-    let medium = world.medium();
-    let created = create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
-    let header = testkit::read_header_unchecked(&created.volumes[0]).expect("header");
-    let keys = tar_entries(&created.volumes[0])
-        .into_iter()
-        .find(|e| e.name == "parcel-keys")
-        .expect("keys entry");
-    assert_eq!(keys.len, header.keys_len);
-    // Another parcel key wrapped to BXL, of the same length (age adds
-    // random stanzas, so try a few).
+    // Another parcel key wrapped to BXL, of the same length as the parcel's
+    // own keys entry: age adds a "grease" stanza of random length, so wrap
+    // many, and make parcels until one's keys entry has a length among them.
     let recipient = identity(&bxl).to_public();
-    let foreign = (0..10_000)
-        .map(|_| Encryption::to_recipients(std::slice::from_ref(&recipient)).expect("wrap"))
-        .find(|e| e.keys_entry().len() as u64 == keys.len)
-        .expect("a keys entry of the same length");
+    let mut wrappings: std::collections::HashMap<u64, Encryption> = Default::default();
+    for _ in 0..2000 {
+        let e = Encryption::to_recipients(std::slice::from_ref(&recipient)).expect("wrap");
+        wrappings.entry(e.keys_entry().len() as u64).or_insert(e);
+    }
+    let (medium, created, keys, foreign) = (1..=20)
+        .find_map(|version| {
+            let medium = world.medium();
+            let created = create_encrypted(&cen, &package, "tools", version, "BXL", &medium);
+            let keys = tar_entries(&created.volumes[0])
+                .into_iter()
+                .find(|e| e.name == "parcel-keys")
+                .expect("keys entry");
+            let foreign = wrappings.remove(&keys.len)?;
+            Some((medium, created, keys, foreign))
+        })
+        .expect("a parcel whose keys entry has a common length");
+    let header = testkit::read_header_unchecked(&created.volumes[0]).expect("header");
+    assert_eq!(keys.len, header.keys_len);
     let foreign = foreign.keys_entry();
     let splice = |volume: &Path| {
         let mut bytes = fs::read(volume).expect("volume");

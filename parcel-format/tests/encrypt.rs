@@ -240,21 +240,35 @@ fn one_intact_keys_entry_suffices() {
     extract(&s, Some(&s.identity)).unwrap_or_else(|p| panic!("{p:?}"));
 }
 
+/// Two wrappings of different parcel keys to `identity` whose age files have
+/// the same length.
+fn same_length_pair(identity: &Identity) -> (Encryption, Encryption) {
+    let mut by_len: std::collections::HashMap<usize, Encryption> = Default::default();
+    for _ in 0..10_000 {
+        let e = Encryption::to_recipients(&[identity.to_public()]).unwrap();
+        if let Some(first) = by_len.remove(&e.keys_entry().len()) {
+            return (first, e);
+        }
+        by_len.insert(e.keys_entry().len(), e);
+    }
+    panic!("no two age files of the same length in 10,000 wrappings");
+}
+
 #[test]
 fn keys_entry_of_another_parcel_does_not_open_the_index() {
-    let s = setup();
-    let mine = testkit::read_header_unchecked(&s.volumes[0]).unwrap();
-    // age adds random stanzas: take a wrapping of the same length.
-    let encryption = (0..1000)
-        .map(|_| Encryption::to_recipients(&[s.identity.to_public()]).unwrap())
-        .find(|e| e.keys_entry().len() as u64 == mine.keys_len)
-        .expect("an age file of the same length");
-    let other = write_with(
-        &s.tmp.path().join("src"),
-        &s.tmp.path().join("other"),
-        2,
-        encryption,
-    );
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    package(&src);
+    let identity = Identity::generate();
+    // age adds a "grease" stanza of random length: wrap two parcel keys
+    // until two age files have the same length, so one can replace the other.
+    let (mine, theirs) = same_length_pair(&identity);
+    let s = Setup {
+        volumes: write_with(&src, &tmp.path().join("out"), 1, mine),
+        tmp,
+        identity,
+    };
+    let other = write_with(&src, &s.tmp.path().join("other"), 2, theirs);
     let foreign = fs::read(&other[0]).unwrap();
     let foreign_header = testkit::read_header_unchecked(&other[0]).unwrap();
     let len = foreign_header.keys_len as usize;
