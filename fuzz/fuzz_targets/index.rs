@@ -59,6 +59,7 @@ fn check(manifest: &Manifest) {
         index_raw_len: 0,
         index_sha256: [0; 32],
         index_piece: IndexPiece::default(),
+        parity: None,
     };
     let body_lens: HashMap<u32, u64> = (1..=manifest.volume_count.min(16))
         .map(|v| (v, 1 << 30))

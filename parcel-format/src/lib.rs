@@ -78,9 +78,11 @@ pub mod header;
 pub mod limits;
 pub mod manifest;
 pub mod pack;
+pub mod parity;
 pub mod path;
 pub mod read;
 pub mod receipt;
+pub mod repair;
 pub mod sign;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -73,9 +73,11 @@ pub fn write_raw(
         index_raw_len: stored.1,
         index_sha256: Sha256::digest(&stored.0).into(),
         index_piece: IndexPiece::default(),
+        parity: None,
     };
     Ok(volumes
-        .seal(&template, key)?
+        .seal(&template, key, None)?
+        .volumes
         .into_iter()
         .map(|(p, _)| p)
         .collect())
@@ -126,6 +128,8 @@ fn decode_fields(record: &[u8; RECORD_LEN]) -> VolumeHeader {
             len: u64_at(180),
             start: u64_at(188),
         },
+        parity: (u16::from_le_bytes([record[10], record[11]]) & crate::header::FLAG_PARITY != 0)
+            .then(|| crate::header::ParityFields::decode(record)),
     }
 }
 
