@@ -234,6 +234,12 @@ pub struct CreateArgs {
     /// destination confirming it holds it
     #[arg(long, requires = "base")]
     pub force_base: bool,
+    /// Add repair data: PERCENT (1-100) of the parcel's size as Reed-Solomon
+    /// recovery blocks in extra parity volumes. With N volumes, PERCENT of at
+    /// least 100/N rebuilds any one lost volume; less still repairs damaged
+    /// blocks up to that amount. Verify and import repair automatically
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub parity: Option<u8>,
     /// Do not read the volumes back and verify them after writing
     #[arg(long)]
     pub no_verify: bool,

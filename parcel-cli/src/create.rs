@@ -45,6 +45,8 @@ pub struct Outgoing<'a> {
     /// build on it without a receipt confirming it.
     pub base: Option<u64>,
     pub force_base: bool,
+    /// Repair data to add, in percent (FORMAT.md §13).
+    pub parity: Option<u8>,
 }
 
 /// Runs `parcel create`.
@@ -68,6 +70,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), CliError> {
             json: args.json,
             base: args.base,
             force_base: args.force_base,
+            parity: args.parity,
         },
     )
 }
@@ -164,9 +167,16 @@ fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<(), CliE
 }
 
 /// An upper bound on the size of a parcel of this package: content that does
-/// not compress, plus tar headers, padding, index and zstd's worst case.
-fn size_bound(scan: &write::Scan) -> u64 {
-    scan.content_bytes + scan.content_bytes / 64 + scan.entries() as u64 * 1024 + (64 << 10)
+/// not compress, plus tar headers, padding, index and zstd's worst case; with
+/// `parity` percent of repair data, that much more, rounded up generously
+/// (stripes round recovery up, and each parity volume holds a block table).
+fn size_bound(scan: &write::Scan, parity: Option<u8>) -> u64 {
+    let data =
+        scan.content_bytes + scan.content_bytes / 64 + scan.entries() as u64 * 1024 + (64 << 10);
+    match parity {
+        None => data,
+        Some(percent) => data + data * (u64::from(percent) + 4) / 100 + (256 << 10),
+    }
 }
 
 /// Writes, verifies and records one outgoing parcel.
@@ -200,7 +210,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         None => None,
     };
     let scan = write::scan(o.package_dir)?;
-    let bound = size_bound(&scan);
+    let bound = size_bound(&scan, o.parity);
     // A small parcel needs no full-size volume: this keeps the room check honest.
     let volume_size = o.volume_size.min(bound.max(MIN_VOLUME_SIZE));
     let mut outputs: Vec<OutputDir> = Vec::new();
@@ -263,16 +273,19 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     };
     let mut sink = DirSink::new(outputs, stem, volume_size);
     let bar = Progress::bytes(ctx, "Creating", scan.content_bytes);
-    let written = match &base {
-        Some(base) => {
-            write::write_delta_parcel(&scan, &info, base, &key, &options, &mut sink, &mut |done| {
-                bar.set(done)
-            })
-        }
-        None => write::write_parcel(&scan, &info, &key, &options, &mut sink, &mut |done| {
-            bar.set(done)
-        }),
-    }
+    let extras = write::Extras {
+        base: base.as_ref(),
+        parity_percent: o.parity,
+    };
+    let written = write::write_parcel_with(
+        &scan,
+        &info,
+        &key,
+        &options,
+        &extras,
+        &mut sink,
+        &mut |done| bar.set(done),
+    )
     .map_err(|err| {
         let written_to = if swap_media {
             std::slice::from_ref(&spool)
@@ -283,6 +296,11 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     })?;
     bar.finish();
     let mut paths: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
+    let mut parity_paths: Vec<PathBuf> = written
+        .parity_volumes
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
     if o.verify {
         // The volumes are synced: read them back from the medium itself.
         for path in &paths {
@@ -290,11 +308,17 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         }
         let trust = Trust::load(&catalog, &site)?;
         let bar = Progress::bytes(ctx, "Verifying", 0);
-        let report =
+        let mut report =
             parcel_format::verify::verify_media(&paths, &trust.keys, &mut |done, total| {
                 bar.set_total(total);
                 bar.set(done);
             });
+        report
+            .problems
+            .extend(parcel_format::repair::check_parity_volumes(
+                &parity_paths,
+                &trust.keys,
+            ));
         bar.finish();
         if !report.is_ok() {
             return Err(CliError::Verification {
@@ -308,6 +332,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     }
     if swap_media {
         paths = copy_to_media(&paths, &o.outs[0])?;
+        parity_paths = copy_to_media(&parity_paths, &o.outs[0])?;
     }
     let manifest = &written.manifest;
     keep_index(ctx, manifest, o.level)?;
@@ -325,16 +350,24 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         comment: o.comment.to_owned(),
         bytes: written.bytes(),
         volume_count: manifest.volume_count,
-        volumes: paths.iter().map(|p| p.display().to_string()).collect(),
+        volumes: paths
+            .iter()
+            .chain(&parity_paths)
+            .map(|p| p.display().to_string())
+            .collect(),
         tree_digest: hex(&manifest.tree_digest()),
     };
     catalog.add_parcel(
         &record,
         clock::now(),
         &format!(
-            "written as {} volume(s){}{}",
+            "written as {} volume(s){}{}{}",
             paths.len(),
             base_version.map_or(String::new(), |v| format!(", delta on v{v}")),
+            o.parity.map_or(String::new(), |p| format!(
+                ", {p}% repair data in {} parity volume(s)",
+                parity_paths.len()
+            )),
             if o.verify { ", verified" } else { "" }
         ),
     )?;
@@ -344,7 +377,9 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             "package_id": record.package_id,
             "version": record.package_version,
             "to": record.destination_site,
-            "volumes": record.volumes,
+            "volumes": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "parity_volumes": parity_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "parity_percent": o.parity,
             "bytes": record.bytes,
             "content_bytes": manifest.content_bytes(),
             "files": scan.files,
@@ -365,6 +400,15 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         );
         for p in &paths {
             text.push_str(&format!("  {}\n", p.display()));
+        }
+        if let Some(percent) = o.parity {
+            text.push_str(&format!(
+                "repair data ({percent}%) in {} parity volume(s); ship them with the others:\n",
+                parity_paths.len()
+            ));
+            for p in &parity_paths {
+                text.push_str(&format!("  {}\n", p.display()));
+            }
         }
         output::print(&text)?;
         ctx.note(&format!(

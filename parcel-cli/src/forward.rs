@@ -47,6 +47,7 @@ pub fn run(ctx: &Context, args: &ForwardArgs) -> Result<(), CliError> {
             json: args.json,
             base: None,
             force_base: false,
+            parity: None,
         },
     )
 }

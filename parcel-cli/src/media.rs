@@ -154,12 +154,25 @@ fn hint(problem: &Problem) -> String {
             "; the package in this store changed since it was imported: restore it by importing its parcel again, or ask the sender for a full parcel"
         }
         Problem::BaseMissing { .. } => "; ask the sender for a full parcel",
+        Problem::RepairImpossible { .. } => {
+            "; find another copy of the lost volumes, or ask the sender to send them again"
+        }
         Problem::BadSignature { .. } => {
             "; the medium may have been tampered with: do not import it"
         }
         _ => "",
     };
     format!("{problem}{advice}")
+}
+
+/// A fresh scratch directory under `parent` (created if need be) for volumes
+/// rebuilt from parity (FORMAT.md §13); removed when dropped.
+pub fn repair_scratch(parent: &Path) -> Result<tempfile::TempDir, CliError> {
+    fs::create_dir_all(parent).map_err(CliError::io("create", parent))?;
+    tempfile::Builder::new()
+        .prefix("repair-")
+        .tempdir_in(parent)
+        .map_err(CliError::io("create a scratch directory in", parent))
 }
 
 /// Whether the directory of `path` accepts a new file.

@@ -3,13 +3,17 @@
 //! Exit 0 only when the parcel is complete and intact. `--media` checks only
 //! that every byte of every volume matches the signed hashes (the media
 //! check; about a quarter of the time), leaving content checks to import.
+//!
+//! When the volumes come with parity volumes (FORMAT.md §13), lost or damaged
+//! volumes are first rebuilt from them into a scratch directory in the home,
+//! the check runs on the rebuilt set, and the report says what was repaired.
 
 use serde_json::json;
 
 use crate::cli::VerifyArgs;
 use crate::error::CliError;
 use crate::home::Context;
-use crate::media::{problems_error, volume_files, Trust};
+use crate::media::{problems_error, repair_scratch, volume_files, Trust};
 use crate::output;
 use crate::progress::Progress;
 
@@ -19,17 +23,26 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     let site = catalog.site()?;
     let trust = Trust::load(&catalog, &site)?;
     let files = volume_files(&args.paths)?;
+    let scratch = repair_scratch(&ctx.home.root().join("repair"))?;
+    let repair = parcel_format::repair::repair(&files, &trust.keys, scratch.path());
+    for note in &repair.notes {
+        ctx.note(note);
+    }
     let bar = Progress::bytes(ctx, "Verifying", 0);
     let check = if args.media {
         parcel_format::verify::verify_media
     } else {
         parcel_format::verify::verify
     };
-    let report = check(&files, &trust.keys, &mut |done, total| {
+    let mut report = check(&repair.paths, &trust.keys, &mut |done, total| {
         bar.set_total(total);
         bar.set(done);
     });
     bar.finish();
+    report
+        .problems
+        .splice(0..0, repair.problems.iter().cloned());
+    let repaired: Vec<String> = repair.repaired.iter().map(ToString::to_string).collect();
     let subject = match (&report.parcel_id, &report.package) {
         (Some(id), Some((package, version))) => format!("parcel {id} ({package} v{version})"),
         _ => "the volumes given".to_owned(),
@@ -45,9 +58,17 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             "version": report.package.as_ref().map(|p| p.1),
             "volume_count": report.volume_count,
             "base_version": report.base_version,
+            "parity_percent": repair.percent,
+            "repaired": repaired,
+            "repair_notes": repair.notes,
             "volumes": report.volumes.iter().map(|(n, p)| json!({"volume": n, "path": p})).collect::<Vec<_>>(),
             "problems": report.problems.iter().map(|p| json!({"class": p.class().name(), "message": p.to_string()})).collect::<Vec<_>>(),
         }))?;
+    }
+    if !args.json {
+        for line in &repaired {
+            output::print(&format!("repaired: {line}\n"))?;
+        }
     }
     if !report.is_ok() {
         return Err(problems_error(
@@ -70,8 +91,13 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             "every byte matches the signed hashes (media check only; without `--media` every chunk and file is checked too)"
                 .to_owned()
         };
+        let how = if repaired.is_empty() {
+            String::new()
+        } else {
+            " after repair from parity".to_owned()
+        };
         output::print(&format!(
-            "{subject}: intact — {} of {} volumes, signed by {}; {checked}\n",
+            "{subject}: intact{how} — {} of {} volumes, signed by {}; {checked}\n",
             report.volumes.len(),
             report.volume_count.unwrap_or(0),
             report.signer.as_deref().unwrap_or("?"),

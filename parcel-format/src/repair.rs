@@ -201,7 +201,7 @@ pub fn repair(paths: &[PathBuf], trust: &TrustedKeys, scratch: &Path) -> Repair 
     }
     // A data volume is a candidate when it is of this parcel and agrees
     // with the parity volumes on every parcel-wide field.
-    let candidates: Vec<Option<usize>> = (1..=n.min(MAX_VOLUMES))
+    let mut candidates: Vec<Option<usize>> = (1..=n.min(MAX_VOLUMES))
         .map(|v| {
             data.iter().position(|g| {
                 g.header.volume == v
@@ -270,6 +270,35 @@ pub fn repair(paths: &[PathBuf], trust: &TrustedKeys, scratch: &Path) -> Repair 
                 });
                 return outcome;
             }
+        }
+    }
+    // A copy whose header was damaged does not authenticate, but its other
+    // blocks may be intact: a file whose first blocks hash to those of a
+    // volume with no copy is taken as that volume's damaged copy (only its
+    // blocks that hash right are used).
+    for (v, candidate) in candidates.iter_mut().enumerate() {
+        if candidate.is_some() {
+            continue;
+        }
+        let found = unusable.iter().position(|(path, problem)| {
+            matches!(
+                problem,
+                Problem::BadSignature { .. } | Problem::NotAVolume { .. }
+            ) && holds_blocks_of(path, &layout, &table, v)
+        });
+        if let (Some(i), Some(len)) = (found, layout.lengths.get(v)) {
+            let (path, _) = unusable.remove(i);
+            let file_len = std::fs::metadata(&path).map_or(0, |m| m.len());
+            data.push(Given {
+                path,
+                header: VolumeHeader {
+                    volume: v as u32 + 1,
+                    body_len: len.saturating_sub(crate::limits::VOLUME_PREFIX),
+                    ..reference.clone()
+                },
+                len: file_len,
+            });
+            *candidate = Some(data.len() - 1);
         }
     }
     let scan = match scan_blocks(&layout, &table, &data, candidates) {
@@ -474,6 +503,23 @@ fn load_table(
         return Ok((layout, table));
     }
     Err(None)
+}
+
+/// Whether any of the first eight blocks of the file at `path` hashes to
+/// the table's hash for that block of data volume `v` (0-based).
+fn holds_blocks_of(path: &Path, layout: &Layout, table: &BlockTable, v: usize) -> bool {
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    let file_len = file.metadata().map_or(0, |m| m.len());
+    let mut buf = vec![0u8; layout.block_size as usize];
+    (0..layout.blocks_of(v).min(8)).any(|row| {
+        read_block(&mut file, layout, v, row, file_len, &mut buf).is_ok()
+            && table
+                .data
+                .get(layout.data_index(v, row) as usize)
+                .is_some_and(|h| *h == <[u8; 32]>::from(Sha256::digest(&buf)))
+    })
 }
 
 /// Reads block `row` of a data volume copy into `buf` (`block` bytes, zero
@@ -882,4 +928,53 @@ fn rebuild(
         }
     }
     Ok(repaired)
+}
+
+/// The media check of parity volumes (as [`crate::verify::verify_media`]
+/// does for data volumes): each file must authenticate as a parity volume of
+/// the right length whose body hashes to its signed SHA-256. Used to read
+/// back parity volumes just written.
+pub fn check_parity_volumes(paths: &[PathBuf], trust: &TrustedKeys) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for path in paths {
+        let checked = authenticate_volume(path, trust).and_then(|(header, len)| {
+            check_volume_len(path, &header, len)?;
+            Ok(header)
+        });
+        let header = match checked {
+            Ok(header) if header.is_parity_volume() => header,
+            Ok(_) => {
+                problems.push(Problem::ParityUnusable {
+                    path: path.clone(),
+                    reason: "it is a data volume, not a parity volume".into(),
+                });
+                continue;
+            }
+            Err(problem) => {
+                problems.push(problem);
+                continue;
+            }
+        };
+        let digest = File::open(path).and_then(|mut file| {
+            file.seek(SeekFrom::Start(crate::limits::VOLUME_PREFIX))?;
+            let mut hasher = Sha256::new();
+            io::copy(
+                &mut io::BufReader::with_capacity(1 << 20, file),
+                &mut hasher,
+            )?;
+            Ok(<[u8; 32]>::from(hasher.finalize()))
+        });
+        match digest {
+            Ok(digest) if digest == header.body_sha256 => {}
+            Ok(_) => problems.push(Problem::ParityUnusable {
+                path: path.clone(),
+                reason: "its contents do not match the signed hash (damaged)".into(),
+            }),
+            Err(source) => problems.push(Problem::Unreadable {
+                path: path.clone(),
+                source: source.into(),
+            }),
+        }
+    }
+    problems
 }
