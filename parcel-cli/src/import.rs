@@ -26,7 +26,7 @@ use crate::clock;
 use crate::disk::{available_space, human_bytes, sync_dir, sync_filesystem};
 use crate::error::CliError;
 use crate::home::{Context, Home};
-use crate::media::{dir_writable, problems_error, repair_scratch, volume_files, Trust};
+use crate::media::{dir_writable, problems_error, volume_files, RepairScratch, Trust};
 use crate::output;
 use crate::progress::Progress;
 
@@ -41,7 +41,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     // Volumes lost or damaged within the repair data are rebuilt first, into
     // a scratch directory in the staging area (removed when done; `clean_up`
     // removes it after a crash), and the parcel is read from them.
-    let scratch = repair_scratch(&ctx.home.staging_dir())?;
+    let scratch = RepairScratch::new(&ctx.home.staging_dir());
     let repair = parcel_format::repair::repair(&files, &trust.keys, scratch.path());
     for note in &repair.notes {
         ctx.note(note);

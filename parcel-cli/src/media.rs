@@ -165,14 +165,30 @@ fn hint(problem: &Problem) -> String {
     format!("{problem}{advice}")
 }
 
-/// A fresh scratch directory under `parent` (created if need be) for volumes
-/// rebuilt from parity (FORMAT.md §13); removed when dropped.
-pub fn repair_scratch(parent: &Path) -> Result<tempfile::TempDir, CliError> {
-    fs::create_dir_all(parent).map_err(CliError::io("create", parent))?;
-    tempfile::Builder::new()
-        .prefix("repair-")
-        .tempdir_in(parent)
-        .map_err(CliError::io("create a scratch directory in", parent))
+/// A scratch directory under `parent` for volumes rebuilt from parity
+/// (FORMAT.md §13), named for this process: the repair creates it only when
+/// it rebuilds a volume, and it is removed when this value is dropped.
+pub struct RepairScratch(PathBuf);
+
+impl RepairScratch {
+    /// A scratch directory name under `parent`, not yet created.
+    pub fn new(parent: &Path) -> RepairScratch {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        RepairScratch(parent.join(format!("repair-{}-{nanos}", std::process::id())))
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for RepairScratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Whether the directory of `path` accepts a new file.

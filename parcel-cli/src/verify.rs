@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::cli::VerifyArgs;
 use crate::error::CliError;
 use crate::home::Context;
-use crate::media::{problems_error, repair_scratch, volume_files, Trust};
+use crate::media::{problems_error, volume_files, RepairScratch, Trust};
 use crate::output;
 use crate::progress::Progress;
 
@@ -23,7 +23,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     let site = catalog.site()?;
     let trust = Trust::load(&catalog, &site)?;
     let files = volume_files(&args.paths)?;
-    let scratch = repair_scratch(&ctx.home.root().join("repair"))?;
+    let scratch = RepairScratch::new(&ctx.home.root().join("repair"));
     let repair = parcel_format::repair::repair(&files, &trust.keys, scratch.path());
     for note in &repair.notes {
         ctx.note(note);

@@ -130,9 +130,10 @@ struct Scan {
 }
 
 /// Repairs the parcel in `paths` (volume files, any order, parity volumes
-/// among them) into `scratch`, an existing directory the caller removes
-/// afterwards. Without parity volumes, or when nothing is lost, the paths
-/// come back as given (less parity volumes) and nothing is written.
+/// among them) into the directory `scratch`, which is created when a
+/// volume is rebuilt (and which the caller removes afterwards). Without
+/// parity volumes, or when nothing is lost, the paths come back as given
+/// (less parity volumes) and nothing is written.
 pub fn repair(paths: &[PathBuf], trust: &TrustedKeys, scratch: &Path) -> Repair {
     let mut data: Vec<Given> = Vec::new();
     let mut parity: Vec<Given> = Vec::new();
@@ -640,6 +641,7 @@ fn rebuild(
     for (number, g) in parity {
         parity_files.insert(*number, File::open(&g.path).map_err(unreadable(&g.path))?);
     }
+    std::fs::create_dir_all(scratch).map_err(io_problem(scratch))?;
     let mut outputs: Vec<Option<(PathBuf, BufWriter<File>)>> = Vec::new();
     let mut created = Vec::new();
     let cleanup = |created: &[PathBuf]| {
