@@ -51,14 +51,23 @@ pub struct Outgoing<'a> {
 
 /// Runs `parcel create`.
 pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), CliError> {
-    check_package_id(&args.package_id).map_err(CliError::Usage)?;
+    if let Some(request) = &args.repair {
+        return crate::resend::run(ctx, request, &args.package, &args.out, args.json);
+    }
+    let (Some(package_id), Some(version), Some(to)) = (&args.package_id, args.version, &args.to)
+    else {
+        return Err(CliError::Usage(
+            "create needs --package-id, --version and --to (or --repair FILE)".into(),
+        ));
+    };
+    check_package_id(package_id).map_err(CliError::Usage)?;
     send(
         ctx,
         &Outgoing {
             package_dir: &args.package,
-            package_id: &args.package_id,
-            version: args.version,
-            to: &args.to,
+            package_id,
+            version,
+            to,
             outs: &args.out,
             volume_size: args.volume_size,
             medium_size: args.medium_size,

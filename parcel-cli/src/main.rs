@@ -20,6 +20,7 @@ mod output;
 #[allow(dead_code)]
 mod progress;
 mod receipt;
+mod resend;
 mod site;
 mod track;
 mod verify;

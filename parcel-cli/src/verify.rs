@@ -10,7 +10,11 @@
 
 use serde_json::json;
 
+use parcel_format::repair_request::RepairRequest;
+use parcel_format::Problem;
+
 use crate::cli::VerifyArgs;
+use crate::clock;
 use crate::error::CliError;
 use crate::home::Context;
 use crate::media::{problems_error, volume_files, RepairScratch, Trust};
@@ -71,6 +75,9 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
         }
     }
     if !report.is_ok() {
+        if let Some(path) = &args.repair_request {
+            write_repair_request(ctx, &catalog, &files, &report.problems, &trust, path)?;
+        }
         return Err(problems_error(
             &subject,
             &report.problems,
@@ -103,5 +110,60 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             report.signer.as_deref().unwrap_or("?"),
         ))?;
     }
+    Ok(())
+}
+
+/// Writes a signed request for the data volumes `problems` say are missing
+/// or damaged (FORMAT.md §13.8), and says where it went.
+fn write_repair_request(
+    ctx: &Context,
+    catalog: &crate::catalog::Catalog,
+    files: &[std::path::PathBuf],
+    problems: &[Problem],
+    trust: &Trust,
+    path: &std::path::Path,
+) -> Result<(), CliError> {
+    let mut lost: Vec<u32> = problems
+        .iter()
+        .filter_map(|p| match p {
+            Problem::MissingVolume { volume, .. }
+            | Problem::VolumeCorrupt { volume, .. }
+            | Problem::VolumeLength { volume, .. } => Some(*volume),
+            _ => None,
+        })
+        .collect();
+    lost.sort_unstable();
+    lost.dedup();
+    if lost.is_empty() {
+        output::warn("no repair request written: no volume is missing or damaged, so there is nothing to ask the sender for");
+        return Ok(());
+    }
+    let (site, key) = ctx.home.site_identity(catalog)?;
+    let Some(request) =
+        RepairRequest::for_volumes(files, &trust.keys, &lost, &site.code, clock::now())
+    else {
+        output::warn("no repair request written: no volume of the parcel authenticates");
+        return Ok(());
+    };
+    let text = request.to_signed_text(&key);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(CliError::io("write a repair request in", dir))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(CliError::io("write", path))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(CliError::io("sync", path))?;
+    tmp.persist(path)
+        .map_err(|e| CliError::io("write", path)(e.error))?;
+    let numbers: Vec<String> = lost.iter().map(u32::to_string).collect();
+    output::warn(&format!(
+        "repair request for volume(s) {} written to {}: send it to site {}; there, run `parcel create --repair FILE --package DIR --out DIR`",
+        numbers.join(", "),
+        path.display(),
+        request.source_site
+    ));
     Ok(())
 }

@@ -258,3 +258,95 @@ fn nonsense_parity_is_a_usage_error() {
     }
     assert!(fs::read_dir(&out).expect("list").next().is_none());
 }
+
+#[test]
+fn a_repair_request_brings_back_the_lost_volumes_and_the_import_completes() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 6);
+    let out = world.medium();
+    // No parity: only the source can help.
+    let stdout = cen
+        .create_cmd(&package, "tools", 1, "BXL", &[&out])
+        .arg("--json")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&stdout).expect("create --json");
+    let volumes = paths(&json, "volumes");
+    let count = volumes.len();
+    assert!(count >= 3, "{volumes:?}");
+    let lost = [1, count - 1]; // the index volume among them
+    let kept = world.dir("kept");
+    for &v in &lost {
+        let name = volumes[v].file_name().expect("name");
+        fs::rename(&volumes[v], kept.join(name)).expect("lose a volume");
+    }
+    let request = world.dir("mail").join("request.txt");
+    bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
+        .code(3)
+        .stderr(predicate::str::contains(format!(
+            "repair request for volume(s) 2, {count} written to"
+        )));
+    let text = fs::read_to_string(&request).expect("request written");
+    assert!(text.starts_with("parcel-repair-request v1\n"), "{text}");
+
+    // At the source: a request not signed by BXL is refused.
+    let forged = world.dir("mail").join("forged.txt");
+    fs::write(&forged, text.replace("missing: 2", "missing: 1")).expect("forge");
+    let answer = world.medium();
+    cen.run(&[
+        "create",
+        "--repair",
+        arg(&forged),
+        "--package",
+        arg(&package),
+        "--out",
+        arg(&answer),
+    ])
+    .code(3);
+    // A package that changed since is refused, naming the file.
+    let changed = world.dir("changed");
+    common::write_package(&changed, 7);
+    cen.run(&[
+        "create",
+        "--repair",
+        arg(&request),
+        "--package",
+        arg(&changed),
+        "--out",
+        arg(&answer),
+    ])
+    .failure()
+    .stderr(predicate::str::contains("the parcel was made from"));
+    assert!(fs::read_dir(&answer).expect("list").next().is_none());
+
+    cen.run(&[
+        "create",
+        "--repair",
+        arg(&request),
+        "--package",
+        arg(&package),
+        "--out",
+        arg(&answer),
+    ])
+    .success()
+    .stdout(predicate::str::contains(format!(
+        "rebuilt volume(s) 2, {count} of parcel"
+    )));
+    for &v in &lost {
+        let name = volumes[v].file_name().expect("name");
+        assert_eq!(
+            fs::read(answer.join(name)).expect("rebuilt volume"),
+            fs::read(kept.join(name)).expect("kept copy"),
+            "volume {} rebuilt at the source differs from the original",
+            v + 1
+        );
+    }
+    bxl.import(&[&out, &answer]).success();
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 1))),
+        package_view(&snapshot(&package))
+    );
+}

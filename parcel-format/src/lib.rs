@@ -83,6 +83,8 @@ pub mod path;
 pub mod read;
 pub mod receipt;
 pub mod repair;
+pub mod repair_request;
+pub mod resend;
 pub mod sign;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -456,10 +456,9 @@ fn load_table(
             problems.push(unusable("its block table is too short".into()));
             continue;
         };
-        if let Some(bad) = lengths.iter().position(|&len| {
-            len < crate::limits::VOLUME_PREFIX + crate::limits::VOLUME_TRAILER
-                || len > crate::limits::MAX_PARITY_VOLUME_LEN
-        }) {
+        let possible = crate::limits::VOLUME_PREFIX + crate::limits::VOLUME_TRAILER
+            ..=crate::limits::MAX_PARITY_VOLUME_LEN;
+        if let Some(bad) = lengths.iter().position(|len| !possible.contains(len)) {
             problems.push(unusable(format!(
                 "its block table gives volume {} an impossible length",
                 bad + 1
