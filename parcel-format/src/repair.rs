@@ -171,7 +171,18 @@ pub fn repair(paths: &[PathBuf], trust: &TrustedKeys, scratch: &Path) -> Repair 
         .iter()
         .filter(|g| g.header.parcel_id == chosen)
         .collect();
-    let Some(reference) = ours.first().map(|g| g.header.clone()) else {
+    // The reference is the first parity volume of the right length whose
+    // counts are within the caps (§7.1 steps 8–9).
+    let Some(reference) = ours
+        .iter()
+        .find(|g| check_volume_len(&g.path, &g.header, g.len).is_ok())
+        .map(|g| g.header.clone())
+    else {
+        outcome.notes.extend(ours.iter().filter_map(|g| {
+            check_volume_len(&g.path, &g.header, g.len)
+                .err()
+                .map(|p| format!("parity volume unusable: {p}"))
+        }));
         return outcome;
     };
     let Some(fields) = reference.parity else {
@@ -400,6 +411,13 @@ fn load_table(
     parity: &HashMap<u32, &Given>,
     problems: &mut Vec<Problem>,
 ) -> Result<(Layout, BlockTable), Option<Problem>> {
+    if reference.volume_count > MAX_VOLUMES {
+        return Err(Some(Problem::Limit {
+            what: "volume count".into(),
+            value: reference.volume_count.into(),
+            limit: MAX_VOLUMES.into(),
+        }));
+    }
     let n = reference.volume_count as usize;
     // Caps first, on the header's numbers alone (a layout with empty volumes).
     let draft = Layout::new(
