@@ -510,7 +510,7 @@ mod tests {
         let k = layout.stripe_rows;
         assert!(layout.stripe_recovery >= k, "{layout:?}");
         for stripe in 0..layout.stripes() {
-            let mut per_volume = vec![0u32; 3];
+            let mut per_volume = [0u32; 3];
             for shard in 0..layout.originals() {
                 let place = layout.place_of(stripe, shard);
                 assert_eq!(layout.shard_of(place.volume, place.row), shard);

@@ -171,8 +171,8 @@ fn parity_parcel_reads_as_it_is_with_no_repair() {
 fn any_one_lost_volume_is_rebuilt_byte_identical() {
     let w = write_with_parity(34);
     let data = w.data();
-    for lost in 0..data.len() {
-        let given: Vec<PathBuf> = w.all().into_iter().filter(|p| *p != data[lost]).collect();
+    for (lost, lost_path) in data.iter().enumerate() {
+        let given: Vec<PathBuf> = w.all().into_iter().filter(|p| p != lost_path).collect();
         let scratch = w.scratch(&format!("scratch-{lost}"));
         let repair = repair(&given, &trust(), &scratch);
         assert!(repair.problems.is_empty(), "{:?}", repair.problems);
@@ -181,7 +181,7 @@ fn any_one_lost_volume_is_rebuilt_byte_identical() {
             panic!("{:?}", repair.repaired)
         };
         assert_eq!(*volume as usize, lost + 1);
-        assert_eq!(fs::read(path).unwrap(), fs::read(&data[lost]).unwrap());
+        assert_eq!(fs::read(path).unwrap(), fs::read(lost_path).unwrap());
         assert_eq!(read_back(&repair.paths, &w.root), Ok(w.tree));
     }
 }
