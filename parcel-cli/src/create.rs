@@ -420,6 +420,15 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             }
         }
         output::print(&text)?;
+        if let Some(percent) = o.parity {
+            let count = paths.len() as u64;
+            if u64::from(percent) * count < 100 {
+                ctx.note(&format!(
+                    "with {count} volume(s), {percent}% repair data rebuilds damaged blocks but not a whole lost volume; that needs --parity {} or more",
+                    100u64.div_ceil(count.max(1))
+                ));
+            }
+        }
         ctx.note(&format!(
             "next: ship the media, then `parcel sent {} --via CARRIER`",
             &record.parcel_id[..8]

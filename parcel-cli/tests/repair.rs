@@ -350,3 +350,73 @@ fn a_repair_request_brings_back_the_lost_volumes_and_the_import_completes() {
         package_view(&snapshot(&package))
     );
 }
+
+#[test]
+fn a_repair_request_is_answered_only_for_its_destination_and_a_parcel_sent_there() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 8);
+    let out = world.medium();
+    let parcel = create_with_parity(&cen, &package, 1, "10", &out);
+    fs::remove_file(&parcel.volumes[0]).expect("lose a volume");
+    fs::remove_file(&parcel.volumes[1]).expect("lose another");
+    let request = world.dir("mail").join("request.txt");
+    bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
+        .code(3)
+        .stderr(predicate::str::contains("repair impossible"))
+        .stderr(predicate::str::contains(
+            "repair request for volume(s) 1, 2",
+        ));
+    let text = fs::read_to_string(&request).expect("request");
+    assert!(text.contains("\nparity: "), "{text}");
+    // A third site that trusts CEN, and whose key CEN trusts, but to which
+    // the parcel did not go: its own request is refused.
+    let ant = world.site("ANT");
+    ant.trust(&cen);
+    cen.trust(&ant);
+    let ant_request = world.dir("mail").join("ant-request.txt");
+    ant.run(&["verify", arg(&out), "--repair-request", arg(&ant_request)])
+        .code(3);
+    cen.run(&[
+        "create",
+        "--repair",
+        arg(&ant_request),
+        "--package",
+        arg(&package),
+        "--out",
+        arg(&world.medium()),
+    ])
+    .code(4)
+    .stderr(predicate::str::contains("went to site BXL, not to ANT"));
+    let answer = world.medium();
+    // BXL's request, answered: the rebuilt volumes come with the parity
+    // layout, and the import takes them with the rest.
+    cen.run(&[
+        "create",
+        "--repair",
+        arg(&request),
+        "--package",
+        arg(&package),
+        "--out",
+        arg(&answer),
+    ])
+    .success();
+    bxl.import(&[&out, &answer]).success();
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 1))),
+        package_view(&snapshot(&package))
+    );
+    // A request from a site the parcel did not go to is refused.
+    let theirs = world.dir("mail").join("theirs.txt");
+    let forged = text.replace("destination: BXL", "destination: ANT");
+    fs::write(&theirs, forged).expect("write");
+    cen.run(&[
+        "create",
+        "--repair",
+        arg(&theirs),
+        "--package",
+        arg(&package),
+        "--out",
+        arg(&world.medium()),
+    ])
+    .code(3);
+}
