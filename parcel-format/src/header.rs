@@ -395,6 +395,76 @@ mod tests {
         }
     }
 
+    fn parity_volume() -> VolumeHeader {
+        VolumeHeader {
+            version: 3,
+            flags: FLAG_PARITY,
+            volume: 0,
+            index_piece: IndexPiece::default(),
+            parity: Some(ParityFields {
+                parity_volume: 1,
+                parity_volume_count: 2,
+                block_size: 512,
+                stripe_rows: 11,
+                stripe_recovery: 12,
+                table_offset: 9728,
+                table_len: 1000,
+                table_sha256: [5; 32],
+                recovery_offset: 1536,
+                recovery_count: 16,
+            }),
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn parity_fields_round_trip_and_their_rules_hold() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let parity = parity_volume();
+        let rec = parity.encode_signed(&key);
+        assert_eq!(VolumeHeader::decode_verified(&rec), Ok(parity.clone()));
+        assert!(VolumeHeader::decode_verified(&rec)
+            .unwrap()
+            .is_parity_volume());
+        let refused = |change: &dyn Fn(&mut VolumeHeader)| {
+            let mut h = parity_volume();
+            change(&mut h);
+            VolumeHeader::decode_verified(&h.encode_signed(&key)).is_err()
+        };
+        // Without the flag, the fields are reserved bytes.
+        assert!(refused(&|h| h.flags = 0));
+        // Version 1 has no flags.
+        assert!(refused(&|h| h.version = 1));
+        // A parity volume has volume 0 and no index piece.
+        assert!(refused(&|h| h.volume = 1));
+        assert!(refused(&|h| h.index_piece.len = 5));
+        let fields = |f: fn(&mut ParityFields)| {
+            move |h: &mut VolumeHeader| {
+                if let Some(p) = h.parity.as_mut() {
+                    f(p)
+                }
+            }
+        };
+        assert!(refused(&fields(|p| p.block_size = 1000)));
+        assert!(refused(&fields(|p| p.block_size = 256)));
+        assert!(refused(&fields(|p| p.stripe_rows = 0)));
+        assert!(refused(&fields(|p| p.stripe_recovery = 0)));
+        assert!(refused(&fields(|p| p.parity_volume = 3)));
+        // A data volume carries no table or recovery fields.
+        assert!(refused(&|h| {
+            h.volume = 1;
+            if let Some(p) = h.parity.as_mut() {
+                p.parity_volume = 0;
+            }
+        }));
+        // Reserved bytes past the parity fields stay zero.
+        let mut rec = parity_volume().encode_signed(&key);
+        rec[PARITY_FIELDS.end] = 1;
+        let sig = sign::sign(&key, DOMAIN_VOLUME_HEADER, &rec[..SIGNED_LEN]);
+        rec[SIGNED_LEN..].copy_from_slice(&sig);
+        assert!(VolumeHeader::decode_verified(&rec).is_err());
+    }
+
     #[test]
     fn header_round_trips_and_any_flipped_bit_is_refused() {
         let key = SigningKey::from_bytes(&[3; 32]);
