@@ -98,7 +98,7 @@ impl Layout {
     pub fn blocks_of(&self, v: usize) -> u64 {
         self.lengths
             .get(v)
-            .map_or(0, |len| len.div_ceil(u64::from(self.block_size)))
+            .map_or(0, |len| len.div_ceil(u64::from(self.block_size.max(1))))
     }
 
     /// Rows: the most blocks any data volume has.
@@ -150,7 +150,7 @@ impl Layout {
     /// The original shard index of block row `row` of volume `v` within its
     /// stripe: shards go row by row, volume 1 to *N* within a row.
     pub fn shard_of(&self, v: usize, row: u64) -> usize {
-        let in_stripe = row % u64::from(self.stripe_rows);
+        let in_stripe = row % u64::from(self.stripe_rows.max(1));
         in_stripe as usize * self.volumes() + v
     }
 
