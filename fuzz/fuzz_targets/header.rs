@@ -13,6 +13,12 @@ fuzz_target!(|data: &[u8]| {
     let record: &[u8; RECORD_LEN] = record.try_into().expect("slice of RECORD_LEN bytes");
     if let Ok(header) = VolumeHeader::decode_verified(record) {
         assert!(header.same_parcel(&header));
-        assert!(header.volume >= 1 && header.volume <= header.volume_count);
+        // A parity volume (FORMAT.md §13.2) is numbered 0 among the data
+        // volumes and 1..=count among the parity volumes.
+        match header.parity.filter(|p| p.is_parity_volume()) {
+            Some(p) => assert!(header.volume == 0 && p.parity_volume <= p.parity_volume_count),
+            None => assert!(header.volume >= 1 && header.volume <= header.volume_count),
+        }
+        assert_eq!(VolumeHeader::decode_verified(record).ok(), Some(header));
     }
 });

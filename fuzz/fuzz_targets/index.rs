@@ -61,6 +61,7 @@ fn check(manifest: &Manifest) {
         index_piece: IndexPiece::default(),
         keys_len: 0,
         keys_sha256: [0; 32],
+        parity: None,
     };
     let body_lens: HashMap<u32, u64> = (1..=manifest.volume_count.min(16))
         .map(|v| (v, 1 << 30))

@@ -503,3 +503,59 @@ fn stays_inside(depth: usize, target: &Path) -> bool {
     }
     true
 }
+
+/// A parcel with 50% repair data (FORMAT.md §13): its data volumes and its
+/// parity volumes, for the `repair` target.
+#[derive(Debug, Clone)]
+pub struct ParitySeed {
+    /// Data volume files' bytes, volume 1 first.
+    pub data: Vec<Vec<u8>>,
+    /// Parity volume files' bytes, parity volume 1 first.
+    pub parity: Vec<Vec<u8>>,
+}
+
+/// The seed package of [`seed_parcel`] written with 50% repair data, once
+/// per process.
+pub fn seed_parity_parcel() -> &'static ParitySeed {
+    static SEED: OnceLock<ParitySeed> = OnceLock::new();
+    SEED.get_or_init(|| {
+        let tmp = scratch();
+        let package = tmp.path().join("package");
+        write_seed_package(&package, 100 * 1024).expect("seed package writes");
+        let out = tmp.path().join("out");
+        fs::create_dir(&out).expect("seed output directory");
+        let options = small_options();
+        let mut sink = DirSink::new(
+            vec![OutputDir {
+                dir: out,
+                capacity: None,
+            }],
+            "seed",
+            options.volume_size,
+        );
+        let scan = write::scan(&package).expect("seed package scans");
+        let extras = write::Extras {
+            base: None,
+            parity_percent: Some(50),
+        };
+        let written = write::write_parcel_with(
+            &scan,
+            &parcel_info(),
+            fuzz_key(),
+            &options,
+            &extras,
+            &mut sink,
+            &mut |_| {},
+        )
+        .expect("seed parity parcel writes");
+        let read = |list: &[(PathBuf, u64)]| -> Vec<Vec<u8>> {
+            list.iter()
+                .map(|(path, _)| fs::read(path).expect("seed volume reads"))
+                .collect()
+        };
+        ParitySeed {
+            data: read(&written.volumes),
+            parity: read(&written.parity_volumes),
+        }
+    })
+}

@@ -195,18 +195,24 @@ pub struct KeyRevokeArgs {
 /// `parcel create`
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// The package directory to send
+    /// The package directory to send (with --repair: the directory the
+    /// parcel was made from, exactly as it was)
     #[arg(long, value_name = "DIR")]
     pub package: PathBuf,
     /// The package's identifier, the same at every site
-    #[arg(long, value_name = "ID")]
-    pub package_id: String,
+    #[arg(long, value_name = "ID", required_unless_present = "repair")]
+    pub package_id: Option<String>,
     /// The package version; a site refuses versions older than the one it holds
-    #[arg(long, value_name = "N")]
-    pub version: u64,
+    #[arg(long, value_name = "N", required_unless_present = "repair")]
+    pub version: Option<u64>,
     /// The destination site
-    #[arg(long, value_name = "CODE", value_parser = parse_site_code)]
-    pub to: String,
+    #[arg(long, value_name = "CODE", value_parser = parse_site_code, required_unless_present = "repair")]
+    pub to: Option<String>,
+    /// Answer a repair request (written by `parcel verify --repair-request`
+    /// at the destination): rebuild the volumes it asks for from --package
+    /// into the first --out directory, signed like the originals
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["package_id", "version", "to", "base", "parity"])]
+    pub repair: Option<PathBuf>,
     /// Where to write volumes; repeat for one directory per medium, used in turn
     #[arg(long, value_name = "DIR", required = true)]
     pub out: Vec<PathBuf>,
@@ -239,6 +245,12 @@ pub struct CreateArgs {
     /// key); anyone can still check the media with `parcel verify --media`
     #[arg(long)]
     pub encrypt: bool,
+    /// Add repair data: PERCENT (1-100) of the parcel's size as Reed-Solomon
+    /// recovery blocks in extra parity volumes. With N volumes, PERCENT of at
+    /// least 100/N rebuilds any one lost volume; less still repairs damaged
+    /// blocks up to that amount. Verify and import repair automatically
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub parity: Option<u8>,
     /// Do not read the volumes back and verify them after writing
     #[arg(long)]
     pub no_verify: bool,
@@ -261,6 +273,10 @@ pub struct VerifyArgs {
     /// decompressing packs and checking each chunk and file hash
     #[arg(long)]
     pub media: bool,
+    /// When volumes are missing or damaged beyond repair, write a signed
+    /// request for them to FILE, for the sending site (`parcel create --repair`)
+    #[arg(long, value_name = "FILE")]
+    pub repair_request: Option<PathBuf>,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
@@ -488,7 +504,7 @@ mod tests {
         let Command::Create(args) = cli.command else {
             panic!("not create")
         };
-        assert_eq!(args.version, 7);
+        assert_eq!(args.version, Some(7));
         assert_eq!(args.out.len(), 2);
         assert_eq!(args.level, 3);
     }

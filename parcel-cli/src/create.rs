@@ -48,18 +48,29 @@ pub struct Outgoing<'a> {
     pub force_base: bool,
     /// Encrypt to the destination's encryption key (FORMAT.md §12).
     pub encrypt: bool,
+    /// Repair data to add, in percent (FORMAT.md §13).
+    pub parity: Option<u8>,
 }
 
 /// Runs `parcel create`.
 pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), CliError> {
-    check_package_id(&args.package_id).map_err(CliError::Usage)?;
+    if let Some(request) = &args.repair {
+        return crate::resend::run(ctx, request, &args.package, &args.out, args.json);
+    }
+    let (Some(package_id), Some(version), Some(to)) = (&args.package_id, args.version, &args.to)
+    else {
+        return Err(CliError::Usage(
+            "create needs --package-id, --version and --to (or --repair FILE)".into(),
+        ));
+    };
+    check_package_id(package_id).map_err(CliError::Usage)?;
     send(
         ctx,
         &Outgoing {
             package_dir: &args.package,
-            package_id: &args.package_id,
-            version: args.version,
-            to: &args.to,
+            package_id,
+            version,
+            to,
             outs: &args.out,
             volume_size: args.volume_size,
             medium_size: args.medium_size,
@@ -72,6 +83,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), CliError> {
             base: args.base,
             force_base: args.force_base,
             encrypt: args.encrypt,
+            parity: args.parity,
         },
     )
 }
@@ -170,14 +182,16 @@ fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<(), CliE
 /// An upper bound on the size of a parcel of this package: content that does
 /// not compress, plus tar headers, padding, index and zstd's worst case; for
 /// an encrypted parcel also the `parcel-keys` entry of every volume (about
-/// 1 KiB in each volume of at least 64 KiB) and the tags.
-fn size_bound(scan: &write::Scan, encrypted: bool) -> u64 {
+/// 1 KiB in each volume of at least 64 KiB) and the tags; with `parity`
+/// percent of repair data, that much more, rounded up generously (stripes
+/// round recovery up, and each parity volume holds a block table).
+fn size_bound(scan: &write::Scan, encrypted: bool, parity: Option<u8>) -> u64 {
     let plain =
         scan.content_bytes + scan.content_bytes / 64 + scan.entries() as u64 * 1024 + (64 << 10);
-    if encrypted {
-        plain + plain / 32
-    } else {
-        plain
+    let data = if encrypted { plain + plain / 32 } else { plain };
+    match parity {
+        None => data,
+        Some(percent) => data + data * (u64::from(percent) + 4) / 100 + (256 << 10),
     }
 }
 
@@ -229,7 +243,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         None => None,
     };
     let scan = write::scan(o.package_dir)?;
-    let bound = size_bound(&scan, encryption.is_some());
+    let bound = size_bound(&scan, encryption.is_some(), o.parity);
     // A small parcel needs no full-size volume: this keeps the room check honest.
     let volume_size = o.volume_size.min(bound.max(MIN_VOLUME_SIZE));
     let mut outputs: Vec<OutputDir> = Vec::new();
@@ -293,16 +307,19 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     };
     let mut sink = DirSink::new(outputs, stem, volume_size);
     let bar = Progress::bytes(ctx, "Creating", scan.content_bytes);
-    let written = match &base {
-        Some(base) => {
-            write::write_delta_parcel(&scan, &info, base, &key, &options, &mut sink, &mut |done| {
-                bar.set(done)
-            })
-        }
-        None => write::write_parcel(&scan, &info, &key, &options, &mut sink, &mut |done| {
-            bar.set(done)
-        }),
-    }
+    let extras = write::Extras {
+        base: base.as_ref(),
+        parity_percent: o.parity,
+    };
+    let written = write::write_parcel_with(
+        &scan,
+        &info,
+        &key,
+        &options,
+        &extras,
+        &mut sink,
+        &mut |done| bar.set(done),
+    )
     .map_err(|err| {
         let written_to = if swap_media {
             std::slice::from_ref(&spool)
@@ -313,6 +330,11 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     })?;
     bar.finish();
     let mut paths: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
+    let mut parity_paths: Vec<PathBuf> = written
+        .parity_volumes
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
     if o.verify {
         // The volumes are synced: read them back from the medium itself.
         for path in &paths {
@@ -320,11 +342,17 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         }
         let trust = Trust::load(&catalog, &site)?;
         let bar = Progress::bytes(ctx, "Verifying", 0);
-        let report =
+        let mut report =
             parcel_format::verify::verify_media(&paths, &trust.keys, &mut |done, total| {
                 bar.set_total(total);
                 bar.set(done);
             });
+        report
+            .problems
+            .extend(parcel_format::repair::check_parity_volumes(
+                &parity_paths,
+                &trust.keys,
+            ));
         bar.finish();
         if !report.is_ok() {
             return Err(CliError::Verification {
@@ -338,6 +366,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     }
     if swap_media {
         paths = copy_to_media(&paths, &o.outs[0])?;
+        parity_paths = copy_to_media(&parity_paths, &o.outs[0])?;
     }
     let manifest = &written.manifest;
     keep_index(ctx, manifest, o.level)?;
@@ -355,14 +384,18 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         comment: o.comment.to_owned(),
         bytes: written.bytes(),
         volume_count: manifest.volume_count,
-        volumes: paths.iter().map(|p| p.display().to_string()).collect(),
+        volumes: paths
+            .iter()
+            .chain(&parity_paths)
+            .map(|p| p.display().to_string())
+            .collect(),
         tree_digest: hex(&manifest.tree_digest()),
     };
     catalog.add_parcel(
         &record,
         clock::now(),
         &format!(
-            "written as {} volume(s){}{}{}",
+            "written as {} volume(s){}{}{}{}",
             paths.len(),
             base_version.map_or(String::new(), |v| format!(", delta on v{v}")),
             if o.encrypt {
@@ -370,6 +403,10 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             } else {
                 String::new()
             },
+            o.parity.map_or(String::new(), |p| format!(
+                ", {p}% repair data in {} parity volume(s)",
+                parity_paths.len()
+            )),
             if o.verify { ", verified" } else { "" }
         ),
     )?;
@@ -379,7 +416,9 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             "package_id": record.package_id,
             "version": record.package_version,
             "to": record.destination_site,
-            "volumes": record.volumes,
+            "volumes": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "parity_volumes": parity_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "parity_percent": o.parity,
             "bytes": record.bytes,
             "content_bytes": manifest.content_bytes(),
             "files": scan.files,
@@ -407,7 +446,25 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         for p in &paths {
             text.push_str(&format!("  {}\n", p.display()));
         }
+        if let Some(percent) = o.parity {
+            text.push_str(&format!(
+                "repair data ({percent}%) in {} parity volume(s); ship them with the others:\n",
+                parity_paths.len()
+            ));
+            for p in &parity_paths {
+                text.push_str(&format!("  {}\n", p.display()));
+            }
+        }
         output::print(&text)?;
+        if let Some(percent) = o.parity {
+            let count = paths.len() as u64;
+            if u64::from(percent) * count < 100 {
+                ctx.note(&format!(
+                    "with {count} volume(s), {percent}% repair data rebuilds damaged blocks but not a whole lost volume; that needs --parity {} or more",
+                    100u64.div_ceil(count.max(1))
+                ));
+            }
+        }
         ctx.note(&format!(
             "next: ship the media, then `parcel sent {} --via CARRIER`",
             &record.parcel_id[..8]

@@ -48,6 +48,7 @@ pub fn run(ctx: &Context, args: &ForwardArgs) -> Result<(), CliError> {
             base: None,
             force_base: false,
             encrypt: args.encrypt,
+            parity: None,
         },
     )
 }

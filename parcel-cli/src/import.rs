@@ -26,7 +26,7 @@ use crate::clock;
 use crate::disk::{available_space, human_bytes, sync_dir, sync_filesystem};
 use crate::error::CliError;
 use crate::home::{Context, Home};
-use crate::media::{dir_writable, problems_error, volume_files, Trust};
+use crate::media::{dir_writable, problems_error, volume_files, RepairScratch, Trust};
 use crate::output;
 use crate::progress::Progress;
 
@@ -38,22 +38,42 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     clean_up(ctx, &catalog)?;
     let trust = Trust::load(&catalog, &site)?;
     let files = volume_files(&args.paths)?;
+    // Volumes lost or damaged within the repair data are rebuilt first, into
+    // a scratch directory in the staging area (removed when done; `clean_up`
+    // removes it after a crash), and the parcel is read from them.
+    let scratch = RepairScratch::new(&ctx.home.staging_dir());
+    let repair = parcel_format::repair::repair(&files, &trust.keys, scratch.path());
+    for note in &repair.notes {
+        ctx.note(note);
+    }
     let identity = ctx.home.load_identity()?;
-    let parcel = Parcel::open_with(&files, &trust.keys, identity.as_ref())
-        .map_err(|problems| problems_error("the volumes given", &problems, &trust, &[]))?;
+    let parcel = Parcel::open_with(&repair.paths, &trust.keys, identity.as_ref()).map_err(
+        |mut problems| {
+            problems.extend(repair.problems.iter().cloned());
+            problems_error("the volumes given", &problems, &trust, &[])
+        },
+    )?;
     let manifest = parcel.manifest();
     let id = manifest.parcel_id.to_string();
     let subject = format!(
         "parcel {id} ({} v{})",
         manifest.package_id, manifest.package_version
     );
-    if !parcel.problems().is_empty() {
+    if !parcel.problems().is_empty() || !repair.problems.is_empty() {
+        let mut problems = repair.problems.clone();
+        problems.extend(parcel.problems().iter().cloned());
         return Err(problems_error(
             &subject,
-            parcel.problems(),
+            &problems,
             &trust,
             &volume_paths(&parcel),
         ));
+    }
+    let repaired: Vec<String> = repair.repaired.iter().map(ToString::to_string).collect();
+    if !args.json {
+        for line in &repaired {
+            output::print(&format!("repaired: {line}\n"))?;
+        }
     }
     let refused = |reason: String| CliError::Refused {
         subject: subject.clone(),
@@ -232,6 +252,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             "bytes": bytes,
             "receipt": receipt_path,
             "already_in_store": existing.is_some(),
+            "repaired": repaired,
         }))?;
     } else {
         output::print(&format!(

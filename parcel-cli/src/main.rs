@@ -16,6 +16,7 @@ mod media;
 mod output;
 mod progress;
 mod receipt;
+mod resend;
 mod site;
 mod track;
 mod verify;

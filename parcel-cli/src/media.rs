@@ -157,12 +157,41 @@ fn hint(problem: &Problem) -> String {
         Problem::CannotDecrypt { .. } => {
             "; import it at the site it is addressed to (`parcel verify --media` checks the media anywhere)"
         }
+        Problem::RepairImpossible { .. } => {
+            "; find another copy of the lost volumes, or ask the sender to send them again"
+        }
         Problem::BadSignature { .. } => {
             "; the medium may have been tampered with: do not import it"
         }
         _ => "",
     };
     format!("{problem}{advice}")
+}
+
+/// A scratch directory under `parent` for volumes rebuilt from parity
+/// (FORMAT.md §13), named for this process: the repair creates it only when
+/// it rebuilds a volume, and it is removed when this value is dropped.
+pub struct RepairScratch(PathBuf);
+
+impl RepairScratch {
+    /// A scratch directory name under `parent`, not yet created.
+    pub fn new(parent: &Path) -> RepairScratch {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        RepairScratch(parent.join(format!("repair-{}-{nanos}", std::process::id())))
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for RepairScratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Whether the directory of `path` accepts a new file.

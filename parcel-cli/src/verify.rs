@@ -7,16 +7,22 @@
 //! A parcel encrypted to another site (FORMAT.md §12) can only have its
 //! media checked here: `parcel verify` says so, checks the media, and exits
 //! 0 when they are intact; its content is checked at the destination.
+//!
+//! When the volumes come with parity volumes (FORMAT.md §13), lost or damaged
+//! volumes are first rebuilt from them into a scratch directory in the home,
+//! the check runs on the rebuilt set, and the report says what was repaired.
 
 use serde_json::json;
 
+use parcel_format::repair_request::RepairRequest;
 use parcel_format::verify::{verify_with, Depth};
 use parcel_format::Problem;
 
 use crate::cli::VerifyArgs;
+use crate::clock;
 use crate::error::CliError;
 use crate::home::Context;
-use crate::media::{problems_error, volume_files, Trust};
+use crate::media::{problems_error, volume_files, RepairScratch, Trust};
 use crate::output;
 use crate::progress::Progress;
 
@@ -27,6 +33,11 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     let trust = Trust::load(&catalog, &site)?;
     let identity = ctx.home.load_identity()?;
     let files = volume_files(&args.paths)?;
+    let scratch = RepairScratch::new(&ctx.home.root().join("repair"));
+    let repair = parcel_format::repair::repair(&files, &trust.keys, scratch.path());
+    for note in &repair.notes {
+        ctx.note(note);
+    }
     let bar = Progress::bytes(ctx, "Verifying", 0);
     let depth = if args.media {
         Depth::Media
@@ -34,7 +45,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
         Depth::Content
     };
     let mut report = verify_with(
-        &files,
+        &repair.paths,
         &trust.keys,
         identity.as_ref(),
         depth,
@@ -51,6 +62,10 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             .retain(|p| !matches!(p, Problem::CannotDecrypt { .. }));
         ctx.note("this parcel is encrypted to another site: only its media can be checked here (every byte against the signed hashes); its content is checked when its destination imports it");
     }
+    report
+        .problems
+        .splice(0..0, repair.problems.iter().cloned());
+    let repaired: Vec<String> = repair.repaired.iter().map(ToString::to_string).collect();
     let subject = match (&report.parcel_id, &report.package) {
         (Some(id), Some((package, version))) => format!("parcel {id} ({package} v{version})"),
         (Some(id), None) => format!("parcel {id}"),
@@ -68,11 +83,22 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             "version": report.package.as_ref().map(|p| p.1),
             "volume_count": report.volume_count,
             "base_version": report.base_version,
+            "parity_percent": repair.percent,
+            "repaired": repaired,
+            "repair_notes": repair.notes,
             "volumes": report.volumes.iter().map(|(n, p)| json!({"volume": n, "path": p})).collect::<Vec<_>>(),
             "problems": report.problems.iter().map(|p| json!({"class": p.class().name(), "message": p.to_string()})).collect::<Vec<_>>(),
         }))?;
     }
+    if !args.json {
+        for line in &repaired {
+            output::print(&format!("repaired: {line}\n"))?;
+        }
+    }
     if !report.is_ok() {
+        if let Some(path) = &args.repair_request {
+            write_repair_request(ctx, &catalog, &files, &report.problems, &trust, path)?;
+        }
         return Err(problems_error(
             &subject,
             &report.problems,
@@ -95,12 +121,72 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             "every byte matches the signed hashes (media check only; without `--media` every chunk and file is checked too)"
                 .to_owned()
         };
+        let how = if repaired.is_empty() {
+            String::new()
+        } else {
+            " after repair from parity".to_owned()
+        };
         output::print(&format!(
-            "{subject}: intact — {} of {} volumes, signed by {}; {checked}\n",
+            "{subject}: intact{how} — {} of {} volumes, signed by {}; {checked}\n",
             report.volumes.len(),
             report.volume_count.unwrap_or(0),
             report.signer.as_deref().unwrap_or("?"),
         ))?;
     }
+    Ok(())
+}
+
+/// Writes a signed request for the data volumes `problems` say are missing
+/// or damaged (FORMAT.md §13.8), and says where it went.
+fn write_repair_request(
+    ctx: &Context,
+    catalog: &crate::catalog::Catalog,
+    files: &[std::path::PathBuf],
+    problems: &[Problem],
+    trust: &Trust,
+    path: &std::path::Path,
+) -> Result<(), CliError> {
+    let mut lost: Vec<u32> = problems
+        .iter()
+        .filter_map(|p| match p {
+            Problem::MissingVolume { volume, .. }
+            | Problem::VolumeCorrupt { volume, .. }
+            | Problem::VolumeLength { volume, .. } => Some(*volume),
+            _ => None,
+        })
+        .collect();
+    lost.sort_unstable();
+    lost.dedup();
+    if lost.is_empty() {
+        output::warn("no repair request written: no volume is missing or damaged, so there is nothing to ask the sender for");
+        return Ok(());
+    }
+    let (site, key) = ctx.home.site_identity(catalog)?;
+    let Some(request) =
+        RepairRequest::for_volumes(files, &trust.keys, &lost, &site.code, clock::now())
+    else {
+        output::warn("no repair request written: no volume of the parcel authenticates");
+        return Ok(());
+    };
+    let text = request.to_signed_text(&key);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(CliError::io("write a repair request in", dir))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(CliError::io("write", path))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(CliError::io("sync", path))?;
+    tmp.persist(path)
+        .map_err(|e| CliError::io("write", path)(e.error))?;
+    let numbers: Vec<String> = lost.iter().map(u32::to_string).collect();
+    output::warn(&format!(
+        "repair request for volume(s) {} written to {}: send it to site {}; there, run `parcel create --repair FILE --package DIR --out DIR`",
+        numbers.join(", "),
+        path.display(),
+        request.source_site
+    ));
     Ok(())
 }

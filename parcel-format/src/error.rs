@@ -246,6 +246,36 @@ pub enum Problem {
         /// What does not match: a chunk at an offset, or the whole file.
         what: String,
     },
+    /// A parity volume cannot be used for repair (FORMAT.md §13.5): damaged,
+    /// inconsistent with the others, or its block table does not match.
+    #[error("{path}: parity volume unusable: {reason}")]
+    ParityUnusable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Data volumes are missing or damaged beyond what the repair data can
+    /// rebuild (FORMAT.md §13.5).
+    #[error("repair impossible: {lost}; {stripes_failed} of {stripes} stripes cannot be rebuilt (stripe {stripe} lost {erased} data blocks and has {usable} usable recovery blocks): this damage needs at least {needed_percent}% parity, every parity volume readable, and the parcel has {percent}%")]
+    RepairImpossible {
+        /// Which data volumes lost what, e.g. "volume 2 of 3 missing, volume 3 of 3: 4 damaged blocks".
+        lost: String,
+        /// Stripes that cannot be rebuilt.
+        stripes_failed: u64,
+        /// Stripes in the parcel.
+        stripes: u64,
+        /// The first stripe that cannot be rebuilt.
+        stripe: u64,
+        /// Data blocks lost in that stripe.
+        erased: u64,
+        /// Recovery blocks of that stripe that could be read intact.
+        usable: u64,
+        /// The parity, in percent of each stripe, the worst stripe needed.
+        needed_percent: u64,
+        /// The parity the parcel has, in percent of each stripe.
+        percent: u64,
+    },
     /// Writing the extracted tree failed.
     #[error("{path}: {source}")]
     Write {
@@ -281,7 +311,9 @@ impl Problem {
             | Problem::DuplicateVolume { .. }
             | Problem::MissingVolume { .. }
             | Problem::VolumeLength { .. }
-            | Problem::VolumeCorrupt { .. } => FailureClass::Volume,
+            | Problem::VolumeCorrupt { .. }
+            | Problem::ParityUnusable { .. }
+            | Problem::RepairImpossible { .. } => FailureClass::Volume,
             Problem::Limit { .. } => FailureClass::Limit,
             Problem::Index { .. } => FailureClass::Index,
             Problem::Path { .. } => FailureClass::Path,

@@ -17,16 +17,22 @@ pub const MAGIC: [u8; 8] = *b"PRCL-VOL";
 /// version 3 ([`crate::manifest::EXTENDED_FORMAT_VERSION`]); this library
 /// reads all three.
 pub const FORMAT_VERSION: u16 = 1;
+/// Flag 0x0002: the parcel carries repair data (FORMAT.md §13); header bytes
+/// 236–319 hold its [`ParityFields`].
+pub const FLAG_PARITY: u16 = 0x0002;
 /// The header flags this reader knows (FORMAT.md §3.1); a version-3 header
 /// with any other bit set is refused ("upgrade parcel"). Versions 1 and 2 have
 /// no flags.
-pub const KNOWN_FLAGS: u16 = FLAG_ENCRYPTED;
+pub const KNOWN_FLAGS: u16 = FLAG_ENCRYPTED | FLAG_PARITY;
 /// Flag bit 0: the parcel is encrypted to its destination (FORMAT.md §12);
 /// the header's `keys_len` and `keys_sha256` (record bytes 196..236) bind the
 /// `parcel-keys` entry.
 pub const FLAG_ENCRYPTED: u16 = 0x0001;
 /// Record bytes that [`FLAG_ENCRYPTED`] gives a meaning to; zero without it.
 const KEYS_FIELDS: std::ops::Range<usize> = 196..236;
+/// Record bytes `PARITY_FIELDS` hold the [`ParityFields`] when
+/// [`FLAG_PARITY`] is set; zero otherwise.
+pub const PARITY_FIELDS: std::ops::Range<usize> = 236..320;
 /// Size of the record.
 pub const RECORD_LEN: usize = 512;
 /// Offset of the signature within the record; the signature covers bytes `..SIGNED_LEN`.
@@ -78,6 +84,114 @@ pub struct VolumeHeader {
     pub keys_len: u64,
     /// SHA-256 of the `parcel-keys` entry's data; zeros unless [`FLAG_ENCRYPTED`] is set.
     pub keys_sha256: [u8; 32],
+    /// The repair-data fields, when [`FLAG_PARITY`] is set (FORMAT.md §13).
+    pub parity: Option<ParityFields>,
+}
+
+/// The header fields of flag 0x0002 (FORMAT.md §13.2), at record bytes
+/// 236–319. A *data volume* (one of the parcel's volumes 1 to
+/// `volume_count`) has `parity_volume` 0 and the table and recovery fields 0;
+/// a *parity volume* has `parity_volume` ≥ 1, `volume` 0 and no index piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ParityFields {
+    /// 0 in a data volume; this parity volume's number, 1-based.
+    pub parity_volume: u32,
+    /// Number of parity volumes.
+    pub parity_volume_count: u32,
+    /// Bytes per block: a power of two, at least 512.
+    pub block_size: u32,
+    /// Rows of blocks per stripe (*k*).
+    pub stripe_rows: u32,
+    /// Recovery blocks per stripe (*R*).
+    pub stripe_recovery: u32,
+    /// Offset of the block table in this parity volume file; 0 in a data volume.
+    pub table_offset: u64,
+    /// Length of the block table; 0 in a data volume.
+    pub table_len: u64,
+    /// SHA-256 of the block table; zeros in a data volume.
+    pub table_sha256: [u8; 32],
+    /// Offset of this parity volume's first recovery block; 0 in a data volume.
+    pub recovery_offset: u64,
+    /// Recovery blocks this parity volume holds: recovery blocks *p* − 1,
+    /// *p* − 1 + *M*, *p* − 1 + 2*M*, … (*M* parity volumes); 0 in a data volume.
+    pub recovery_count: u64,
+}
+
+impl ParityFields {
+    /// Whether these fields describe a parity volume rather than a data volume.
+    pub fn is_parity_volume(&self) -> bool {
+        self.parity_volume != 0
+    }
+
+    /// The parcel-wide part: equal in every volume, data or parity.
+    pub fn layout(&self) -> (u32, u32, u32, u32) {
+        (
+            self.parity_volume_count,
+            self.block_size,
+            self.stripe_rows,
+            self.stripe_recovery,
+        )
+    }
+
+    fn encode(&self, b: &mut [u8; RECORD_LEN]) {
+        b[236..240].copy_from_slice(&self.parity_volume.to_le_bytes());
+        b[240..244].copy_from_slice(&self.parity_volume_count.to_le_bytes());
+        b[244..248].copy_from_slice(&self.block_size.to_le_bytes());
+        b[248..252].copy_from_slice(&self.stripe_rows.to_le_bytes());
+        b[252..256].copy_from_slice(&self.stripe_recovery.to_le_bytes());
+        b[256..264].copy_from_slice(&self.table_offset.to_le_bytes());
+        b[264..272].copy_from_slice(&self.table_len.to_le_bytes());
+        b[272..304].copy_from_slice(&self.table_sha256);
+        b[304..312].copy_from_slice(&self.recovery_offset.to_le_bytes());
+        b[312..320].copy_from_slice(&self.recovery_count.to_le_bytes());
+    }
+
+    pub(crate) fn decode(b: &[u8; RECORD_LEN]) -> ParityFields {
+        ParityFields {
+            parity_volume: le_u32(b, 236),
+            parity_volume_count: le_u32(b, 240),
+            block_size: le_u32(b, 244),
+            stripe_rows: le_u32(b, 248),
+            stripe_recovery: le_u32(b, 252),
+            table_offset: le_u64(b, 256),
+            table_len: le_u64(b, 264),
+            table_sha256: bytes32(b, 272),
+            recovery_offset: le_u64(b, 304),
+            recovery_count: le_u64(b, 312),
+        }
+    }
+
+    /// The field rules of FORMAT.md §13.2 that need nothing but the record.
+    fn check(&self, header_volume: u32, index_piece: IndexPiece) -> Result<(), String> {
+        if self.parity_volume_count == 0 || self.parity_volume > self.parity_volume_count {
+            return Err(format!(
+                "parity volume {} of {} is impossible",
+                self.parity_volume, self.parity_volume_count
+            ));
+        }
+        if self.block_size < 512 || !self.block_size.is_power_of_two() {
+            return Err(format!(
+                "parity block size {} is not a power of two of at least 512",
+                self.block_size
+            ));
+        }
+        if self.stripe_rows == 0 || self.stripe_recovery == 0 {
+            return Err("a parity stripe needs at least one row and one recovery block".into());
+        }
+        if self.is_parity_volume() {
+            if header_volume != 0 || index_piece != IndexPiece::default() {
+                return Err("a parity volume has volume number 0 and no index piece".into());
+            }
+        } else if self.table_offset != 0
+            || self.table_len != 0
+            || self.table_sha256 != [0; 32]
+            || self.recovery_offset != 0
+            || self.recovery_count != 0
+        {
+            return Err("a data volume's block-table and recovery fields must be 0".into());
+        }
+        Ok(())
+    }
 }
 
 /// Why a header record was refused, before or at its signature check.
@@ -137,6 +251,9 @@ impl VolumeHeader {
         b[188..196].copy_from_slice(&self.index_piece.start.to_le_bytes());
         b[196..204].copy_from_slice(&self.keys_len.to_le_bytes());
         b[204..236].copy_from_slice(&self.keys_sha256);
+        if let Some(parity) = &self.parity {
+            parity.encode(&mut b);
+        }
         let sig = sign::sign(key, DOMAIN_VOLUME_HEADER, &b[..SIGNED_LEN]);
         b[SIGNED_LEN..].copy_from_slice(&sig);
         b
@@ -186,8 +303,13 @@ impl VolumeHeader {
                 crate::limits::MAX_KEYS_ENTRY
             )));
         }
-        if (!encrypted && b[KEYS_FIELDS].iter().any(|&x| x != 0))
-            || b[KEYS_FIELDS.end..SIGNED_LEN].iter().any(|&x| x != 0)
+        // Bytes 196..236 belong to FLAG_ENCRYPTED, 236..320 to FLAG_PARITY,
+        // 320..448 to no flag.
+        let parity_set = flags & FLAG_PARITY != 0;
+        let reserved_set = |range: std::ops::Range<usize>| b[range].iter().any(|&x| x != 0);
+        if (!encrypted && reserved_set(KEYS_FIELDS))
+            || (!parity_set && reserved_set(PARITY_FIELDS))
+            || reserved_set(PARITY_FIELDS.end..SIGNED_LEN)
         {
             return Err(HeaderError::Malformed(
                 "reserved bytes set (no flag gives them a meaning)".into(),
@@ -227,8 +349,18 @@ impl VolumeHeader {
             },
             keys_len,
             keys_sha256: bytes32(b, 204),
+            parity: parity_set.then(|| ParityFields::decode(b)),
         };
-        if header.volume_count == 0 || header.volume == 0 || header.volume > header.volume_count {
+        if let Some(parity) = &header.parity {
+            parity
+                .check(header.volume, header.index_piece)
+                .map_err(HeaderError::Malformed)?;
+        }
+        let parity_volume = header.parity.is_some_and(|p| p.is_parity_volume());
+        if header.volume_count == 0
+            || (header.volume == 0 && !parity_volume)
+            || header.volume > header.volume_count
+        {
             return Err(HeaderError::Malformed(format!(
                 "volume number {} of {} is impossible",
                 header.volume, header.volume_count
@@ -250,11 +382,18 @@ impl VolumeHeader {
             && self.flags == other.flags
             && self.keys_len == other.keys_len
             && self.keys_sha256 == other.keys_sha256
+            && self.parity.map(|p| p.layout()) == other.parity.map(|p| p.layout())
     }
 
     /// Whether the parcel is encrypted to its destination (FORMAT.md §12).
     pub fn is_encrypted(&self) -> bool {
         self.flags & FLAG_ENCRYPTED != 0
+    }
+
+    /// Whether this is a parity volume (FORMAT.md §13), which carries
+    /// recovery data rather than part of the parcel.
+    pub fn is_parity_volume(&self) -> bool {
+        self.parity.is_some_and(|p| p.is_parity_volume())
     }
 }
 
@@ -284,7 +423,78 @@ mod tests {
             },
             keys_len: 0,
             keys_sha256: [0; 32],
+            parity: None,
         }
+    }
+
+    fn parity_volume() -> VolumeHeader {
+        VolumeHeader {
+            version: 3,
+            flags: FLAG_PARITY,
+            volume: 0,
+            index_piece: IndexPiece::default(),
+            parity: Some(ParityFields {
+                parity_volume: 1,
+                parity_volume_count: 2,
+                block_size: 512,
+                stripe_rows: 11,
+                stripe_recovery: 12,
+                table_offset: 9728,
+                table_len: 1000,
+                table_sha256: [5; 32],
+                recovery_offset: 1536,
+                recovery_count: 16,
+            }),
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn parity_fields_round_trip_and_their_rules_hold() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let parity = parity_volume();
+        let rec = parity.encode_signed(&key);
+        assert_eq!(VolumeHeader::decode_verified(&rec), Ok(parity.clone()));
+        assert!(VolumeHeader::decode_verified(&rec)
+            .unwrap()
+            .is_parity_volume());
+        let refused = |change: &dyn Fn(&mut VolumeHeader)| {
+            let mut h = parity_volume();
+            change(&mut h);
+            VolumeHeader::decode_verified(&h.encode_signed(&key)).is_err()
+        };
+        // Without the flag, the fields are reserved bytes.
+        assert!(refused(&|h| h.flags = 0));
+        // Version 1 has no flags.
+        assert!(refused(&|h| h.version = 1));
+        // A parity volume has volume 0 and no index piece.
+        assert!(refused(&|h| h.volume = 1));
+        assert!(refused(&|h| h.index_piece.len = 5));
+        let fields = |f: fn(&mut ParityFields)| {
+            move |h: &mut VolumeHeader| {
+                if let Some(p) = h.parity.as_mut() {
+                    f(p)
+                }
+            }
+        };
+        assert!(refused(&fields(|p| p.block_size = 1000)));
+        assert!(refused(&fields(|p| p.block_size = 256)));
+        assert!(refused(&fields(|p| p.stripe_rows = 0)));
+        assert!(refused(&fields(|p| p.stripe_recovery = 0)));
+        assert!(refused(&fields(|p| p.parity_volume = 3)));
+        // A data volume carries no table or recovery fields.
+        assert!(refused(&|h| {
+            h.volume = 1;
+            if let Some(p) = h.parity.as_mut() {
+                p.parity_volume = 0;
+            }
+        }));
+        // Reserved bytes past the parity fields stay zero.
+        let mut rec = parity_volume().encode_signed(&key);
+        rec[PARITY_FIELDS.end] = 1;
+        let sig = sign::sign(&key, DOMAIN_VOLUME_HEADER, &rec[..SIGNED_LEN]);
+        rec[SIGNED_LEN..].copy_from_slice(&sig);
+        assert!(VolumeHeader::decode_verified(&rec).is_err());
     }
 
     #[test]

@@ -21,6 +21,12 @@
 //!   base version lacks ([`delta::BaseIndex`]);
 //!   [`read::Parcel::extract_with_base`] rebuilds the rest from the
 //!   destination's copy of the base (FORMAT.md §11).
+//! * Repair data (FORMAT.md §13): [`write::write_parcel_with`] with
+//!   [`write::Extras::parity_percent`] adds Reed–Solomon parity volumes
+//!   ([`parity`]); [`repair::repair`] rebuilds lost or damaged volumes from
+//!   them, byte for byte, before the reader runs. When that is impossible,
+//!   a [`repair_request::RepairRequest`] asks the source, which rebuilds
+//!   the volumes with [`resend::rebuild_volumes`].
 //! * Receipts: [`receipt::Receipt`] is the destination's signed statement
 //!   that it imported a parcel.
 //!
@@ -79,9 +85,13 @@ pub mod header;
 pub mod limits;
 pub mod manifest;
 pub mod pack;
+pub mod parity;
 pub mod path;
 pub mod read;
 pub mod receipt;
+pub mod repair;
+pub mod repair_request;
+pub mod resend;
 pub mod sign;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -62,3 +62,15 @@ pub const MAX_SITE_CODE: usize = 8;
 pub const MAX_KEYS_ENTRY: u64 = 64 * 1024;
 /// Largest number of destination sites of one parcel.
 pub const MAX_DESTINATIONS: usize = 64;
+/// Largest parity block, in bytes (FORMAT.md §13).
+pub const MAX_PARITY_BLOCK: u32 = 16 * 1024 * 1024;
+/// Largest stripe, in bytes: (data blocks + recovery blocks per stripe) ×
+/// block size. A reader holds one stripe in memory while it repairs.
+pub const MAX_PARITY_STRIPE: u64 = 64 * 1024 * 1024;
+/// Largest number of blocks (data or recovery) in one stripe: what
+/// reed-solomon-simd supports for any mix of originals and recovery.
+pub const MAX_STRIPE_BLOCKS: u32 = 32_768;
+/// Largest block table, in bytes: the buffer a reader reads it into.
+pub const MAX_PARITY_TABLE: u64 = 128 * 1024 * 1024;
+/// Largest data volume a block table may declare, in bytes (1 TiB).
+pub const MAX_PARITY_VOLUME_LEN: u64 = 1 << 40;

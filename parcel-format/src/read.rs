@@ -56,6 +56,19 @@ pub(crate) struct VolumeSet {
 
 /// Reads and authenticates one volume's header; checks the file's length.
 pub fn read_volume_header(path: &Path, trust: &TrustedKeys) -> Result<VolumeHeader, Problem> {
+    let (header, len) = authenticate_volume(path, trust)?;
+    check_volume_len(path, &header, len)?;
+    Ok(header)
+}
+
+/// Reads and authenticates one volume's header (FORMAT.md §7.1 steps 1–7),
+/// data or parity volume, and returns it with the file's length, which is
+/// not checked yet: a repairing reader still uses the intact blocks of a
+/// truncated copy (FORMAT.md §13).
+pub fn authenticate_volume(
+    path: &Path,
+    trust: &TrustedKeys,
+) -> Result<(VolumeHeader, u64), Problem> {
     let unreadable = |source: std::io::Error| Problem::Unreadable {
         path: path.to_owned(),
         source: source.into(),
@@ -105,6 +118,12 @@ pub fn read_volume_header(path: &Path, trust: &TrustedKeys) -> Result<VolumeHead
             fingerprint: fingerprint(&key),
         });
     }
+    Ok((header, len))
+}
+
+/// FORMAT.md §7.1 steps 8–9: the file's length is the one its header
+/// declares, and the counts it declares are within the caps.
+pub fn check_volume_len(path: &Path, header: &VolumeHeader, len: u64) -> Result<(), Problem> {
     let expected_len = header.body_len.checked_add(VOLUME_PREFIX);
     if expected_len != Some(len) {
         return Err(Problem::VolumeLength {
@@ -122,7 +141,16 @@ pub fn read_volume_header(path: &Path, trust: &TrustedKeys) -> Result<VolumeHead
             MAX_VOLUMES.into(),
         ));
     }
-    Ok(header)
+    if let Some(parity) = &header.parity {
+        if parity.parity_volume_count > MAX_VOLUMES {
+            return Err(Problem::limit(
+                format!("{}: parity volume count", path.display()),
+                parity.parity_volume_count.into(),
+                MAX_VOLUMES.into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Parcel {
@@ -199,8 +227,17 @@ pub(crate) fn open_volumes(
     let mut good: Vec<Volume> = Vec::new();
     let mut damaged: Vec<u32> = Vec::new();
     for path in paths {
-        match read_volume_header(path, trust) {
-            Ok(header) => good.push(Volume {
+        // Parity volumes carry repair data, not the parcel: the repairing
+        // reader (`repair.rs`) uses them before this one runs.
+        let checked = authenticate_volume(path, trust).and_then(|(header, len)| {
+            if header.is_parity_volume() {
+                return Ok(None);
+            }
+            check_volume_len(path, &header, len).map(|()| Some(header))
+        });
+        match checked {
+            Ok(None) => {}
+            Ok(Some(header)) => good.push(Volume {
                 path: path.clone(),
                 header,
             }),

@@ -115,9 +115,11 @@ pub fn write_raw_with(
         index_piece: IndexPiece::default(),
         keys_len: keys_entry.map_or(0, |k| k.len() as u64),
         keys_sha256: keys_entry.map_or([0; 32], |k| Sha256::digest(k).into()),
+        parity: None,
     };
     Ok(volumes
-        .seal(&template, key)?
+        .seal(&template, key, None)?
+        .volumes
         .into_iter()
         .map(|(p, _)| p)
         .collect())
@@ -184,6 +186,8 @@ fn decode_fields(record: &[u8; RECORD_LEN]) -> VolumeHeader {
         },
         keys_len: u64_at(196),
         keys_sha256: b32(204),
+        parity: (u16::from_le_bytes([record[10], record[11]]) & crate::header::FLAG_PARITY != 0)
+            .then(|| crate::header::ParityFields::decode(record)),
     }
 }
 

@@ -29,6 +29,19 @@ pub trait VolumeSink: Send {
     fn commit(&mut self, count: u32) -> io::Result<Vec<PathBuf>>;
     /// Removes every temporary volume (after a failure).
     fn abort(&mut self);
+    /// Creates parity volume `number` (1-based, FORMAT.md §13) under a
+    /// temporary name. A sink that cannot hold parity volumes refuses.
+    fn create_parity(&mut self, number: u32) -> io::Result<File> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("this sink cannot hold parity volume {number}"),
+        ))
+    }
+    /// The final paths of the parity volumes [`VolumeSink::commit`] renamed,
+    /// in order; empty when there are none.
+    fn committed_parity(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
 }
 
 /// One output directory and how many bytes it may take (`None`: no limit).
@@ -47,6 +60,8 @@ pub struct DirSink {
     stem: String,
     volume_size: u64,
     placed: Vec<PathBuf>,
+    placed_parity: Vec<PathBuf>,
+    committed_parity: Vec<PathBuf>,
     current_output: usize,
     used: u64,
 }
@@ -59,6 +74,8 @@ impl DirSink {
             stem: stem.into(),
             volume_size,
             placed: Vec::new(),
+            placed_parity: Vec::new(),
+            committed_parity: Vec::new(),
             current_output: 0,
             used: 0,
         }
@@ -67,16 +84,15 @@ impl DirSink {
     fn temp_path(&self, dir: &Path, number: u32) -> PathBuf {
         dir.join(format!(".{}.{number:04}.partial", self.stem))
     }
-}
 
-impl VolumeSink for DirSink {
-    fn create(&mut self, number: u32) -> io::Result<File> {
-        // Find the first directory (from the current one) with room for a full volume.
+    /// Opens a new temporary file in the first directory (from the current
+    /// one) with room for a full volume.
+    fn create_in_room(&mut self, what: &str, temp_name: &str) -> io::Result<(File, PathBuf)> {
         loop {
             let Some(out) = self.outputs.get(self.current_output) else {
                 return Err(io::Error::new(
                     io::ErrorKind::StorageFull,
-                    format!("no output directory has room for volume {number}; add another output"),
+                    format!("no output directory has room for {what}; add another output"),
                 ));
             };
             if out
@@ -93,13 +109,33 @@ impl VolumeSink for DirSink {
             .get(self.current_output)
             .map(|o| o.dir.clone())
             .unwrap_or_default();
-        let path = self.temp_path(&dir, number);
+        let path = dir.join(temp_name);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&path)?;
         self.used = self.used.saturating_add(self.volume_size);
+        Ok((file, path))
+    }
+}
+
+impl VolumeSink for DirSink {
+    fn create_parity(&mut self, number: u32) -> io::Result<File> {
+        let temp = format!(".{}.par-{number:04}.partial", self.stem);
+        let (file, path) = self.create_in_room(&format!("parity volume {number}"), &temp)?;
+        self.placed_parity.push(path);
+        Ok(file)
+    }
+
+    fn committed_parity(&self) -> Vec<PathBuf> {
+        self.committed_parity.clone()
+    }
+
+    fn create(&mut self, number: u32) -> io::Result<File> {
+        let temp = self.temp_path(Path::new(""), number);
+        let name = temp.to_string_lossy().into_owned();
+        let (file, path) = self.create_in_room(&format!("volume {number}"), &name)?;
         self.placed.push(path);
         Ok(file)
     }
@@ -113,32 +149,54 @@ impl VolumeSink for DirSink {
     }
 
     fn commit(&mut self, count: u32) -> io::Result<Vec<PathBuf>> {
-        let mut finals = Vec::with_capacity(self.placed.len());
-        for (i, temp) in self.placed.iter().enumerate() {
+        let parity_count = self.placed_parity.len();
+        let mut finals = Vec::with_capacity(self.placed.len() + parity_count);
+        let named = self
+            .placed
+            .iter()
+            .enumerate()
+            .map(|(i, temp)| {
+                (
+                    temp,
+                    format!("{}.{:03}-of-{count:03}.tar", self.stem, i + 1),
+                )
+            })
+            .chain(self.placed_parity.iter().enumerate().map(|(i, temp)| {
+                (
+                    temp,
+                    format!("{}.par-{:03}-of-{parity_count:03}.tar", self.stem, i + 1),
+                )
+            }));
+        let mut renames = Vec::new();
+        for (temp, name) in named {
             let dir = temp.parent().unwrap_or(Path::new("."));
-            let path = dir.join(format!("{}.{:03}-of-{count:03}.tar", self.stem, i + 1));
+            let path = dir.join(name);
             if path.exists() {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
                     format!("{} already exists", path.display()),
                 ));
             }
+            renames.push((temp.clone(), path.clone()));
             finals.push(path);
         }
-        for (temp, path) in self.placed.iter().zip(&finals) {
+        for (temp, path) in &renames {
             fs::rename(temp, path)?;
         }
         let mut dirs: Vec<&Path> = finals.iter().filter_map(|p| p.parent()).collect();
+        dirs.sort();
         dirs.dedup();
         for dir in dirs {
             File::open(dir)?.sync_all()?;
         }
         self.placed.clear();
+        self.placed_parity.clear();
+        self.committed_parity = finals.split_off(finals.len() - parity_count);
         Ok(finals)
     }
 
     fn abort(&mut self) {
-        for path in self.placed.drain(..) {
+        for path in self.placed.drain(..).chain(self.placed_parity.drain(..)) {
             let _ = fs::remove_file(path);
         }
     }
@@ -268,6 +326,13 @@ struct Finished {
     body_len: u64,
     body_sha256: [u8; 32],
     index_piece: IndexPiece,
+}
+
+/// What [`VolumeWriter::seal`] made: each data volume's and each parity
+/// volume's final path and length, in order.
+pub(crate) struct Sealed {
+    pub(crate) volumes: Vec<(PathBuf, u64)>,
+    pub(crate) parity: Vec<(PathBuf, u64)>,
 }
 
 /// Lays entries out over volumes of at most `volume_size` bytes.
@@ -502,14 +567,40 @@ impl<'s> VolumeWriter<'s> {
     }
 
     /// Closes the last volume, writes every volume's signed header record,
-    /// syncs each volume, and commits them under their final names.
+    /// syncs each volume, and commits them under their final names. With
+    /// `parity` (a percentage), the headers announce the repair-data layout
+    /// and the parity volumes are written once the data volumes are sealed
+    /// (FORMAT.md §13). Returns the data volumes, then the parity volumes.
     pub(crate) fn seal(
         mut self,
         template: &VolumeHeader,
         key: &SigningKey,
-    ) -> Result<Vec<(PathBuf, u64)>, WriteError> {
+        parity: Option<u8>,
+    ) -> Result<Sealed, WriteError> {
         self.close_current()?;
         let count = self.finished.len() as u32;
+        let layout = match parity {
+            None => None,
+            Some(percent) => {
+                let lengths = self
+                    .finished
+                    .iter()
+                    .map(|f| VOLUME_PREFIX + f.body_len)
+                    .collect();
+                Some(crate::parity::plan(lengths, percent, self.volume_size)?)
+            }
+        };
+        let template = VolumeHeader {
+            flags: template.flags
+                | if layout.is_some() {
+                    crate::header::FLAG_PARITY
+                } else {
+                    0
+                },
+            volume_count: count,
+            parity: layout.as_ref().map(crate::parity::Layout::data_fields),
+            ..template.clone()
+        };
         for f in &self.finished {
             let header = VolumeHeader {
                 volume: f.number,
@@ -529,6 +620,9 @@ impl<'s> VolumeWriter<'s> {
             file.write_all(&record).map_err(err)?;
             file.sync_all().map_err(err)?;
         }
+        if let Some(layout) = &layout {
+            crate::parity::write_parity(self.sink, layout, &template, key)?;
+        }
         let paths = self
             .sink
             .commit(count)
@@ -536,10 +630,22 @@ impl<'s> VolumeWriter<'s> {
                 volume: count,
                 source,
             })?;
-        Ok(paths
+        let parity = self
+            .sink
+            .committed_parity()
             .into_iter()
-            .zip(self.finished.iter().map(|f| VOLUME_PREFIX + f.body_len))
-            .collect())
+            .map(|p| {
+                let len = fs::metadata(&p).map_or(0, |m| m.len());
+                (p, len)
+            })
+            .collect();
+        Ok(Sealed {
+            volumes: paths
+                .into_iter()
+                .zip(self.finished.iter().map(|f| VOLUME_PREFIX + f.body_len))
+                .collect(),
+            parity,
+        })
     }
 }
 

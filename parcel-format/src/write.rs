@@ -248,12 +248,19 @@ pub struct WriteSummary {
     pub volumes: Vec<(PathBuf, u64)>,
     /// SHA-256 of the stored index (what receipts name).
     pub index_sha256: Hash,
+    /// Each parity volume's final path and size (FORMAT.md §13); empty
+    /// without repair data.
+    pub parity_volumes: Vec<(PathBuf, u64)>,
 }
 
 impl WriteSummary {
-    /// Total bytes over all volumes.
+    /// Total bytes over all volumes, parity volumes included.
     pub fn bytes(&self) -> u64 {
-        self.volumes.iter().map(|(_, n)| n).sum()
+        self.volumes
+            .iter()
+            .chain(&self.parity_volumes)
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
@@ -280,7 +287,70 @@ pub fn write_parcel(
     sink: &mut dyn VolumeSink,
     progress: &mut dyn FnMut(u64),
 ) -> Result<WriteSummary, WriteError> {
-    let result = write_inner(scan, info, key, options, None, sink, progress);
+    write_parcel_with(scan, info, key, options, &Extras::default(), sink, progress)
+}
+
+/// What a parcel may carry beyond a full copy of the package.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// Make a delta parcel on this base (FORMAT.md §11).
+    pub base: Option<&'a BaseIndex>,
+    /// Add repair data: this percentage (1–100) of the data volumes'
+    /// size as Reed–Solomon recovery blocks in parity volumes (FORMAT.md §13).
+    pub parity_percent: Option<u8>,
+}
+
+/// Writes a parcel as [`write_parcel`] and [`write_delta_parcel`] do, with
+/// the [`Extras`] asked for: a base, repair data, or both.
+pub fn write_parcel_with(
+    scan: &Scan,
+    info: &ParcelInfo,
+    key: &SigningKey,
+    options: &WriteOptions,
+    extras: &Extras<'_>,
+    sink: &mut dyn VolumeSink,
+    progress: &mut dyn FnMut(u64),
+) -> Result<WriteSummary, WriteError> {
+    let result = match extras.base {
+        None => write_inner(
+            scan,
+            info,
+            key,
+            options,
+            None,
+            extras.parity_percent,
+            sink,
+            progress,
+        ),
+        Some(base) => {
+            let options = WriteOptions {
+                chunking: base.chunking(),
+                ..options.clone()
+            };
+            if base.package_id() != info.package_id
+                || base.package_version() >= info.package_version
+            {
+                sink.abort();
+                return Err(WriteError::Invalid(format!(
+                    "a delta parcel of {} v{} cannot build on {} v{}: the base must be an earlier version of the same package",
+                    info.package_id,
+                    info.package_version,
+                    base.package_id(),
+                    base.package_version()
+                )));
+            }
+            write_inner(
+                scan,
+                info,
+                key,
+                &options,
+                Some(base),
+                extras.parity_percent,
+                sink,
+                progress,
+            )
+        }
+    };
     if result.is_err() {
         sink.abort();
     }
@@ -300,25 +370,18 @@ pub fn write_delta_parcel(
     sink: &mut dyn VolumeSink,
     progress: &mut dyn FnMut(u64),
 ) -> Result<WriteSummary, WriteError> {
-    let options = WriteOptions {
-        chunking: base.chunking(),
-        ..options.clone()
-    };
-    if base.package_id() != info.package_id || base.package_version() >= info.package_version {
-        sink.abort();
-        return Err(WriteError::Invalid(format!(
-            "a delta parcel of {} v{} cannot build on {} v{}: the base must be an earlier version of the same package",
-            info.package_id,
-            info.package_version,
-            base.package_id(),
-            base.package_version()
-        )));
-    }
-    let result = write_inner(scan, info, key, &options, Some(base), sink, progress);
-    if result.is_err() {
-        sink.abort();
-    }
-    result
+    write_parcel_with(
+        scan,
+        info,
+        key,
+        options,
+        &Extras {
+            base: Some(base),
+            parity_percent: None,
+        },
+        sink,
+        progress,
+    )
 }
 
 fn check_inputs(info: &ParcelInfo, options: &WriteOptions) -> Result<(), WriteError> {
@@ -403,16 +466,25 @@ fn fit_to_volume(options: &WriteOptions) -> Result<(ChunkParams, u32), WriteErro
     ))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_inner(
     scan: &Scan,
     info: &ParcelInfo,
     key: &SigningKey,
     options: &WriteOptions,
     base: Option<&BaseIndex>,
+    parity: Option<u8>,
     sink: &mut dyn VolumeSink,
     progress: &mut dyn FnMut(u64),
 ) -> Result<WriteSummary, WriteError> {
     check_inputs(info, options)?;
+    if let Some(percent) = parity {
+        if !(1..=100).contains(&percent) {
+            return Err(WriteError::Invalid(format!(
+                "parity of {percent}% is outside 1..=100"
+            )));
+        }
+    }
     let (chunking, pack_target) = fit_to_volume(options)?;
     let threads = if options.threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -452,7 +524,8 @@ fn write_inner(
     let mut entries = entries;
     let base = base.map(|b| b.finish(&mut entries, chunks.len(), &base_used));
     let mut manifest = Manifest {
-        format_version: if encryption.is_some() {
+        // A header flag (encryption, repair data) needs version 3 (FORMAT.md §10).
+        format_version: if encryption.is_some() || parity.is_some() {
             EXTENDED_FORMAT_VERSION
         } else if base.is_some() {
             DELTA_FORMAT_VERSION
@@ -522,12 +595,14 @@ fn write_inner(
             index_piece: IndexPiece::default(),
             keys_len: keys_entry.map_or(0, |k| k.len() as u64),
             keys_sha256: keys_entry.map_or([0; 32], |k| Sha256::digest(k).into()),
+            parity: None,
         };
-        let paths = volumes.seal(&template, key)?;
+        let sealed = volumes.seal(&template, key, parity)?;
         return Ok(WriteSummary {
             manifest,
-            volumes: paths,
+            volumes: sealed.volumes,
             index_sha256,
+            parity_volumes: sealed.parity,
         });
     }
     Err(WriteError::Invalid(

@@ -146,7 +146,7 @@ fn fixtures(corpus: &mut Corpus) -> Result<(), Error> {
     let text = receipt.to_signed_text(parcel_fuzz::fuzz_key());
     corpus.put("receipt", "fixture-receipt", text.as_bytes())?;
     // The structured targets decode any bytes; give them a few lengths to start from.
-    for target in ["verify_set", "extract", "roundtrip"] {
+    for target in ["verify_set", "extract", "roundtrip", "repair"] {
         for (i, len) in [16usize, 64, 256, 1024].into_iter().enumerate() {
             corpus.put(
                 target,

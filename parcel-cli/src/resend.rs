@@ -1,0 +1,135 @@
+//! `parcel create --repair FILE`: answers a destination's signed repair
+//! request (FORMAT.md §13.8) by rebuilding the data volumes it lacks from the
+//! package directory and the parcel's kept index, signed like the originals,
+//! so that importing the original volumes together with them completes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use parcel_format::manifest::Manifest;
+use parcel_format::repair_request::RepairRequest;
+use serde_json::json;
+
+use crate::catalog::Direction;
+use crate::clock;
+use crate::error::CliError;
+use crate::home::Context;
+use crate::output;
+
+/// Runs `parcel create --repair REQUEST --package DIR --out DIR`.
+pub fn run(
+    ctx: &Context,
+    request_path: &Path,
+    package: &Path,
+    outs: &[PathBuf],
+    json: bool,
+) -> Result<(), CliError> {
+    let mut catalog = ctx.home.open_catalog()?;
+    let (site, key) = ctx.home.site_identity(&catalog)?;
+    let bytes = fs::read(request_path).map_err(CliError::io("read", request_path))?;
+    let subject = format!("repair request {}", request_path.display());
+    let (request, signer) = RepairRequest::parse(&bytes).map_err(|e| CliError::Verification {
+        subject: subject.clone(),
+        reason: e.to_string(),
+    })?;
+    let refused = |reason: String| CliError::Refused {
+        subject: subject.clone(),
+        reason,
+    };
+    let trusted = catalog.trusted_site(&request.destination_site)?;
+    match trusted {
+        Some(t) if t.revoked_at.is_none() && t.public_key == signer => {}
+        Some(t) if t.revoked_at.is_some() => {
+            return Err(refused(format!(
+                "it is signed by site {}, whose key is revoked here",
+                request.destination_site
+            )))
+        }
+        _ => {
+            return Err(refused(format!(
+                "it is not signed by the trusted key of site {}; exchange keys first",
+                request.destination_site
+            )))
+        }
+    }
+    let id = request.parcel_id.to_string();
+    let record = catalog
+        .find_parcel(&id)?
+        .filter(|p| p.direction == Direction::Outgoing && p.source_site == site.code)
+        .ok_or_else(|| refused(format!("this site never sent parcel {id}")))?;
+    if record.destination_site != request.destination_site {
+        return Err(refused(format!(
+            "parcel {id} went to site {}, not to {}",
+            record.destination_site, request.destination_site
+        )));
+    }
+    let kept = ctx.home.sent_dir().join(format!("{id}.index"));
+    let bytes = fs::read(&kept).map_err(CliError::io("read the sent index", &kept))?;
+    let unusable = |why: String| {
+        refused(format!(
+            "the index of parcel {id} kept in {} is unusable ({why})",
+            kept.display()
+        ))
+    };
+    let (raw_len, stored) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| unusable("too short".into()))?;
+    let raw_len = u64::from_le_bytes(*raw_len);
+    let manifest = Manifest::decode(stored, raw_len).map_err(|p| unusable(p.to_string()))?;
+    let out = outs
+        .first()
+        .ok_or_else(|| CliError::Usage("give --out DIR for the repair volumes".into()))?;
+    if !out.is_dir() {
+        return Err(CliError::Usage(format!(
+            "output {} is not a directory; mount the medium or create the directory",
+            out.display()
+        )));
+    }
+    let stem = format!(
+        "{}-v{}-{}",
+        record.package_id,
+        record.package_version,
+        &id[..8]
+    );
+    let sent = parcel_format::resend::SentParcel {
+        manifest: &manifest,
+        stored_index: stored,
+        index_raw_len: raw_len,
+    };
+    let written =
+        parcel_format::resend::rebuild_volumes(&request, &sent, package, &key, out, &stem)?;
+    let numbers: Vec<String> = request.missing.iter().map(u32::to_string).collect();
+    catalog.note(
+        &id,
+        clock::now(),
+        &format!(
+            "volume(s) {} rebuilt for site {}'s repair request",
+            numbers.join(", "),
+            request.destination_site
+        ),
+    )?;
+    if json {
+        output::print_json(&json!({
+            "parcel_id": id,
+            "volumes": written,
+            "for": request.destination_site,
+        }))?;
+    } else {
+        let mut text = format!(
+            "rebuilt volume(s) {} of parcel {id} ({} v{}) for site {}:\n",
+            numbers.join(", "),
+            record.package_id,
+            record.package_version,
+            request.destination_site
+        );
+        for path in &written {
+            text.push_str(&format!("  {}\n", path.display()));
+        }
+        output::print(&text)?;
+        ctx.note(&format!(
+            "next: send them to site {}; there, import them together with the volumes it holds",
+            request.destination_site
+        ));
+    }
+    Ok(())
+}

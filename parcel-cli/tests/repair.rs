@@ -1,0 +1,422 @@
+//! Repair data through the command line (FORMAT.md §13): `create --parity`
+//! writes parity volumes; `verify` and `import` rebuild any one lost volume
+//! (the one holding the index included) or damaged blocks within the parity,
+//! say what they repaired, and refuse damage beyond it, saying what it
+//! needed, with the store left as it was.
+
+#[allow(dead_code)] // each test crate uses part of the shared fixtures
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use predicates::prelude::*;
+
+use common::{arg, package_view, snapshot, two_sites, Site};
+
+/// A parcel written with `--parity`: its data and parity volumes.
+struct ParityParcel {
+    volumes: Vec<PathBuf>,
+    parity: Vec<PathBuf>,
+}
+
+fn paths(json: &serde_json::Value, key: &str) -> Vec<PathBuf> {
+    json[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} in {json}"))
+        .iter()
+        .map(|v| PathBuf::from(v.as_str().expect("path")))
+        .collect()
+}
+
+/// CEN writes `package` as `tools` v`version` for BXL with `percent` parity,
+/// all volumes in `out`.
+fn create_with_parity(
+    cen: &Site,
+    package: &Path,
+    version: u64,
+    percent: &str,
+    out: &Path,
+) -> ParityParcel {
+    let stdout = cen
+        .create_cmd(package, "tools", version, "BXL", &[out])
+        .args(["--parity", percent, "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&stdout).expect("create --json");
+    ParityParcel {
+        volumes: paths(&json, "volumes"),
+        parity: paths(&json, "parity_volumes"),
+    }
+}
+
+/// `verify --json` of `dir` at `site`: exit code and JSON.
+fn verify_json(site: &Site, dir: &Path) -> (i32, serde_json::Value) {
+    let out = site
+        .run(&["verify", arg(dir), "--json"])
+        .get_output()
+        .clone();
+    let json = serde_json::from_slice(&out.stdout).expect("verify --json");
+    (out.status.code().unwrap_or(-1), json)
+}
+
+fn repaired(json: &serde_json::Value) -> Vec<String> {
+    json["repaired"]
+        .as_array()
+        .expect("repaired")
+        .iter()
+        .map(|v| v.as_str().expect("line").to_owned())
+        .collect()
+}
+
+fn flip_byte(path: &Path, offset: usize) {
+    let mut bytes = fs::read(path).expect("read volume");
+    let at = offset % bytes.len();
+    bytes[at] ^= 0xa5;
+    fs::write(path, bytes).expect("write volume");
+}
+
+#[test]
+fn any_one_lost_volume_is_rebuilt_by_verify_and_import() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let first = create_with_parity(&cen, &package, 1, "34", &world.medium());
+    let count = first.volumes.len();
+    assert!(count >= 3, "expected several volumes: {:?}", first.volumes);
+    assert!(!first.parity.is_empty());
+    // Each version loses another volume, the last (which holds the index) included.
+    for lost in 0..count {
+        let version = lost as u64 + 1;
+        let out = world.medium();
+        let parcel = if lost == 0 {
+            for v in first.volumes.iter().chain(&first.parity) {
+                fs::rename(v, out.join(v.file_name().expect("name"))).expect("move");
+            }
+            create_listing(&out)
+        } else {
+            create_with_parity(&cen, &package, version, "34", &out)
+        };
+        assert_eq!(parcel.volumes.len(), count);
+        fs::remove_file(&parcel.volumes[lost]).expect("lose a volume");
+
+        let (code, json) = verify_json(&bxl, &out);
+        assert_eq!(code, 0, "verify without volume {}: {json}", lost + 1);
+        assert_eq!(
+            repaired(&json),
+            [format!(
+                "volume {} of {count} missing: rebuilt from parity",
+                lost + 1
+            )]
+        );
+        bxl.run(&["verify", arg(&out)])
+            .success()
+            .stdout(predicate::str::contains(format!(
+                "repaired: volume {} of {count} missing: rebuilt from parity",
+                lost + 1
+            )))
+            .stdout(predicate::str::contains("intact after repair from parity"));
+
+        bxl.import(&[&out])
+            .success()
+            .stdout(predicate::str::contains(format!(
+                "repaired: volume {} of {count} missing: rebuilt from parity",
+                lost + 1
+            )));
+        assert_eq!(
+            package_view(&snapshot(&bxl.store("tools", version))),
+            package_view(&snapshot(&package)),
+            "imported tree differs without volume {}",
+            lost + 1
+        );
+        assert!(
+            snapshot(&bxl.home.join("staging")).is_empty(),
+            "scratch left"
+        );
+        assert!(
+            snapshot(&bxl.home.join("repair")).is_empty(),
+            "scratch left"
+        );
+    }
+}
+
+/// The data and parity volumes in `dir`, by name.
+fn create_listing(dir: &Path) -> ParityParcel {
+    let mut volumes = Vec::new();
+    let mut parity = Vec::new();
+    let mut names: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    names.sort();
+    for path in names {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.contains(".par-") {
+            parity.push(path);
+        } else {
+            volumes.push(path);
+        }
+    }
+    ParityParcel { volumes, parity }
+}
+
+#[test]
+fn damaged_blocks_within_the_parity_are_repaired() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 2);
+    let out = world.medium();
+    let parcel = create_with_parity(&cen, &package, 1, "25", &out);
+    flip_byte(&parcel.volumes[0], 5000);
+    flip_byte(&parcel.volumes[0], 30_000);
+    flip_byte(&parcel.volumes[1], 2000);
+
+    let (code, json) = verify_json(&bxl, &out);
+    assert_eq!(code, 0, "{json}");
+    let lines = repaired(&json);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("volume 1: 2 damaged blocks repaired"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("volume 2: 1 damaged block repaired"),
+        "{lines:?}"
+    );
+
+    bxl.import(&[&out])
+        .success()
+        .stdout(predicate::str::contains(
+            "volume 1: 2 damaged blocks repaired",
+        ));
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 1))),
+        package_view(&snapshot(&package))
+    );
+}
+
+#[test]
+fn a_lost_parity_volume_alone_needs_no_repair() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 3);
+    let out = world.medium();
+    let parcel = create_with_parity(&cen, &package, 1, "34", &out);
+    for p in &parcel.parity {
+        fs::remove_file(p).expect("lose the parity");
+    }
+    let (code, json) = verify_json(&bxl, &out);
+    assert_eq!(code, 0, "{json}");
+    assert!(repaired(&json).is_empty());
+    bxl.import(&[&out])
+        .success()
+        .stdout(predicate::str::contains("repaired").not());
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 1))),
+        package_view(&snapshot(&package))
+    );
+}
+
+#[test]
+fn damage_beyond_the_parity_is_refused_and_the_store_is_unchanged() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 4);
+    let out = world.medium();
+    let parcel = create_with_parity(&cen, &package, 1, "10", &out);
+    fs::remove_file(&parcel.volumes[1]).expect("lose a volume");
+    let before = bxl.store_state();
+
+    bxl.run(&["verify", arg(&out)])
+        .code(3)
+        .stderr(predicate::str::contains("repair impossible: volume 2 of"))
+        .stderr(predicate::str::contains("missing"))
+        .stderr(predicate::str::contains("needs at least"))
+        .stderr(
+            predicate::str::is_match("needs at least 20% parity.* the parcel has 11%")
+                .expect("regex"),
+        );
+    bxl.import(&[&out])
+        .code(3)
+        .stderr(predicate::str::contains("repair impossible"));
+    assert_eq!(bxl.store_state(), before);
+    assert!(
+        snapshot(&bxl.home.join("repair")).is_empty(),
+        "scratch left"
+    );
+}
+
+#[test]
+fn nonsense_parity_is_a_usage_error() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.package("tools", 5);
+    let out = world.medium();
+    for bad in ["0", "101", "-5", "half"] {
+        cen.create_cmd(&package, "tools", 1, "BXL", &[&out])
+            .args(["--parity", bad])
+            .assert()
+            .code(2);
+    }
+    assert!(fs::read_dir(&out).expect("list").next().is_none());
+}
+
+#[test]
+fn a_repair_request_brings_back_the_lost_volumes_and_the_import_completes() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 6);
+    let out = world.medium();
+    // No parity: only the source can help.
+    let stdout = cen
+        .create_cmd(&package, "tools", 1, "BXL", &[&out])
+        .arg("--json")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&stdout).expect("create --json");
+    let volumes = paths(&json, "volumes");
+    let count = volumes.len();
+    assert!(count >= 3, "{volumes:?}");
+    let lost = [1, count - 1]; // the index volume among them
+    let kept = world.dir("kept");
+    for &v in &lost {
+        let name = volumes[v].file_name().expect("name");
+        fs::rename(&volumes[v], kept.join(name)).expect("lose a volume");
+    }
+    let request = world.dir("mail").join("request.txt");
+    bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
+        .code(3)
+        .stderr(predicate::str::contains(format!(
+            "repair request for volume(s) 2, {count} written to"
+        )));
+    let text = fs::read_to_string(&request).expect("request written");
+    assert!(text.starts_with("parcel-repair-request v1\n"), "{text}");
+
+    // At the source: a request not signed by BXL is refused.
+    let forged = world.dir("mail").join("forged.txt");
+    fs::write(&forged, text.replace("missing: 2", "missing: 1")).expect("forge");
+    let answer = world.medium();
+    cen.run(&[
+        "create",
+        "--repair",
+        arg(&forged),
+        "--package",
+        arg(&package),
+        "--out",
+        arg(&answer),
+    ])
+    .code(3);
+    // A package that changed since is refused, naming the file.
+    let changed = world.dir("changed");
+    common::write_package(&changed, 7);
+    cen.run(&[
+        "create",
+        "--repair",
+        arg(&request),
+        "--package",
+        arg(&changed),
+        "--out",
+        arg(&answer),
+    ])
+    .failure()
+    .stderr(predicate::str::contains("the parcel was made from"));
+    assert!(fs::read_dir(&answer).expect("list").next().is_none());
+
+    cen.run(&[
+        "create",
+        "--repair",
+        arg(&request),
+        "--package",
+        arg(&package),
+        "--out",
+        arg(&answer),
+    ])
+    .success()
+    .stdout(predicate::str::contains(format!(
+        "rebuilt volume(s) 2, {count} of parcel"
+    )));
+    for &v in &lost {
+        let name = volumes[v].file_name().expect("name");
+        assert_eq!(
+            fs::read(answer.join(name)).expect("rebuilt volume"),
+            fs::read(kept.join(name)).expect("kept copy"),
+            "volume {} rebuilt at the source differs from the original",
+            v + 1
+        );
+    }
+    bxl.import(&[&out, &answer]).success();
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 1))),
+        package_view(&snapshot(&package))
+    );
+}
+
+#[test]
+fn a_repair_request_is_answered_only_for_its_destination_and_a_parcel_sent_there() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 8);
+    let out = world.medium();
+    let parcel = create_with_parity(&cen, &package, 1, "10", &out);
+    fs::remove_file(&parcel.volumes[0]).expect("lose a volume");
+    fs::remove_file(&parcel.volumes[1]).expect("lose another");
+    let request = world.dir("mail").join("request.txt");
+    bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
+        .code(3)
+        .stderr(predicate::str::contains("repair impossible"))
+        .stderr(predicate::str::contains(
+            "repair request for volume(s) 1, 2",
+        ));
+    let text = fs::read_to_string(&request).expect("request");
+    assert!(text.contains("\nparity: "), "{text}");
+    // A third site that trusts CEN, and whose key CEN trusts, but to which
+    // the parcel did not go: its own request is refused.
+    let ant = world.site("ANT");
+    ant.trust(&cen);
+    cen.trust(&ant);
+    let ant_request = world.dir("mail").join("ant-request.txt");
+    ant.run(&["verify", arg(&out), "--repair-request", arg(&ant_request)])
+        .code(3);
+    cen.run(&[
+        "create",
+        "--repair",
+        arg(&ant_request),
+        "--package",
+        arg(&package),
+        "--out",
+        arg(&world.medium()),
+    ])
+    .code(4)
+    .stderr(predicate::str::contains("went to site BXL, not to ANT"));
+    let answer = world.medium();
+    // BXL's request, answered: the rebuilt volumes come with the parity
+    // layout, and the import takes them with the rest.
+    cen.run(&[
+        "create",
+        "--repair",
+        arg(&request),
+        "--package",
+        arg(&package),
+        "--out",
+        arg(&answer),
+    ])
+    .success();
+    bxl.import(&[&out, &answer]).success();
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 1))),
+        package_view(&snapshot(&package))
+    );
+    // A request from a site the parcel did not go to is refused.
+    let theirs = world.dir("mail").join("theirs.txt");
+    let forged = text.replace("destination: BXL", "destination: ANT");
+    fs::write(&theirs, forged).expect("write");
+    cen.run(&[
+        "create",
+        "--repair",
+        arg(&theirs),
+        "--package",
+        arg(&package),
+        "--out",
+        arg(&world.medium()),
+    ])
+    .code(3);
+}

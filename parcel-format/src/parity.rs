@@ -1,0 +1,536 @@
+//! Repair data (FORMAT.md §13): the stripe layout both sides share, the
+//! signed block table, and the writer that computes Reed–Solomon recovery
+//! blocks over the sealed data volumes and puts them in parity volumes.
+//!
+//! The data volumes are sealed exactly as without parity (their headers only
+//! announce the layout); the recovery data is computed over the finished
+//! volume files, so that a reader rebuilds byte-identical volume files and
+//! then reads them with the unchanged reader (see `repair.rs`).
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+
+use ed25519_dalek::SigningKey;
+use reed_solomon_simd::ReedSolomonEncoder;
+use sha2::{Digest, Sha256};
+
+use crate::error::WriteError;
+use crate::header::{ParityFields, VolumeHeader, RECORD_LEN};
+use crate::limits::{
+    BLOCK, MAX_PARITY_BLOCK, MAX_PARITY_STRIPE, MAX_PARITY_TABLE, MAX_STRIPE_BLOCKS, MAX_VOLUMES,
+    VOLUME_PREFIX, VOLUME_TRAILER,
+};
+use crate::volume::{tar_header, VolumeSink, HEADER_ENTRY};
+
+/// The smallest block a writer uses, and the smallest a reader accepts.
+pub const MIN_BLOCK: u32 = 512;
+/// The writer aims at about this many data blocks over the whole parcel
+/// (FORMAT.md §13.6): small enough for a small block table, fine enough that
+/// a scratch or a bad sector costs little parity.
+const TARGET_DATA_BLOCKS: u64 = 1 << 20;
+/// The writer makes stripes of at least this many data blocks, so that
+/// rounding the recovery count up costs little.
+const TARGET_STRIPE_BLOCKS: u32 = 32;
+/// Offset of the first recovery block in a parity volume: the prefix and the
+/// tar header of the `parity-blocks` entry.
+pub const RECOVERY_OFFSET: u64 = VOLUME_PREFIX + BLOCK;
+
+/// How the data volumes are cut into blocks and stripes (FORMAT.md §13.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Each data volume file's length, volume 1 first.
+    pub lengths: Vec<u64>,
+    /// Bytes per block (*B*).
+    pub block_size: u32,
+    /// Rows of blocks per stripe (*k*).
+    pub stripe_rows: u32,
+    /// Recovery blocks per stripe (*R*).
+    pub stripe_recovery: u32,
+    /// Number of parity volumes (*M*).
+    pub parity_volumes: u32,
+    /// Where each volume's block hashes start in the table's data list.
+    first_block: Vec<u64>,
+}
+
+/// Where an original shard of a stripe comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockPlace {
+    /// Data volume, 0-based.
+    pub volume: usize,
+    /// Block number within that volume (its row).
+    pub row: u64,
+}
+
+impl Layout {
+    /// A layout from the volume lengths and the stripe parameters; `None`
+    /// when the numbers overflow.
+    pub fn new(
+        lengths: Vec<u64>,
+        block_size: u32,
+        stripe_rows: u32,
+        stripe_recovery: u32,
+        parity_volumes: u32,
+    ) -> Option<Layout> {
+        let mut first_block = Vec::with_capacity(lengths.len());
+        let mut total = 0u64;
+        for len in &lengths {
+            first_block.push(total);
+            total = total.checked_add(len.div_ceil(u64::from(block_size.max(1))))?;
+        }
+        let layout = Layout {
+            lengths,
+            block_size,
+            stripe_rows,
+            stripe_recovery,
+            parity_volumes,
+            first_block,
+        };
+        layout.table_len()?;
+        Some(layout)
+    }
+
+    /// Number of data volumes (*N*).
+    pub fn volumes(&self) -> usize {
+        self.lengths.len()
+    }
+
+    /// Blocks of data volume `v` (0-based): its length over *B*, rounded up.
+    pub fn blocks_of(&self, v: usize) -> u64 {
+        self.lengths
+            .get(v)
+            .map_or(0, |len| len.div_ceil(u64::from(self.block_size.max(1))))
+    }
+
+    /// Rows: the most blocks any data volume has.
+    pub fn rows(&self) -> u64 {
+        (0..self.volumes())
+            .map(|v| self.blocks_of(v))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Number of stripes.
+    pub fn stripes(&self) -> u64 {
+        self.rows().div_ceil(u64::from(self.stripe_rows.max(1)))
+    }
+
+    /// Original shards per stripe: *N* × *k*.
+    pub fn originals(&self) -> usize {
+        self.volumes() * self.stripe_rows as usize
+    }
+
+    /// Data blocks over all volumes.
+    pub fn data_blocks(&self) -> u64 {
+        (0..self.volumes()).map(|v| self.blocks_of(v)).sum()
+    }
+
+    /// Recovery blocks over all stripes.
+    pub fn recovery_blocks(&self) -> u64 {
+        self.stripes()
+            .saturating_mul(u64::from(self.stripe_recovery))
+    }
+
+    /// The block table's exact length: 8 bytes per data volume, then 32 per
+    /// data block and per recovery block. `None` on overflow.
+    pub fn table_len(&self) -> Option<u64> {
+        let blocks = self.data_blocks().checked_add(
+            self.stripes()
+                .checked_mul(u64::from(self.stripe_recovery))?,
+        )?;
+        (self.volumes() as u64)
+            .checked_mul(8)?
+            .checked_add(blocks.checked_mul(32)?)
+    }
+
+    /// Position of block (`v`, `row`) in the table's list of data hashes.
+    pub fn data_index(&self, v: usize, row: u64) -> u64 {
+        self.first_block.get(v).copied().unwrap_or(0) + row
+    }
+
+    /// The original shard index of block row `row` of volume `v` within its
+    /// stripe: shards go row by row, volume 1 to *N* within a row.
+    pub fn shard_of(&self, v: usize, row: u64) -> usize {
+        let in_stripe = row % u64::from(self.stripe_rows.max(1));
+        in_stripe as usize * self.volumes() + v
+    }
+
+    /// Where original shard `shard` of stripe `stripe` comes from.
+    pub fn place_of(&self, stripe: u64, shard: usize) -> BlockPlace {
+        let n = self.volumes().max(1);
+        BlockPlace {
+            volume: shard % n,
+            row: stripe * u64::from(self.stripe_rows) + (shard / n) as u64,
+        }
+    }
+
+    /// The parity volume (0-based) and position within it of recovery block `g`.
+    pub fn recovery_place(&self, g: u64) -> (u32, u64) {
+        let m = u64::from(self.parity_volumes.max(1));
+        ((g % m) as u32, g / m)
+    }
+
+    /// Recovery blocks in parity volume `p` (0-based).
+    pub fn recovery_count_of(&self, p: u32) -> u64 {
+        let m = u64::from(self.parity_volumes.max(1));
+        let total = self.recovery_blocks();
+        total / m + u64::from(u64::from(p) < total % m)
+    }
+
+    /// Bytes of one stripe in memory: its data and recovery blocks.
+    pub fn stripe_bytes(&self) -> u64 {
+        (self.originals() as u64 + u64::from(self.stripe_recovery))
+            .saturating_mul(u64::from(self.block_size))
+    }
+
+    /// The percentage of parity this layout holds per stripe, rounded down.
+    pub fn percent(&self) -> u64 {
+        u64::from(self.stripe_recovery) * 100 / (self.originals() as u64).max(1)
+    }
+
+    /// The header fields a data volume of this layout carries.
+    pub fn data_fields(&self) -> ParityFields {
+        ParityFields {
+            parity_volume: 0,
+            parity_volume_count: self.parity_volumes,
+            block_size: self.block_size,
+            stripe_rows: self.stripe_rows,
+            stripe_recovery: self.stripe_recovery,
+            ..ParityFields::default()
+        }
+    }
+
+    /// Checks the caps of FORMAT.md §8 that bound what a reader allocates
+    /// for this layout; the message names the cap.
+    pub fn check_caps(&self) -> Result<(), (String, u64, u64)> {
+        let table = self.table_len().unwrap_or(u64::MAX);
+        let caps = [
+            (
+                "parity block size",
+                u64::from(self.block_size),
+                u64::from(MAX_PARITY_BLOCK),
+            ),
+            (
+                "data blocks per stripe",
+                self.originals() as u64,
+                u64::from(MAX_STRIPE_BLOCKS),
+            ),
+            (
+                "recovery blocks per stripe",
+                u64::from(self.stripe_recovery),
+                u64::from(MAX_STRIPE_BLOCKS),
+            ),
+            ("bytes per stripe", self.stripe_bytes(), MAX_PARITY_STRIPE),
+            ("bytes of block table", table, MAX_PARITY_TABLE),
+            (
+                "parity volumes",
+                u64::from(self.parity_volumes),
+                u64::from(MAX_VOLUMES),
+            ),
+        ];
+        for (what, value, limit) in caps {
+            if value > limit {
+                return Err((what.to_owned(), value, limit));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The block table (FORMAT.md §13.4), in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockTable {
+    /// SHA-256 of each data block, volume 1's first.
+    pub data: Vec<[u8; 32]>,
+    /// SHA-256 of each recovery block, stripe 0's first.
+    pub recovery: Vec<[u8; 32]>,
+}
+
+impl BlockTable {
+    /// Encodes the table of `layout`.
+    pub fn encode(&self, layout: &Layout) -> Vec<u8> {
+        let mut out = Vec::with_capacity(layout.table_len().unwrap_or(0) as usize);
+        for len in &layout.lengths {
+            out.extend_from_slice(&len.to_le_bytes());
+        }
+        for hash in self.data.iter().chain(&self.recovery) {
+            out.extend_from_slice(hash);
+        }
+        out
+    }
+
+    /// Decodes the data volume lengths at the start of a table of `volumes`
+    /// volumes.
+    pub fn lengths(bytes: &[u8], volumes: usize) -> Option<Vec<u64>> {
+        let lens = bytes.get(..volumes.checked_mul(8)?)?;
+        Some(
+            lens.chunks_exact(8)
+                .map(|c| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(c);
+                    u64::from_le_bytes(b)
+                })
+                .collect(),
+        )
+    }
+
+    /// Decodes the hashes of a table whose lengths gave `layout`; `None`
+    /// unless the bytes are exactly the table's length.
+    pub fn decode(bytes: &[u8], layout: &Layout) -> Option<BlockTable> {
+        if Some(bytes.len() as u64) != layout.table_len() {
+            return None;
+        }
+        let hashes = bytes.get(layout.volumes() * 8..)?;
+        let mut all = hashes.chunks_exact(32).map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            h
+        });
+        let data: Vec<[u8; 32]> = all.by_ref().take(layout.data_blocks() as usize).collect();
+        let recovery: Vec<[u8; 32]> = all.collect();
+        (recovery.len() as u64 == layout.recovery_blocks()).then_some(BlockTable { data, recovery })
+    }
+}
+
+fn next_power_of_two(x: u64) -> u64 {
+    x.checked_next_power_of_two().unwrap_or(1 << 63)
+}
+
+/// Chooses the layout for data volumes of `lengths` with `percent` parity
+/// and parity volumes of at most `volume_size` bytes (FORMAT.md §13.6).
+pub fn plan(lengths: Vec<u64>, percent: u8, volume_size: u64) -> Result<Layout, WriteError> {
+    let invalid = |why: String| WriteError::Invalid(why);
+    if !(1..=100).contains(&percent) {
+        return Err(invalid(format!("parity of {percent}% is outside 1..=100")));
+    }
+    let n = lengths.len() as u64;
+    let total: u64 = lengths.iter().sum();
+    let mut block = next_power_of_two(total.div_ceil(TARGET_DATA_BLOCKS))
+        .clamp(u64::from(MIN_BLOCK), u64::from(MAX_PARITY_BLOCK));
+    let rows = u64::from(TARGET_STRIPE_BLOCKS).div_ceil(n.max(1)).max(1);
+    let originals = n * rows;
+    let recovery = (originals * u64::from(percent)).div_ceil(100);
+    while (originals + recovery) * block > MAX_PARITY_STRIPE && block > u64::from(MIN_BLOCK) {
+        block /= 2;
+    }
+    // Parity volumes: as few as hold every recovery block next to a copy of
+    // the table, each within the volume size.
+    let draft = Layout::new(
+        lengths.clone(),
+        block as u32,
+        rows as u32,
+        recovery as u32,
+        1,
+    )
+    .ok_or_else(|| invalid("the parity layout overflows".into()))?;
+    let table = draft.table_len().unwrap_or(u64::MAX);
+    let fixed = RECOVERY_OFFSET + BLOCK + table.div_ceil(BLOCK) * BLOCK + VOLUME_TRAILER;
+    let per_volume = volume_size.saturating_sub(fixed) / block;
+    if per_volume == 0 {
+        return Err(WriteError::TooSmall(format!(
+            "a parity volume of {volume_size} bytes cannot hold the {table}-byte block table and one {block}-byte block; choose a larger volume size or less parity"
+        )));
+    }
+    let parity_volumes = draft.recovery_blocks().div_ceil(per_volume);
+    let parity_volumes = u32::try_from(parity_volumes).unwrap_or(u32::MAX);
+    let layout = Layout {
+        parity_volumes,
+        ..draft
+    };
+    layout.check_caps().map_err(|(what, value, limit)| {
+        invalid(format!(
+            "the parcel is too large for {percent}% parity: {value} {what}, over the format's limit of {limit}; use less parity or split the package"
+        ))
+    })?;
+    Ok(layout)
+}
+
+/// One parity volume being written.
+struct ParityOut {
+    file: BufWriter<File>,
+    hasher: Sha256,
+}
+
+impl ParityOut {
+    fn body(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.hasher.update(bytes);
+        self.file.write_all(bytes)
+    }
+}
+
+/// Computes the recovery blocks over the sealed data volumes in `sink`
+/// (opened with [`VolumeSink::reopen`]) and writes, signs and syncs the
+/// parity volumes through [`VolumeSink::create_parity`]. `template` holds
+/// the parcel-wide header fields (with the layout's fields).
+pub(crate) fn write_parity(
+    sink: &mut dyn VolumeSink,
+    layout: &Layout,
+    template: &VolumeHeader,
+    key: &SigningKey,
+) -> Result<(), WriteError> {
+    let block = layout.block_size as usize;
+    let n = layout.volumes();
+    let k = layout.stripe_rows as usize;
+    let r = layout.stripe_recovery as usize;
+    let volume_err = |volume: u32| move |source| WriteError::Volume { volume, source };
+    let parity_err = |p: u32| {
+        move |source: io::Error| WriteError::Volume {
+            volume: 0,
+            source: io::Error::new(source.kind(), format!("parity volume {p}: {source}")),
+        }
+    };
+    let mut outs = Vec::with_capacity(layout.parity_volumes as usize);
+    for p in 1..=layout.parity_volumes {
+        let file = sink.create_parity(p).map_err(parity_err(p))?;
+        let mut out = ParityOut {
+            file: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+        };
+        let head = tar_header(HEADER_ENTRY, BLOCK, template.created).map_err(parity_err(p))?;
+        out.file
+            .write_all(head.as_bytes())
+            .and_then(|_| out.file.write_all(&[0u8; RECORD_LEN]))
+            .map_err(parity_err(p))?;
+        let size = layout.recovery_count_of(p - 1) * block as u64;
+        let blocks = tar_header(&format!("parity-blocks.{p:04}"), size, template.created)
+            .map_err(parity_err(p))?;
+        out.body(blocks.as_bytes()).map_err(parity_err(p))?;
+        outs.push(out);
+    }
+    let mut table = BlockTable {
+        data: vec![[0u8; 32]; layout.data_blocks() as usize],
+        recovery: Vec::with_capacity(layout.recovery_blocks() as usize),
+    };
+    let mut encoder = ReedSolomonEncoder::new(layout.originals(), r, block)
+        .map_err(|e| WriteError::Invalid(format!("Reed–Solomon encoder: {e}")))?;
+    let mut shards = vec![0u8; layout.originals() * block];
+    let mut files = Vec::with_capacity(n);
+    for v in 0..n {
+        let number = v as u32 + 1;
+        files.push(sink.reopen(number).map_err(volume_err(number))?);
+    }
+    for stripe in 0..layout.stripes() {
+        shards.fill(0);
+        for (v, file) in files.iter_mut().enumerate() {
+            let number = v as u32 + 1;
+            let first_row = stripe * k as u64;
+            let rows = layout.blocks_of(v).saturating_sub(first_row).min(k as u64);
+            let len = layout.lengths.get(v).copied().unwrap_or(0);
+            file.seek(SeekFrom::Start(first_row * block as u64))
+                .map_err(volume_err(number))?;
+            for row in 0..rows {
+                let at = first_row + row;
+                let take = (len - at * block as u64).min(block as u64) as usize;
+                let shard = layout.shard_of(v, at);
+                let slot = shards
+                    .get_mut(shard * block..(shard + 1) * block)
+                    .ok_or_else(|| WriteError::Invalid("parity shard out of range".into()))?;
+                file.read_exact(slot.get_mut(..take).unwrap_or_default())
+                    .map_err(volume_err(number))?;
+                if let Some(hash) = table.data.get_mut(layout.data_index(v, at) as usize) {
+                    *hash = Sha256::digest(&*slot).into();
+                }
+            }
+        }
+        encoder
+            .reset(layout.originals(), r, block)
+            .map_err(|e| WriteError::Invalid(format!("Reed–Solomon encoder: {e}")))?;
+        for shard in shards.chunks_exact(block) {
+            encoder
+                .add_original_shard(shard)
+                .map_err(|e| WriteError::Invalid(format!("Reed–Solomon encoder: {e}")))?;
+        }
+        let result = encoder
+            .encode()
+            .map_err(|e| WriteError::Invalid(format!("Reed–Solomon encoder: {e}")))?;
+        for recovery in result.recovery_iter() {
+            let g = table.recovery.len() as u64;
+            table.recovery.push(Sha256::digest(recovery).into());
+            let (p, _) = layout.recovery_place(g);
+            let out = outs
+                .get_mut(p as usize)
+                .ok_or_else(|| WriteError::Invalid("parity volume out of range".into()))?;
+            out.body(recovery).map_err(parity_err(p + 1))?;
+        }
+    }
+    drop(files);
+    let table_bytes = table.encode(layout);
+    let table_len = table_bytes.len() as u64;
+    let table_sha256: [u8; 32] = Sha256::digest(&table_bytes).into();
+    let pad = vec![0u8; (table_len.div_ceil(BLOCK) * BLOCK - table_len) as usize];
+    for (i, mut out) in outs.into_iter().enumerate() {
+        let p = i as u32 + 1;
+        let count = layout.recovery_count_of(i as u32);
+        let head = tar_header(&format!("parity-table.{p:04}"), table_len, template.created)
+            .map_err(parity_err(p))?;
+        out.body(head.as_bytes())
+            .and_then(|_| out.body(&table_bytes))
+            .and_then(|_| out.body(&pad))
+            .and_then(|_| out.body(&[0u8; VOLUME_TRAILER as usize]))
+            .map_err(parity_err(p))?;
+        let body_len = count * block as u64
+            + BLOCK
+            + table_len.div_ceil(BLOCK) * BLOCK
+            + BLOCK
+            + VOLUME_TRAILER;
+        let header = VolumeHeader {
+            volume: 0,
+            body_len,
+            body_sha256: out.hasher.finalize().into(),
+            parity: Some(ParityFields {
+                parity_volume: p,
+                table_offset: RECOVERY_OFFSET + count * block as u64 + BLOCK,
+                table_len,
+                table_sha256,
+                recovery_offset: RECOVERY_OFFSET,
+                recovery_count: count,
+                ..layout.data_fields()
+            }),
+            ..template.clone()
+        };
+        let mut file = out
+            .file
+            .into_inner()
+            .map_err(|e| parity_err(p)(e.into_error()))?;
+        let record = header.encode_signed(key);
+        file.seek(SeekFrom::Start(BLOCK))
+            .and_then(|_| file.write_all(&record))
+            .and_then(|_| file.sync_all())
+            .map_err(parity_err(p))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn losing_one_volume_loses_at_most_k_blocks_per_stripe() {
+        let layout = plan(vec![70_000, 70_000, 30_000], 34, 65_536).unwrap();
+        let k = layout.stripe_rows;
+        assert!(layout.stripe_recovery >= k, "{layout:?}");
+        for stripe in 0..layout.stripes() {
+            let mut per_volume = [0u32; 3];
+            for shard in 0..layout.originals() {
+                let place = layout.place_of(stripe, shard);
+                assert_eq!(layout.shard_of(place.volume, place.row), shard);
+                per_volume[place.volume] += 1;
+            }
+            assert!(per_volume.iter().all(|&c| c == k));
+        }
+    }
+
+    #[test]
+    fn recovery_blocks_are_dealt_over_the_parity_volumes() {
+        let layout = Layout::new(vec![10_000; 4], 512, 8, 13, 3).unwrap();
+        let total: u64 = (0..3).map(|p| layout.recovery_count_of(p)).sum();
+        assert_eq!(total, layout.recovery_blocks());
+        assert_eq!(layout.recovery_place(4), (1, 1));
+    }
+
+    #[test]
+    fn nonsense_percentages_are_refused() {
+        assert!(plan(vec![70_000; 3], 0, 65_536).is_err());
+        assert!(plan(vec![70_000; 3], 101, 65_536).is_err());
+    }
+}
