@@ -420,3 +420,37 @@ fn a_repair_request_is_answered_only_for_its_destination_and_a_parcel_sent_there
     ])
     .code(3);
 }
+
+#[test]
+fn an_encrypted_parcel_with_parity_is_rebuilt_then_decrypted() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let out = world.medium();
+    let stdout = cen
+        .create_cmd(&package, "tools", 1, "BXL", &[&out])
+        .args(["--parity", "34", "--encrypt", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&stdout).expect("create --json");
+    let parcel = ParityParcel {
+        volumes: paths(&json, "volumes"),
+        parity: paths(&json, "parity_volumes"),
+    };
+    let count = parcel.volumes.len();
+    assert!(count >= 3 && !parcel.parity.is_empty(), "{json}");
+    // The last volume holds the index; losing it loses the encrypted index too.
+    fs::remove_file(&parcel.volumes[count - 1]).expect("lose a volume");
+
+    bxl.import(&[&out])
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "repaired: volume {count} of {count} missing: rebuilt from parity"
+        )));
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 1))),
+        package_view(&snapshot(&package)),
+    );
+}
