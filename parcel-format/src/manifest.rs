@@ -250,6 +250,13 @@ impl Manifest {
 
     /// Decodes an authenticated stored index whose lengths the header declares.
     pub fn decode(stored: &[u8], raw_len: u64) -> Result<Manifest, Problem> {
+        Manifest::decode_from(stored, raw_len)
+    }
+
+    /// Decodes an authenticated stored index read from `stored`, as
+    /// [`Manifest::decode`] does, consuming it as it goes: a reader that
+    /// releases what was read keeps memory to the decoded manifest.
+    pub fn decode_from(stored: impl std::io::Read, raw_len: u64) -> Result<Manifest, Problem> {
         if raw_len > MAX_INDEX_RAW {
             return Err(Problem::limit(
                 "declared index length",

@@ -6,7 +6,7 @@
 //! only into a buffer of the declared raw length (itself capped), so a frame
 //! that claims a huge window or size cannot make it allocate more.
 
-use std::io;
+use std::io::{self, Read};
 
 use crate::limits::ZSTD_WINDOW_LOG_MAX;
 
@@ -100,22 +100,51 @@ fn check_frame(stored: &[u8], raw_len: u64) -> Result<(), DecompressError> {
 }
 
 /// Reads one zstd frame as a stream, by the same rules as
-/// [`decompress_exact`] but without holding the output: for the index, whose
-/// decoded form is built while it is read (FORMAT.md §8.1). Output past the
-/// declared length is an error; [`ExactReader::finish`] checks the stream
-/// ended exactly there. zstd's own error, if any, is kept for the report,
+/// [`decompress_exact`] but without holding the input or the output whole:
+/// for the index, which is decoded as it is decompressed and whose stored
+/// bytes are released as they are consumed (FORMAT.md §8.1). The frame
+/// header is checked first (one frame, declared content size equal to
+/// `raw_len`), output past the declared length is an error, and
+/// [`ExactReader::finish`] checks that the frame ends exactly there and that
+/// nothing follows it. zstd's own error, if any, is kept for the report,
 /// since the decoder reading from this sees only a failed read.
-pub(crate) struct ExactReader<'a> {
-    inner: zstd::stream::read::Decoder<'static, &'a [u8]>,
+pub(crate) struct ExactReader<R: io::Read> {
+    inner: zstd::stream::read::Decoder<'static, io::BufReader<io::Chain<io::Cursor<Vec<u8>>, R>>>,
     left: u64,
     raw_len: u64,
     failure: Option<DecompressError>,
 }
 
-impl<'a> ExactReader<'a> {
-    pub(crate) fn new(stored: &'a [u8], raw_len: u64) -> Result<Self, DecompressError> {
-        check_frame(stored, raw_len)?;
-        let inner = zstd::stream::read::Decoder::with_buffer(stored)
+impl<R: io::Read> ExactReader<R> {
+    pub(crate) fn new(mut stored: R, raw_len: u64) -> Result<Self, DecompressError> {
+        // The frame header is at most 18 bytes; read that much (or all there
+        // is) to check it before decompressing anything.
+        let mut prefix = Vec::with_capacity(18);
+        stored
+            .by_ref()
+            .take(18)
+            .read_to_end(&mut prefix)
+            .map_err(|e| DecompressError::Zstd(e.to_string()))?;
+        match zstd::zstd_safe::get_frame_content_size(&prefix) {
+            Ok(Some(n)) if n == raw_len => {}
+            Ok(declared) => {
+                return Err(DecompressError::ContentSize {
+                    declared,
+                    expected: raw_len,
+                })
+            }
+            Err(_) => return Err(DecompressError::NotOneFrame),
+        }
+        let input = io::Cursor::new(prefix).chain(stored);
+        let mut inner = zstd::stream::read::Decoder::new(input)
+            .map_err(|e| DecompressError::Zstd(e.to_string()))?
+            .single_frame();
+        // The index is written with zstd's defaults for its level (at most
+        // 8 MiB of window up to level 19); the streaming decoder's own limit
+        // (128 MiB) bounds a hostile frame, and the window never exceeds
+        // the declared content size, itself capped (FORMAT.md §8.1).
+        inner
+            .window_log_max(27)
             .map_err(|e| DecompressError::Zstd(e.to_string()))?;
         Ok(ExactReader {
             inner,
@@ -130,14 +159,14 @@ impl<'a> ExactReader<'a> {
         self.failure.as_ref()
     }
 
-    /// Bytes produced so far and not consumed by the caller: the rest of the
-    /// frame. Fails unless the frame ends exactly at the declared length.
-    /// Returns how many declared bytes the caller left unread.
+    /// Reads the rest of the frame. Fails unless the frame ends exactly at
+    /// the declared length and no byte follows it. Returns how many declared
+    /// bytes the caller left unread.
     pub(crate) fn finish(mut self) -> Result<u64, DecompressError> {
         let unread = self.left;
         let mut sink = [0u8; 4096];
         loop {
-            match io::Read::read(&mut self, &mut sink) {
+            match self.read(&mut sink) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
@@ -154,11 +183,16 @@ impl<'a> ExactReader<'a> {
                 expected: self.raw_len,
             });
         }
-        Ok(unread)
+        let mut rest = self.inner.finish();
+        match io::BufRead::fill_buf(&mut rest) {
+            Ok([]) => Ok(unread),
+            Ok(_) => Err(DecompressError::NotOneFrame),
+            Err(e) => Err(DecompressError::Zstd(e.to_string())),
+        }
     }
 }
 
-impl io::Read for ExactReader<'_> {
+impl<R: io::Read> io::Read for ExactReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.left == 0 {
             // At the declared end: the frame must end here too.

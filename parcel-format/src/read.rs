@@ -372,12 +372,53 @@ impl Parcel {
     }
 }
 
+/// The stored index as gathered from the volumes: blocks of at most 1 MiB,
+/// in order, whose SHA-256 matched the headers. A plain index is decoded
+/// straight from them, each block released once decompressed (FORMAT.md
+/// §8.1); an encrypted one is joined first, as it is decrypted whole.
+#[derive(Debug, Default)]
+pub(crate) struct StoredIndex {
+    blocks: std::collections::VecDeque<Vec<u8>>,
+    len: u64,
+    /// Bytes of the front block already read.
+    read: usize,
+}
+
+impl StoredIndex {
+    /// All the bytes in one buffer.
+    fn into_bytes(self) -> Vec<u8> {
+        let mut all = Vec::with_capacity(self.len as usize);
+        for block in self.blocks {
+            all.extend_from_slice(&block);
+        }
+        all
+    }
+}
+
+impl Read for StoredIndex {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(front) = self.blocks.front() {
+            let rest = front.get(self.read..).unwrap_or_default();
+            if rest.is_empty() {
+                self.blocks.pop_front();
+                self.read = 0;
+                continue;
+            }
+            let n = buf.len().min(rest.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.read += n;
+            return Ok(n);
+        }
+        Ok(0)
+    }
+}
+
 /// Reads the index pieces, checks they tile the stored index, and checks
 /// its hash (FORMAT.md §7.3 steps 1–4); returns the stored index.
 pub(crate) fn read_index(
     volumes: &BTreeMap<u32, Volume>,
     header: &VolumeHeader,
-) -> Result<Vec<u8>, Problem> {
+) -> Result<StoredIndex, Problem> {
     if header.index_stored_len > MAX_INDEX_STORED {
         return Err(Problem::limit(
             "declared stored index length",
@@ -391,19 +432,20 @@ pub(crate) fn read_index(
         .filter(|v| v.header.index_piece.len > 0)
         .collect();
     pieces.sort_by_key(|v| v.header.index_piece.start);
-    let mut stored = Vec::with_capacity(total as usize);
+    let mut stored = StoredIndex::default();
+    let mut hasher = Sha256::new();
     let files: Vec<String> = pieces
         .iter()
         .map(|v| v.path.display().to_string())
         .collect();
     for v in pieces {
         let piece = v.header.index_piece;
-        if piece.start != stored.len() as u64 {
+        if piece.start != stored.len {
             return Err(Problem::index(format!(
                 "index piece in volume {} starts at {}, expected {} (a volume holding part of the index is missing, or the pieces overlap)",
                 v.header.volume,
                 piece.start,
-                stored.len()
+                stored.len
             )));
         }
         let end = piece.offset.checked_add(piece.len);
@@ -423,18 +465,26 @@ pub(crate) fn read_index(
         let mut file = File::open(&v.path).map_err(unreadable)?;
         file.seek(SeekFrom::Start(piece.offset))
             .map_err(unreadable)?;
-        let before = stored.len();
-        stored.resize(before + piece.len as usize, 0);
-        file.read_exact(&mut stored[before..]).map_err(unreadable)?;
+        // In blocks of at most 1 MiB, so that a plain index can be released
+        // block by block while it is decoded.
+        let mut left = piece.len;
+        while left > 0 {
+            let mut block = vec![0u8; left.min(1 << 20) as usize];
+            file.read_exact(&mut block).map_err(unreadable)?;
+            hasher.update(&block);
+            left -= block.len() as u64;
+            stored.len += block.len() as u64;
+            stored.blocks.push_back(block);
+        }
     }
-    if stored.len() as u64 != total {
+    if stored.len != total {
         return Err(Problem::index(format!(
             "only {} of {} index bytes are in the volumes given (a volume holding part of the index is missing)",
-            stored.len(),
+            stored.len,
             total
         )));
     }
-    let digest: [u8; 32] = Sha256::digest(&stored).into();
+    let digest: [u8; 32] = hasher.finalize().into();
     if digest != header.index_sha256 {
         return Err(Problem::index(format!(
             "the index read from {} does not match its signed SHA-256 (damaged)",
@@ -450,12 +500,13 @@ pub(crate) fn read_index(
 fn decrypt_index(
     set: &VolumeSet,
     identity: Option<&Identity>,
-    stored: Vec<u8>,
+    stored: StoredIndex,
 ) -> Result<(Manifest, Option<ParcelKey>), Problem> {
     let header = &set.header;
     if !header.is_encrypted() {
-        return Ok((Manifest::decode(&stored, header.index_raw_len)?, None));
+        return Ok((Manifest::decode_from(stored, header.index_raw_len)?, None));
     }
+    let stored = stored.into_bytes();
     let entry = read_keys_entry(&set.volumes, header)?;
     let identity = identity.ok_or(Problem::CannotDecrypt {
         identity_given: false,

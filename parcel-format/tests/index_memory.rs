@@ -95,3 +95,25 @@ fn a_frame_longer_or_shorter_than_declared_is_an_index_failure() {
         assert!(problem.to_string().contains("decompress"), "{problem}");
     }
 }
+
+#[test]
+fn a_second_frame_or_a_cut_frame_is_an_index_failure() {
+    let (stored, raw_len) = empty_manifest().encode(3).unwrap();
+    let mut two = stored.clone();
+    two.extend_from_slice(&stored);
+    let mut trailing = stored.clone();
+    trailing.push(0);
+    let cut = &stored[..stored.len() - 2];
+    for (what, bytes) in [
+        ("two frames", &two[..]),
+        ("a byte after the frame", &trailing[..]),
+        ("a cut frame", cut),
+    ] {
+        let problem = Manifest::decode(bytes, raw_len).unwrap_err();
+        assert_eq!(problem.class(), FailureClass::Index, "{what}: {problem}");
+    }
+    // Read through any reader, the same rules hold.
+    let problem = Manifest::decode_from(&two[..], raw_len).unwrap_err();
+    assert_eq!(problem.class(), FailureClass::Index, "{problem}");
+    assert!(Manifest::decode_from(&stored[..], raw_len).is_ok());
+}
