@@ -31,6 +31,7 @@ use error::CliError;
 use home::Context;
 
 fn main() -> ExitCode {
+    keep_large_buffers_out_of_arenas();
     // Usage errors exit with 2 and --help/--version with 0, from clap itself.
     let cli = Cli::parse();
     match run(&cli) {
@@ -70,5 +71,21 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Sent(args) => track::sent(&ctx, args),
         Command::Packages(args) => track::packages(&ctx, args),
         Command::Demo(args) => demo::run(args),
+    }
+}
+
+/// Packs (up to 16 MiB each, 4 MiB by default) are decoded on worker threads
+/// and freed on another. glibc's malloc raises its mmap threshold each time
+/// such a buffer is freed, after which they are carved from per-thread arenas
+/// that keep the pages: `parcel verify` of 200,000 files peaked at 136 MB
+/// resident against 82 MB allocated. With a fixed threshold of 1 MiB they
+/// stay mmap'd and go back to the system when freed (97 MB resident).
+fn keep_large_buffers_out_of_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tuning parameter of the allocator, before
+    // any other thread exists; an unknown parameter is reported by its return
+    // value, which is ignored (the default stays).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
