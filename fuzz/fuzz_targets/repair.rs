@@ -198,5 +198,6 @@ fuzz_target!(|mutations: Vec<Mutation>| {
             );
         }
     }
-    let _ = parcel_format::verify::verify_media(&repair.paths, parcel_fuzz::trusted(), &mut |_, _| {});
+    let _ =
+        parcel_format::verify::verify_media(&repair.paths, parcel_fuzz::trusted(), &mut |_, _| {});
 });

@@ -23,6 +23,7 @@ use parcel_format::{ChunkParams, Entry, EntryKind, Manifest, ParcelId};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+pub mod delta;
 pub mod encrypted;
 
 /// Site code the fuzz key is trusted under, and the seeds' source site.
