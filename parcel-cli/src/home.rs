@@ -165,27 +165,7 @@ impl Home {
     /// 0600 and `create_new`, so it is never readable by others, not even
     /// briefly, and an existing key is never overwritten.
     pub fn write_secret_key(&self, key: &SecretKey) -> Result<(), CliError> {
-        let path = self.secret_key_path();
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|err| {
-                if err.kind() == std::io::ErrorKind::AlreadyExists {
-                    CliError::SecretKeyExists(path.clone())
-                } else {
-                    CliError::io("create", &path)(err)
-                }
-            })?;
-        let written = file
-            .write_all(key.as_bytes())
-            .and_then(|()| file.sync_all());
-        if let Err(err) = written {
-            let _ = fs::remove_file(&path);
-            return Err(CliError::io("write", &path)(err));
-        }
-        Ok(())
+        write_private_file(&self.secret_key_path(), key.as_bytes())
     }
 
     /// Reads this site's secret key. Refuses a key file that is group- or
@@ -234,32 +214,12 @@ impl Home {
     /// Writes a new encryption identity to `site.age` (mode 0600, never
     /// overwriting), in age's identity file format.
     pub fn write_identity(&self, identity: &Identity) -> Result<(), CliError> {
-        let path = self.identity_path();
         let text = format!(
             "# parcel site encryption key (age X25519 identity): keep it secret\n# public key: {}\n{}\n",
             identity.to_public(),
             identity.to_string().expose_secret()
         );
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|err| {
-                if err.kind() == std::io::ErrorKind::AlreadyExists {
-                    CliError::SecretKeyExists(path.clone())
-                } else {
-                    CliError::io("create", &path)(err)
-                }
-            })?;
-        let written = file
-            .write_all(text.as_bytes())
-            .and_then(|()| file.sync_all());
-        if let Err(err) = written {
-            let _ = fs::remove_file(&path);
-            return Err(CliError::io("write", &path)(err));
-        }
-        Ok(())
+        write_private_file(&self.identity_path(), text.as_bytes())
     }
 
     /// Reads this site's encryption identity; `None` when the home has none
@@ -379,6 +339,30 @@ impl Drop for HomeLock {
         // release explicit and immediate.
         let _ = self.file.unlock();
     }
+}
+
+/// Writes a secret file: created with mode 0600 and `create_new`, so it is
+/// never readable by others, not even briefly, and an existing one is never
+/// overwritten; synced, and removed again if writing fails.
+fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|err| {
+            if err.kind() == std::io::ErrorKind::AlreadyExists {
+                CliError::SecretKeyExists(path.to_owned())
+            } else {
+                CliError::io("create", path)(err)
+            }
+        })?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if let Err(err) = written {
+        let _ = fs::remove_file(path);
+        return Err(CliError::io("write", path)(err));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
