@@ -114,7 +114,13 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         }
         if previous.status == Status::Imported {
             // The receipt may have been lost (a kill after the import was
-            // recorded, a medium gone): write it again; the store is untouched.
+            // recorded, a medium gone): write it again, the same receipt
+            // (same import time, and Ed25519 signs deterministically); the
+            // store is untouched.
+            let imported = catalog
+                .package(&manifest.package_id, manifest.package_version)?
+                .filter(|p| p.parcel_id == id)
+                .map_or_else(clock::now, |p| p.imported_at);
             let path = write_receipt(
                 ctx,
                 args.receipt.as_deref(),
@@ -122,6 +128,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                 &parcel,
                 &site.code,
                 &key,
+                imported,
             )?;
             output::print(&format!(
                 "{subject} was already imported; nothing to do (its receipt is written again to {})\n",
@@ -196,6 +203,8 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         };
         catalog.add_parcel(&record, now, detail)?;
     }
+    // The time the store records and the receipt states.
+    let imported = clock::now();
     let (files_written, bytes) = if existing.is_some() {
         catalog.advance(
             &id,
@@ -215,7 +224,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             tree_digest: digest.clone(),
             files: summary.files,
             bytes: summary.bytes,
-            imported_at: clock::now(),
+            imported_at: imported,
         };
         catalog.record_import(
             &record,
@@ -231,6 +240,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         &parcel,
         &site.code,
         &key,
+        imported,
     )?;
     catalog.note(
         &id,
@@ -405,6 +415,7 @@ fn write_receipt(
     parcel: &Parcel,
     site: &str,
     key: &ed25519_dalek::SigningKey,
+    imported: i64,
 ) -> Result<PathBuf, CliError> {
     let manifest = parcel.manifest();
     let receipt = Receipt {
@@ -415,7 +426,7 @@ fn write_receipt(
         package_version: manifest.package_version,
         tree_digest: manifest.tree_digest(),
         index_sha256: parcel.index_sha256(),
-        imported: clock::now(),
+        imported,
     };
     let text = receipt.to_signed_text(key);
     let name = format!(

@@ -186,11 +186,48 @@ impl RepairScratch {
     pub fn path(&self) -> &Path {
         &self.0
     }
+
+    /// Removes the scratch directories under `parent` left by a command that
+    /// was killed while repairing (rebuilt volumes can be gigabytes): those
+    /// named after a process that no longer exists. A directory of a running
+    /// process (or of one whose number was reused) is left alone.
+    pub fn sweep_stale(parent: &Path) {
+        let Ok(listing) = fs::read_dir(parent) else {
+            return;
+        };
+        for item in listing.flatten() {
+            let name = item.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("repair-"))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<i32>().ok());
+            if let Some(pid) = pid {
+                if pid > 0 && !process_exists(pid) {
+                    let _ = fs::remove_dir_all(item.path());
+                }
+            }
+        }
+    }
+}
+
+/// Whether a process with this number exists (signal 0 checks without sending).
+fn process_exists(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing; it only reports whether the
+    // process exists (ESRCH when it does not).
+    let found = unsafe { libc::kill(pid, 0) } == 0;
+    found || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 impl Drop for RepairScratch {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
+        // The parent too, when nothing else is in it (`<home>/repair/`).
+        if let Some(parent) = self.0.parent() {
+            if parent.file_name().is_some_and(|n| n == "repair") {
+                let _ = fs::remove_dir(parent);
+            }
+        }
     }
 }
 

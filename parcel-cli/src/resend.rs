@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use parcel_format::manifest::Manifest;
 use parcel_format::repair_request::RepairRequest;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::catalog::Direction;
 use crate::clock;
@@ -76,6 +77,14 @@ pub fn run(
         .ok_or_else(|| unusable("too short".into()))?;
     let raw_len = u64::from_le_bytes(*raw_len);
     let manifest = Manifest::decode(stored, raw_len).map_err(|p| unusable(p.to_string()))?;
+    let kept_sha256: [u8; 32] = Sha256::digest(stored).into();
+    if kept_sha256 != request.index_sha256 {
+        // The kept index is the plain one: for an encrypted parcel the
+        // volumes' index is its ciphertext, and the parcel key is not kept.
+        return Err(refused(format!(
+            "its index is not the one kept here for parcel {id}: the parcel was encrypted (encrypted volumes cannot be rebuilt at the source; send a new parcel), or the request was altered"
+        )));
+    }
     let out = outs
         .first()
         .ok_or_else(|| CliError::Usage("give --out DIR for the repair volumes".into()))?;

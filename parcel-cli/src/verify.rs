@@ -31,9 +31,18 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     let catalog = ctx.home.open_catalog()?;
     let site = catalog.site()?;
     let trust = Trust::load(&catalog, &site)?;
-    let identity = ctx.home.load_identity()?;
+    // Only encrypted parcels need the identity: a damaged `site.age` must not
+    // stop the check of a plain parcel.
+    let identity = ctx.home.load_identity().unwrap_or_else(|err| {
+        output::warn(&format!(
+            "{err}; parcels encrypted to this site cannot be read until it is mended"
+        ));
+        None
+    });
     let files = volume_files(&args.paths)?;
-    let scratch = RepairScratch::new(&ctx.home.root().join("repair"));
+    let scratch_parent = ctx.home.root().join("repair");
+    RepairScratch::sweep_stale(&scratch_parent);
+    let scratch = RepairScratch::new(&scratch_parent);
     let repair = parcel_format::repair::repair(&files, &trust.keys, scratch.path());
     for note in &repair.notes {
         ctx.note(note);
@@ -97,7 +106,16 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     }
     if !report.is_ok() {
         if let Some(path) = &args.repair_request {
-            write_repair_request(ctx, &catalog, &files, &report.problems, &trust, path)?;
+            if report.encrypted || any_encrypted(&files, &trust) {
+                // Its source keeps no parcel key, so it cannot rebuild
+                // encrypted volumes (FORMAT.md §13.8).
+                output::warn("no repair request written: the parcel is encrypted, and its source cannot rebuild encrypted volumes; ask the sender for a new parcel");
+            } else if let Err(err) =
+                write_repair_request(ctx, &catalog, &files, &report.problems, &trust, path)
+            {
+                // The verification failure stays the outcome (exit 3).
+                output::warn(&format!("no repair request written: {err}"));
+            }
         }
         return Err(problems_error(
             &subject,
@@ -189,4 +207,14 @@ fn write_repair_request(
         request.source_site
     ));
     Ok(())
+}
+
+/// Whether any of the volumes given authenticates as part of an encrypted
+/// parcel (FORMAT.md §12): the report alone does not say so when the parcel
+/// could not be opened.
+fn any_encrypted(files: &[std::path::PathBuf], trust: &Trust) -> bool {
+    files.iter().any(|file| {
+        parcel_format::read::read_volume_header(file, &trust.keys)
+            .is_ok_and(|header| header.is_encrypted())
+    })
 }

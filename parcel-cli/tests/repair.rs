@@ -454,3 +454,25 @@ fn an_encrypted_parcel_with_parity_is_rebuilt_then_decrypted() {
         package_view(&snapshot(&package)),
     );
 }
+
+#[test]
+fn verify_sweeps_the_repair_scratch_of_a_killed_verify() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let out = world.medium();
+    create_with_parity(&cen, &package, 1, "34", &out);
+    // What a verify killed while rebuilding leaves: a scratch directory named
+    // after its process, which no longer exists (pids stay below 2^22).
+    let stale = bxl.home.join("repair").join("repair-4194305-1");
+    fs::create_dir_all(&stale).expect("stale scratch");
+    fs::write(stale.join("rebuilt.tar"), b"a rebuilt volume").expect("stale file");
+    bxl.run(&["verify", arg(&out)]).success();
+    assert!(
+        !stale.exists(),
+        "the stale scratch directory is still there"
+    );
+    assert!(
+        !bxl.home.join("repair").exists(),
+        "an empty repair directory is left"
+    );
+}

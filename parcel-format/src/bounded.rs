@@ -19,6 +19,9 @@ use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
 thread_local! {
     /// Bytes of list elements the current decode may still allocate.
     static BUDGET: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Bytes of encoded input the current decode reads at most: no list can
+    /// have more elements than that, since each takes at least one byte.
+    static INPUT: Cell<usize> = const { Cell::new(0) };
     /// Whether the current decode ran out of budget.
     static SPENT: Cell<bool> = const { Cell::new(false) };
 }
@@ -26,13 +29,16 @@ thread_local! {
 /// The message of the error a decode fails with when its budget is spent.
 pub(crate) const SPENT_MESSAGE: &str = "the index needs more memory than a reader allows";
 
-/// Runs `decode` with `bytes` of budget for list elements on this thread.
-/// Returns its result and whether the budget ran out.
-pub(crate) fn with_budget<T>(bytes: usize, decode: impl FnOnce() -> T) -> (T, bool) {
+/// Runs `decode` with `bytes` of budget for list elements on this thread,
+/// over at most `input` bytes of encoding. Returns its result and whether the
+/// budget ran out.
+pub(crate) fn with_budget<T>(bytes: usize, input: usize, decode: impl FnOnce() -> T) -> (T, bool) {
     BUDGET.with(|b| b.set(bytes));
+    INPUT.with(|i| i.set(input));
     SPENT.with(|s| s.set(false));
     let result = decode();
     BUDGET.with(|b| b.set(usize::MAX));
+    INPUT.with(|i| i.set(0));
     (result, SPENT.with(|s| s.replace(false)))
 }
 
@@ -51,8 +57,10 @@ fn charge(bytes: usize) -> bool {
 
 /// Deserializes a `Vec<T>`, charging `size_of::<T>()` per element to the
 /// thread's budget. Room for the declared length is reserved up front only as
-/// far as the budget still allows (and charged for), so that a large honest
-/// list is allocated once, at its size, rather than grown by doubling.
+/// far as the budget still allows (and charged for), and never for more
+/// elements than the input has bytes, so that a large honest list is
+/// allocated once, at its size, rather than grown by doubling, while a small
+/// input declaring a huge list reserves little.
 pub(crate) fn vec<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
@@ -78,7 +86,8 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for BoundedVec<T> {
             usize::MAX => 0,
             left => left / size,
         };
-        let reserved = declared.min(affordable);
+        // A declared length is not trusted beyond what the input could hold.
+        let reserved = declared.min(affordable).min(INPUT.with(Cell::get));
         if !charge(reserved * size) {
             return Err(A::Error::custom(SPENT_MESSAGE));
         }

@@ -270,22 +270,23 @@ impl Manifest {
         let mut reader = crate::pack::ExactReader::new(stored, raw_len)
             .map_err(|e| Problem::index(format!("does not decompress: {e}")))?;
         let mut scratch = vec![0u8; MAX_INDEX_STRING.min(raw_len as usize)];
-        let (decoded, spent) = crate::bounded::with_budget(MAX_INDEX_MEMORY, || {
-            let (mut manifest, (reader, scratch)) =
-                postcard::from_io::<Manifest, _>((&mut reader, &mut scratch[..]))?;
-            match manifest.format_version {
-                DELTA_FORMAT_VERSION => {
-                    let (base, _) = postcard::from_io::<Base, _>((reader, scratch))?;
-                    manifest.base = Some(base);
+        let (decoded, spent) =
+            crate::bounded::with_budget(MAX_INDEX_MEMORY, raw_len as usize, || {
+                let (mut manifest, (reader, scratch)) =
+                    postcard::from_io::<Manifest, _>((&mut reader, &mut scratch[..]))?;
+                match manifest.format_version {
+                    DELTA_FORMAT_VERSION => {
+                        let (base, _) = postcard::from_io::<Base, _>((reader, scratch))?;
+                        manifest.base = Some(base);
+                    }
+                    EXTENDED_FORMAT_VERSION => {
+                        let (base, _) = postcard::from_io::<Option<Base>, _>((reader, scratch))?;
+                        manifest.base = base;
+                    }
+                    _ => {}
                 }
-                EXTENDED_FORMAT_VERSION => {
-                    let (base, _) = postcard::from_io::<Option<Base>, _>((reader, scratch))?;
-                    manifest.base = base;
-                }
-                _ => {}
-            }
-            Ok::<_, postcard::Error>(manifest)
-        });
+                Ok::<_, postcard::Error>(manifest)
+            });
         if spent {
             return Err(Problem::limit(
                 "memory needed to decode the index (bytes)",

@@ -519,7 +519,7 @@ fn decrypt_index(
             "the {KEYS_ENTRY} entry does not give the parcel key: {reason}"
         )),
     })?;
-    let frame = key.open_index(&header.parcel_id, &stored).ok_or_else(|| {
+    let frame = key.open_index(&header.parcel_id, stored).ok_or_else(|| {
         Problem::index(
             "the index does not decrypt under the parcel key (the keys entry belongs to another parcel, or the index was forged)",
         )

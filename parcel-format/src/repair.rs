@@ -717,6 +717,12 @@ fn rebuild(
             // Gather the stripe: intact originals (virtual blocks are zero)
             // and, when something is lost, the intact recovery blocks.
             present.fill(false);
+            let mut is_erased = vec![false; originals];
+            for &shard in &erased {
+                if let Some(e) = is_erased.get_mut(shard) {
+                    *e = true;
+                }
+            }
             for shard in 0..originals {
                 let place = layout.place_of(stripe, shard);
                 let slot = shards
@@ -729,7 +735,7 @@ fn rebuild(
                     }
                     continue;
                 }
-                if erased.contains(&shard) {
+                if is_erased.get(shard).copied().unwrap_or(false) {
                     continue;
                 }
                 if let Some(Some((file, len))) = copies.get_mut(place.volume) {
