@@ -171,7 +171,6 @@ impl Home {
     /// Reads this site's secret key. Refuses a key file that is group- or
     /// world-readable (naming the `chmod` to run), that is not a regular file,
     /// or that is not exactly 32 bytes.
-    #[allow(dead_code)] // For create, import and receipt, still stubs.
     pub fn load_secret_key(&self) -> Result<SecretKey, CliError> {
         let path = self.secret_key_path();
         let file = File::open(&path).map_err(|err| {
@@ -181,21 +180,7 @@ impl Home {
                 CliError::io("open secret key", &path)(err)
             }
         })?;
-        let meta = file
-            .metadata()
-            .map_err(CliError::io("inspect secret key", &path))?;
-        if !meta.is_file() {
-            return Err(CliError::SecretKeyInvalid {
-                path,
-                reason: "not a regular file",
-            });
-        }
-        if meta.mode() & 0o077 != 0 {
-            return Err(CliError::SecretKeyExposed {
-                path,
-                mode: meta.mode() & 0o7777,
-            });
-        }
+        check_private(&file, &path)?;
         let mut bytes = Vec::with_capacity(SECRET_KEY_LEN);
         file.take(SECRET_KEY_LEN as u64 + 1)
             .read_to_end(&mut bytes)
@@ -232,21 +217,7 @@ impl Home {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(CliError::io("open encryption key", &path)(err)),
         };
-        let meta = file
-            .metadata()
-            .map_err(CliError::io("inspect encryption key", &path))?;
-        if !meta.is_file() {
-            return Err(CliError::SecretKeyInvalid {
-                path,
-                reason: "not a regular file",
-            });
-        }
-        if meta.mode() & 0o077 != 0 {
-            return Err(CliError::SecretKeyExposed {
-                path,
-                mode: meta.mode() & 0o7777,
-            });
-        }
+        check_private(&file, &path)?;
         let mut text = String::new();
         file.take(4096)
             .read_to_string(&mut text)
@@ -339,6 +310,27 @@ impl Drop for HomeLock {
         // release explicit and immediate.
         let _ = self.file.unlock();
     }
+}
+
+/// Checks an opened secret file (signing key or encryption identity): a
+/// regular file that neither its group nor others can read.
+fn check_private(file: &File, path: &Path) -> Result<(), CliError> {
+    let meta = file
+        .metadata()
+        .map_err(CliError::io("inspect secret file", path))?;
+    if !meta.is_file() {
+        return Err(CliError::SecretKeyInvalid {
+            path: path.to_owned(),
+            reason: "not a regular file",
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(CliError::SecretKeyExposed {
+            path: path.to_owned(),
+            mode: meta.mode() & 0o7777,
+        });
+    }
+    Ok(())
 }
 
 /// Writes a secret file: created with mode 0600 and `create_new`, so it is

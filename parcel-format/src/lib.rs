@@ -93,6 +93,7 @@ pub mod repair;
 pub mod repair_request;
 pub mod resend;
 pub mod sign;
+mod signed_text;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod verify;

@@ -9,6 +9,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::manifest::{check_package_id, check_site_code, hex, Hash, ParcelId};
 use crate::sign::{self, DOMAIN_RECEIPT};
+use crate::signed_text::{unhex, SignedText};
 
 /// Largest receipt file a reader accepts.
 pub const MAX_RECEIPT_LEN: usize = 4096;
@@ -80,46 +81,13 @@ impl Receipt {
     }
 }
 
-fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (slot, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-        *slot = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
-}
-
 impl SignedReceipt {
     /// Parses a receipt and checks its signature (strict: exact line order, no extra lines).
     pub fn parse(bytes: &[u8]) -> Result<SignedReceipt, ReceiptError> {
         let bad = |why: &str| ReceiptError::Malformed(why.to_owned());
-        if bytes.len() > MAX_RECEIPT_LEN {
-            return Err(bad("longer than 4096 bytes"));
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-        let sig_at = text
-            .find("\nsignature: ")
-            .ok_or_else(|| bad("no signature line"))?
-            + 1;
-        let (body, sig_line) = text.split_at(sig_at);
-        let mut lines = body.lines();
-        if lines.next() != Some(FIRST_LINE) {
-            return Err(bad("first line is not `parcel-receipt v1`"));
-        }
-        let mut field = |name: &str| -> Result<&str, ReceiptError> {
-            let line = lines
-                .next()
-                .ok_or_else(|| bad(&format!("missing `{name}:`")))?;
-            line.strip_prefix(name)
-                .and_then(|r| r.strip_prefix(": "))
-                .ok_or_else(|| bad(&format!("expected `{name}:`, found {line:?}")))
-        };
+        let mut text = SignedText::split(bytes, MAX_RECEIPT_LEN, "4096 bytes", FIRST_LINE)
+            .map_err(ReceiptError::Malformed)?;
+        let mut field = |name: &str| text.field(name).map_err(ReceiptError::Malformed);
         let parcel_id = ParcelId::parse(field("parcel")?).ok_or_else(|| bad("bad parcel id"))?;
         let source_site = field("source")?.to_owned();
         let destination_site = field("destination")?.to_owned();
@@ -131,17 +99,11 @@ impl SignedReceipt {
             .parse()
             .map_err(|_| bad("bad import time"))?;
         let signer: [u8; 32] = unhex(field("signer")?).ok_or_else(|| bad("bad signer key"))?;
-        if lines.next().is_some() {
-            return Err(bad("unexpected line before the signature"));
-        }
+        let body = text.body;
+        let signature = text.signature().map_err(ReceiptError::Malformed)?;
         check_site_code(&source_site).map_err(ReceiptError::Malformed)?;
         check_site_code(&destination_site).map_err(ReceiptError::Malformed)?;
         check_package_id(&package_id).map_err(ReceiptError::Malformed)?;
-        let sig_hex = sig_line
-            .strip_prefix("signature: ")
-            .and_then(|s| s.strip_suffix('\n'))
-            .ok_or_else(|| bad("bad signature line"))?;
-        let signature: [u8; 64] = unhex(sig_hex).ok_or_else(|| bad("bad signature"))?;
         let receipt = Receipt {
             parcel_id,
             source_site,

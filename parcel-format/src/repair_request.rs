@@ -17,6 +17,7 @@ use crate::limits::MAX_VOLUMES;
 use crate::manifest::{check_site_code, hex, Hash, ParcelId};
 use crate::read::authenticate_volume;
 use crate::sign::{self, TrustedKeys};
+use crate::signed_text::{unhex, SignedText};
 
 /// Domain string of a repair request's signature.
 pub const DOMAIN_REPAIR_REQUEST: &[u8] = b"parcel-format/v1/repair-request\0";
@@ -147,27 +148,9 @@ impl RepairRequest {
     /// that key; the caller checks the key is the destination site's.
     pub fn parse(bytes: &[u8]) -> Result<(RepairRequest, [u8; 32]), RequestError> {
         let bad = |why: &str| RequestError::Malformed(why.to_owned());
-        if bytes.len() > MAX_REQUEST_LEN {
-            return Err(bad("longer than 256 KiB"));
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-        let sig_at = text
-            .find("\nsignature: ")
-            .ok_or_else(|| bad("no signature line"))?
-            + 1;
-        let (body, sig_line) = text.split_at(sig_at);
-        let mut lines = body.lines();
-        if lines.next() != Some(FIRST_LINE) {
-            return Err(bad("first line is not `parcel-repair-request v1`"));
-        }
-        let mut field = |name: &str| -> Result<&str, RequestError> {
-            let line = lines
-                .next()
-                .ok_or_else(|| bad(&format!("missing `{name}:`")))?;
-            line.strip_prefix(name)
-                .and_then(|r| r.strip_prefix(": "))
-                .ok_or_else(|| bad(&format!("expected `{name}:`, found {line:?}")))
-        };
+        let mut text = SignedText::split(bytes, MAX_REQUEST_LEN, "256 KiB", FIRST_LINE)
+            .map_err(RequestError::Malformed)?;
+        let mut field = |name: &str| text.field(name).map_err(RequestError::Malformed);
         let parcel_id = ParcelId::parse(field("parcel")?).ok_or_else(|| bad("bad parcel id"))?;
         let source_site = field("source")?.to_owned();
         let destination_site = field("destination")?.to_owned();
@@ -228,16 +211,10 @@ impl RepairRequest {
             .parse()
             .map_err(|_| bad("bad request time"))?;
         let signer: [u8; 32] = unhex(field("signer")?).ok_or_else(|| bad("bad signer key"))?;
-        if lines.next().is_some() {
-            return Err(bad("unexpected line before the signature"));
-        }
+        let body = text.body;
+        let signature = text.signature().map_err(RequestError::Malformed)?;
         check_site_code(&source_site).map_err(RequestError::Malformed)?;
         check_site_code(&destination_site).map_err(RequestError::Malformed)?;
-        let sig_hex = sig_line
-            .strip_prefix("signature: ")
-            .and_then(|s| s.strip_suffix('\n'))
-            .ok_or_else(|| bad("bad signature line"))?;
-        let signature: [u8; 64] = unhex(sig_hex).ok_or_else(|| bad("bad signature"))?;
         let request = RepairRequest {
             parcel_id,
             source_site,
@@ -257,21 +234,6 @@ impl RepairRequest {
         }
         Ok((request, signer))
     }
-}
-
-fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (slot, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-        *slot = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]
