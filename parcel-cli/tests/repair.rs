@@ -38,9 +38,22 @@ fn create_with_parity(
     percent: &str,
     out: &Path,
 ) -> ParityParcel {
+    create_with(cen, package, version, out, &["--parity", percent])
+}
+
+/// CEN writes `package` as `tools` v`version` for BXL with the options
+/// `args` (which ask for parity), all volumes in `out`.
+fn create_with(
+    cen: &Site,
+    package: &Path,
+    version: u64,
+    out: &Path,
+    args: &[&str],
+) -> ParityParcel {
     let stdout = cen
         .create_cmd(package, "tools", version, "BXL", &[out])
-        .args(["--parity", percent, "--json"])
+        .args(args)
+        .arg("--json")
         .assert()
         .success()
         .get_output()
@@ -426,21 +439,14 @@ fn an_encrypted_parcel_with_parity_is_rebuilt_then_decrypted() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 1);
     let out = world.medium();
-    let stdout = cen
-        .create_cmd(&package, "tools", 1, "BXL", &[&out])
-        .args(["--parity", "34", "--encrypt", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&stdout).expect("create --json");
-    let parcel = ParityParcel {
-        volumes: paths(&json, "volumes"),
-        parity: paths(&json, "parity_volumes"),
-    };
+    let parcel = create_with(&cen, &package, 1, &out, &["--parity", "34", "--encrypt"]);
     let count = parcel.volumes.len();
-    assert!(count >= 3 && !parcel.parity.is_empty(), "{json}");
+    assert!(
+        count >= 3 && !parcel.parity.is_empty(),
+        "{:?} {:?}",
+        parcel.volumes,
+        parcel.parity
+    );
     // The last volume holds the index; losing it loses the encrypted index too.
     fs::remove_file(&parcel.volumes[count - 1]).expect("lose a volume");
 
