@@ -211,7 +211,7 @@ fuzz_target!(|tree: Tree| {
     );
     let scan = write::scan(&package).expect("the writer scans a safe tree");
     let written = write::write_parcel(
-        &scan,
+        scan,
         &parcel_fuzz::parcel_info(),
         parcel_fuzz::fuzz_key(),
         &options,

@@ -60,7 +60,7 @@ pub fn seed() -> &'static DeltaSeed {
         info.package_version = base_parcel.manifest.package_version + 1;
         let scan = write::scan(&next).expect("version 2 scans");
         let written = write::write_delta_parcel(
-            &scan,
+            scan,
             &info,
             &index,
             fuzz_key(),

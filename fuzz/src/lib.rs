@@ -198,7 +198,7 @@ pub fn write_package(package: &Path, options: &WriteOptions) -> SeedParcel {
     );
     let scan = write::scan(package).expect("seed package scans");
     let written = write::write_parcel(
-        &scan,
+        scan,
         &parcel_info(),
         fuzz_key(),
         options,
@@ -540,7 +540,7 @@ pub fn seed_parity_parcel() -> &'static ParitySeed {
             parity_percent: Some(50),
         };
         let written = write::write_parcel_with(
-            &scan,
+            scan,
             &parcel_info(),
             fuzz_key(),
             &options,

@@ -3,8 +3,8 @@
 //! room before writing anything, reads back and verifies what it wrote, and
 //! records the outgoing parcel as `created`.
 
-use std::fs;
-use std::io::{IsTerminal, Write};
+use std::fs::{self, File};
+use std::io::{IsTerminal, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use parcel_format::delta::BaseIndex;
@@ -163,14 +163,21 @@ fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<(), CliE
     let dir = ctx.home.sent_dir();
     fs::create_dir_all(&dir).map_err(CliError::io("create", &dir))?;
     let path = dir.join(format!("{}.index", manifest.parcel_id));
-    let (stored, raw_len) = manifest
-        .encode(level)
-        .map_err(CliError::io("encode the index for", &path))?;
-    let mut bytes = raw_len.to_le_bytes().to_vec();
-    bytes.extend(stored);
     // Written whole or not at all: a temporary file, synced, then renamed.
+    // The stored index is streamed into it, never held whole (a
+    // million-file index is about 100 MB); its raw length, known at the
+    // end, goes into the first 8 bytes.
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(CliError::io("write in", &dir))?;
-    std::io::Write::write_all(&mut tmp, &bytes).map_err(CliError::io("write", &path))?;
+    let write = |file: &mut File| -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::new(&mut *file);
+        out.write_all(&[0; 8])?;
+        let (_, raw_len) = manifest.encode_to(level, &mut out)?;
+        out.flush()?;
+        drop(out);
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&raw_len.to_le_bytes())
+    };
+    write(tmp.as_file_mut()).map_err(CliError::io("write", &path))?;
     tmp.as_file()
         .sync_all()
         .map_err(CliError::io("sync", &path))?;
@@ -307,12 +314,13 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     };
     let mut sink = DirSink::new(outputs, stem, volume_size);
     let bar = Progress::bytes(ctx, "Creating", scan.content_bytes);
+    let files = scan.files;
     let extras = write::Extras {
         base: base.as_ref(),
         parity_percent: o.parity,
     };
     let written = write::write_parcel_with(
-        &scan,
+        scan,
         &info,
         &key,
         &options,
@@ -421,7 +429,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             "parity_percent": o.parity,
             "bytes": record.bytes,
             "content_bytes": manifest.content_bytes(),
-            "files": scan.files,
+            "files": files,
             "verified": o.verify,
             "base_version": base_version,
             "encrypted": o.encrypt,

@@ -195,7 +195,7 @@ fn write_once(
         options.volume_size,
     );
     let package = scan(dir)?;
-    let summary = write_parcel(&package, &info, &key, &options, &mut sink, &mut |_| {})?;
+    let summary = write_parcel(package, &info, &key, &options, &mut sink, &mut |_| {})?;
     out.close()?;
     Ok(summary)
 }

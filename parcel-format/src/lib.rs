@@ -54,7 +54,7 @@
 //! let options = write::WriteOptions::default();
 //! let mut sink = DirSink::new(vec![OutputDir { dir: tmp.path().to_owned(), capacity: None }], "CEN00012-1", options.volume_size);
 //! let scan = write::scan(&package)?;
-//! let written = write::write_parcel(&scan, &info, &key, &options, &mut sink, &mut |_| {})?;
+//! let written = write::write_parcel(scan, &info, &key, &options, &mut sink, &mut |_| {})?;
 //! let volumes: Vec<_> = written.volumes.iter().map(|(path, _)| path.clone()).collect();
 //!
 //! // At the destination site: verify, then extract.
@@ -77,6 +77,7 @@
 mod bounded;
 pub mod chunk;
 mod content;
+mod dedup;
 pub mod delta;
 pub mod encrypt;
 pub mod error;

@@ -225,10 +225,25 @@ impl Manifest {
     /// produced twice, once to count its length (which the zstd frame must
     /// declare, FORMAT.md §5.3) and once to compress it.
     pub fn encode(&self, level: i32) -> std::io::Result<(Vec<u8>, u64)> {
+        self.encode_to(level, Vec::new())
+    }
+
+    /// The stored and raw lengths [`Manifest::encode`] would give, without
+    /// keeping the stored index: a writer lays out the volumes with them and
+    /// then streams the index with [`Manifest::encode_to`] (FORMAT.md §8.1).
+    pub fn encoded_len(&self, level: i32) -> std::io::Result<(u64, u64)> {
+        let (counter, raw_len) = self.encode_to(level, ByteCounter(0))?;
+        Ok((counter.0, raw_len))
+    }
+
+    /// Encodes the stored index (as [`Manifest::encode`]) into `out` as it is
+    /// produced; returns `out` and the raw length. The same manifest and
+    /// level always give the same bytes.
+    pub fn encode_to<W: std::io::Write>(&self, level: i32, out: W) -> std::io::Result<(W, u64)> {
         let mut counter = ByteCounter(0);
         self.encode_raw(&mut counter)?;
         let raw_len = counter.0;
-        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), level)?;
+        let mut encoder = zstd::stream::write::Encoder::new(out, level)?;
         encoder.include_contentsize(true)?;
         encoder.include_checksum(false)?;
         encoder.set_pledged_src_size(Some(raw_len))?;
@@ -638,19 +653,19 @@ impl std::io::Write for ByteCounter {
 /// The collision keys (FORMAT.md §6.2) of the file-table entries seen so far,
 /// held as 32-bit hashes pointing at the entry that has each one, not as
 /// strings: with a million entries that is 8 bytes a slot instead of about 80
-/// bytes a key, at the peak of reading an index. A hash hit is confirmed by
+/// bytes a key, at the peak of reading an index or walking a package. A hash hit is confirmed by
 /// comparing the real keys, and a hash shared by two different keys (about a
 /// hundred times in a million entries; the hasher is keyed at random, so an
 /// input cannot aim for it) keeps the later key as a string in `spill`, so
 /// the answer is always exact.
-struct CollisionKeys<S = std::collections::hash_map::RandomState> {
+pub(crate) struct CollisionKeys<S = std::collections::hash_map::RandomState> {
     hasher: S,
     owners: HashMap<u32, u32>,
     spill: HashSet<String>,
 }
 
 impl CollisionKeys {
-    fn with_capacity(entries: usize) -> CollisionKeys {
+    pub(crate) fn with_capacity(entries: usize) -> CollisionKeys {
         CollisionKeys::with_hasher(entries, Default::default())
     }
 }
@@ -665,7 +680,7 @@ impl<S: std::hash::BuildHasher> CollisionKeys<S> {
     }
 
     /// Adds the key of `entries[index]`; whether an earlier entry has it too.
-    fn insert(&mut self, entries: &[Entry], index: usize) -> bool {
+    pub(crate) fn insert(&mut self, entries: &[Entry], index: usize) -> bool {
         use std::collections::hash_map::Entry as Slot;
         let Some(entry) = entries.get(index) else {
             return false;

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::error::WriteError;
 use crate::header::{IndexPiece, VolumeHeader, RECORD_LEN};
 use crate::limits::{BLOCK, MAX_VOLUMES, VOLUME_PREFIX, VOLUME_TRAILER};
+use crate::manifest::Hash;
 
 /// Name of the first tar entry of every volume, holding the header record.
 pub const HEADER_ENTRY: &str = "parcel-volume";
@@ -541,28 +542,26 @@ impl<'s> VolumeWriter<'s> {
     }
 
     /// Appends the stored index, split over as many volumes as it needs.
-    pub(crate) fn append_index(&mut self, stored: &[u8]) -> Result<(), WriteError> {
-        let mut start = 0usize;
-        loop {
-            if self.current.is_none() || (self.room() == 0 && start < stored.len()) {
-                self.open_next()?;
-            }
-            let room = self.room() as usize;
-            let take = (stored.len() - start).min(room);
-            let piece = stored.get(start..start + take).unwrap_or_default();
-            let number = self.number();
-            let (_, offset) = self.write_entry(&format!("parcel-index.{number:04}"), piece)?;
-            if let Some(c) = self.current.as_mut() {
-                c.index_piece = IndexPiece {
-                    offset,
-                    len: take as u64,
-                    start: start as u64,
-                };
-            }
-            start += take;
-            if start >= stored.len() {
-                return Ok(());
-            }
+    pub(crate) fn append_index(&mut self, stored: &[u8]) -> Result<Hash, WriteError> {
+        let mut writer = self.index_writer(stored.len() as u64);
+        if let Err(e) = writer.write_all(stored) {
+            return Err(writer.error(e));
+        }
+        writer.finish()
+    }
+
+    /// A writer that takes a stored index of exactly `len` bytes as it is
+    /// produced and lays it out as [`VolumeWriter::append_index`] does, so
+    /// that the index never needs to be held whole (FORMAT.md §8.1).
+    pub(crate) fn index_writer(&mut self, len: u64) -> IndexWriter<'_, 's> {
+        IndexWriter {
+            volumes: self,
+            len,
+            written: 0,
+            piece_left: 0,
+            piece_len: 0,
+            hasher: Sha256::new(),
+            failed: None,
         }
     }
 
@@ -646,6 +645,145 @@ impl<'s> VolumeWriter<'s> {
                 .collect(),
             parity,
         })
+    }
+}
+
+/// See [`VolumeWriter::index_writer`]: the index's bytes go into
+/// `parcel-index.NNNN` entries, a new piece starting wherever the open volume
+/// is full, each piece's place recorded for that volume's header.
+pub(crate) struct IndexWriter<'w, 's> {
+    volumes: &'w mut VolumeWriter<'s>,
+    len: u64,
+    written: u64,
+    piece_left: u64,
+    piece_len: u64,
+    hasher: Sha256,
+    /// The volume error behind the last `io::Error` returned.
+    failed: Option<WriteError>,
+}
+
+impl IndexWriter<'_, '_> {
+    /// Opens the next piece: a tar header for as many of the remaining
+    /// bytes as the open volume (or a new one) holds.
+    fn start_piece(&mut self) -> Result<(), WriteError> {
+        let left = self.len - self.written;
+        let volumes = &mut *self.volumes;
+        if volumes.current.is_none() || (volumes.room() == 0 && left > 0) {
+            volumes.open_next()?;
+        }
+        let take = left.min(volumes.room());
+        let number = volumes.number();
+        let mtime = volumes.mtime;
+        let c = volumes
+            .current
+            .as_mut()
+            .ok_or(WriteError::Invalid("no open volume".into()))?;
+        let err = |source| WriteError::Volume {
+            volume: number,
+            source,
+        };
+        let header = tar_header(&format!("parcel-index.{number:04}"), take, mtime).map_err(err)?;
+        let offset = c.tar.get_ref().pos + BLOCK;
+        c.tar.get_mut().write_all(header.as_bytes()).map_err(err)?;
+        c.index_piece = IndexPiece {
+            offset,
+            len: take,
+            start: self.written,
+        };
+        self.piece_left = take;
+        self.piece_len = take;
+        Ok(())
+    }
+
+    /// Closes the piece: tar's zero padding to the next block.
+    fn end_piece(&mut self) -> Result<(), WriteError> {
+        let number = self.volumes.number();
+        let c = self
+            .volumes
+            .current
+            .as_mut()
+            .ok_or(WriteError::Invalid("no open volume".into()))?;
+        let padding = (padded(self.piece_len) - self.piece_len) as usize;
+        c.tar
+            .get_mut()
+            .write_all(&[0u8; BLOCK as usize][..padding])
+            .map_err(|source| WriteError::Volume {
+                volume: number,
+                source,
+            })
+    }
+
+    fn put(&mut self, buf: &[u8]) -> Result<usize, WriteError> {
+        if buf.len() as u64 > self.len - self.written {
+            return Err(WriteError::Invalid(
+                "the index came out longer than when it was counted".into(),
+            ));
+        }
+        if self.piece_left == 0 {
+            self.start_piece()?;
+        }
+        let n = (self.piece_left as usize).min(buf.len());
+        let part = buf.get(..n).unwrap_or_default();
+        let number = self.volumes.number();
+        let c = self
+            .volumes
+            .current
+            .as_mut()
+            .ok_or(WriteError::Invalid("no open volume".into()))?;
+        c.tar
+            .get_mut()
+            .write_all(part)
+            .map_err(|source| WriteError::Volume {
+                volume: number,
+                source,
+            })?;
+        self.hasher.update(part);
+        self.piece_left -= n as u64;
+        self.written += n as u64;
+        if self.piece_left == 0 {
+            self.end_piece()?;
+        }
+        Ok(n)
+    }
+
+    /// The volume error behind `e`, an error this writer returned.
+    pub(crate) fn error(&mut self, e: io::Error) -> WriteError {
+        self.failed.take().unwrap_or(WriteError::Volume {
+            volume: self.volumes.number(),
+            source: e,
+        })
+    }
+
+    /// Checks that all `len` bytes came; returns the stored index's SHA-256.
+    pub(crate) fn finish(mut self) -> Result<Hash, WriteError> {
+        if self.len == 0 {
+            // An empty index still has its (empty) entry.
+            self.start_piece()?;
+            self.end_piece()?;
+        }
+        if self.written != self.len {
+            return Err(WriteError::Invalid(format!(
+                "the index came out {} bytes long, not the {} counted",
+                self.written, self.len
+            )));
+        }
+        Ok(self.hasher.finalize().into())
+    }
+}
+
+impl Write for IndexWriter<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.put(buf).map_err(|e| {
+            let message = e.to_string();
+            self.failed = Some(e);
+            io::Error::other(message)
+        })
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -6,8 +6,14 @@
 //! only parallel part (compression) is a fixed pool fed by a bounded channel,
 //! and a single writer thread puts packs on media in order, so memory stays
 //! bounded by (threads × 3) packs whatever the package size.
+//!
+//! Besides the packs, memory holds what the index will say and nothing twice:
+//! the walked file table (filled in place as files are read, not copied),
+//! the chunk list, a table of 4-byte references for deduplication, and no
+//! stored index: that is counted, then streamed onto the volumes. A million
+//! small files take about 240 MiB at the peak (bench/results/scale.md).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -19,6 +25,7 @@ use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
 use crate::chunk::{self, chunk_stream, DEFAULT_CHUNKING};
+use crate::dedup::KnownChunks;
 use crate::delta::{BaseIndex, UsedChunk};
 use crate::encrypt::Encryption;
 use crate::error::WriteError;
@@ -28,8 +35,8 @@ use crate::limits::{
     MIN_VOLUME_SIZE,
 };
 use crate::manifest::{
-    check_package_id, check_site_code, ChunkParams, ChunkRecord, Entry, EntryKind, Hash, Manifest,
-    PackRecord, ParcelId, DELTA_FORMAT_VERSION, EXTENDED_FORMAT_VERSION,
+    check_package_id, check_site_code, ChunkParams, ChunkRecord, CollisionKeys, Entry, EntryKind,
+    Hash, Manifest, PackRecord, ParcelId, DELTA_FORMAT_VERSION, EXTENDED_FORMAT_VERSION,
 };
 use crate::path;
 use crate::volume::{VolumeSink, VolumeWriter};
@@ -89,35 +96,25 @@ impl Default for WriteOptions {
     }
 }
 
-/// A walked package: its entries in file-table order, before reading contents.
+/// A walked package: its file table in order, before any content is read
+/// (files have no hash and no chunks yet).
+///
+/// The writer takes the scan and fills in each file as it reads it: the
+/// walked table becomes the manifest's, never copied (FORMAT.md §8.1).
 #[derive(Debug, Clone)]
 pub struct Scan {
     root: PathBuf,
-    items: Vec<ScanItem>,
+    entries: Vec<Entry>,
     /// Total bytes of regular-file content.
     pub content_bytes: u64,
     /// Number of regular files.
     pub files: u64,
 }
 
-#[derive(Debug, Clone)]
-struct ScanItem {
-    path: String,
-    mtime: i64,
-    kind: ScanKind,
-}
-
-#[derive(Debug, Clone)]
-enum ScanKind {
-    Directory,
-    File { size: u64, executable: bool },
-    Symlink { target: String },
-}
-
 impl Scan {
     /// Number of entries (files, directories, symlinks).
     pub fn entries(&self) -> usize {
-        self.items.len()
+        self.entries.len()
     }
 }
 
@@ -138,12 +135,13 @@ pub fn scan(root: &Path) -> Result<Scan, WriteError> {
     }
     let mut scan = Scan {
         root: root.to_owned(),
-        items: Vec::new(),
+        entries: Vec::new(),
         content_bytes: 0,
         files: 0,
     };
-    let mut keys = HashMap::new();
+    let mut keys = CollisionKeys::with_capacity(0);
     walk(root, "", &mut scan, &mut keys)?;
+    scan.entries.shrink_to_fit();
     Ok(scan)
 }
 
@@ -156,7 +154,7 @@ fn walk(
     dir: &Path,
     prefix: &str,
     scan: &mut Scan,
-    keys: &mut HashMap<String, String>,
+    keys: &mut CollisionKeys,
 ) -> Result<(), WriteError> {
     let read_err = |source| WriteError::Read {
         path: dir.to_owned(),
@@ -183,36 +181,22 @@ fn walk(
             format!("{prefix}/{name}")
         };
         path::check_path(&rel).map_err(|r| unsupported(format!("unsafe name: {r}; rename it")))?;
-        if let Some(other) = keys.insert(path::collision_key(&rel), rel.clone()) {
-            return Err(unsupported(format!(
-                "collides with {other:?} on case-insensitive systems; rename one"
-            )));
-        }
         let meta = fs::symlink_metadata(&full).map_err(|source| WriteError::Read {
             path: full.clone(),
             source,
         })?;
-        let mtime = mtime_of(&meta);
         let ft = meta.file_type();
-        if ft.is_dir() {
-            scan.items.push(ScanItem {
-                path: rel.clone(),
-                mtime,
-                kind: ScanKind::Directory,
-            });
-            walk(&full, &rel, scan, keys)?;
+        let kind = if ft.is_dir() {
+            EntryKind::Directory
         } else if ft.is_file() {
-            let executable = meta.permissions().mode() & 0o111 != 0;
             scan.content_bytes += meta.len();
             scan.files += 1;
-            scan.items.push(ScanItem {
-                path: rel,
-                mtime,
-                kind: ScanKind::File {
-                    size: meta.len(),
-                    executable,
-                },
-            });
+            EntryKind::File {
+                size: meta.len(),
+                executable: meta.permissions().mode() & 0o111 != 0,
+                sha256: [0; 32],
+                chunks: Vec::new(),
+            }
         } else if ft.is_symlink() {
             let target = fs::read_link(&full).map_err(|source| WriteError::Read {
                 path: full.clone(),
@@ -227,16 +211,46 @@ fn walk(
                     "{r}; parcel carries only relative symlinks that stay inside the package"
                 ))
             })?;
-            scan.items.push(ScanItem {
-                path: rel,
-                mtime,
-                kind: ScanKind::Symlink { target },
-            });
+            EntryKind::Symlink { target }
         } else {
             return Err(unsupported("is a device file, FIFO or socket; parcel carries only directories, regular files and symlinks".into()));
+        };
+        let is_dir = ft.is_dir();
+        let index = scan.entries.len();
+        scan.entries.push(Entry {
+            path: rel,
+            mtime: mtime_of(&meta),
+            kind,
+        });
+        if keys.insert(&scan.entries, index) {
+            return Err(unsupported(format!(
+                "collides with {:?} on case-insensitive systems; rename one",
+                collides_with(&scan.entries, index)
+            )));
+        }
+        if is_dir {
+            let rel = scan
+                .entries
+                .get(index)
+                .map(|e| e.path.clone())
+                .unwrap_or_default();
+            walk(&full, &rel, scan, keys)?;
         }
     }
     Ok(())
+}
+
+/// The earlier entry whose name collides with `entries[index]`'s (only on
+/// the way out, to name it).
+fn collides_with(entries: &[Entry], index: usize) -> &str {
+    let Some((entry, earlier)) = entries.get(..=index).and_then(|e| e.split_last()) else {
+        return "";
+    };
+    let key = path::collision_key(&entry.path);
+    earlier
+        .iter()
+        .find(|e| path::collision_key(&e.path) == key)
+        .map_or("", |e| e.path.as_str())
 }
 
 /// What a writer produced.
@@ -280,7 +294,7 @@ struct StoredPack {
 /// `progress` is called with the content bytes read so far. On failure every
 /// temporary volume is removed from the sink.
 pub fn write_parcel(
-    scan: &Scan,
+    scan: Scan,
     info: &ParcelInfo,
     key: &SigningKey,
     options: &WriteOptions,
@@ -303,7 +317,7 @@ pub struct Extras<'a> {
 /// Writes a parcel as [`write_parcel`] and [`write_delta_parcel`] do, with
 /// the [`Extras`] asked for: a base, repair data, or both.
 pub fn write_parcel_with(
-    scan: &Scan,
+    scan: Scan,
     info: &ParcelInfo,
     key: &SigningKey,
     options: &WriteOptions,
@@ -362,7 +376,7 @@ pub fn write_parcel_with(
 /// destination finds them. Chunks are cut with the base's parameters, so that
 /// unchanged content cuts into the same chunks.
 pub fn write_delta_parcel(
-    scan: &Scan,
+    scan: Scan,
     info: &ParcelInfo,
     base: &BaseIndex,
     key: &SigningKey,
@@ -468,7 +482,7 @@ fn fit_to_volume(options: &WriteOptions) -> Result<(ChunkParams, u32), WriteErro
 
 #[allow(clippy::too_many_arguments)]
 fn write_inner(
-    scan: &Scan,
+    scan: Scan,
     info: &ParcelInfo,
     key: &SigningKey,
     options: &WriteOptions,
@@ -501,7 +515,10 @@ fn write_inner(
     let (done_tx, done_rx) = sync_channel::<io::Result<StoredPack>>(threads * 2);
     let job_rx = Arc::new(Mutex::new(job_rx));
 
-    let (entries, chunks, packs, base_used) = std::thread::scope(|s| -> Result<_, WriteError> {
+    let Scan {
+        root, mut entries, ..
+    } = scan;
+    let (chunks, packs, base_used) = std::thread::scope(|s| -> Result<_, WriteError> {
         for _ in 0..threads {
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
@@ -511,17 +528,24 @@ fn write_inner(
         }
         drop(done_tx);
         let writer = s.spawn(|| write_packs(&mut volumes, done_rx));
-        let read = read_package(scan, chunking, pack_target, base, job_tx, progress);
+        let read = read_package(
+            &root,
+            &mut entries,
+            chunking,
+            pack_target,
+            base,
+            job_tx,
+            progress,
+        );
         let written = writer
             .join()
             .map_err(|_| WriteError::Invalid("pack writer thread panicked".into()))?;
         // A writer failure (disk full…) makes the reader's sends fail; report the writer's error first.
         let packs = written?;
-        let (entries, chunks, base_used) = read?;
-        Ok((entries, chunks, packs, base_used))
+        let (chunks, base_used) = read?;
+        Ok((chunks, packs, base_used))
     })?;
 
-    let mut entries = entries;
     let base = base.map(|b| b.finish(&mut entries, chunks.len(), &base_used));
     let mut manifest = Manifest {
         // A header flag (encryption, repair data) needs version 3 (FORMAT.md §10).
@@ -557,22 +581,40 @@ fn write_inner(
     let mut count_guess = volumes.current_number().max(1);
     for _ in 0..64 {
         manifest.volume_count = count_guess;
-        let (mut stored, raw_len) = manifest
-            .encode(options.level)
-            .map_err(|e| WriteError::Invalid(format!("encoding the index: {e}")))?;
-        if let Some(e) = encryption {
-            if !e.key().seal_index(&info.parcel_id, &mut stored) {
-                return Err(WriteError::Invalid("encrypting the index failed".into()));
+        let encode_err = |e: io::Error| WriteError::Invalid(format!("encoding the index: {e}"));
+        // An encrypted index is sealed whole; a plain one is only counted
+        // here and streamed onto the volumes below, never held whole.
+        let (sealed, stored_len, raw_len) = match encryption {
+            Some(e) => {
+                let (mut stored, raw_len) = manifest.encode(options.level).map_err(encode_err)?;
+                if !e.key().seal_index(&info.parcel_id, &mut stored) {
+                    return Err(WriteError::Invalid("encrypting the index failed".into()));
+                }
+                let len = stored.len() as u64;
+                (Some(stored), len, raw_len)
             }
-        }
-        check_index_caps(&manifest, stored.len() as u64, raw_len)?;
-        let needed = volumes.count_after_index(stored.len() as u64);
+            None => {
+                let (stored_len, raw_len) =
+                    manifest.encoded_len(options.level).map_err(encode_err)?;
+                (None, stored_len, raw_len)
+            }
+        };
+        check_index_caps(&manifest, stored_len, raw_len)?;
+        let needed = volumes.count_after_index(stored_len);
         if needed != count_guess {
             count_guess = needed;
             continue;
         }
-        volumes.append_index(&stored)?;
-        let index_sha256: Hash = Sha256::digest(&stored).into();
+        let index_sha256 = match sealed {
+            Some(stored) => volumes.append_index(&stored)?,
+            None => {
+                let mut writer = volumes.index_writer(stored_len);
+                if let Err(e) = manifest.encode_to(options.level, &mut writer) {
+                    return Err(writer.error(e));
+                }
+                writer.finish()?
+            }
+        };
         let keys_entry = encryption.map(Encryption::keys_entry);
         let template = VolumeHeader {
             version: manifest.format_version,
@@ -589,7 +631,7 @@ fn write_inner(
             signer: key.verifying_key().to_bytes(),
             body_len: 0,
             body_sha256: [0; 32],
-            index_stored_len: stored.len() as u64,
+            index_stored_len: stored_len,
             index_raw_len: raw_len,
             index_sha256,
             index_piece: IndexPiece::default(),
@@ -711,21 +753,32 @@ struct Packer<'b> {
     seq: u32,
     target: usize,
     chunks: Vec<ChunkRecord>,
-    known: HashMap<Hash, u32>,
+    known: KnownChunks,
     base: Option<&'b BaseIndex>,
     base_used: Vec<UsedChunk>,
+}
+
+/// The hash a chunk reference stands for while writing: one of the parcel's
+/// own chunks, or (numbered down from `u32::MAX`) a base chunk a delta uses.
+fn hash_of<'a>(chunks: &'a [ChunkRecord], base_used: &'a [UsedChunk], r: u32) -> Option<&'a Hash> {
+    match chunks.get(r as usize) {
+        Some(c) => Some(&c.sha256),
+        None => base_used.get((u32::MAX - r) as usize).map(|u| &u.sha256),
+    }
 }
 
 impl Packer<'_> {
     /// Adds a chunk whose SHA-256 is `sha256`; returns its reference.
     fn add(&mut self, data: &[u8], sha256: Hash) -> Result<u32, WriteError> {
-        if let Some(&index) = self.known.get(&sha256) {
+        let (chunks, base_used) = (&self.chunks, &self.base_used);
+        if let Some(index) = self.known.get(&sha256, |r| hash_of(chunks, base_used, r)) {
             return Ok(index);
         }
         if let Some(used) = self.base.and_then(|b| b.find(&sha256, data.len())) {
             let index = crate::delta::provisional(self.base_used.len());
             self.base_used.push(used);
-            self.known.insert(sha256, index);
+            let (chunks, base_used) = (&self.chunks, &self.base_used);
+            self.known.insert(index, |r| hash_of(chunks, base_used, r));
             return Ok(index);
         }
         if !self.raw.is_empty() && self.raw.len() + data.len() > self.target {
@@ -739,7 +792,8 @@ impl Packer<'_> {
             offset: self.raw.len() as u32,
         });
         self.raw.extend_from_slice(data);
-        self.known.insert(sha256, index);
+        let (chunks, base_used) = (&self.chunks, &self.base_used);
+        self.known.insert(index, |r| hash_of(chunks, base_used, r));
         Ok(index)
     }
 
@@ -756,9 +810,9 @@ impl Packer<'_> {
     }
 }
 
-/// What reading the package gives: the file table, the parcel's own chunks,
-/// and the base chunks a delta parcel uses.
-type PackageRead = (Vec<Entry>, Vec<ChunkRecord>, Vec<UsedChunk>);
+/// What reading the package gives besides the filled-in file table: the
+/// parcel's own chunks, and the base chunks a delta parcel uses.
+type PackageRead = (Vec<ChunkRecord>, Vec<UsedChunk>);
 
 /// File readers working at once: each reads, chunks and hashes whole files
 /// (FastCDC and SHA-256 are most of a create's work besides compression).
@@ -766,6 +820,17 @@ const FILE_READERS: usize = 2;
 
 /// Chunks one file reader may have ready before the packer takes them.
 const READ_AHEAD_CHUNKS: usize = 32;
+
+/// Files handed to the readers before the packer takes the first of them:
+/// how far reading runs ahead of packing, in files.
+const FILES_AHEAD: usize = 64;
+
+/// A file a reader is asked to read: its path in the package and the size
+/// the walk found.
+struct FileRequest {
+    path: String,
+    size: u64,
+}
 
 /// What a file reader sends the packer about one file, in order.
 enum FileMsg {
@@ -779,15 +844,17 @@ enum FileMsg {
     Failed(WriteError),
 }
 
-/// Reads every file once, chunking and hashing it; sends full packs to the
-/// workers.
+/// Reads every file once, chunking and hashing it, and fills in its hash and
+/// chunks in `entries`; sends full packs to the workers.
 ///
 /// Files are read by [`FILE_READERS`] threads, file *j* by reader *j* mod
 /// *n*, each streaming its files' chunks in order through a small channel;
-/// this thread takes them file by file in file-table order, so deduplication
-/// and packing, and therefore the parcel, do not depend on timing.
+/// this thread hands out the files at most [`FILES_AHEAD`] ahead and takes
+/// their chunks file by file in file-table order, so deduplication and
+/// packing, and therefore the parcel, do not depend on timing.
 fn read_package(
-    scan: &Scan,
+    root: &Path,
+    entries: &mut [Entry],
     params: ChunkParams,
     pack_target: u32,
     base: Option<&BaseIndex>,
@@ -800,114 +867,130 @@ fn read_package(
         seq: 0,
         target: pack_target as usize,
         chunks: Vec::new(),
-        known: HashMap::new(),
+        known: KnownChunks::new(),
         base,
         base_used: Vec::new(),
     };
-    let files: Vec<&ScanItem> = scan
-        .items
-        .iter()
-        .filter(|i| matches!(i.kind, ScanKind::File { .. }))
-        .collect();
     std::thread::scope(|s| {
+        let mut requests = Vec::with_capacity(FILE_READERS);
         let mut channels = Vec::with_capacity(FILE_READERS);
-        for k in 0..FILE_READERS {
+        for _ in 0..FILE_READERS {
+            // Never full: at most FILES_AHEAD files are handed out and not yet taken.
+            let (request_tx, request_rx) = sync_channel::<FileRequest>(FILES_AHEAD);
             let (file_tx, file_rx) = sync_channel::<FileMsg>(READ_AHEAD_CHUNKS);
+            requests.push(request_tx);
             channels.push(file_rx);
-            let files = &files;
             s.spawn(move || {
                 let mut buffer = Vec::new();
-                for item in files.iter().skip(k).step_by(FILE_READERS) {
-                    if !read_file(scan, item, params, base, &mut buffer, &file_tx) {
+                for request in request_rx {
+                    if !read_file(root, &request, params, base, &mut buffer, &file_tx) {
                         return;
                     }
                 }
             });
         }
-        let result = pack_files(scan, &channels, &mut packer, progress);
-        // Dropping the channels stops readers still blocked on a send.
+        let result = pack_files(entries, &requests, &channels, &mut packer, progress);
+        // Dropping the channels stops readers still waiting for a file or blocked on a send.
+        drop(requests);
         drop(channels);
         result
     })
-    .map(|entries| (entries, packer.chunks, packer.base_used))
+    .map(|()| (packer.chunks, packer.base_used))
 }
 
-/// Takes the readers' chunks file by file in file-table order, packing them.
+/// Hands the files to the readers in file-table order and takes their
+/// chunks back in the same order, packing them and filling in each file.
 fn pack_files(
-    scan: &Scan,
+    entries: &mut [Entry],
+    requests: &[SyncSender<FileRequest>],
     channels: &[Receiver<FileMsg>],
     packer: &mut Packer<'_>,
     progress: &mut dyn FnMut(u64),
-) -> Result<Vec<Entry>, WriteError> {
-    let mut entries = Vec::with_capacity(scan.items.len());
+) -> Result<(), WriteError> {
+    let stopped = || WriteError::Invalid("a file reader stopped".into());
     let mut done = 0u64;
-    let mut file_number = 0usize;
-    for item in &scan.items {
-        let kind = match &item.kind {
-            ScanKind::Directory => EntryKind::Directory,
-            ScanKind::Symlink { target } => EntryKind::Symlink {
-                target: target.clone(),
-            },
-            ScanKind::File { size, executable } => {
-                let channel = channels
-                    .get(file_number % FILE_READERS)
-                    .ok_or_else(|| WriteError::Invalid("no file reader".into()))?;
-                file_number += 1;
-                let stopped = || WriteError::Invalid("a file reader stopped".into());
-                let mut refs = Vec::new();
-                let sha256 = loop {
-                    match channel.recv().map_err(|_| stopped())? {
-                        FileMsg::Chunk(data, sha256) => {
-                            refs.push(packer.add(&data, sha256)?);
-                            done += data.len() as u64;
-                            progress(done);
-                        }
-                        FileMsg::End(sha256) => break sha256,
-                        FileMsg::Whole(sha256) => {
-                            done += size;
-                            progress(done);
-                            break sha256;
-                        }
-                        FileMsg::Failed(e) => return Err(e),
-                    }
-                };
-                EntryKind::File {
+    // Files handed out so far, and the entry the next one is looked for from.
+    let (mut handed, mut next) = (0usize, 0usize);
+    let mut taken = 0usize;
+    for index in 0..entries.len() {
+        if !matches!(
+            entries.get(index).map(|e| &e.kind),
+            Some(EntryKind::File { .. })
+        ) {
+            continue;
+        }
+        while handed < taken + FILES_AHEAD && next < entries.len() {
+            if let Some(Entry {
+                path,
+                kind: EntryKind::File { size, .. },
+                ..
+            }) = entries.get(next)
+            {
+                let request = FileRequest {
+                    path: path.clone(),
                     size: *size,
-                    executable: *executable,
+                };
+                requests
+                    .get(handed % FILE_READERS)
+                    .ok_or_else(stopped)?
+                    .send(request)
+                    .map_err(|_| stopped())?;
+                handed += 1;
+            }
+            next += 1;
+        }
+        let channel = channels.get(taken % FILE_READERS).ok_or_else(stopped)?;
+        taken += 1;
+        let Some(Entry {
+            kind:
+                EntryKind::File {
+                    size,
                     sha256,
-                    chunks: refs,
+                    chunks,
+                    ..
+                },
+            ..
+        }) = entries.get_mut(index)
+        else {
+            continue;
+        };
+        *sha256 = loop {
+            match channel.recv().map_err(|_| stopped())? {
+                FileMsg::Chunk(data, sha256) => {
+                    chunks.push(packer.add(&data, sha256)?);
+                    done += data.len() as u64;
+                    progress(done);
                 }
+                FileMsg::End(sha256) => break sha256,
+                FileMsg::Whole(sha256) => {
+                    done += *size;
+                    progress(done);
+                    break sha256;
+                }
+                FileMsg::Failed(e) => return Err(e),
             }
         };
-        entries.push(Entry {
-            path: item.path.clone(),
-            mtime: item.mtime,
-            kind,
-        });
     }
-    packer.flush()?;
-    Ok(entries)
+    packer.flush()
 }
 
 /// Reads, chunks and hashes one file, sending its chunks and then its hash
 /// to `tx`. Returns false when the packer has stopped listening.
 fn read_file(
-    scan: &Scan,
-    item: &ScanItem,
+    root: &Path,
+    request: &FileRequest,
     params: ChunkParams,
     base: Option<&BaseIndex>,
     buffer: &mut Vec<u8>,
     tx: &SyncSender<FileMsg>,
 ) -> bool {
-    let ScanKind::File { size, .. } = item.kind else {
-        return true;
-    };
-    let full = scan.root.join(&item.path);
-    let message = match read_file_chunks(&full, &item.path, size, params, base, buffer, tx) {
-        Ok(Some(message)) => message,
-        Ok(None) => return false,
-        Err(e) => FileMsg::Failed(e),
-    };
+    let full = root.join(&request.path);
+    let message =
+        match read_file_chunks(&full, &request.path, request.size, params, base, buffer, tx) {
+            Ok(Some(message)) => message,
+            Ok(None) => return false,
+            Err(e) => FileMsg::Failed(e),
+        };
     tx.send(message).is_ok()
 }
 
@@ -1014,38 +1097,19 @@ impl From<io::Error> for ChunkError {
 /// The tree digest ([`Manifest::tree_digest`]) of a directory on disk, e.g. of
 /// an extracted package, to compare with a manifest's.
 pub fn tree_digest_of_dir(root: &Path) -> Result<Hash, WriteError> {
-    let scan = scan(root)?;
-    let mut entries = Vec::with_capacity(scan.items.len());
-    for item in &scan.items {
-        let kind = match &item.kind {
-            ScanKind::Directory => EntryKind::Directory,
-            ScanKind::Symlink { target } => EntryKind::Symlink {
-                target: target.clone(),
-            },
-            ScanKind::File { size, executable } => {
-                let full = scan.root.join(&item.path);
-                let mut file = File::open(&full).map_err(|source| WriteError::Read {
-                    path: full.clone(),
-                    source,
-                })?;
-                let mut hasher = Sha256::new();
-                io::copy(&mut file, &mut hasher).map_err(|source| WriteError::Read {
-                    path: full.clone(),
-                    source,
-                })?;
-                EntryKind::File {
-                    size: *size,
-                    executable: *executable,
-                    sha256: hasher.finalize().into(),
-                    chunks: Vec::new(),
-                }
-            }
-        };
-        entries.push(Entry {
-            path: item.path.clone(),
-            mtime: item.mtime,
-            kind,
-        });
+    let mut scan = scan(root)?;
+    for entry in &mut scan.entries {
+        if let EntryKind::File { sha256, .. } = &mut entry.kind {
+            let full = scan.root.join(&entry.path);
+            let read_err = |source| WriteError::Read {
+                path: full.clone(),
+                source,
+            };
+            let mut file = File::open(&full).map_err(read_err)?;
+            let mut hasher = Sha256::new();
+            io::copy(&mut file, &mut hasher).map_err(read_err)?;
+            *sha256 = hasher.finalize().into();
+        }
     }
-    Ok(crate::manifest::tree_digest(&entries))
+    Ok(crate::manifest::tree_digest(&scan.entries))
 }

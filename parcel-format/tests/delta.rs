@@ -119,7 +119,7 @@ fn pair() -> Pair {
     version_1(&v1_tree);
     version_2(&v2_tree);
     let full = write_parcel(
-        &scan(&v1_tree).unwrap(),
+        scan(&v1_tree).unwrap(),
         &info(1),
         &key(),
         &options(),
@@ -129,7 +129,7 @@ fn pair() -> Pair {
     .unwrap();
     let base = BaseIndex::from_manifest(&full.manifest);
     let delta = write_delta_parcel(
-        &scan(&v2_tree).unwrap(),
+        scan(&v2_tree).unwrap(),
         &info(2),
         &base,
         &key(),
@@ -139,7 +139,7 @@ fn pair() -> Pair {
     )
     .unwrap();
     let full_v2 = write_parcel(
-        &scan(&v2_tree).unwrap(),
+        scan(&v2_tree).unwrap(),
         &info(3),
         &key(),
         &options(),
@@ -265,7 +265,7 @@ fn delta_on_a_delta_carries_only_the_new_change() {
     fs::write(v3_tree.join("doc/new.txt"), b"changed again in version 3\n").unwrap();
     let base = BaseIndex::from_manifest(&p.delta.manifest);
     let delta3 = write_delta_parcel(
-        &scan(&v3_tree).unwrap(),
+        scan(&v3_tree).unwrap(),
         &info(4),
         &base,
         &key(),

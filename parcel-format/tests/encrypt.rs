@@ -85,7 +85,7 @@ fn write_with(src: &Path, out: &Path, id: u8, encryption: Encryption) -> Vec<Pat
         options.volume_size,
     );
     let scan = scan(src).unwrap();
-    let summary = write_parcel(&scan, &info(id), &key(), &options, &mut sink, &mut |_| {}).unwrap();
+    let summary = write_parcel(scan, &info(id), &key(), &options, &mut sink, &mut |_| {}).unwrap();
     assert_eq!(summary.manifest.format_version, 3);
     summary.volumes.into_iter().map(|(p, _)| p).collect()
 }

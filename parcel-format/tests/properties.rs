@@ -487,7 +487,7 @@ fn write_tree(src: &Path, out: &Path, options: &WriteOptions) -> Result<WriteSum
         STEM,
         options.volume_size,
     );
-    write::write_parcel(&scan, &info(), &key(), options, &mut sink, &mut |_| {})
+    write::write_parcel(scan, &info(), &key(), options, &mut sink, &mut |_| {})
 }
 
 fn paths_of(summary: &WriteSummary) -> Vec<PathBuf> {

@@ -115,7 +115,7 @@ fn write_with_parity(percent: u8) -> Written {
         options.volume_size,
     );
     let summary = write_parcel_with(
-        &scan(&src).unwrap(),
+        scan(&src).unwrap(),
         &info,
         &key(),
         &options,

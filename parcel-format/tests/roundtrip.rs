@@ -70,7 +70,7 @@ fn write(src: &Path, out: &Path, options: &WriteOptions) -> Vec<PathBuf> {
         "CEN00012-3",
         options.volume_size,
     );
-    let summary = write_parcel(&scan, &info(), &key(), options, &mut sink, &mut |_| {}).unwrap();
+    let summary = write_parcel(scan, &info(), &key(), options, &mut sink, &mut |_| {}).unwrap();
     summary.volumes.into_iter().map(|(p, _)| p).collect()
 }
 

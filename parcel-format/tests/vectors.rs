@@ -782,7 +782,7 @@ fn honest(nodes: &[Node], info: &ParcelInfo, key: &SigningKey, stem: &str) -> Bu
         options.volume_size,
     );
     let scanned = scan(&package).unwrap();
-    let written = write_parcel(&scanned, info, key, &options, &mut sink, &mut |_| {}).unwrap();
+    let written = write_parcel(scanned, info, key, &options, &mut sink, &mut |_| {}).unwrap();
     let paths: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
     let volumes = read_volumes(&paths);
     let mut manifest = written.manifest;
@@ -1707,15 +1707,8 @@ fn honest_encrypted() -> (Manifest, Vec<(String, Vec<u8>)>) {
     );
     let scanned = scan(&package).unwrap();
     let info = info(ENCRYPTED_PARCEL, "CEN", &["BXL"]);
-    let written = write_parcel(
-        &scanned,
-        &info,
-        &cen_key(),
-        &options,
-        &mut sink,
-        &mut |_| {},
-    )
-    .unwrap();
+    let written =
+        write_parcel(scanned, &info, &cen_key(), &options, &mut sink, &mut |_| {}).unwrap();
     let paths: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
     (written.manifest, read_volumes(&paths))
 }
@@ -1918,7 +1911,7 @@ fn parity_parcel(nodes: &[Node], percent: u8) -> ParityBuilt {
         options.volume_size,
     );
     let written = write_parcel_with(
-        &scan(&package).unwrap(),
+        scan(&package).unwrap(),
         &info(PARITY_PARCEL, "CEN", &["BXL"]),
         &cen_key(),
         &options,

@@ -106,7 +106,7 @@ impl Honest {
             options.volume_size,
         );
         let scanned = scan(package).expect("scan package");
-        let written = write_parcel(&scanned, info, key, options, &mut sink, &mut |_| {})
+        let written = write_parcel(scanned, info, key, options, &mut sink, &mut |_| {})
             .expect("write parcel");
         let volumes: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
         let packs = written
