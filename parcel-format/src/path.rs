@@ -54,6 +54,16 @@ pub fn check_path(path: &str) -> Result<(), String> {
 /// case-insensitive or normalising file system (macOS, Windows), so a parcel
 /// holding both is refused everywhere.
 pub fn collision_key(path: &str) -> String {
+    // ASCII is its own NFC and lowers byte by byte: the common case, and the
+    // full normalisation was a third of a `verify --media`'s time on a
+    // 50,000-file package.
+    if path.is_ascii() {
+        return path.to_ascii_lowercase();
+    }
+    normalised_key(path)
+}
+
+fn normalised_key(path: &str) -> String {
     let lowered: String = path.nfc().collect::<String>().to_lowercase();
     lowered.nfc().collect()
 }
@@ -116,6 +126,21 @@ pub fn check_symlink_target(link_path: &str, target: &str) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_keys_are_the_full_normalisation() {
+        let every_ascii: String = (0u8..128).map(char::from).collect();
+        for path in [
+            "Bin/Tool",
+            "usr/LIB/libX11.so.6",
+            "a-b_c.D~e",
+            every_ascii.as_str(),
+        ] {
+            assert_eq!(collision_key(path), normalised_key(path), "{path:?}");
+        }
+        assert_eq!(collision_key("Bin/TOOL"), collision_key("bin/tool"));
+        assert_eq!(collision_key("Caf\u{e9}"), collision_key("cafe\u{301}"));
+    }
 
     #[test]
     fn unsafe_paths_are_refused() {
