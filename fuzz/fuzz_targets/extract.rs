@@ -185,7 +185,7 @@ fn entry(seed: &parcel_fuzz::RawSeed, new: &NewEntry) -> Entry {
                 },
                 executable: *executable,
                 sha256,
-                chunks: refs,
+                chunks: refs.into(),
             }
         }
     };

@@ -316,7 +316,7 @@ pub fn raw_seed() -> &'static RawSeed {
                     size: content.len() as u64,
                     executable,
                     sha256: sha256(&content),
-                    chunks: refs.to_vec(),
+                    chunks: refs.iter().copied().collect(),
                 },
             }
         };

@@ -891,7 +891,7 @@ fn import_refuses_a_deduplication_bomb_before_writing_anything() {
                 size: u64::from(MAX_CHUNK) * refs as u64,
                 executable: false,
                 sha256: [0; 32],
-                chunks: vec![0; refs],
+                chunks: vec![0; refs].into(),
             },
         }];
     });

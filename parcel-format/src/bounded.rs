@@ -16,6 +16,8 @@ use std::marker::PhantomData;
 
 use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
 
+use crate::manifest::ChunkRefs;
+
 thread_local! {
     /// Bytes of list elements the current decode may still allocate.
     static BUDGET: Cell<usize> = const { Cell::new(usize::MAX) };
@@ -66,20 +68,67 @@ where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    deserializer.deserialize_seq(BoundedVec(PhantomData))
+    deserializer.deserialize_seq(BoundedSeq::<Vec<T>>(PhantomData))
 }
 
-struct BoundedVec<T>(PhantomData<T>);
+/// A file's chunk references, decoded as [`vec`] decodes a list (each
+/// reference charged as if it were on the heap).
+pub(crate) fn chunk_refs<'de, D>(deserializer: D) -> Result<ChunkRefs, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    deserializer.deserialize_seq(BoundedSeq::<ChunkRefs>(PhantomData))
+}
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for BoundedVec<T> {
-    type Value = Vec<T>;
+/// The lists the bounded decoding builds.
+trait Seq {
+    type Item;
+    fn with_capacity(n: usize) -> Self;
+    fn len(&self) -> usize;
+    fn push(&mut self, item: Self::Item);
+}
+
+impl<T> Seq for Vec<T> {
+    type Item = T;
+    fn with_capacity(n: usize) -> Self {
+        Vec::with_capacity(n)
+    }
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn push(&mut self, item: T) {
+        Vec::push(self, item);
+    }
+}
+
+impl Seq for ChunkRefs {
+    type Item = u32;
+    fn with_capacity(n: usize) -> Self {
+        ChunkRefs::with_capacity(n)
+    }
+    fn len(&self) -> usize {
+        ChunkRefs::len(self)
+    }
+    fn push(&mut self, item: u32) {
+        ChunkRefs::push(self, item);
+    }
+}
+
+struct BoundedSeq<S>(PhantomData<S>);
+
+impl<'de, S> Visitor<'de> for BoundedSeq<S>
+where
+    S: Seq,
+    S::Item: Deserialize<'de>,
+{
+    type Value = S;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a sequence")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-        let size = std::mem::size_of::<T>().max(1);
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<S, A::Error> {
+        let size = std::mem::size_of::<S::Item>().max(1);
         let declared = seq.size_hint().unwrap_or(0);
         // Outside `with_budget` (no budget set) nothing is reserved.
         let affordable = match BUDGET.with(Cell::get) {
@@ -91,11 +140,11 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for BoundedVec<T> {
         if !charge(reserved * size) {
             return Err(A::Error::custom(SPENT_MESSAGE));
         }
-        let mut items = Vec::with_capacity(reserved);
+        let mut items = S::with_capacity(reserved);
         loop {
             // Past the reservation, each element is charged before it is
-            // built: a Vec at most doubles its capacity, so the budget bounds
-            // what is reserved too.
+            // built: a list at most doubles its capacity, so the budget
+            // bounds what is reserved too.
             if items.len() >= reserved && !charge(size) {
                 return Err(A::Error::custom(SPENT_MESSAGE));
             }

@@ -75,6 +75,7 @@
 #![warn(missing_docs)]
 
 mod bounded;
+mod buffers;
 pub mod chunk;
 mod content;
 mod dedup;
@@ -102,4 +103,5 @@ pub mod volume;
 pub mod write;
 
 pub use error::{FailureClass, Problem, WriteError};
-pub use manifest::{ChunkParams, Entry, EntryKind, Hash, Manifest, ParcelId};
+pub use manifest::{ChunkParams, ChunkRefs, Entry, EntryKind, Hash, Manifest, ParcelId};
+pub use smallvec;

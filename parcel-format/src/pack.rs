@@ -26,7 +26,16 @@ impl PackCompressor {
     }
 
     pub(crate) fn compress(&mut self, raw: &[u8]) -> io::Result<Vec<u8>> {
-        self.inner.compress(raw)
+        let mut out = Vec::new();
+        self.compress_into(raw, &mut out)?;
+        Ok(out)
+    }
+
+    /// Compresses `raw` into `out` (emptied first), reusing its allocation.
+    pub(crate) fn compress_into(&mut self, raw: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        out.clear();
+        out.reserve_exact(zstd::zstd_safe::compress_bound(raw.len()));
+        self.inner.compress_to_buffer(raw, out).map(drop)
     }
 }
 

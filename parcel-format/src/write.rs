@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
+use crate::buffers::BufferPool;
 use crate::chunk::{self, chunk_stream, DEFAULT_CHUNKING};
 use crate::dedup::KnownChunks;
 use crate::delta::{BaseIndex, UsedChunk};
@@ -35,8 +36,8 @@ use crate::limits::{
     MIN_VOLUME_SIZE,
 };
 use crate::manifest::{
-    check_package_id, check_site_code, ChunkParams, ChunkRecord, CollisionKeys, Entry, EntryKind,
-    Hash, Manifest, PackRecord, ParcelId, DELTA_FORMAT_VERSION, EXTENDED_FORMAT_VERSION,
+    check_package_id, check_site_code, ChunkParams, ChunkRecord, ChunkRefs, CollisionKeys, Entry,
+    EntryKind, Hash, Manifest, PackRecord, ParcelId, DELTA_FORMAT_VERSION, EXTENDED_FORMAT_VERSION,
 };
 use crate::path;
 use crate::volume::{VolumeSink, VolumeWriter};
@@ -195,7 +196,7 @@ fn walk(
                 size: meta.len(),
                 executable: meta.permissions().mode() & 0o111 != 0,
                 sha256: [0; 32],
-                chunks: Vec::new(),
+                chunks: ChunkRefs::new(),
             }
         } else if ft.is_symlink() {
             let target = fs::read_link(&full).map_err(|source| WriteError::Read {
@@ -511,9 +512,14 @@ fn write_inner(
         volumes = volumes.with_keys_entry(e.keys_entry());
     }
 
-    let (job_tx, job_rx) = sync_channel::<PackJob>(threads * 2);
-    let (done_tx, done_rx) = sync_channel::<io::Result<StoredPack>>(threads * 2);
+    let (job_tx, job_rx) = sync_channel::<PackJob>(threads);
+    let (done_tx, done_rx) = sync_channel::<io::Result<StoredPack>>(threads);
     let job_rx = Arc::new(Mutex::new(job_rx));
+    let buffers = Pools {
+        raw: BufferPool::new(threads),
+        stored: BufferPool::new(threads),
+    };
+    let pools = &buffers;
 
     let Scan {
         root, mut entries, ..
@@ -524,17 +530,17 @@ fn write_inner(
             let done_tx = done_tx.clone();
             let level = options.level;
             let parcel_id = info.parcel_id;
-            s.spawn(move || compress_worker(level, encryption, parcel_id, &job_rx, &done_tx));
+            s.spawn(move || {
+                compress_worker(level, encryption, parcel_id, &job_rx, &done_tx, pools);
+            });
         }
         drop(done_tx);
-        let writer = s.spawn(|| write_packs(&mut volumes, done_rx));
+        let writer = s.spawn(|| write_packs(&mut volumes, done_rx, &pools.stored));
         let read = read_package(
             &root,
             &mut entries,
             chunking,
-            pack_target,
-            base,
-            job_tx,
+            Packer::new(job_tx, &pools.raw, pack_target, base),
             progress,
         );
         let written = writer
@@ -545,6 +551,8 @@ fn write_inner(
         let (chunks, base_used) = read?;
         Ok((chunks, packs, base_used))
     })?;
+    // The spare buffers go before the index is encoded (the peak for many files).
+    drop(buffers);
 
     let base = base.map(|b| b.finish(&mut entries, chunks.len(), &base_used));
     let mut manifest = Manifest {
@@ -685,6 +693,7 @@ fn compress_worker(
     parcel_id: ParcelId,
     jobs: &Mutex<Receiver<PackJob>>,
     done: &SyncSender<io::Result<StoredPack>>,
+    pools: &Pools,
 ) {
     let mut compressor = match crate::pack::PackCompressor::new(level) {
         Ok(c) => c,
@@ -699,18 +708,22 @@ fn compress_worker(
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let result = compressor.compress(&job.raw).and_then(|mut stored| {
-            if let Some(e) = encryption {
-                if !e.key().seal_pack(&parcel_id, job.seq, &mut stored) {
-                    return Err(io::Error::other(format!("encrypting pack {}", job.seq)));
+        let mut stored = pools.stored.take(0);
+        let result = compressor
+            .compress_into(&job.raw, &mut stored)
+            .and_then(|()| {
+                if let Some(e) = encryption {
+                    if !e.key().seal_pack(&parcel_id, job.seq, &mut stored) {
+                        return Err(io::Error::other(format!("encrypting pack {}", job.seq)));
+                    }
                 }
-            }
-            Ok(StoredPack {
-                seq: job.seq,
-                raw_len: job.raw.len() as u32,
-                stored,
-            })
-        });
+                Ok(StoredPack {
+                    seq: job.seq,
+                    raw_len: job.raw.len() as u32,
+                    stored,
+                })
+            });
+        pools.raw.give(job.raw);
         if done.send(result).is_err() {
             return;
         }
@@ -721,6 +734,7 @@ fn compress_worker(
 fn write_packs(
     volumes: &mut VolumeWriter<'_>,
     done: Receiver<io::Result<StoredPack>>,
+    stored_pool: &BufferPool,
 ) -> Result<Vec<PackRecord>, WriteError> {
     let mut pending = BTreeMap::new();
     let mut records = Vec::new();
@@ -737,6 +751,7 @@ fn write_packs(
                 raw_len: pack.raw_len,
                 stored_sha256: Sha256::digest(&pack.stored).into(),
             });
+            stored_pool.give(pack.stored);
         }
     }
     if !pending.is_empty() {
@@ -749,6 +764,7 @@ fn write_packs(
 
 struct Packer<'b> {
     tx: SyncSender<PackJob>,
+    raw_pool: &'b BufferPool,
     raw: Vec<u8>,
     seq: u32,
     target: usize,
@@ -767,7 +783,28 @@ fn hash_of<'a>(chunks: &'a [ChunkRecord], base_used: &'a [UsedChunk], r: u32) ->
     }
 }
 
-impl Packer<'_> {
+impl<'b> Packer<'b> {
+    /// A packer sending packs of about `target` raw bytes to `tx`,
+    /// leaving out chunks `base` holds (a delta parcel).
+    fn new(
+        tx: SyncSender<PackJob>,
+        raw_pool: &'b BufferPool,
+        target: u32,
+        base: Option<&'b BaseIndex>,
+    ) -> Packer<'b> {
+        Packer {
+            tx,
+            raw_pool,
+            raw: raw_pool.take(target as usize),
+            seq: 0,
+            target: target as usize,
+            chunks: Vec::new(),
+            known: KnownChunks::new(),
+            base,
+            base_used: Vec::new(),
+        }
+    }
+
     /// Adds a chunk whose SHA-256 is `sha256`; returns its reference.
     fn add(&mut self, data: &[u8], sha256: Hash) -> Result<u32, WriteError> {
         let (chunks, base_used) = (&self.chunks, &self.base_used);
@@ -801,7 +838,7 @@ impl Packer<'_> {
         if self.raw.is_empty() {
             return Ok(());
         }
-        let raw = std::mem::replace(&mut self.raw, Vec::with_capacity(self.target));
+        let raw = std::mem::replace(&mut self.raw, self.raw_pool.take(self.target));
         self.tx
             .send(PackJob { seq: self.seq, raw })
             .map_err(|_| WriteError::Invalid("the pack writer stopped".into()))?;
@@ -832,6 +869,15 @@ struct FileRequest {
     size: u64,
 }
 
+/// The buffers the pipeline recycles (see [`BufferPool`]); chunks are not
+/// (they vary in size, and a pool of them would keep the largest).
+struct Pools {
+    /// Raw packs from the packer to the compressors.
+    raw: BufferPool,
+    /// Compressed packs from the compressors to the volume writer.
+    stored: BufferPool,
+}
+
 /// What a file reader sends the packer about one file, in order.
 enum FileMsg {
     /// The next chunk of the file and its SHA-256.
@@ -856,21 +902,10 @@ fn read_package(
     root: &Path,
     entries: &mut [Entry],
     params: ChunkParams,
-    pack_target: u32,
-    base: Option<&BaseIndex>,
-    tx: SyncSender<PackJob>,
+    mut packer: Packer<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<PackageRead, WriteError> {
-    let mut packer = Packer {
-        tx,
-        raw: Vec::with_capacity(pack_target as usize),
-        seq: 0,
-        target: pack_target as usize,
-        chunks: Vec::new(),
-        known: KnownChunks::new(),
-        base,
-        base_used: Vec::new(),
-    };
+    let base = packer.base;
     std::thread::scope(|s| {
         let mut requests = Vec::with_capacity(FILE_READERS);
         let mut channels = Vec::with_capacity(FILE_READERS);
@@ -985,28 +1020,27 @@ fn read_file(
     tx: &SyncSender<FileMsg>,
 ) -> bool {
     let full = root.join(&request.path);
-    let message =
-        match read_file_chunks(&full, &request.path, request.size, params, base, buffer, tx) {
-            Ok(Some(message)) => message,
-            Ok(None) => return false,
-            Err(e) => FileMsg::Failed(e),
-        };
+    let message = match read_file_chunks(&full, request, params, base, buffer, tx) {
+        Ok(Some(message)) => message,
+        Ok(None) => return false,
+        Err(e) => FileMsg::Failed(e),
+    };
     tx.send(message).is_ok()
 }
 
 /// The body of [`read_file`]: `Ok(None)` when the packer stopped listening.
 fn read_file_chunks(
     full: &Path,
-    path: &str,
-    size: u64,
+    request: &FileRequest,
     params: ChunkParams,
     base: Option<&BaseIndex>,
     buffer: &mut Vec<u8>,
     tx: &SyncSender<FileMsg>,
 ) -> Result<Option<FileMsg>, WriteError> {
+    let size = request.size;
     // A delta's file unchanged since the base is taken whole from the base:
     // hashed, never chunked (FORMAT.md §11.4).
-    if let Some(sha256) = unchanged_since_base(base, path, full, size)? {
+    if let Some(sha256) = unchanged_since_base(base, &request.path, full, size)? {
         return Ok(Some(FileMsg::Whole(sha256)));
     }
     let file = File::open(full).map_err(|source| WriteError::Read {
@@ -1014,14 +1048,22 @@ fn read_file_chunks(
         source,
     })?;
     let mut hasher = Sha256::new();
+    // A file that is one chunk has the chunk's hash: hashed once, not twice
+    // (most files of an installed tree are smaller than a chunk). Should the
+    // file have grown since the walk, the length check below refuses it.
+    let mut one_chunk: Option<Hash> = None;
     let mut listening = true;
     let read = chunk_stream(
         file,
         params,
         buffer,
         |data: &[u8]| -> Result<(), ChunkError> {
-            hasher.update(data);
             let sha256: Hash = Sha256::digest(data).into();
+            if one_chunk.is_none() && data.len() as u64 == size {
+                one_chunk = Some(sha256);
+            } else {
+                hasher.update(data);
+            }
             if tx.send(FileMsg::Chunk(data.to_vec(), sha256)).is_err() {
                 listening = false;
                 return Err(ChunkError::Write(WriteError::Invalid("stopped".into())));
@@ -1047,7 +1089,9 @@ fn read_file_chunks(
             actual: read,
         });
     }
-    Ok(Some(FileMsg::End(hasher.finalize().into())))
+    Ok(Some(FileMsg::End(
+        one_chunk.unwrap_or_else(|| hasher.finalize().into()),
+    )))
 }
 
 /// The SHA-256 of the file at `full` when the base holds a file at the same

@@ -1526,7 +1526,7 @@ fn generate() -> Vec<Vector> {
                     size: 1000,
                     executable: false,
                     sha256: [0x18; 32],
-                    chunks: vec![own],
+                    chunks: vec![own].into(),
                 },
             }];
             edit(&mut base, &mut entries);
