@@ -312,6 +312,19 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         encryption,
         ..WriteOptions::default()
     };
+    // Temporary volumes a killed create left behind (each unlocked) go
+    // first: they are never finished, and they take room on the medium.
+    for out in &outputs {
+        let removed =
+            DirSink::sweep_stale(&out.dir).map_err(CliError::io("clean up in", &out.dir))?;
+        if !removed.is_empty() {
+            ctx.note(&format!(
+                "removed {} unfinished volume file(s) an interrupted create left in {}",
+                removed.len(),
+                out.dir.display()
+            ));
+        }
+    }
     let mut sink = DirSink::new(outputs, stem, volume_size);
     let bar = Progress::bytes(ctx, "Creating", scan.content_bytes);
     let files = scan.files;
@@ -555,11 +568,18 @@ fn copy_to_media(spooled: &[PathBuf], out: &Path) -> Result<Vec<PathBuf>, CliErr
         let name = volume.file_name().map(PathBuf::from).unwrap_or_default();
         let target = out.join(&name);
         let temp = out.join(format!(".{}.partial", name.display()));
-        fs::copy(volume, &temp).map_err(CliError::io("copy a volume to", &temp))?;
-        fs::File::open(&temp)
-            .and_then(|f| f.sync_all())
-            .map_err(CliError::io("sync", &temp))?;
+        // Locked while copied, as the writer's own temporary files are, so
+        // that another create's clean-up leaves it alone.
+        let copy = || -> std::io::Result<File> {
+            let mut to = File::create_new(&temp)?;
+            to.lock()?;
+            std::io::copy(&mut File::open(volume)?, &mut to)?;
+            to.sync_all()?;
+            Ok(to)
+        };
+        let copied = copy().map_err(CliError::io("copy a volume to", &temp))?;
         fs::rename(&temp, &target).map_err(CliError::io("rename", &target))?;
+        drop(copied);
         sync_dir(out).map_err(CliError::io("sync", out))?;
         fs::remove_file(volume).map_err(CliError::io("remove", volume))?;
         eprintln!(

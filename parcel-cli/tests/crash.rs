@@ -344,7 +344,7 @@ fn verify_json(site: &Site, volumes: &[PathBuf]) -> (Output, serde_json::Value) 
 }
 
 #[test]
-fn create_killed_at_any_point_leaves_no_half_written_volume_and_a_rerun_succeeds() {
+fn create_killed_at_any_point_leaves_no_half_written_volume_and_a_rerun_cleans_up_and_succeeds() {
     let (world, cen, bxl) = two_sites();
     let package = world.dir("tools");
     write_big_package(&package, 96);
@@ -457,6 +457,8 @@ fn create_killed_at_any_point_leaves_no_half_written_volume_and_a_rerun_succeeds
         // Run again onto the same medium: it succeeds.
         let rerun = create(version, out).arg("--json").output().expect("rerun");
         assert!(rerun.status.success(), "{at} ({stage}): rerun: {rerun:?}");
+        // ... and removes the unfinished volume files the killed one left.
+        assert_eq!(volumes_in(out, true), Vec::<String>::new(), "{at}");
         let json: serde_json::Value = serde_json::from_slice(&rerun.stdout).expect("json");
         let volumes: Vec<PathBuf> = json["volumes"]
             .as_array()

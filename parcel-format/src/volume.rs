@@ -65,7 +65,15 @@ pub struct DirSink {
     committed_parity: Vec<PathBuf>,
     current_output: usize,
     used: u64,
+    /// A second handle on each temporary file, holding an exclusive `flock`
+    /// until the file is renamed or removed: how [`DirSink::sweep_stale`]
+    /// tells a temporary file still being written from one a killed writer
+    /// left behind.
+    locks: Vec<File>,
 }
+
+/// The suffix of every temporary file a [`DirSink`] writes.
+const PARTIAL_SUFFIX: &str = ".partial";
 
 impl DirSink {
     /// A sink over `outputs` for volumes of at most `volume_size` bytes.
@@ -79,11 +87,41 @@ impl DirSink {
             committed_parity: Vec::new(),
             current_output: 0,
             used: 0,
+            locks: Vec::new(),
         }
     }
 
+    /// Removes from `dir` the temporary volume files (`.*.partial`) of
+    /// writers that are gone — killed, or on a machine that crashed — and
+    /// returns their paths. A temporary file whose writer is still at work
+    /// is locked by it and left alone.
+    pub fn sweep_stale(dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !name.starts_with('.') || !name.ends_with(PARTIAL_SUFFIX) {
+                continue;
+            }
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            // Locked: its writer is at work. Unlocked: nobody holds it.
+            if file.try_lock().is_ok() {
+                fs::remove_file(&path)?;
+                removed.push(path);
+            }
+        }
+        Ok(removed)
+    }
+
     fn temp_path(&self, dir: &Path, number: u32) -> PathBuf {
-        dir.join(format!(".{}.{number:04}.partial", self.stem))
+        dir.join(format!(".{}.{number:04}{PARTIAL_SUFFIX}", self.stem))
     }
 
     /// Opens a new temporary file in the first directory (from the current
@@ -116,6 +154,9 @@ impl DirSink {
             .write(true)
             .create_new(true)
             .open(&path)?;
+        let lock = file.try_clone()?;
+        lock.lock()?;
+        self.locks.push(lock);
         self.used = self.used.saturating_add(self.volume_size);
         Ok((file, path))
     }
@@ -123,7 +164,7 @@ impl DirSink {
 
 impl VolumeSink for DirSink {
     fn create_parity(&mut self, number: u32) -> io::Result<File> {
-        let temp = format!(".{}.par-{number:04}.partial", self.stem);
+        let temp = format!(".{}.par-{number:04}{PARTIAL_SUFFIX}", self.stem);
         let (file, path) = self.create_in_room(&format!("parity volume {number}"), &temp)?;
         self.placed_parity.push(path);
         Ok(file)
@@ -192,6 +233,7 @@ impl VolumeSink for DirSink {
         }
         self.placed.clear();
         self.placed_parity.clear();
+        self.locks.clear();
         self.committed_parity = finals.split_off(finals.len() - parity_count);
         Ok(finals)
     }
@@ -200,6 +242,7 @@ impl VolumeSink for DirSink {
         for path in self.placed.drain(..).chain(self.placed_parity.drain(..)) {
             let _ = fs::remove_file(path);
         }
+        self.locks.clear();
     }
 }
 
@@ -790,6 +833,29 @@ impl Write for IndexWriter<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sweeping_removes_only_unfinished_volumes_nobody_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = || OutputDir {
+            dir: dir.path().to_owned(),
+            capacity: None,
+        };
+        // A killed writer's file: no lock.
+        fs::write(dir.path().join(".old.0001.partial"), b"half").unwrap();
+        fs::write(dir.path().join("old.001-of-002.tar"), b"kept").unwrap();
+        // A writer at work.
+        let mut sink = DirSink::new(vec![out()], "busy", 1 << 20);
+        sink.create(1).unwrap();
+        let removed = DirSink::sweep_stale(dir.path()).unwrap();
+        assert_eq!(removed, vec![dir.path().join(".old.0001.partial")]);
+        assert!(dir.path().join(".busy.0001.partial").exists());
+        assert!(dir.path().join("old.001-of-002.tar").exists());
+        // Once that writer is gone, its file is swept too.
+        drop(sink);
+        let removed = DirSink::sweep_stale(dir.path()).unwrap();
+        assert_eq!(removed, vec![dir.path().join(".busy.0001.partial")]);
+    }
 
     #[test]
     fn sizes_parse_with_suffixes_and_presets() {
