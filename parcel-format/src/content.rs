@@ -21,9 +21,10 @@ use std::thread::Scope;
 
 use sha2::{Digest, Sha256};
 
+use crate::buffers::BufferPool;
 use crate::error::Problem;
 use crate::manifest::BaseChunk;
-use crate::pack::decompress_exact;
+use crate::pack::decompress_exact_into;
 use crate::read::Parcel;
 
 /// Most decoding threads, whatever the number of processors: each holds up
@@ -70,6 +71,12 @@ pub(crate) struct PackCache<'p> {
     /// The volume this thread last read a pack from, kept open: packs are
     /// in volume order, so one open volume per thread suffices.
     open: Option<(u32, File)>,
+    /// This thread's buffer for a pack's stored bytes.
+    stored: Vec<u8>,
+    /// Decoded packs the cache let go of, for the decoders to fill again
+    /// (see `BufferPool`: each is a mapping the allocator would otherwise
+    /// fault in, zero and unmap for every pack).
+    spare: Arc<BufferPool>,
     slots: VecDeque<(u32, Arc<Vec<u8>>)>,
     bad_packs: HashSet<u32>,
     bad_chunks: HashSet<u32>,
@@ -96,6 +103,8 @@ impl<'p> PackCache<'p> {
             parcel,
             first_chunk: Arc::new(first_chunk),
             open: None,
+            stored: Vec::new(),
+            spare: Arc::new(BufferPool::new(MAX_DECODERS + 2)),
             slots: VecDeque::new(),
             bad_packs: HashSet::new(),
             bad_chunks: HashSet::new(),
@@ -126,11 +135,13 @@ impl<'p> PackCache<'p> {
             let (tx, rx) = sync_channel::<Decoded>(1);
             channels.push(rx);
             let first_chunk = Arc::clone(&cache.first_chunk);
+            let spare = Arc::clone(&cache.spare);
             scope.spawn(move || {
                 let mut open = None;
+                let mut stored = Vec::new();
                 let mut p = k;
                 while p < packs {
-                    let decoded = decode(parcel, &first_chunk, p, &mut open);
+                    let decoded = decode(parcel, &first_chunk, p, &mut open, &mut stored, &spare);
                     if tx.send(decoded).is_err() {
                         return;
                     }
@@ -265,7 +276,14 @@ impl<'p> PackCache<'p> {
                 return None;
             }
         }
-        let decoded = decode(self.parcel, &self.first_chunk, p, &mut self.open);
+        let decoded = decode(
+            self.parcel,
+            &self.first_chunk,
+            p,
+            &mut self.open,
+            &mut self.stored,
+            &self.spare,
+        );
         self.absorb(p, decoded);
         self.slots
             .iter()
@@ -294,7 +312,10 @@ impl<'p> PackCache<'p> {
         match decoded.raw {
             Some(data) => {
                 if self.slots.len() == CACHED_PACKS {
-                    self.slots.pop_front();
+                    // Reused unless a chunk of it is still being read.
+                    if let Some(Ok(old)) = self.slots.pop_front().map(|(_, o)| Arc::try_unwrap(o)) {
+                        self.spare.give(old);
+                    }
                 }
                 self.slots.push_back((p, data));
             }
@@ -314,11 +335,15 @@ fn chunk_range(first_chunk: &[usize], p: u32) -> std::ops::Range<usize> {
 
 /// Reads pack `p` from its volume, checks its stored hash, decompresses it
 /// within its declared length and checks the hash of every chunk in it.
+/// Loads and checks pack `p`: its stored bytes read into `stored` (reused),
+/// decoded into a buffer from `spare`.
 fn decode(
     parcel: &Parcel,
     first_chunk: &[usize],
     p: u32,
     open: &mut Option<(u32, File)>,
+    stored: &mut Vec<u8>,
+    spare: &BufferPool,
 ) -> Decoded {
     let mut decoded = Decoded {
         raw: None,
@@ -355,10 +380,11 @@ fn decode(
         return decoded;
     };
     // stored_len is at most MAX_PACK_STORED (checked by Manifest::validate).
-    let mut stored = vec![0u8; record.stored_len as usize];
+    stored.clear();
+    stored.resize(record.stored_len as usize, 0);
     if let Err(source) = file
         .seek(SeekFrom::Start(record.offset))
-        .and_then(|_| file.read_exact(&mut stored))
+        .and_then(|_| file.read_exact(stored))
     {
         decoded.problems.push(Problem::Unreadable {
             path: volume.path.clone(),
@@ -372,7 +398,7 @@ fn decode(
         pack: p,
         reason,
     };
-    let digest: [u8; 32] = Sha256::digest(&stored).into();
+    let digest: [u8; 32] = Sha256::digest(&*stored).into();
     if digest != record.stored_sha256 {
         decoded
             .problems
@@ -380,10 +406,14 @@ fn decode(
         return decoded;
     }
     // An encrypted pack is decrypted after its hash matched (FORMAT.md §12).
-    let stored = match parcel.key() {
+    let opened;
+    let frame: &[u8] = match parcel.key() {
         None => stored,
-        Some(key) => match key.open_pack(&manifest.parcel_id, p, &stored) {
-            Some(frame) => frame,
+        Some(key) => match key.open_pack(&manifest.parcel_id, p, stored) {
+            Some(frame) => {
+                opened = frame;
+                &opened
+            }
             None => {
                 decoded.problems.push(corrupt(
                     "does not decrypt under the parcel key (forged or damaged)".into(),
@@ -392,13 +422,12 @@ fn decode(
             }
         },
     };
-    let raw = match decompress_exact(&stored, record.raw_len as usize) {
-        Ok(raw) => raw,
-        Err(e) => {
-            decoded.problems.push(corrupt(e.to_string()));
-            return decoded;
-        }
-    };
+    let mut raw = spare.take(record.raw_len as usize);
+    if let Err(e) = decompress_exact_into(frame, record.raw_len as usize, &mut raw) {
+        spare.give(raw);
+        decoded.problems.push(corrupt(e.to_string()));
+        return decoded;
+    }
     for c in chunk_range(first_chunk, p) {
         let Some(chunk) = manifest.chunks.get(c) else {
             continue;

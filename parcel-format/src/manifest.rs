@@ -492,6 +492,31 @@ impl Manifest {
         self.base.as_ref()?.chunks.get(i)
     }
 
+    /// For file `index` made of exactly one chunk (own or base), that
+    /// chunk's hash: once the chunk's bytes are checked against it, the
+    /// file's content is checked against its own hash by comparing the two,
+    /// without hashing the same bytes again. `None` for any other file, and
+    /// for a delta's file taken whole from the base.
+    pub(crate) fn one_chunk_hash(&self, index: usize) -> Option<&Hash> {
+        let Some(Entry {
+            kind: EntryKind::File { chunks, .. },
+            ..
+        }) = self.entries.get(index)
+        else {
+            return None;
+        };
+        let [c] = chunks[..] else {
+            return None;
+        };
+        if self.is_whole_from_base(index) {
+            return None;
+        }
+        match self.chunks.get(c as usize) {
+            Some(record) => Some(&record.sha256),
+            None => self.base_chunk(c).map(|b| &b.sha256),
+        }
+    }
+
     fn validate_packs(&self, body_lens: &HashMap<u32, u64>) -> Result<(), Problem> {
         let mut previous: Option<(u32, u64)> = None;
         for (i, pack) in self.packs.iter().enumerate() {

@@ -70,6 +70,18 @@ pub enum DecompressError {
 /// anything else: trailing frames or bytes, a missing or different declared
 /// content size, more or fewer bytes.
 pub fn decompress_exact(stored: &[u8], raw_len: usize) -> Result<Vec<u8>, DecompressError> {
+    let mut out = Vec::new();
+    decompress_exact_into(stored, raw_len, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress_exact`] into `out` (emptied first), reusing its allocation.
+pub(crate) fn decompress_exact_into(
+    stored: &[u8],
+    raw_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), DecompressError> {
+    out.clear();
     check_frame(stored, raw_len as u64)?;
     let mut decompressor =
         zstd::bulk::Decompressor::new().map_err(|e| DecompressError::Zstd(e.to_string()))?;
@@ -78,9 +90,9 @@ pub fn decompress_exact(stored: &[u8], raw_len: usize) -> Result<Vec<u8>, Decomp
             ZSTD_WINDOW_LOG_MAX,
         ))
         .map_err(|e| DecompressError::Zstd(e.to_string()))?;
-    let mut out = Vec::with_capacity(raw_len);
+    out.reserve_exact(raw_len);
     let n = decompressor
-        .decompress_to_buffer(stored, &mut out)
+        .decompress_to_buffer(stored, out)
         .map_err(|e| DecompressError::Zstd(e.to_string()))?;
     if n != raw_len {
         return Err(DecompressError::Length {
@@ -88,7 +100,7 @@ pub fn decompress_exact(stored: &[u8], raw_len: usize) -> Result<Vec<u8>, Decomp
             expected: raw_len as u64,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Checks that `stored` is exactly one zstd frame declaring `raw_len` bytes

@@ -334,16 +334,22 @@ impl Parcel {
             let mut hasher = Sha256::new();
             // A delta parcel's unchanged file is checked at import, against the base.
             let mut complete = !self.manifest().is_whole_from_base(index);
+            let one_chunk = self.manifest().one_chunk_hash(index);
             for &c in chunks {
                 match cache.chunk(c) {
                     Some(bytes) => {
-                        hasher.update(bytes.bytes());
+                        if one_chunk.is_none() {
+                            hasher.update(bytes.bytes());
+                        }
                         progress(bytes.bytes().len() as u64);
                     }
                     None => complete = false,
                 }
             }
-            if complete && <[u8; 32]>::from(hasher.finalize()) != *sha256 {
+            let actual = one_chunk
+                .copied()
+                .unwrap_or_else(|| hasher.finalize().into());
+            if complete && actual != *sha256 {
                 problems.push(Problem::FileCorrupt {
                     path: entry.path.clone(),
                 });
