@@ -11,7 +11,7 @@ use parcel_format::delta::BaseIndex;
 use parcel_format::encrypt::{Encryption, Recipient};
 use parcel_format::limits::MIN_VOLUME_SIZE;
 use parcel_format::manifest::{check_package_id, hex, Manifest};
-use parcel_format::volume::{DirSink, OutputDir};
+use parcel_format::volume::{DirSink, OutputDir, WriterLock};
 use parcel_format::write::{self, ParcelInfo, WriteOptions};
 use parcel_format::ParcelId;
 use serde_json::json;
@@ -245,6 +245,19 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             )));
         }
     }
+    // Temporary volumes an interrupted create left behind go first: they are
+    // never finished, and they take room on the medium (FORMAT.md §2.4).
+    let spool = ctx.home.root().join("spool");
+    for out in o.outs.iter().chain(spool.is_dir().then_some(&spool)) {
+        let removed = DirSink::sweep_stale(out).map_err(CliError::io("clean up in", out))?;
+        if !removed.is_empty() {
+            ctx.note(&format!(
+                "removed {} unfinished volume file(s) an interrupted create left in {}",
+                removed.len(),
+                out.display()
+            ));
+        }
+    }
     let base = match o.base {
         Some(version) => Some(load_base(ctx, &catalog, o, version)?),
         None => None,
@@ -273,7 +286,6 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         && o.outs.len() == 1
         && o.medium_size.is_none()
         && interactive();
-    let spool = ctx.home.root().join("spool");
     if swap_media {
         fs::create_dir_all(&spool).map_err(CliError::io("create", &spool))?;
         outputs = vec![OutputDir {
@@ -312,20 +324,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         encryption,
         ..WriteOptions::default()
     };
-    // Temporary volumes a killed create left behind (each unlocked) go
-    // first: they are never finished, and they take room on the medium.
-    for out in &outputs {
-        let removed =
-            DirSink::sweep_stale(&out.dir).map_err(CliError::io("clean up in", &out.dir))?;
-        if !removed.is_empty() {
-            ctx.note(&format!(
-                "removed {} unfinished volume file(s) an interrupted create left in {}",
-                removed.len(),
-                out.dir.display()
-            ));
-        }
-    }
-    let mut sink = DirSink::new(outputs, stem, volume_size);
+    let mut sink = DirSink::new(outputs, stem.clone(), volume_size);
     let bar = Progress::bytes(ctx, "Creating", scan.content_bytes);
     let files = scan.files;
     let extras = write::Extras {
@@ -386,8 +385,8 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         }
     }
     if swap_media {
-        paths = copy_to_media(&paths, &o.outs[0])?;
-        parity_paths = copy_to_media(&parity_paths, &o.outs[0])?;
+        paths = copy_to_media(&paths, &o.outs[0], &stem)?;
+        parity_paths = copy_to_media(&parity_paths, &o.outs[0], &stem)?;
     }
     let manifest = &written.manifest;
     keep_index(ctx, manifest, o.level)?;
@@ -525,7 +524,7 @@ fn interactive() -> bool {
 /// Copies spooled volumes onto the medium mounted at `out`, one after the
 /// other, asking for the next medium whenever the next volume does not fit.
 /// Each copy is written under a temporary name, synced, then renamed.
-fn copy_to_media(spooled: &[PathBuf], out: &Path) -> Result<Vec<PathBuf>, CliError> {
+fn copy_to_media(spooled: &[PathBuf], out: &Path, stem: &str) -> Result<Vec<PathBuf>, CliError> {
     let mut placed = Vec::with_capacity(spooled.len());
     for (i, volume) in spooled.iter().enumerate() {
         let len = fs::metadata(volume)
@@ -568,18 +567,17 @@ fn copy_to_media(spooled: &[PathBuf], out: &Path) -> Result<Vec<PathBuf>, CliErr
         let name = volume.file_name().map(PathBuf::from).unwrap_or_default();
         let target = out.join(&name);
         let temp = out.join(format!(".{}.partial", name.display()));
-        // Locked while copied, as the writer's own temporary files are, so
-        // that another create's clean-up leaves it alone.
-        let copy = || -> std::io::Result<File> {
+        // Under the writer's lock, as the writer's own temporary files are,
+        // so that another create's clean-up leaves the copy alone.
+        let lock = WriterLock::acquire(out, stem).map_err(CliError::io("lock in", out))?;
+        let copy = || -> std::io::Result<()> {
             let mut to = File::create_new(&temp)?;
-            to.lock()?;
             std::io::copy(&mut File::open(volume)?, &mut to)?;
-            to.sync_all()?;
-            Ok(to)
+            to.sync_all()
         };
-        let copied = copy().map_err(CliError::io("copy a volume to", &temp))?;
+        copy().map_err(CliError::io("copy a volume to", &temp))?;
         fs::rename(&temp, &target).map_err(CliError::io("rename", &target))?;
-        drop(copied);
+        drop(lock);
         sync_dir(out).map_err(CliError::io("sync", out))?;
         fs::remove_file(volume).map_err(CliError::io("remove", volume))?;
         eprintln!(

@@ -459,6 +459,11 @@ fn create_killed_at_any_point_leaves_no_half_written_volume_and_a_rerun_cleans_u
         assert!(rerun.status.success(), "{at} ({stage}): rerun: {rerun:?}");
         // ... and removes the unfinished volume files the killed one left.
         assert_eq!(volumes_in(out, true), Vec::<String>::new(), "{at}");
+        let locks: Vec<String> = names_in(out)
+            .into_iter()
+            .filter(|n| n.ends_with(".lock"))
+            .collect();
+        assert_eq!(locks, Vec::<String>::new(), "{at}: writer locks left");
         let json: serde_json::Value = serde_json::from_slice(&rerun.stdout).expect("json");
         let volumes: Vec<PathBuf> = json["volumes"]
             .as_array()

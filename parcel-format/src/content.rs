@@ -333,10 +333,9 @@ fn chunk_range(first_chunk: &[usize], p: u32) -> std::ops::Range<usize> {
     start..end.max(start)
 }
 
-/// Reads pack `p` from its volume, checks its stored hash, decompresses it
-/// within its declared length and checks the hash of every chunk in it.
-/// Loads and checks pack `p`: its stored bytes read into `stored` (reused),
-/// decoded into a buffer from `spare`.
+/// Reads pack `p` from its volume into `stored` (reused), checks its stored
+/// hash, decompresses it within its declared length into a buffer from
+/// `spare`, and checks the hash of every chunk in it.
 fn decode(
     parcel: &Parcel,
     first_chunk: &[usize],

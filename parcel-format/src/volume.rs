@@ -65,15 +65,61 @@ pub struct DirSink {
     committed_parity: Vec<PathBuf>,
     current_output: usize,
     used: u64,
-    /// A second handle on each temporary file, holding an exclusive `flock`
-    /// until the file is renamed or removed: how [`DirSink::sweep_stale`]
-    /// tells a temporary file still being written from one a killed writer
-    /// left behind.
-    locks: Vec<File>,
+    /// The writer's lock in each directory it has put a temporary file in,
+    /// held until the files are renamed or removed.
+    locks: Vec<WriterLock>,
 }
 
 /// The suffix of every temporary file a [`DirSink`] writes.
 const PARTIAL_SUFFIX: &str = ".partial";
+
+/// The suffix of a writer's lock file.
+const LOCK_SUFFIX: &str = ".lock";
+
+/// A writer's claim on its temporary files `.STEM.*.partial` in one
+/// directory: the file `.STEM.lock`, held under an exclusive `flock` for as
+/// long as the writer works there. A writer that is killed leaves the lock
+/// file unlocked, which is how [`DirSink::sweep_stale`] tells its temporary
+/// files from those of a writer at work. One lock per directory, not per
+/// file: a parcel may have thousands of volumes, more than a process may
+/// keep open. Dropping it removes the lock file.
+#[derive(Debug)]
+pub struct WriterLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl WriterLock {
+    /// Takes the lock for the temporary files of `stem` in `dir`.
+    pub fn acquire(dir: &Path, stem: &str) -> io::Result<WriterLock> {
+        use std::os::unix::fs::MetadataExt;
+        let path = dir.join(format!(".{stem}{LOCK_SUFFIX}"));
+        // A sweep may take a lock file in the instant between its creation
+        // and its locking, and remove it: then it is made again.
+        for _ in 0..8 {
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            file.lock()?;
+            let ours = file.metadata()?.ino();
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.ino() == ours => return Ok(WriterLock { path, _file: file }),
+                Ok(_) | Err(_) => continue,
+            }
+        }
+        Err(io::Error::other(format!(
+            "{} keeps being removed; is another parcel cleaning up there?",
+            path.display()
+        )))
+    }
+}
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
 
 impl DirSink {
     /// A sink over `outputs` for volumes of at most `volume_size` bytes.
@@ -93,31 +139,65 @@ impl DirSink {
 
     /// Removes from `dir` the temporary volume files (`.*.partial`) of
     /// writers that are gone — killed, or on a machine that crashed — and
-    /// returns their paths. A temporary file whose writer is still at work
-    /// is locked by it and left alone.
+    /// returns their paths. A temporary file whose writer is at work (its
+    /// [`WriterLock`] is held) is left alone.
     pub fn sweep_stale(dir: &Path) -> io::Result<Vec<PathBuf>> {
-        let mut removed = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if !name.starts_with('.') || !name.ends_with(PARTIAL_SUFFIX) {
-                continue;
+        use std::os::unix::fs::MetadataExt;
+        let hidden_files = |suffix: &str| -> io::Result<Vec<(String, PathBuf)>> {
+            let mut found = Vec::new();
+            for entry in fs::read_dir(dir)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(suffix))
+                else {
+                    continue;
+                };
+                if entry.file_type()?.is_file() {
+                    found.push((inner.to_owned(), entry.path()));
+                }
             }
-            if !entry.file_type()?.is_file() {
-                continue;
-            }
-            let path = entry.path();
+            Ok(found)
+        };
+        // Temporary files first, locks second: a writer takes its lock
+        // before it makes a temporary file, so the lock of every temporary
+        // file listed here is in the second listing.
+        let partials = hidden_files(PARTIAL_SUFFIX)?;
+        let mut live = Vec::new();
+        for (stem, path) in hidden_files(LOCK_SUFFIX)? {
             let Ok(file) = File::open(&path) else {
                 continue;
             };
-            // Locked: its writer is at work. Unlocked: nobody holds it.
-            if file.try_lock().is_ok() {
-                fs::remove_file(&path)?;
-                removed.push(path);
+            match file.try_lock() {
+                Ok(()) => {
+                    // Nobody holds it: a writer that is gone. Removed only if
+                    // the name still means the file locked here.
+                    let same = fs::symlink_metadata(&path)
+                        .and_then(|m| Ok(m.ino() == file.metadata()?.ino()))
+                        .unwrap_or(false);
+                    if same {
+                        ignore_missing(fs::remove_file(&path))?;
+                    }
+                }
+                Err(_) => live.push(format!("{stem}.")),
             }
         }
+        let mut removed = Vec::new();
+        for (name, path) in partials {
+            if live.iter().any(|stem| name.starts_with(stem.as_str())) {
+                continue;
+            }
+            ignore_missing(fs::remove_file(&path))?;
+            removed.push(path);
+        }
         Ok(removed)
+    }
+
+    /// Takes the writer's lock in `dir`, once.
+    fn lock_dir(&mut self, dir: &Path) -> io::Result<()> {
+        if !self.locks.iter().any(|l| l.path.parent() == Some(dir)) {
+            self.locks.push(WriterLock::acquire(dir, &self.stem)?);
+        }
+        Ok(())
     }
 
     fn temp_path(&self, dir: &Path, number: u32) -> PathBuf {
@@ -149,14 +229,12 @@ impl DirSink {
             .map(|o| o.dir.clone())
             .unwrap_or_default();
         let path = dir.join(temp_name);
+        self.lock_dir(&dir)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&path)?;
-        let lock = file.try_clone()?;
-        lock.lock()?;
-        self.locks.push(lock);
         self.used = self.used.saturating_add(self.volume_size);
         Ok((file, path))
     }
@@ -243,6 +321,14 @@ impl VolumeSink for DirSink {
             let _ = fs::remove_file(path);
         }
         self.locks.clear();
+    }
+}
+
+/// `result`, with "it is already gone" as success.
+fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
@@ -789,12 +875,12 @@ impl IndexWriter<'_, '_> {
         Ok(n)
     }
 
-    /// The volume error behind `e`, an error this writer returned.
+    /// The error behind `e`: the volume error this writer met, or else a
+    /// failure of whatever was producing the index.
     pub(crate) fn error(&mut self, e: io::Error) -> WriteError {
-        self.failed.take().unwrap_or(WriteError::Volume {
-            volume: self.volumes.number(),
-            source: e,
-        })
+        self.failed
+            .take()
+            .unwrap_or_else(|| WriteError::Invalid(format!("encoding the index: {e}")))
     }
 
     /// Checks that all `len` bytes came; returns the stored index's SHA-256.
@@ -841,20 +927,31 @@ mod tests {
             dir: dir.path().to_owned(),
             capacity: None,
         };
-        // A killed writer's file: no lock.
+        // A killed writer's files: its lock file is there but nobody holds it.
+        fs::write(dir.path().join(".old.lock"), b"").unwrap();
         fs::write(dir.path().join(".old.0001.partial"), b"half").unwrap();
         fs::write(dir.path().join("old.001-of-002.tar"), b"kept").unwrap();
         // A writer at work.
         let mut sink = DirSink::new(vec![out()], "busy", 1 << 20);
         sink.create(1).unwrap();
+        sink.create(2).unwrap();
         let removed = DirSink::sweep_stale(dir.path()).unwrap();
         assert_eq!(removed, vec![dir.path().join(".old.0001.partial")]);
+        assert!(!dir.path().join(".old.lock").exists());
         assert!(dir.path().join(".busy.0001.partial").exists());
+        assert!(dir.path().join(".busy.0002.partial").exists());
         assert!(dir.path().join("old.001-of-002.tar").exists());
         // Once that writer is gone, its file is swept too.
         drop(sink);
-        let removed = DirSink::sweep_stale(dir.path()).unwrap();
-        assert_eq!(removed, vec![dir.path().join(".busy.0001.partial")]);
+        let mut removed = DirSink::sweep_stale(dir.path()).unwrap();
+        removed.sort();
+        assert_eq!(
+            removed,
+            vec![
+                dir.path().join(".busy.0001.partial"),
+                dir.path().join(".busy.0002.partial")
+            ]
+        );
     }
 
     #[test]

@@ -514,7 +514,6 @@ fn write_inner(
 
     let (job_tx, job_rx) = sync_channel::<PackJob>(threads);
     let (done_tx, done_rx) = sync_channel::<io::Result<StoredPack>>(threads);
-    let job_rx = Arc::new(Mutex::new(job_rx));
     let buffers = Pools {
         raw: BufferPool::new(threads),
         stored: BufferPool::new(threads),
@@ -525,6 +524,9 @@ fn write_inner(
         root, mut entries, ..
     } = scan;
     let (chunks, packs, base_used) = std::thread::scope(|s| -> Result<_, WriteError> {
+        // Only the workers hold the receiver: once they have all stopped (the
+        // volume writer failed), the packer's sends fail instead of blocking.
+        let job_rx = Arc::new(Mutex::new(job_rx));
         for _ in 0..threads {
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
@@ -534,6 +536,7 @@ fn write_inner(
                 compress_worker(level, encryption, parcel_id, &job_rx, &done_tx, pools);
             });
         }
+        drop(job_rx);
         drop(done_tx);
         let writer = s.spawn(|| write_packs(&mut volumes, done_rx, &pools.stored));
         let read = read_package(

@@ -220,3 +220,90 @@ fn extract_reloads_a_pack_that_left_the_cache_for_a_repeated_file() {
         );
     }
 }
+
+/// A sink whose medium fills up: volumes from `full_from` on cannot be created.
+struct FillingSink {
+    inner: DirSink,
+    full_from: u32,
+}
+
+impl parcel_format::volume::VolumeSink for FillingSink {
+    fn create(&mut self, number: u32) -> std::io::Result<fs::File> {
+        if number >= self.full_from {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "medium full",
+            ));
+        }
+        self.inner.create(number)
+    }
+    fn reopen(&mut self, number: u32) -> std::io::Result<fs::File> {
+        self.inner.reopen(number)
+    }
+    fn commit(&mut self, count: u32) -> std::io::Result<Vec<PathBuf>> {
+        self.inner.commit(count)
+    }
+    fn abort(&mut self) {
+        self.inner.abort();
+    }
+}
+
+#[test]
+fn a_medium_filling_up_mid_write_fails_the_write_instead_of_hanging_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    // About 2 MB that does not compress: dozens of packs, many volumes.
+    for i in 0..8u64 {
+        let mut state = 0x2545_F491_4F6C_DD1Du64 ^ i;
+        let data: Vec<u8> = (0..256 * 1024)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        fs::write(src.join(format!("noise-{i}")), data).unwrap();
+    }
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let package = src.clone();
+    let dir = out.clone();
+    std::thread::spawn(move || {
+        let mut sink = FillingSink {
+            inner: DirSink::new(
+                vec![OutputDir {
+                    dir,
+                    capacity: None,
+                }],
+                "filling",
+                128 * 1024,
+            ),
+            full_from: 3,
+        };
+        let options = WriteOptions {
+            threads: 1,
+            ..small_options(128 * 1024)
+        };
+        let written = write_parcel(
+            scan(&package).unwrap(),
+            &info(),
+            &key(),
+            &options,
+            &mut sink,
+            &mut |_| {},
+        );
+        let _ = tx.send(written.map(|_| ()).map_err(|e| e.to_string()));
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the write returned (it used to hang once the medium was full)");
+    let error = result.expect_err("no room for volume 3");
+    assert!(error.contains("volume 3"), "{error}");
+    assert!(
+        fs::read_dir(&out).unwrap().next().is_none(),
+        "temporary volumes removed"
+    );
+}
