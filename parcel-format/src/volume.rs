@@ -626,6 +626,25 @@ impl<'s> VolumeWriter<'s> {
         self.write_entry(name, data)
     }
 
+    /// Writes `bytes` as they are at the end of the open volume: tar headers,
+    /// data and padding the caller lays out itself.
+    fn write_raw(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
+        let c = self
+            .current
+            .as_mut()
+            .ok_or(WriteError::Invalid("no open volume".into()))?;
+        let volume = c.number;
+        c.tar
+            .get_mut()
+            .write_all(bytes)
+            .map_err(|source| WriteError::Volume { volume, source })
+    }
+
+    /// Bytes written to the open volume so far (0 when none is open).
+    fn position(&self) -> u64 {
+        self.current.as_ref().map_or(0, |c| c.tar.get_ref().pos)
+    }
+
     fn write_entry(&mut self, name: &str, data: &[u8]) -> Result<(u32, u64), WriteError> {
         let number = self.number();
         let mtime = self.mtime;
@@ -802,23 +821,20 @@ impl IndexWriter<'_, '_> {
         }
         let take = left.min(volumes.room());
         let number = volumes.number();
-        let mtime = volumes.mtime;
-        let c = volumes
-            .current
-            .as_mut()
-            .ok_or(WriteError::Invalid("no open volume".into()))?;
-        let err = |source| WriteError::Volume {
-            volume: number,
-            source,
-        };
-        let header = tar_header(&format!("parcel-index.{number:04}"), take, mtime).map_err(err)?;
-        let offset = c.tar.get_ref().pos + BLOCK;
-        c.tar.get_mut().write_all(header.as_bytes()).map_err(err)?;
-        c.index_piece = IndexPiece {
-            offset,
-            len: take,
-            start: self.written,
-        };
+        let header = tar_header(&format!("parcel-index.{number:04}"), take, volumes.mtime)
+            .map_err(|source| WriteError::Volume {
+                volume: number,
+                source,
+            })?;
+        let offset = volumes.position() + BLOCK;
+        volumes.write_raw(header.as_bytes())?;
+        if let Some(c) = volumes.current.as_mut() {
+            c.index_piece = IndexPiece {
+                offset,
+                len: take,
+                start: self.written,
+            };
+        }
         self.piece_left = take;
         self.piece_len = take;
         Ok(())
@@ -826,20 +842,8 @@ impl IndexWriter<'_, '_> {
 
     /// Closes the piece: tar's zero padding to the next block.
     fn end_piece(&mut self) -> Result<(), WriteError> {
-        let number = self.volumes.number();
-        let c = self
-            .volumes
-            .current
-            .as_mut()
-            .ok_or(WriteError::Invalid("no open volume".into()))?;
         let padding = (padded(self.piece_len) - self.piece_len) as usize;
-        c.tar
-            .get_mut()
-            .write_all(&[0u8; BLOCK as usize][..padding])
-            .map_err(|source| WriteError::Volume {
-                volume: number,
-                source,
-            })
+        self.volumes.write_raw(&[0u8; BLOCK as usize][..padding])
     }
 
     fn put(&mut self, buf: &[u8]) -> Result<usize, WriteError> {
@@ -853,19 +857,7 @@ impl IndexWriter<'_, '_> {
         }
         let n = (self.piece_left as usize).min(buf.len());
         let part = buf.get(..n).unwrap_or_default();
-        let number = self.volumes.number();
-        let c = self
-            .volumes
-            .current
-            .as_mut()
-            .ok_or(WriteError::Invalid("no open volume".into()))?;
-        c.tar
-            .get_mut()
-            .write_all(part)
-            .map_err(|source| WriteError::Volume {
-                volume: number,
-                source,
-            })?;
+        self.volumes.write_raw(part)?;
         self.hasher.update(part);
         self.piece_left -= n as u64;
         self.written += n as u64;
