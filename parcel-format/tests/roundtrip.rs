@@ -32,15 +32,7 @@ fn sample_tree(root: &Path) {
     fs::create_dir_all(root.join("données")).unwrap();
     fs::write(root.join("empty.txt"), b"").unwrap();
     fs::write(root.join("données/café.txt"), "crème brûlée\n".repeat(100)).unwrap();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let big: Vec<u8> = (0..300_000)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let big = noise(0x9E37_79B9_7F4A_7C15, 300_000);
     fs::write(root.join("bin/tool"), &big).unwrap();
     fs::set_permissions(root.join("bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(root.join("bin/tool-copy"), &big).unwrap();
@@ -255,15 +247,7 @@ fn a_medium_filling_up_mid_write_fails_the_write_instead_of_hanging_it() {
     fs::create_dir(&src).unwrap();
     // About 2 MB that does not compress: dozens of packs, many volumes.
     for i in 0..8u64 {
-        let mut state = 0x2545_F491_4F6C_DD1Du64 ^ i;
-        let data: Vec<u8> = (0..256 * 1024)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let data = noise(0x2545_F491_4F6C_DD1D ^ i, 256 * 1024);
         fs::write(src.join(format!("noise-{i}")), data).unwrap();
     }
     let out = tmp.path().join("out");
