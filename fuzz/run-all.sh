@@ -28,6 +28,10 @@ if ! cargo +nightly fuzz --help >/dev/null 2>&1; then
 fi
 
 "$fuzz_dir/seed.sh" || exit 1
+# The cryptographic primitives and the chunker are built without coverage
+# instrumentation (see the wrapper); set for the build and for every run, or
+# `cargo fuzz run` would rebuild without it.
+export RUSTC_WRAPPER="$fuzz_dir/rustc-wrapper"
 cargo +nightly fuzz build -a || exit 1
 
 # One target per file in fuzz_targets/ (`cargo fuzz list` would also name the

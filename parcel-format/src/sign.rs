@@ -88,9 +88,18 @@ impl TrustedKeys {
 
     /// The label of a trusted key, or `None` when the key is not trusted.
     pub fn label_of(&self, key: &VerifyingKey) -> Option<&str> {
+        self.label_of_bytes(key.as_bytes())
+    }
+
+    /// The label of the trusted key whose encoding is `key`, or `None`.
+    ///
+    /// For a key already named by a verified signature (a volume header's
+    /// signer): comparing the 32 bytes spares decoding the point again, which
+    /// costs about as much as a third of a signature check.
+    pub fn label_of_bytes(&self, key: &[u8; 32]) -> Option<&str> {
         self.keys
             .iter()
-            .find(|(_, k)| k.as_bytes() == key.as_bytes())
+            .find(|(_, k)| k.as_bytes() == key)
             .map(|(label, _)| label.as_str())
     }
 

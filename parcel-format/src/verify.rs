@@ -11,7 +11,7 @@
 //! table. Import makes the content checks as it extracts.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -196,9 +196,7 @@ fn verify_without_key(
             }
         }
     };
-    let signer = ed25519_dalek::VerifyingKey::from_bytes(&set.header.signer)
-        .ok()
-        .and_then(|key| trust.label_of(&key).map(str::to_owned));
+    let signer = trust.label_of_bytes(&set.header.signer).map(str::to_owned);
     let volumes: Vec<(&u32, &Volume)> = set.volumes.iter().collect();
     let mut problems = set.problems.clone();
     if let Err(p) = read_index(&set.volumes, &set.header) {
@@ -371,16 +369,20 @@ enum Hashed {
 }
 
 fn hash_body(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<[u8; 32]> {
-    let mut file = BufReader::with_capacity(1 << 20, File::open(path)?);
-    std::io::copy(&mut (&mut file).take(VOLUME_PREFIX), &mut std::io::sink())?;
+    const READ: u64 = 1 << 20;
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(VOLUME_PREFIX))?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
+    // Filled by read_to_end, which reads into the spare capacity without
+    // zeroing it first (1 MiB per volume per check otherwise).
+    let mut buf = Vec::with_capacity(READ as usize);
     loop {
-        let n = file.read(&mut buf)?;
+        buf.clear();
+        let n = (&mut file).take(READ).read_to_end(&mut buf)?;
         if n == 0 {
             return Ok(hasher.finalize().into());
         }
-        hasher.update(buf.get(..n).unwrap_or_default());
+        hasher.update(&buf);
         progress(n as u64);
     }
 }
