@@ -254,7 +254,11 @@ impl Manifest {
         encoder.include_contentsize(true)?;
         encoder.include_checksum(false)?;
         encoder.set_pledged_src_size(Some(raw_len))?;
-        self.encode_raw(&mut encoder)?;
+        // postcard writes a hash as 32 one-byte writes; unbuffered, each would
+        // be a call into the compressor (most of the time of encoding).
+        let mut buffered = std::io::BufWriter::with_capacity(1 << 16, encoder);
+        self.encode_raw(&mut buffered)?;
+        let encoder = buffered.into_inner().map_err(|e| e.into_error())?;
         Ok((encoder.finish()?, raw_len))
     }
 
