@@ -75,6 +75,7 @@
 #![warn(missing_docs)]
 
 mod bounded;
+mod budget;
 mod buffers;
 pub mod chunk;
 mod content;
