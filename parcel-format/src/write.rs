@@ -871,7 +871,7 @@ const READ_AHEAD_BYTES: usize = 8 << 20;
 
 /// Files handed to the readers before the packer takes the first of them:
 /// how far reading runs ahead of packing, in files.
-const FILES_AHEAD: usize = 64;
+const FILES_AHEAD: usize = 256;
 
 /// A file a reader is asked to read: its path in the package and the size
 /// the walk found.
