@@ -419,6 +419,27 @@ pub(crate) fn read_index(
     volumes: &BTreeMap<u32, Volume>,
     header: &VolumeHeader,
 ) -> Result<StoredIndex, Problem> {
+    index_pieces(volumes, header, true)
+}
+
+/// Checks the stored index pieces as [`read_index`] does (where they lie,
+/// that they join up, their signed SHA-256) without keeping them: the media
+/// check needs the hash only, and holds 1 MiB of the index at a time instead
+/// of all of it.
+pub(crate) fn check_index(
+    volumes: &BTreeMap<u32, Volume>,
+    header: &VolumeHeader,
+) -> Result<(), Problem> {
+    index_pieces(volumes, header, false).map(drop)
+}
+
+/// [`read_index`] and [`check_index`]: with `keep`, the pieces' bytes are
+/// returned, else they are hashed and dropped.
+fn index_pieces(
+    volumes: &BTreeMap<u32, Volume>,
+    header: &VolumeHeader,
+    keep: bool,
+) -> Result<StoredIndex, Problem> {
     if header.index_stored_len > MAX_INDEX_STORED {
         return Err(Problem::limit(
             "declared stored index length",
@@ -433,6 +454,7 @@ pub(crate) fn read_index(
         .collect();
     pieces.sort_by_key(|v| v.header.index_piece.start);
     let mut stored = StoredIndex::default();
+    let mut scratch = Vec::new();
     let mut hasher = Sha256::new();
     let files: Vec<String> = pieces
         .iter()
@@ -469,12 +491,22 @@ pub(crate) fn read_index(
         // block by block while it is decoded.
         let mut left = piece.len;
         while left > 0 {
-            let mut block = vec![0u8; left.min(1 << 20) as usize];
+            let n = left.min(1 << 20) as usize;
+            let mut block = if keep {
+                Vec::new()
+            } else {
+                std::mem::take(&mut scratch)
+            };
+            block.resize(n, 0);
             file.read_exact(&mut block).map_err(unreadable)?;
             hasher.update(&block);
-            left -= block.len() as u64;
-            stored.len += block.len() as u64;
-            stored.blocks.push_back(block);
+            left -= n as u64;
+            stored.len += n as u64;
+            if keep {
+                stored.blocks.push_back(block);
+            } else {
+                scratch = block;
+            }
         }
     }
     if stored.len != total {

@@ -23,7 +23,7 @@ use crate::encrypt::Identity;
 use crate::error::{FailureClass, Problem};
 use crate::limits::VOLUME_PREFIX;
 use crate::manifest::EntryKind;
-use crate::read::{open_volumes, read_index, read_keys_entry, worst_class, Parcel, Volume};
+use crate::read::{check_index, open_volumes, read_keys_entry, worst_class, Parcel, Volume};
 use crate::sign::TrustedKeys;
 use crate::ParcelId;
 
@@ -199,7 +199,7 @@ fn verify_without_key(
     let signer = trust.label_of_bytes(&set.header.signer).map(str::to_owned);
     let volumes: Vec<(&u32, &Volume)> = set.volumes.iter().collect();
     let mut problems = set.problems.clone();
-    if let Err(p) = read_index(&set.volumes, &set.header) {
+    if let Err(p) = check_index(&set.volumes, &set.header) {
         problems.push(p);
     }
     if let Err(p) = read_keys_entry(&set.volumes, &set.header) {
