@@ -9,7 +9,8 @@
 # fuzz/regressions/<target>, so a known crashing input fails the run until the
 # library is fixed. Logs go to fuzz/artifacts/logs/<target>.log, crashing
 # inputs to fuzz/artifacts/<target>/. Targets are built with debug assertions
-# (-a), so integer overflow panics instead of wrapping. Leak detection is off:
+# (-a), so integer overflow panics instead of wrapping (except in the crypto
+# crates and FastCDC, which fuzz/rustc-wrapper builds without them). Leak detection is off:
 # verify and extract run scoped worker threads and channels, and the first
 # time std's thread-local state for them is touched on the main thread it
 # registers a destructor (__cxa_thread_atexit_impl) that LeakSanitizer
@@ -31,6 +32,9 @@ fi
 # The cryptographic primitives and the chunker are built without coverage
 # instrumentation (see the wrapper); set for the build and for every run, or
 # `cargo fuzz run` would rebuild without it.
+if [ -n "${RUSTC_WRAPPER:-}" ] && [ "$RUSTC_WRAPPER" != "$fuzz_dir/rustc-wrapper" ]; then
+  export PARCEL_FUZZ_NEXT_WRAPPER="$RUSTC_WRAPPER"
+fi
 export RUSTC_WRAPPER="$fuzz_dir/rustc-wrapper"
 cargo +nightly fuzz build -a || exit 1
 

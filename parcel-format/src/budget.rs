@@ -50,6 +50,8 @@ impl ByteBudget {
     ///
     /// Never waits for ever while the consumer reads: what is in flight is
     /// waiting in the channel, and the consumer gives it back as it takes it.
+    /// A consumer that stops must close the budget, however it stops (the
+    /// writer does so from a drop guard, so a panic is covered too).
     pub(crate) fn take(&self, n: usize) -> bool {
         let mut state = self.lock();
         while !state.closed && state.in_flight > 0 && state.in_flight + n > self.limit {

@@ -371,18 +371,18 @@ enum Hashed {
 fn hash_body(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<[u8; 32]> {
     const READ: u64 = 1 << 20;
     let mut file = File::open(path)?;
+    let body = file.metadata()?.len().saturating_sub(VOLUME_PREFIX);
     file.seek(SeekFrom::Start(VOLUME_PREFIX))?;
     let mut hasher = Sha256::new();
-    // Filled by read_to_end, which reads into the spare capacity without
-    // zeroing it first (1 MiB per volume per check otherwise).
-    let mut buf = Vec::with_capacity(READ as usize);
+    // Reads of 1 MiB, or a buffer the size of a smaller body: a check of
+    // many small volumes does not zero 1 MiB for each.
+    let mut buf = vec![0u8; body.clamp(4096, READ) as usize];
     loop {
-        buf.clear();
-        let n = (&mut file).take(READ).read_to_end(&mut buf)?;
+        let n = file.read(&mut buf)?;
         if n == 0 {
             return Ok(hasher.finalize().into());
         }
-        hasher.update(&buf);
+        hasher.update(buf.get(..n).unwrap_or_default());
         progress(n as u64);
     }
 }

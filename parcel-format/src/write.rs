@@ -3,7 +3,7 @@
 //! volumes, then append the index and seal every volume (FORMAT.md §2–§5).
 //!
 //! Data flows one way: scan → chunk → hash → pack → compress → volumes.
-//! Reading (two file readers, each at most 8 MiB of chunks ahead of the
+//! Reading (two file readers, each about 8 MiB of chunks ahead of the
 //! packer) and compression (a fixed pool fed by a bounded channel) run in
 //! parallel, and a single writer thread puts packs on media in order, so
 //! memory stays bounded by (threads × 3) packs plus 16 MiB of chunks whatever
@@ -907,7 +907,8 @@ enum FileMsg {
 /// chunks in `entries`; sends full packs to the workers.
 ///
 /// Files are read by [`FILE_READERS`] threads, file *j* by reader *j* mod
-/// *n*, each streaming its files' chunks in order through a small channel;
+/// *n*, each streaming its files' chunks in order through a channel bounded
+/// in messages and in bytes ([`ByteBudget`]);
 /// this thread hands out the files at most [`FILES_AHEAD`] ahead and takes
 /// their chunks file by file in file-table order, so deduplication and
 /// packing, and therefore the parcel, do not depend on timing.
@@ -923,6 +924,10 @@ fn read_package(
         .map(|_| ByteBudget::new(READ_AHEAD_BYTES))
         .collect();
     std::thread::scope(|s| {
+        // Closes the budgets however this closure ends, a panic included:
+        // a reader waiting for room would otherwise wait for ever, and the
+        // scope with it.
+        let _close = CloseBudgets(&budgets);
         let mut requests = Vec::with_capacity(FILE_READERS);
         let mut channels = Vec::with_capacity(FILE_READERS);
         for budget in &budgets {
@@ -944,15 +949,20 @@ fn read_package(
                 }
             });
         }
-        let result = pack_files(entries, &requests, &channels, &mut packer, progress);
-        // Dropping the channels and closing the budgets stops readers still
-        // waiting for a file, for room in the budget or on a send.
-        drop(requests);
-        drop(channels);
-        budgets.iter().for_each(ByteBudget::close);
-        result
+        // Dropping the channels (and closing the budgets) stops readers
+        // still waiting for a file, on a send or for room in the budget.
+        pack_files(entries, &requests, &channels, &mut packer, progress)
     })
     .map(|()| (packer.chunks, packer.base_used))
+}
+
+/// Closes the readers' budgets when dropped.
+struct CloseBudgets<'a>(&'a [ByteBudget]);
+
+impl Drop for CloseBudgets<'_> {
+    fn drop(&mut self) {
+        self.0.iter().for_each(ByteBudget::close);
+    }
 }
 
 /// Hands the files to the readers in file-table order and takes their

@@ -241,6 +241,55 @@ impl parcel_format::volume::VolumeSink for FillingSink {
 }
 
 #[test]
+fn a_panic_while_packing_reaches_the_caller_instead_of_hanging_the_file_readers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    // Files larger than a reader's 8 MiB read-ahead: while the packer is
+    // held up, each reader fills its budget and waits for room.
+    for i in 0..2u64 {
+        let data = noise(0x9E37_79B9_7F4A_7C15 ^ i, 12 << 20);
+        fs::write(src.join(format!("big-{i}")), data).unwrap();
+    }
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sink = DirSink::new(
+            vec![OutputDir {
+                dir: out,
+                capacity: None,
+            }],
+            "panicking",
+            64 << 20,
+        );
+        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write_parcel(
+                scan(&src).unwrap(),
+                &info(),
+                &key(),
+                // Default chunks: 256 messages of them are more than 8 MiB,
+                // so the budget, not the channel, stops the readers.
+                &WriteOptions {
+                    volume_size: 64 << 20,
+                    ..WriteOptions::default()
+                },
+                &mut sink,
+                &mut |_| {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    panic!("progress callback gives up");
+                },
+            )
+        }));
+        let _ = tx.send(written.is_err());
+    });
+    let panicked = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the write returned (readers waiting for room in their budget used to hang it)");
+    assert!(panicked, "the callback's panic reached the caller");
+}
+
+#[test]
 fn a_medium_filling_up_mid_write_fails_the_write_instead_of_hanging_it() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
