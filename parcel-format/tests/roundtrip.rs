@@ -240,17 +240,23 @@ impl parcel_format::volume::VolumeSink for FillingSink {
     }
 }
 
+/// A package `src` in `dir` of `count` files of `len` bytes that do not
+/// compress.
+fn noise_package(dir: &Path, count: u64, len: usize, seed: u64) -> PathBuf {
+    let src = dir.join("src");
+    fs::create_dir(&src).unwrap();
+    for i in 0..count {
+        fs::write(src.join(format!("noise-{i}")), noise(seed ^ i, len)).unwrap();
+    }
+    src
+}
+
 #[test]
 fn a_panic_while_packing_reaches_the_caller_instead_of_hanging_the_file_readers() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    fs::create_dir(&src).unwrap();
     // Files larger than a reader's 8 MiB read-ahead: while the packer is
     // held up, each reader fills its budget and waits for room.
-    for i in 0..2u64 {
-        let data = noise(0x9E37_79B9_7F4A_7C15 ^ i, 12 << 20);
-        fs::write(src.join(format!("big-{i}")), data).unwrap();
-    }
+    let src = noise_package(tmp.path(), 2, 12 << 20, 0x9E37_79B9_7F4A_7C15);
     let out = tmp.path().join("out");
     fs::create_dir(&out).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -292,13 +298,8 @@ fn a_panic_while_packing_reaches_the_caller_instead_of_hanging_the_file_readers(
 #[test]
 fn a_medium_filling_up_mid_write_fails_the_write_instead_of_hanging_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    fs::create_dir(&src).unwrap();
     // About 2 MB that does not compress: dozens of packs, many volumes.
-    for i in 0..8u64 {
-        let data = noise(0x2545_F491_4F6C_DD1D ^ i, 256 * 1024);
-        fs::write(src.join(format!("noise-{i}")), data).unwrap();
-    }
+    let src = noise_package(tmp.path(), 8, 256 * 1024, 0x2545_F491_4F6C_DD1D);
     let out = tmp.path().join("out");
     fs::create_dir(&out).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
