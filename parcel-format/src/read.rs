@@ -424,7 +424,7 @@ pub(crate) fn read_index(
 
 /// Checks the stored index pieces as [`read_index`] does (where they lie,
 /// that they join up, their signed SHA-256) without keeping them: the media
-/// check needs the hash only, and holds 1 MiB of the index at a time instead
+/// check of an encrypted parcel without its key needs the hash only, and holds 1 MiB of the index at a time instead
 /// of all of it.
 pub(crate) fn check_index(
     volumes: &BTreeMap<u32, Volume>,
@@ -492,11 +492,8 @@ fn index_pieces(
         let mut left = piece.len;
         while left > 0 {
             let n = left.min(1 << 20) as usize;
-            let mut block = if keep {
-                Vec::new()
-            } else {
-                std::mem::take(&mut scratch)
-            };
+            // Kept blocks leave `scratch` empty, so each is a new buffer.
+            let mut block = std::mem::take(&mut scratch);
             block.resize(n, 0);
             file.read_exact(&mut block).map_err(unreadable)?;
             hasher.update(&block);

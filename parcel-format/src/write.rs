@@ -891,10 +891,13 @@ struct Pools {
 
 /// What a file reader sends the packer about one file, in order.
 enum FileMsg {
-    /// The next chunk of the file and its SHA-256.
-    Chunk(Vec<u8>, Hash),
-    /// The file's only chunk, whose SHA-256 is also the file's.
-    Only(Vec<u8>, Hash),
+    /// The next chunk of the file and its SHA-256; with `only`, the file's
+    /// one chunk, whose SHA-256 is also the file's (no `End` follows).
+    Chunk {
+        data: Vec<u8>,
+        sha256: Hash,
+        only: bool,
+    },
     /// The file ended: its SHA-256.
     End(Hash),
     /// The file is unchanged since the base: its SHA-256 (not chunked).
@@ -1023,18 +1026,14 @@ fn pack_files(
         };
         *sha256 = loop {
             match channel.recv().map_err(|_| stopped())? {
-                FileMsg::Chunk(data, sha256) => {
+                FileMsg::Chunk { data, sha256, only } => {
                     budget.give(data.len());
                     chunks.push(packer.add(&data, sha256)?);
                     done += data.len() as u64;
                     progress(done);
-                }
-                FileMsg::Only(data, sha256) => {
-                    budget.give(data.len());
-                    chunks.push(packer.add(&data, sha256)?);
-                    done += data.len() as u64;
-                    progress(done);
-                    break sha256;
+                    if only {
+                        break sha256;
+                    }
                 }
                 FileMsg::End(sha256) => break sha256,
                 FileMsg::Whole(sha256) => {
@@ -1061,7 +1060,7 @@ impl Outbox<'_> {
     /// data; false when the packer has stopped listening.
     fn send(&self, message: FileMsg) -> bool {
         let bytes = match &message {
-            FileMsg::Chunk(data, _) | FileMsg::Only(data, _) => data.len(),
+            FileMsg::Chunk { data, .. } => data.len(),
             _ => 0,
         };
         (bytes == 0 || self.budget.take(bytes)) && self.tx.send(message).is_ok()
@@ -1128,13 +1127,23 @@ fn read_file_chunks(
             }
             if let Some((held, held_sha256)) = one_chunk.take() {
                 hasher.update(&held);
-                if !out.send(FileMsg::Chunk(held, held_sha256)) {
+                let held = FileMsg::Chunk {
+                    data: held,
+                    sha256: held_sha256,
+                    only: false,
+                };
+                if !out.send(held) {
                     listening = false;
                     return Err(stopped());
                 }
             }
             hasher.update(data);
-            if !out.send(FileMsg::Chunk(data.to_vec(), sha256)) {
+            let chunk = FileMsg::Chunk {
+                data: data.to_vec(),
+                sha256,
+                only: false,
+            };
+            if !out.send(chunk) {
                 listening = false;
                 return Err(stopped());
             }
@@ -1160,7 +1169,11 @@ fn read_file_chunks(
         });
     }
     Ok(Some(match one_chunk {
-        Some((data, sha256)) => FileMsg::Only(data, sha256),
+        Some((data, sha256)) => FileMsg::Chunk {
+            data,
+            sha256,
+            only: true,
+        },
         None => FileMsg::End(hasher.finalize().into()),
     }))
 }
