@@ -191,10 +191,18 @@ fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<(), CliE
 /// an encrypted parcel also the `parcel-keys` entry of every volume (about
 /// 1 KiB in each volume of at least 64 KiB) and the tags; with `parity`
 /// percent of repair data, that much more, rounded up generously (stripes
-/// round recovery up, and each parity volume holds a block table).
-fn size_bound(scan: &write::Scan, encrypted: bool, parity: Option<u8>) -> u64 {
-    let plain =
-        scan.content_bytes + scan.content_bytes / 64 + scan.entries() as u64 * 1024 + (64 << 10);
+/// round recovery up, and each parity volume holds a block table). A delta
+/// counts only the files its `base` probably lacks (a file changed without
+/// changing its size or modification time slips past the estimate; should
+/// the media then fill, the write stops cleanly, as with --no-space-check).
+fn size_bound(
+    scan: &write::Scan,
+    base: Option<&BaseIndex>,
+    encrypted: bool,
+    parity: Option<u8>,
+) -> u64 {
+    let content = base.map_or(scan.content_bytes, |b| scan.content_bytes_beyond(b));
+    let plain = content + content / 64 + scan.entries() as u64 * 1024 + (64 << 10);
     let data = if encrypted { plain + plain / 32 } else { plain };
     match parity {
         None => data,
@@ -263,7 +271,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         None => None,
     };
     let scan = write::scan(o.package_dir)?;
-    let bound = size_bound(&scan, encryption.is_some(), o.parity);
+    let bound = size_bound(&scan, base.as_ref(), encryption.is_some(), o.parity);
     // A small parcel needs no full-size volume: this keeps the room check honest.
     let volume_size = o.volume_size.min(bound.max(MIN_VOLUME_SIZE));
     let mut outputs: Vec<OutputDir> = Vec::new();
@@ -296,7 +304,14 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     } else if o.space_check && usable < bound {
         return Err(CliError::NoSpace {
             path: o.outs.first().cloned().unwrap_or_default(),
-            needed: format!("up to {} (the parcel's size before compression)", human_bytes(bound)),
+            needed: match &base {
+                None => format!("up to {} (the parcel's size before compression)", human_bytes(bound)),
+                Some(b) => format!(
+                    "up to {} (before compression, the files that differ from v{} in size or modification time)",
+                    human_bytes(bound),
+                    b.package_version()
+                ),
+            },
             available: human_bytes(usable),
             advice: "add another --out medium, choose a smaller --volume-size, or pass --no-space-check if it will compress well",
         });

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use predicates::prelude::*;
 
-use common::{arg, package_view, random_bytes, snapshot, two_sites, Site, World};
+use common::{arg, names_in, package_view, random_bytes, snapshot, two_sites, Site, World};
 
 /// Version 2 of a package: a copy of `v1` with a region of the large binary
 /// rewritten, one file replaced, one removed and one added.
@@ -44,7 +44,14 @@ fn copy_tree(from: &Path, to: &Path) {
             let link = fs::read_link(entry.path()).expect("link");
             std::os::unix::fs::symlink(link, &target).expect("symlink");
         } else {
+            // As `cp -a` copies: content, mode and modification time.
             fs::copy(entry.path(), &target).expect("copy");
+            let modified = entry.metadata().expect("stat").modified().expect("mtime");
+            fs::File::options()
+                .write(true)
+                .open(&target)
+                .and_then(|f| f.set_modified(modified))
+                .expect("set mtime");
         }
     }
 }
@@ -111,6 +118,57 @@ fn delta_parcel_is_small_and_imports_exactly_the_new_version() {
     assert_eq!(
         package_view(&snapshot(&bxl.store("tools", 1))),
         package_view(&snapshot(&v1))
+    );
+}
+
+#[test]
+fn a_delta_needs_room_only_for_what_the_base_lacks() {
+    let (world, cen, bxl) = two_sites();
+    let v1 = v1_delivered_and_confirmed(&world, &cen, &bxl);
+    // v2 is v1 copied with sizes and modification times kept, plus one file.
+    let v2 = world.dir("tools-v2");
+    copy_tree(&v1, &v2);
+    fs::write(v2.join("CHANGES"), b"2: packaging only\n").expect("add");
+    // Less than the 200 KiB blob alone.
+    let medium = ["--medium-size", "160KiB"];
+
+    let out = world.medium();
+    cen.create_cmd(&v2, "tools", 2, "BXL", &[&out])
+        .args(medium)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("not enough space"))
+        .stderr(predicate::str::contains(
+            "the parcel's size before compression",
+        ));
+    assert_eq!(names_in(&out), Vec::<String>::new());
+
+    // The same blob with another modification time may have changed: counted.
+    let blob = fs::File::options()
+        .write(true)
+        .open(v2.join("data/blob.bin"))
+        .expect("open blob");
+    let modified = blob.metadata().expect("stat").modified().expect("mtime");
+    blob.set_modified(modified + std::time::Duration::from_secs(3600))
+        .expect("touch blob");
+    cen.create_cmd(&v2, "tools", 2, "BXL", &[&out])
+        .args(["--base", "1"])
+        .args(medium)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("files that differ from v1"));
+    assert_eq!(names_in(&out), Vec::<String>::new());
+
+    blob.set_modified(modified).expect("untouch blob");
+    cen.create_cmd(&v2, "tools", 2, "BXL", &[&out])
+        .args(["--base", "1"])
+        .args(medium)
+        .assert()
+        .success();
+    bxl.run(&["import", arg(&out)]).success();
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 2))),
+        package_view(&snapshot(&v2))
     );
 }
 

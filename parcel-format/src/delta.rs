@@ -21,8 +21,16 @@ pub struct BaseIndex {
     files: Vec<String>,
     /// Chunk hash → file (index into `files`), offset in it, length.
     chunks: HashMap<Hash, (u32, u64, u32)>,
-    /// Path → SHA-256 and size of each base file.
-    whole: HashMap<String, (Hash, u64)>,
+    /// Path → SHA-256, size and modification time of each base file.
+    whole: HashMap<String, BaseFile>,
+}
+
+/// What the base holds at one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BaseFile {
+    sha256: Hash,
+    size: u64,
+    mtime: i64,
 }
 
 /// While writing, references to base chunks are numbered down from
@@ -58,7 +66,12 @@ impl BaseIndex {
             else {
                 continue;
             };
-            whole.insert(entry.path.clone(), (*sha256, *size));
+            let file = BaseFile {
+                sha256: *sha256,
+                size: *size,
+                mtime: entry.mtime,
+            };
+            whole.insert(entry.path.clone(), file);
             let file = files.len() as u32;
             let mut offset = 0u64;
             for &c in refs {
@@ -101,7 +114,17 @@ impl BaseIndex {
 
     /// The SHA-256 and size of the base's file at `path`, if it has one.
     pub(crate) fn whole_file(&self, path: &str) -> Option<(Hash, u64)> {
-        self.whole.get(path).copied()
+        self.whole.get(path).map(|f| (f.sha256, f.size))
+    }
+
+    /// Whether the base has a file at `path` of this size and modification
+    /// time (Unix seconds): the quick check rsync makes. Only for estimating
+    /// a delta's size before any file is read; what the delta leaves out is
+    /// decided by content hashes alone.
+    pub fn probably_holds(&self, path: &str, size: u64, mtime: i64) -> bool {
+        self.whole
+            .get(path)
+            .is_some_and(|f| f.size == size && f.mtime == mtime)
     }
 
     /// Where the base holds a chunk with this hash and length.
@@ -136,7 +159,7 @@ impl BaseIndex {
             else {
                 continue;
             };
-            if *size > 0 && self.whole.get(&entry.path) == Some(&(*sha256, *size)) {
+            if *size > 0 && self.whole_file(&entry.path) == Some((*sha256, *size)) {
                 whole.push(i as u32);
                 refs.clear();
                 continue;

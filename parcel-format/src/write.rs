@@ -120,6 +120,23 @@ impl Scan {
     pub fn entries(&self) -> usize {
         self.entries.len()
     }
+
+    /// Bytes of regular-file content a delta on `base` will probably have to
+    /// carry: every file except those the base holds at the same path with
+    /// the same size and modification time ([`BaseIndex::probably_holds`]).
+    /// An estimate for checking room on the media before reading anything;
+    /// a file changed without changing either is carried all the same.
+    pub fn content_bytes_beyond(&self, base: &BaseIndex) -> u64 {
+        self.entries
+            .iter()
+            .filter_map(|e| match e.kind {
+                EntryKind::File { size, .. } if !base.probably_holds(&e.path, size, e.mtime) => {
+                    Some(size)
+                }
+                _ => None,
+            })
+            .sum()
+    }
 }
 
 /// Walks a package directory: directories before their contents, names in
