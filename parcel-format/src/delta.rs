@@ -66,12 +66,12 @@ impl BaseIndex {
             else {
                 continue;
             };
-            let file = BaseFile {
+            let held = BaseFile {
                 sha256: *sha256,
                 size: *size,
                 mtime: entry.mtime,
             };
-            whole.insert(entry.path.clone(), file);
+            whole.insert(entry.path.clone(), held);
             let file = files.len() as u32;
             let mut offset = 0u64;
             for &c in refs {
