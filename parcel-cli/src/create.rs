@@ -186,27 +186,94 @@ fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<(), CliE
     Ok(())
 }
 
-/// An upper bound on the size of a parcel of this package: content that does
-/// not compress, plus tar headers, padding, index and zstd's worst case; for
-/// an encrypted parcel also the `parcel-keys` entry of every volume (about
-/// 1 KiB in each volume of at least 64 KiB) and the tags; with `parity`
-/// percent of repair data, that much more, rounded up generously (stripes
-/// round recovery up, and each parity volume holds a block table). A delta
-/// counts only the files its `base` probably lacks (a file changed without
-/// changing its size or modification time slips past the estimate; should
-/// the media then fill, the write stops cleanly, as with --no-space-check).
-fn size_bound(
-    scan: &write::Scan,
-    base: Option<&BaseIndex>,
-    encrypted: bool,
-    parity: Option<u8>,
-) -> u64 {
-    let content = base.map_or(scan.content_bytes, |b| scan.content_bytes_beyond(b));
-    let plain = content + content / 64 + scan.entries() as u64 * 1024 + (64 << 10);
+/// An upper bound on the size of a parcel carrying `content` bytes of files
+/// and `entries` entries: content that does not compress, plus tar headers,
+/// padding, index and zstd's worst case; for an encrypted parcel also the
+/// `parcel-keys` entry of every volume (about 1 KiB in each volume of at
+/// least 64 KiB) and the tags; with `parity` percent of repair data, that
+/// much more, rounded up generously (stripes round recovery up, and each
+/// parity volume holds a block table).
+fn size_bound(content: u64, entries: usize, encrypted: bool, parity: Option<u8>) -> u64 {
+    let plain = content + content / 64 + entries as u64 * 1024 + (64 << 10);
     let data = if encrypted { plain + plain / 32 } else { plain };
     match parity {
         None => data,
         Some(percent) => data + data * (u64::from(percent) + 4) / 100 + (256 << 10),
+    }
+}
+
+/// The room a parcel needs on the media, checked before anything is written.
+struct Room {
+    /// [`size_bound`] of the whole package: no parcel of it is larger.
+    bound: u64,
+    /// What the check asks for: `bound` for a full parcel; for a delta, the
+    /// bound over the files that differ from the base in size or
+    /// modification time only. That is an estimate (a file changed without
+    /// changing either is missed); should it come out low, the media fill
+    /// while writing and the write stops cleanly, as with --no-space-check.
+    needed: u64,
+    /// The base version of a delta.
+    base_version: Option<u64>,
+}
+
+impl Room {
+    fn of(
+        scan: &write::Scan,
+        base: Option<&BaseIndex>,
+        encrypted: bool,
+        parity: Option<u8>,
+    ) -> Room {
+        let bound = size_bound(scan.content_bytes, scan.entries(), encrypted, parity);
+        let needed = base.map_or(bound, |b| {
+            size_bound(
+                scan.content_bytes_beyond(b),
+                scan.entries(),
+                encrypted,
+                parity,
+            )
+        });
+        Room {
+            bound,
+            needed,
+            base_version: base.map(BaseIndex::package_version),
+        }
+    }
+
+    /// The volume size to write with, given the room on the roomiest medium
+    /// (when known). A small parcel needs no full-size volume: capping the
+    /// size keeps the room check honest. A delta's volumes are capped by its
+    /// estimate only as far as the media need it, so that an estimate that
+    /// comes out low cannot cut the parcel into many tiny volumes.
+    fn volume_size(&self, requested: u64, largest_room: Option<u64>) -> u64 {
+        let cap = largest_room.map_or(self.bound, |room| room.min(self.bound).max(self.needed));
+        requested.min(cap.max(MIN_VOLUME_SIZE))
+    }
+
+    /// What the parcel needs, for the message of a failed room check.
+    fn describe(&self) -> String {
+        match self.base_version {
+            None => format!(
+                "up to {} (the parcel's size before compression)",
+                human_bytes(self.needed)
+            ),
+            Some(v) => format!(
+                "up to {} (before compression, the files that differ from v{v} in size or modification time)",
+                human_bytes(self.needed)
+            ),
+        }
+    }
+
+    /// What the parcel needs, for the message of media that filled while it
+    /// was written: for a delta, the estimate came out low.
+    fn describe_filled(&self) -> String {
+        match self.base_version {
+            None => self.describe(),
+            Some(_) => format!(
+                "more than the {} estimated from sizes and modification times, up to {} (the whole package before compression)",
+                human_bytes(self.needed),
+                human_bytes(self.bound)
+            ),
+        }
     }
 }
 
@@ -271,26 +338,29 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         None => None,
     };
     let scan = write::scan(o.package_dir)?;
-    let bound = size_bound(&scan, base.as_ref(), encryption.is_some(), o.parity);
-    // A small parcel needs no full-size volume: this keeps the room check honest.
-    let volume_size = o.volume_size.min(bound.max(MIN_VOLUME_SIZE));
+    let room = Room::of(&scan, base.as_ref(), encryption.is_some(), o.parity);
     let mut outputs: Vec<OutputDir> = Vec::new();
-    let mut usable = 0u64;
     for out in o.outs {
         let free = available_space(out).map_err(CliError::io("check free space of", out))?;
         let available = o
             .medium_size
             .map_or(free, |m| if o.space_check { m.min(free) } else { m });
-        usable += available / volume_size * volume_size;
         outputs.push(OutputDir {
             dir: out.clone(),
             capacity: (o.space_check || o.medium_size.is_some()).then_some(available),
         });
     }
+    let largest_room = outputs.iter().filter_map(|out| out.capacity).max();
+    let volume_size = room.volume_size(o.volume_size, largest_room);
+    let usable: u64 = outputs
+        .iter()
+        .filter_map(|out| out.capacity)
+        .map(|available| available / volume_size * volume_size)
+        .sum();
     // One medium too small, and someone at the terminal: spool the parcel in
     // the home, then copy it out volume by volume, asking for each next medium.
     let swap_media = o.space_check
-        && usable < bound
+        && usable < room.needed
         && o.outs.len() == 1
         && o.medium_size.is_none()
         && interactive();
@@ -301,17 +371,10 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             capacity: None,
         }];
         ctx.note(&format!("{} has too little room for the whole parcel; it is prepared in {} and you will be asked for each next medium", o.outs[0].display(), spool.display()));
-    } else if o.space_check && usable < bound {
+    } else if o.space_check && usable < room.needed {
         return Err(CliError::NoSpace {
             path: o.outs.first().cloned().unwrap_or_default(),
-            needed: match &base {
-                None => format!("up to {} (the parcel's size before compression)", human_bytes(bound)),
-                Some(b) => format!(
-                    "up to {} (before compression, the files that differ from v{} in size or modification time)",
-                    human_bytes(bound),
-                    b.package_version()
-                ),
-            },
+            needed: room.describe(),
             available: human_bytes(usable),
             advice: "add another --out medium, choose a smaller --volume-size, or pass --no-space-check if it will compress well",
         });
@@ -356,12 +419,12 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         &mut |done| bar.set(done),
     )
     .map_err(|err| {
-        let written_to = if swap_media {
-            std::slice::from_ref(&spool)
+        let (written_to, medium_size) = if swap_media {
+            (std::slice::from_ref(&spool), None)
         } else {
-            o.outs
+            (o.outs, o.medium_size)
         };
-        medium_filled(err, written_to, bound)
+        medium_filled(err, written_to, medium_size, &room)
     })?;
     bar.finish();
     let mut paths: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
@@ -509,24 +572,37 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
 }
 
 /// A medium that filled up while volumes were written (the free-space check
-/// skipped, or another writer on the medium) is a [`CliError::NoSpace`] that
-/// says how much room the parcel needs; any other error is kept as it is.
-fn medium_filled(err: parcel_format::WriteError, outs: &[PathBuf], bound: u64) -> CliError {
+/// skipped, a delta's estimate that came out low, or another writer on the
+/// medium) is a [`CliError::NoSpace`] that says how much room the parcel
+/// needs and the room there is (the free space, at most `medium_size`); any
+/// other error is kept as it is. The medium is full when the filesystem says
+/// so, or when the next volume would not fit the room the writer was given.
+fn medium_filled(
+    err: parcel_format::WriteError,
+    outs: &[PathBuf],
+    medium_size: Option<u64>,
+    room: &Room,
+) -> CliError {
     let parcel_format::WriteError::Volume { source, .. } = &err else {
         return err.into();
     };
-    if source.raw_os_error() != Some(libc::ENOSPC) {
+    let full = source.raw_os_error() == Some(libc::ENOSPC)
+        || source.kind() == std::io::ErrorKind::StorageFull;
+    if !full {
         return err.into();
     }
     // The writer removed its partial volumes: this is the room there is.
     let (available, path) = outs
         .iter()
-        .map(|out| (available_space(out).unwrap_or(0), out.clone()))
+        .map(|out| {
+            let free = available_space(out).unwrap_or(0);
+            (medium_size.map_or(free, |m| m.min(free)), out.clone())
+        })
         .min()
         .unwrap_or_default();
     CliError::NoSpace {
         path,
-        needed: format!("up to {} (the parcel's size before compression)", human_bytes(bound)),
+        needed: room.describe_filled(),
         available: human_bytes(available),
         advice: "the medium filled while the volumes were written, and they were removed; free some space, add another --out medium or choose a smaller --volume-size, and run create again",
     }

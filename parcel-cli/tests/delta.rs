@@ -9,6 +9,7 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use assert_cmd::assert::Assert;
 use predicates::prelude::*;
 
 use common::{arg, names_in, package_view, random_bytes, snapshot, two_sites, Site, World};
@@ -46,12 +47,10 @@ fn copy_tree(from: &Path, to: &Path) {
         } else {
             // As `cp -a` copies: content, mode and modification time.
             fs::copy(entry.path(), &target).expect("copy");
-            let modified = entry.metadata().expect("stat").modified().expect("mtime");
-            fs::File::options()
-                .write(true)
-                .open(&target)
-                .and_then(|f| f.set_modified(modified))
-                .expect("set mtime");
+            set_mtime(
+                &target,
+                entry.metadata().expect("stat").modified().expect("mtime"),
+            );
         }
     }
 }
@@ -121,21 +120,53 @@ fn delta_parcel_is_small_and_imports_exactly_the_new_version() {
     );
 }
 
-#[test]
-fn a_delta_needs_room_only_for_what_the_base_lacks() {
-    let (world, cen, bxl) = two_sites();
-    let v1 = v1_delivered_and_confirmed(&world, &cen, &bxl);
-    // v2 is v1 copied with sizes and modification times kept, plus one file.
+/// `create` of v2 onto `outs`, media of 160 KiB (less than the 200 KiB blob
+/// alone) and the default volume size, so that the volume size follows the
+/// room check; `extra` adds `--base 1` and the like.
+fn create_on_small_media(site: &Site, package: &Path, outs: &[&Path], extra: &[&str]) -> Assert {
+    let mut cmd = site.cmd();
+    cmd.args(["create", "--package", arg(package), "--package-id", "tools"])
+        .args([
+            "--version",
+            "2",
+            "--to",
+            "BXL",
+            "--medium-size",
+            "160KiB",
+            "--json",
+        ]);
+    for out in outs {
+        cmd.args(["--out", arg(out)]);
+    }
+    cmd.args(extra).assert()
+}
+
+/// v1 delivered and confirmed, and v2: v1 copied with sizes and
+/// modification times kept (as `cp -a` copies), plus one file.
+fn v1_confirmed_and_a_copy(world: &World, cen: &Site, bxl: &Site) -> PathBuf {
+    let v1 = v1_delivered_and_confirmed(world, cen, bxl);
     let v2 = world.dir("tools-v2");
     copy_tree(&v1, &v2);
     fs::write(v2.join("CHANGES"), b"2: packaging only\n").expect("add");
-    // Less than the 200 KiB blob alone.
-    let medium = ["--medium-size", "160KiB"];
+    v2
+}
+
+/// Sets the modification time of `path`, keeping its content.
+fn set_mtime(path: &Path, time: std::time::SystemTime) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(time))
+        .expect("set mtime");
+}
+
+#[test]
+fn a_delta_needs_room_only_for_what_the_base_lacks() {
+    let (world, cen, bxl) = two_sites();
+    let v2 = v1_confirmed_and_a_copy(&world, &cen, &bxl);
 
     let out = world.medium();
-    cen.create_cmd(&v2, "tools", 2, "BXL", &[&out])
-        .args(medium)
-        .assert()
+    create_on_small_media(&cen, &v2, &[&out], &[])
         .code(1)
         .stderr(predicate::str::contains("not enough space"))
         .stderr(predicate::str::contains(
@@ -144,28 +175,59 @@ fn a_delta_needs_room_only_for_what_the_base_lacks() {
     assert_eq!(names_in(&out), Vec::<String>::new());
 
     // The same blob with another modification time may have changed: counted.
-    let blob = fs::File::options()
-        .write(true)
-        .open(v2.join("data/blob.bin"))
-        .expect("open blob");
-    let modified = blob.metadata().expect("stat").modified().expect("mtime");
-    blob.set_modified(modified + std::time::Duration::from_secs(3600))
-        .expect("touch blob");
-    cen.create_cmd(&v2, "tools", 2, "BXL", &[&out])
-        .args(["--base", "1"])
-        .args(medium)
-        .assert()
+    let blob = v2.join("data/blob.bin");
+    let modified = fs::metadata(&blob)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    set_mtime(&blob, modified + std::time::Duration::from_secs(3600));
+    create_on_small_media(&cen, &v2, &[&out], &["--base", "1"])
         .code(1)
         .stderr(predicate::str::contains("files that differ from v1"));
     assert_eq!(names_in(&out), Vec::<String>::new());
 
-    blob.set_modified(modified).expect("untouch blob");
-    cen.create_cmd(&v2, "tools", 2, "BXL", &[&out])
-        .args(["--base", "1"])
-        .args(medium)
-        .assert()
-        .success();
+    set_mtime(&blob, modified);
+    create_on_small_media(&cen, &v2, &[&out], &["--base", "1"]).success();
     bxl.run(&["import", arg(&out)]).success();
+    assert_eq!(
+        package_view(&snapshot(&bxl.store("tools", 2))),
+        package_view(&snapshot(&v2))
+    );
+}
+
+#[test]
+fn a_delta_whose_room_estimate_comes_out_low_fills_the_medium_cleanly_or_fits_on_two() {
+    let (world, cen, bxl) = two_sites();
+    let v2 = v1_confirmed_and_a_copy(&world, &cen, &bxl);
+    // New content of the same size, the time put back: the estimate misses it.
+    let blob = v2.join("data/blob.bin");
+    let modified = fs::metadata(&blob)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    fs::write(&blob, random_bytes(777, 200 * 1024)).expect("rewrite blob");
+    set_mtime(&blob, modified);
+
+    let out = world.medium();
+    create_on_small_media(&cen, &v2, &[&out], &["--base", "1"])
+        .code(1)
+        .stderr(predicate::str::contains("the medium filled"))
+        .stderr(predicate::str::contains("more than the"))
+        .stderr(predicate::str::contains("160.0 KiB available"));
+    assert_eq!(names_in(&out), Vec::<String>::new());
+    assert_eq!(
+        cen.json(&["list", "--json"]).as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // Two such media hold it, in volumes as large as a medium allows rather
+    // than as small as the estimate.
+    let (out1, out2) = (world.medium(), world.medium());
+    let created = create_on_small_media(&cen, &v2, &[&out1, &out2], &["--base", "1"]).success();
+    let json: serde_json::Value =
+        serde_json::from_slice(&created.get_output().stdout).expect("create --json");
+    assert_eq!(json["volumes"].as_array().map(Vec::len), Some(2), "{json}");
+    bxl.run(&["import", arg(&out1), arg(&out2)]).success();
     assert_eq!(
         package_view(&snapshot(&bxl.store("tools", 2))),
         package_view(&snapshot(&v2))

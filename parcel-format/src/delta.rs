@@ -121,7 +121,7 @@ impl BaseIndex {
     /// time (Unix seconds): the quick check rsync makes. Only for estimating
     /// a delta's size before any file is read; what the delta leaves out is
     /// decided by content hashes alone.
-    pub fn probably_holds(&self, path: &str, size: u64, mtime: i64) -> bool {
+    pub(crate) fn probably_holds(&self, path: &str, size: u64, mtime: i64) -> bool {
         self.whole
             .get(path)
             .is_some_and(|f| f.size == size && f.mtime == mtime)

@@ -123,8 +123,8 @@ impl Scan {
 
     /// Bytes of regular-file content a delta on `base` will probably have to
     /// carry: every file except those the base holds at the same path with
-    /// the same size and modification time ([`BaseIndex::probably_holds`]).
-    /// An estimate for checking room on the media before reading anything;
+    /// the same size and modification time (the quick check rsync makes).
+    /// An estimate for checking room on the media before reading anything:
     /// a file changed without changing either is carried all the same.
     pub fn content_bytes_beyond(&self, base: &BaseIndex) -> u64 {
         self.entries
