@@ -280,10 +280,7 @@ fn forward_sends_an_imported_package_on_with_its_origin_site() {
     assert_eq!(packages[0]["version"], 1);
     assert_eq!(packages[0]["origin_site"], "CEN");
     assert_eq!(packages[0]["source_site"], "BXL");
-    assert_eq!(
-        package_view(&snapshot(&lux.store("tools", 1))),
-        package_view(&snapshot(&package))
-    );
+    lux.assert_holds("tools", 1, &package);
 }
 
 #[test]
@@ -493,10 +490,7 @@ fn two_imports_of_one_parcel_at_once_import_it_exactly_once() {
         1,
         "exactly one of the two imports is the no-op: {said:?}"
     );
-    assert_eq!(
-        package_view(&snapshot(&bxl.store("tools", 1))),
-        package_view(&snapshot(&package))
-    );
+    bxl.assert_holds("tools", 1, &package);
     let packages = bxl.json(&["packages", "--json"]);
     assert_eq!(packages.as_array().map(Vec::len), Some(1), "{packages}");
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::assert::Assert;
 use predicates::prelude::*;
 
-use common::{arg, names_in, package_view, random_bytes, snapshot, two_sites, Site, World};
+use common::{arg, names_in, random_bytes, two_sites, Site, World};
 
 /// Version 2 of a package: a copy of `v1` with a region of the large binary
 /// rewritten, one file replaced, one removed and one added.
@@ -47,10 +47,7 @@ fn copy_tree(from: &Path, to: &Path) {
         } else {
             // As `cp -a` copies: content, mode and modification time.
             fs::copy(entry.path(), &target).expect("copy");
-            set_mtime(
-                &target,
-                entry.metadata().expect("stat").modified().expect("mtime"),
-            );
+            set_mtime(&target, mtime(&entry.path()));
         }
     }
 }
@@ -109,15 +106,9 @@ fn delta_parcel_is_small_and_imports_exactly_the_new_version() {
         .success()
         .stdout(predicate::str::contains("a delta on v1"));
     bxl.run(&["import", arg(&out)]).success();
-    assert_eq!(
-        package_view(&snapshot(&bxl.store("tools", 2))),
-        package_view(&snapshot(&v2))
-    );
+    bxl.assert_holds("tools", 2, &v2);
     // v1 is untouched.
-    assert_eq!(
-        package_view(&snapshot(&bxl.store("tools", 1))),
-        package_view(&snapshot(&v1))
-    );
+    bxl.assert_holds("tools", 1, &v1);
 }
 
 /// `create` of v2 onto `outs`, media of 160 KiB (less than the 200 KiB blob
@@ -151,6 +142,13 @@ fn v1_confirmed_and_a_copy(world: &World, cen: &Site, bxl: &Site) -> PathBuf {
     v2
 }
 
+/// The modification time of `path`.
+fn mtime(path: &Path) -> std::time::SystemTime {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .expect("mtime")
+}
+
 /// Sets the modification time of `path`, keeping its content.
 fn set_mtime(path: &Path, time: std::time::SystemTime) {
     fs::File::options()
@@ -176,10 +174,7 @@ fn a_delta_needs_room_only_for_what_the_base_lacks() {
 
     // The same blob with another modification time may have changed: counted.
     let blob = v2.join("data/blob.bin");
-    let modified = fs::metadata(&blob)
-        .expect("stat")
-        .modified()
-        .expect("mtime");
+    let modified = mtime(&blob);
     set_mtime(&blob, modified + std::time::Duration::from_secs(3600));
     create_on_small_media(&cen, &v2, &[&out], &["--base", "1"])
         .code(1)
@@ -189,10 +184,7 @@ fn a_delta_needs_room_only_for_what_the_base_lacks() {
     set_mtime(&blob, modified);
     create_on_small_media(&cen, &v2, &[&out], &["--base", "1"]).success();
     bxl.run(&["import", arg(&out)]).success();
-    assert_eq!(
-        package_view(&snapshot(&bxl.store("tools", 2))),
-        package_view(&snapshot(&v2))
-    );
+    bxl.assert_holds("tools", 2, &v2);
 }
 
 #[test]
@@ -201,10 +193,7 @@ fn a_delta_whose_room_estimate_comes_out_low_fills_the_medium_cleanly_or_fits_on
     let v2 = v1_confirmed_and_a_copy(&world, &cen, &bxl);
     // New content of the same size, the time put back: the estimate misses it.
     let blob = v2.join("data/blob.bin");
-    let modified = fs::metadata(&blob)
-        .expect("stat")
-        .modified()
-        .expect("mtime");
+    let modified = mtime(&blob);
     fs::write(&blob, random_bytes(777, 200 * 1024)).expect("rewrite blob");
     set_mtime(&blob, modified);
 
@@ -228,10 +217,7 @@ fn a_delta_whose_room_estimate_comes_out_low_fills_the_medium_cleanly_or_fits_on
         serde_json::from_slice(&created.get_output().stdout).expect("create --json");
     assert_eq!(json["volumes"].as_array().map(Vec::len), Some(2), "{json}");
     bxl.run(&["import", arg(&out1), arg(&out2)]).success();
-    assert_eq!(
-        package_view(&snapshot(&bxl.store("tools", 2))),
-        package_view(&snapshot(&v2))
-    );
+    bxl.assert_holds("tools", 2, &v2);
 }
 
 #[test]

@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use predicates::prelude::*;
 
 use common::forge::{flip_byte, resign_all, secret_key, tar_entries};
-use common::{
-    arg, package_view, random_bytes, snapshot, two_sites, Created, Site, World, MEDIUM_SIZE,
-};
+use common::{arg, random_bytes, two_sites, Created, Site, World, MEDIUM_SIZE};
 use parcel_format::encrypt::{Encryption, Identity};
 use parcel_format::testkit;
 use sha2::{Digest, Sha256};
@@ -109,10 +107,7 @@ fn encrypted_parcel_imports_at_its_destination_and_nowhere_else() {
             "every byte, pack, chunk and file checked",
         ));
     bxl.import(&[&medium]).success();
-    assert_eq!(
-        package_view(&snapshot(&bxl.store("tools", 1))),
-        package_view(&snapshot(&package))
-    );
+    bxl.assert_holds("tools", 1, &package);
     let shown = cen.json(&["show", &created.parcel_id, "--json"]);
     assert!(shown.to_string().contains("encrypted to BXL"), "{shown}");
     let received = bxl.json(&["show", &created.parcel_id, "--json"]);
@@ -411,10 +406,7 @@ fn encrypted_delta_parcel_imports_over_its_base() {
         assert!(!contains(&bytes, b"ZANZIBAR") && !contains(&bytes, b"CHANGES"));
     }
     bxl.import(&[&medium]).success();
-    assert_eq!(
-        package_view(&snapshot(&bxl.store("tools", 2))),
-        package_view(&snapshot(&v2))
-    );
+    bxl.assert_holds("tools", 2, &v2);
 }
 
 #[test]
@@ -449,8 +441,5 @@ fn forward_encrypts_to_the_next_site() {
     // CEN trusts BXL's key but is not the destination.
     cen.import(&[&out]).code(4);
     nor.import(&[&out]).success();
-    assert_eq!(
-        package_view(&snapshot(&nor.store("tools", 1))),
-        package_view(&snapshot(&package))
-    );
+    nor.assert_holds("tools", 1, &package);
 }

@@ -203,10 +203,7 @@ fn damaged_blocks_within_the_parity_are_repaired() {
         .stdout(predicate::str::contains(
             "volume 1: 2 damaged blocks repaired",
         ));
-    assert_eq!(
-        package_view(&snapshot(&bxl.store("tools", 1))),
-        package_view(&snapshot(&package))
-    );
+    bxl.assert_holds("tools", 1, &package);
 }
 
 #[test]
@@ -224,10 +221,7 @@ fn a_lost_parity_volume_alone_needs_no_repair() {
     bxl.import(&[&out])
         .success()
         .stdout(predicate::str::contains("repaired").not());
-    assert_eq!(
-        package_view(&snapshot(&bxl.store("tools", 1))),
-        package_view(&snapshot(&package))
-    );
+    bxl.assert_holds("tools", 1, &package);
 }
 
 #[test]
@@ -358,10 +352,7 @@ fn a_repair_request_brings_back_the_lost_volumes_and_the_import_completes() {
         );
     }
     bxl.import(&[&out, &answer]).success();
-    assert_eq!(
-        package_view(&snapshot(&bxl.store("tools", 1))),
-        package_view(&snapshot(&package))
-    );
+    bxl.assert_holds("tools", 1, &package);
 }
 
 #[test]
@@ -414,10 +405,7 @@ fn a_repair_request_is_answered_only_for_its_destination_and_a_parcel_sent_there
     ])
     .success();
     bxl.import(&[&out, &answer]).success();
-    assert_eq!(
-        package_view(&snapshot(&bxl.store("tools", 1))),
-        package_view(&snapshot(&package))
-    );
+    bxl.assert_holds("tools", 1, &package);
     // A request from a site the parcel did not go to is refused.
     let theirs = world.dir("mail").join("theirs.txt");
     let forged = text.replace("destination: BXL", "destination: ANT");

@@ -189,6 +189,20 @@ impl Site {
         cmd.assert()
     }
 
+    /// Asserts that the store holds `id` v`version` exactly as the tree at
+    /// `package`: contents, executable bits and symlinks.
+    #[track_caller]
+    pub fn assert_holds(&self, id: &str, version: u64, package: &Path) {
+        assert_eq!(
+            package_view(&snapshot(&self.store(id, version))),
+            package_view(&snapshot(package)),
+            "{} v{version} in {}'s store differs from {}",
+            id,
+            self.code,
+            package.display()
+        );
+    }
+
     /// `<home>/packages/<id>/<version>`.
     pub fn store(&self, id: &str, version: u64) -> PathBuf {
         self.home
