@@ -97,6 +97,7 @@ pub mod repair_request;
 pub mod resend;
 pub mod sign;
 mod signed_text;
+mod stored_index;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod verify;

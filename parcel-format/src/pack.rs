@@ -160,10 +160,11 @@ impl<R: io::Read> ExactReader<R> {
         let mut inner = zstd::stream::read::Decoder::new(input)
             .map_err(|e| DecompressError::Zstd(e.to_string()))?
             .single_frame();
-        // The index is written with zstd's defaults for its level (at most
-        // 8 MiB of window up to level 19); the streaming decoder's own limit
-        // (128 MiB) bounds a hostile frame, and the window never exceeds
-        // the declared content size, itself capped (FORMAT.md §8.1).
+        // This writer gives the index a 1 MiB window (INDEX_WINDOW_LOG);
+        // parcels from writers that kept zstd's default for the level (at
+        // most 8 MiB up to level 19) are read too. The streaming decoder's
+        // own limit (128 MiB) bounds a hostile frame, and the window never
+        // exceeds the declared content size, itself capped (FORMAT.md §8.1).
         inner
             .window_log_max(27)
             .map_err(|e| DecompressError::Zstd(e.to_string()))?;

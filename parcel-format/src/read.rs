@@ -15,9 +15,10 @@ use sha2::{Digest, Sha256};
 use crate::encrypt::{unwrap_key, Identity, ParcelKey, UnwrapError, KEYS_ENTRY};
 use crate::error::{FailureClass, Problem};
 use crate::header::{HeaderError, VolumeHeader, RECORD_LEN};
-use crate::limits::{BLOCK, MAX_INDEX_STORED, MAX_VOLUMES, VOLUME_PREFIX};
+use crate::limits::{BLOCK, MAX_VOLUMES, VOLUME_PREFIX};
 use crate::manifest::Manifest;
 use crate::sign::{fingerprint, TrustedKeys};
+use crate::stored_index::IndexReader;
 use crate::volume::{tar_header, HEADER_ENTRY};
 use crate::ParcelId;
 
@@ -179,8 +180,8 @@ impl Parcel {
         identity: Option<&Identity>,
     ) -> Result<Parcel, Vec<Problem>> {
         let mut set = open_volumes(paths, trust)?;
-        let opened = read_index(&set.volumes, &set.header)
-            .and_then(|stored| decrypt_index(&set, identity, stored));
+        let opened =
+            check_index(&set.volumes, &set.header).and_then(|()| decode_index(&set, identity));
         let (manifest, key) = match opened {
             Ok(opened) => opened,
             Err(p) => {
@@ -372,170 +373,61 @@ impl Parcel {
     }
 }
 
-/// The stored index as gathered from the volumes: blocks of at most 1 MiB,
-/// in order, whose SHA-256 matched the headers. A plain index is decoded
-/// straight from them, each block released once decompressed (FORMAT.md
-/// §8.1); an encrypted one is joined first, as it is decrypted whole.
-#[derive(Debug, Default)]
-pub(crate) struct StoredIndex {
-    blocks: std::collections::VecDeque<Vec<u8>>,
-    len: u64,
-    /// Bytes of the front block already read.
-    read: usize,
-}
-
-impl StoredIndex {
-    /// All the bytes in one buffer.
-    fn into_bytes(self) -> Vec<u8> {
-        let mut all = Vec::with_capacity(self.len as usize);
-        for block in self.blocks {
-            all.extend_from_slice(&block);
-        }
-        all
-    }
-}
-
-impl Read for StoredIndex {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while let Some(front) = self.blocks.front() {
-            let rest = front.get(self.read..).unwrap_or_default();
-            if rest.is_empty() {
-                self.blocks.pop_front();
-                self.read = 0;
-                continue;
-            }
-            let n = buf.len().min(rest.len());
-            buf[..n].copy_from_slice(&rest[..n]);
-            self.read += n;
-            return Ok(n);
-        }
-        Ok(0)
-    }
-}
-
-/// Reads the index pieces, checks they tile the stored index, and checks
-/// its hash (FORMAT.md §7.3 steps 1–4); returns the stored index.
-pub(crate) fn read_index(
-    volumes: &BTreeMap<u32, Volume>,
-    header: &VolumeHeader,
-) -> Result<StoredIndex, Problem> {
-    index_pieces(volumes, header, true)
-}
-
-/// Checks the stored index pieces as [`read_index`] does (where they lie,
-/// that they join up, their signed SHA-256) without keeping them: the media
-/// check of an encrypted parcel without its key needs the hash only, and holds 1 MiB of the index at a time instead
-/// of all of it.
+/// Checks the stored index (FORMAT.md §7.3 steps 1–4): where its pieces
+/// lie, that they join up, and their signed SHA-256, reading them once
+/// without keeping them.
 pub(crate) fn check_index(
     volumes: &BTreeMap<u32, Volume>,
     header: &VolumeHeader,
 ) -> Result<(), Problem> {
-    index_pieces(volumes, header, false).map(drop)
-}
-
-/// [`read_index`] and [`check_index`]: with `keep`, the pieces' bytes are
-/// returned, else they are hashed and dropped.
-fn index_pieces(
-    volumes: &BTreeMap<u32, Volume>,
-    header: &VolumeHeader,
-    keep: bool,
-) -> Result<StoredIndex, Problem> {
-    if header.index_stored_len > MAX_INDEX_STORED {
-        return Err(Problem::limit(
-            "declared stored index length",
-            header.index_stored_len,
-            MAX_INDEX_STORED,
-        ));
-    }
-    let total = header.index_stored_len;
-    let mut pieces: Vec<&Volume> = volumes
-        .values()
-        .filter(|v| v.header.index_piece.len > 0)
-        .collect();
-    pieces.sort_by_key(|v| v.header.index_piece.start);
-    let mut stored = StoredIndex::default();
-    let mut scratch = Vec::new();
-    let mut hasher = Sha256::new();
-    let files: Vec<String> = pieces
-        .iter()
-        .map(|v| v.path.display().to_string())
-        .collect();
-    for v in pieces {
-        let piece = v.header.index_piece;
-        if piece.start != stored.len {
-            return Err(Problem::index(format!(
-                "index piece in volume {} starts at {}, expected {} (a volume holding part of the index is missing, or the pieces overlap)",
-                v.header.volume,
-                piece.start,
-                stored.len
-            )));
-        }
-        let end = piece.offset.checked_add(piece.len);
-        if piece.offset < VOLUME_PREFIX
-            || end.is_none_or(|e| e > VOLUME_PREFIX + v.header.body_len)
-            || piece.start + piece.len > total
-        {
-            return Err(Problem::index(format!(
-                "index piece in volume {} lies outside the volume or the index",
-                v.header.volume
-            )));
-        }
-        let unreadable = |source: std::io::Error| Problem::Unreadable {
-            path: v.path.clone(),
-            source: source.into(),
-        };
-        let mut file = File::open(&v.path).map_err(unreadable)?;
-        file.seek(SeekFrom::Start(piece.offset))
-            .map_err(unreadable)?;
-        // In blocks of at most 1 MiB, so that a plain index can be released
-        // block by block while it is decoded.
-        let mut left = piece.len;
-        while left > 0 {
-            let n = left.min(1 << 20) as usize;
-            // Kept blocks leave `scratch` empty, so each is a new buffer.
-            let mut block = std::mem::take(&mut scratch);
-            block.resize(n, 0);
-            file.read_exact(&mut block).map_err(unreadable)?;
-            hasher.update(&block);
-            left -= n as u64;
-            stored.len += n as u64;
-            if keep {
-                stored.blocks.push_back(block);
-            } else {
-                scratch = block;
-            }
-        }
-    }
-    if stored.len != total {
+    let reader = IndexReader::locate(volumes, header)?;
+    let files = reader.files();
+    if reader.finish()? != header.index_sha256 {
         return Err(Problem::index(format!(
-            "only {} of {} index bytes are in the volumes given (a volume holding part of the index is missing)",
-            stored.len,
-            total
+            "the index read from {files} does not match its signed SHA-256 (damaged)"
         )));
     }
-    let digest: [u8; 32] = hasher.finalize().into();
-    if digest != header.index_sha256 {
-        return Err(Problem::index(format!(
-            "the index read from {} does not match its signed SHA-256 (damaged)",
-            files.join(", ")
-        )));
-    }
-    Ok(stored)
+    Ok(())
 }
 
-/// Decrypts the stored index of an encrypted parcel with the key unwrapped
-/// from its keys entry (FORMAT.md §12), then decodes it; a parcel that is not
-/// encrypted is decoded as it is.
-fn decrypt_index(
+/// Reads and decodes the index once [`check_index`] passed: decoded as it
+/// is read from the volumes and decompressed, or, when the parcel is
+/// encrypted (FORMAT.md §12), read whole and decrypted with the key
+/// unwrapped from its keys entry.
+///
+/// Reading the pieces a second time rather than keeping them from the check
+/// means a plain index is never whole in memory, stored or raw (FORMAT.md
+/// §8.1). The second reading is hashed too, and a manifest is returned only
+/// when it matched again: bytes that changed on the medium in between are
+/// refused, never used.
+fn decode_index(
     set: &VolumeSet,
     identity: Option<&Identity>,
-    stored: StoredIndex,
 ) -> Result<(Manifest, Option<ParcelKey>), Problem> {
     let header = &set.header;
+    let mut reader = IndexReader::locate(&set.volumes, header)?;
+    let files = reader.files();
+    let changed = || {
+        Problem::index(format!(
+            "the index in {files} changed while it was read (it matched its signed SHA-256 a moment before); check that nothing else writes to the medium, and read it again"
+        ))
+    };
     if !header.is_encrypted() {
-        return Ok((Manifest::decode_from(stored, header.index_raw_len)?, None));
+        let decoded = Manifest::decode_from(&mut reader, header.index_raw_len);
+        // A read that failed is the problem, whatever the decoder made of it.
+        if reader.finish()? != header.index_sha256 {
+            return Err(changed());
+        }
+        return Ok((decoded?, None));
     }
-    let stored = stored.into_bytes();
+    // Decrypted whole (the AEAD opens all of it or nothing), so read whole;
+    // at most index_stored_len bytes, which locate checked against its cap.
+    let mut stored = Vec::new();
+    // A failed read is kept by the reader, and finish returns it.
+    let _ = reader.read_to_end(&mut stored);
+    if reader.finish()? != header.index_sha256 {
+        return Err(changed());
+    }
     let entry = read_keys_entry(&set.volumes, header)?;
     let identity = identity.ok_or(Problem::CannotDecrypt {
         identity_given: false,
@@ -596,4 +488,110 @@ pub(crate) fn read_keys_entry(
 /// before policy), or `None` when there is none.
 pub fn worst_class(problems: &[Problem]) -> Option<FailureClass> {
     problems.iter().map(Problem::class).min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volume::{DirSink, OutputDir};
+    use crate::write::{scan, write_parcel, ParcelInfo, WriteOptions};
+    use std::io::Write;
+
+    /// A one-volume parcel of a small tree, and the keys that trust it.
+    fn parcel(dir: &Path) -> (Vec<PathBuf>, TrustedKeys) {
+        let src = dir.join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        for i in 0..50 {
+            std::fs::write(src.join(format!("file-{i}")), format!("content {i}\n")).unwrap();
+        }
+        let out = dir.join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let info = ParcelInfo {
+            parcel_id: ParcelId([3; 16]),
+            source_site: "CEN".into(),
+            origin_site: None,
+            destinations: vec!["BXL".into()],
+            package_id: "CEN00001".into(),
+            package_version: 1,
+            created: 1_700_000_000,
+            comment: String::new(),
+        };
+        let options = WriteOptions::default();
+        let mut sink = DirSink::new(
+            vec![OutputDir {
+                dir: out,
+                capacity: None,
+            }],
+            "CEN00001-1",
+            options.volume_size,
+        );
+        let summary = write_parcel(
+            scan(&src).unwrap(),
+            &info,
+            &key,
+            &options,
+            &mut sink,
+            &mut |_| {},
+        )
+        .unwrap();
+        let mut trust = TrustedKeys::new();
+        trust.add("CEN", key.verifying_key());
+        (summary.volumes.into_iter().map(|(p, _)| p).collect(), trust)
+    }
+
+    #[test]
+    fn an_index_changed_on_the_medium_after_its_hash_was_checked_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (paths, trust) = parcel(tmp.path());
+        let set = open_volumes(&paths, &trust).unwrap();
+        check_index(&set.volumes, &set.header).unwrap();
+        assert!(decode_index(&set, None).is_ok());
+        // Between the check and the decoding, something writes to the medium.
+        let piece = set.header.index_piece;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&paths[0])
+            .unwrap();
+        let at = piece.offset + piece.len / 2;
+        let mut byte = [0u8];
+        file.seek(SeekFrom::Start(at)).unwrap();
+        file.read_exact(&mut byte).unwrap();
+        file.seek(SeekFrom::Start(at)).unwrap();
+        file.write_all(&[byte[0] ^ 0x40]).unwrap();
+        drop(file);
+        let problem = decode_index(&set, None).unwrap_err();
+        assert_eq!(problem.class(), FailureClass::Index);
+        assert!(
+            problem.to_string().contains("changed while it was read"),
+            "{problem}"
+        );
+        // And a fresh check finds the damage as such.
+        let problem = check_index(&set.volumes, &set.header).unwrap_err();
+        assert!(problem.to_string().contains("damaged"), "{problem}");
+    }
+
+    #[test]
+    fn a_volume_cut_inside_the_index_after_its_header_was_read_is_unreadable_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (paths, trust) = parcel(tmp.path());
+        let set = open_volumes(&paths, &trust).unwrap();
+        let piece = set.header.index_piece;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&paths[0])
+            .unwrap();
+        file.set_len(piece.offset + piece.len / 2).unwrap();
+        drop(file);
+        for problem in [
+            check_index(&set.volumes, &set.header).unwrap_err(),
+            decode_index(&set, None).unwrap_err(),
+        ] {
+            match &problem {
+                Problem::Unreadable { path, .. } => assert_eq!(path, &paths[0]),
+                other => panic!("expected the volume to be unreadable, got {other}"),
+            }
+        }
+    }
 }
