@@ -160,9 +160,9 @@ impl<R: io::Read> ExactReader<R> {
         let mut inner = zstd::stream::read::Decoder::new(input)
             .map_err(|e| DecompressError::Zstd(e.to_string()))?
             .single_frame();
-        // This writer gives the index a 1 MiB window (INDEX_WINDOW_LOG);
-        // parcels from writers that kept zstd's default for the level (at
-        // most 8 MiB up to level 19) are read too. The streaming decoder's
+        // This writer gives the index at most a 1 MiB window at levels 3 to
+        // 8 (INDEX_WINDOW_LOG) and zstd's default for the level otherwise (at
+        // most 8 MiB up to level 19), as writers before it did. The streaming decoder's
         // own limit (128 MiB) bounds a hostile frame, and the window never
         // exceeds the declared content size, itself capped (FORMAT.md §8.1).
         inner

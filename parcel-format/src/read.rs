@@ -381,7 +381,7 @@ pub(crate) fn check_index(
     header: &VolumeHeader,
 ) -> Result<(), Problem> {
     let reader = IndexReader::locate(volumes, header)?;
-    let files = reader.files();
+    let files = reader.files().to_owned();
     if reader.finish()? != header.index_sha256 {
         return Err(Problem::index(format!(
             "the index read from {files} does not match its signed SHA-256 (damaged)"
@@ -393,7 +393,7 @@ pub(crate) fn check_index(
 /// Reads and decodes the index once [`check_index`] passed: decoded as it
 /// is read from the volumes and decompressed, or, when the parcel is
 /// encrypted (FORMAT.md §12), read whole and decrypted with the key
-/// unwrapped from its keys entry.
+/// unwrapped from its keys entry, which is done first.
 ///
 /// Reading the pieces a second time rather than keeping them from the check
 /// means a plain index is never whole in memory, stored or raw (FORMAT.md
@@ -405,47 +405,53 @@ fn decode_index(
     identity: Option<&Identity>,
 ) -> Result<(Manifest, Option<ParcelKey>), Problem> {
     let header = &set.header;
-    let mut reader = IndexReader::locate(&set.volumes, header)?;
-    let files = reader.files();
-    let changed = || {
-        Problem::index(format!(
-            "the index in {files} changed while it was read (it matched its signed SHA-256 a moment before); check that nothing else writes to the medium, and read it again"
-        ))
+    // §12.4: an encrypted index is read again only with a key to open it.
+    let key = if header.is_encrypted() {
+        Some(parcel_key(set, identity)?)
+    } else {
+        None
     };
-    if !header.is_encrypted() {
+    let reader = IndexReader::locate(&set.volumes, header)?;
+    let changed = Problem::index(format!(
+        "the index in {} changed while it was read (it matched its signed SHA-256 a moment before); check that nothing else writes to the medium, and read it again",
+        reader.files()
+    ));
+    let Some(key) = key else {
+        let mut reader = reader;
         let decoded = Manifest::decode_from(&mut reader, header.index_raw_len);
-        // A read that failed is the problem, whatever the decoder made of it.
+        // A failed read is the problem, whatever the decoder made of it.
         if reader.finish()? != header.index_sha256 {
-            return Err(changed());
+            return Err(changed);
         }
         return Ok((decoded?, None));
+    };
+    let (stored, digest) = reader.read_all()?;
+    if digest != header.index_sha256 {
+        return Err(changed);
     }
-    // Decrypted whole (the AEAD opens all of it or nothing), so read whole;
-    // at most index_stored_len bytes, which locate checked against its cap.
-    let mut stored = Vec::new();
-    // A failed read is kept by the reader, and finish returns it.
-    let _ = reader.read_to_end(&mut stored);
-    if reader.finish()? != header.index_sha256 {
-        return Err(changed());
-    }
-    let entry = read_keys_entry(&set.volumes, header)?;
-    let identity = identity.ok_or(Problem::CannotDecrypt {
-        identity_given: false,
-    })?;
-    let key = unwrap_key(&entry, identity).map_err(|e| match e {
-        UnwrapError::NotForThisIdentity => Problem::CannotDecrypt {
-            identity_given: true,
-        },
-        UnwrapError::Malformed(reason) => Problem::index(format!(
-            "the {KEYS_ENTRY} entry does not give the parcel key: {reason}"
-        )),
-    })?;
     let frame = key.open_index(&header.parcel_id, stored).ok_or_else(|| {
         Problem::index(
             "the index does not decrypt under the parcel key (the keys entry belongs to another parcel, or the index was forged)",
         )
     })?;
     Ok((Manifest::decode(&frame, header.index_raw_len)?, Some(key)))
+}
+
+/// The parcel key of an encrypted parcel, unwrapped with `identity` from
+/// the first intact keys entry (FORMAT.md §12.4 steps 1–3).
+fn parcel_key(set: &VolumeSet, identity: Option<&Identity>) -> Result<ParcelKey, Problem> {
+    let entry = read_keys_entry(&set.volumes, &set.header)?;
+    let identity = identity.ok_or(Problem::CannotDecrypt {
+        identity_given: false,
+    })?;
+    unwrap_key(&entry, identity).map_err(|e| match e {
+        UnwrapError::NotForThisIdentity => Problem::CannotDecrypt {
+            identity_given: true,
+        },
+        UnwrapError::Malformed(reason) => Problem::index(format!(
+            "the {KEYS_ENTRY} entry does not give the parcel key: {reason}"
+        )),
+    })
 }
 
 /// Reads the `parcel-keys` entry of an encrypted parcel from the first
@@ -493,12 +499,14 @@ pub fn worst_class(problems: &[Problem]) -> Option<FailureClass> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encrypt::Encryption;
     use crate::volume::{DirSink, OutputDir};
     use crate::write::{scan, write_parcel, ParcelInfo, WriteOptions};
     use std::io::Write;
 
-    /// A one-volume parcel of a small tree, and the keys that trust it.
-    fn parcel(dir: &Path) -> (Vec<PathBuf>, TrustedKeys) {
+    /// A one-volume parcel of a small tree, encrypted when `encryption` is
+    /// given, and the keys that trust it.
+    fn parcel(dir: &Path, encryption: Option<Encryption>) -> (Vec<PathBuf>, TrustedKeys) {
         let src = dir.join("src");
         std::fs::create_dir_all(&src).unwrap();
         for i in 0..50 {
@@ -517,7 +525,10 @@ mod tests {
             created: 1_700_000_000,
             comment: String::new(),
         };
-        let options = WriteOptions::default();
+        let options = WriteOptions {
+            encryption,
+            ..WriteOptions::default()
+        };
         let mut sink = DirSink::new(
             vec![OutputDir {
                 dir: out,
@@ -540,19 +551,13 @@ mod tests {
         (summary.volumes.into_iter().map(|(p, _)| p).collect(), trust)
     }
 
-    #[test]
-    fn an_index_changed_on_the_medium_after_its_hash_was_checked_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (paths, trust) = parcel(tmp.path());
-        let set = open_volumes(&paths, &trust).unwrap();
-        check_index(&set.volumes, &set.header).unwrap();
-        assert!(decode_index(&set, None).is_ok());
-        // Between the check and the decoding, something writes to the medium.
-        let piece = set.header.index_piece;
+    /// Flips one bit in the middle of the volume's index piece.
+    fn damage_index(path: &Path, header: &VolumeHeader) {
+        let piece = header.index_piece;
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open(&paths[0])
+            .open(path)
             .unwrap();
         let at = piece.offset + piece.len / 2;
         let mut byte = [0u8];
@@ -560,22 +565,37 @@ mod tests {
         file.read_exact(&mut byte).unwrap();
         file.seek(SeekFrom::Start(at)).unwrap();
         file.write_all(&[byte[0] ^ 0x40]).unwrap();
-        drop(file);
-        let problem = decode_index(&set, None).unwrap_err();
-        assert_eq!(problem.class(), FailureClass::Index);
-        assert!(
-            problem.to_string().contains("changed while it was read"),
-            "{problem}"
-        );
-        // And a fresh check finds the damage as such.
-        let problem = check_index(&set.volumes, &set.header).unwrap_err();
-        assert!(problem.to_string().contains("damaged"), "{problem}");
+    }
+
+    #[test]
+    fn an_index_changed_on_the_medium_after_its_hash_was_checked_is_refused() {
+        let identity = Identity::generate();
+        let plain = None;
+        let encrypted = Some(Encryption::to_recipients(&[identity.to_public()]).unwrap());
+        for encryption in [plain, encrypted] {
+            let tmp = tempfile::tempdir().unwrap();
+            let (paths, trust) = parcel(tmp.path(), encryption);
+            let set = open_volumes(&paths, &trust).unwrap();
+            check_index(&set.volumes, &set.header).unwrap();
+            assert!(decode_index(&set, Some(&identity)).is_ok());
+            // Between the check and the decoding, something writes to the medium.
+            damage_index(&paths[0], &set.header);
+            let problem = decode_index(&set, Some(&identity)).unwrap_err();
+            assert_eq!(problem.class(), FailureClass::Index);
+            assert!(
+                problem.to_string().contains("changed while it was read"),
+                "{problem}"
+            );
+            // And a fresh check finds the damage as such.
+            let problem = check_index(&set.volumes, &set.header).unwrap_err();
+            assert!(problem.to_string().contains("damaged"), "{problem}");
+        }
     }
 
     #[test]
     fn a_volume_cut_inside_the_index_after_its_header_was_read_is_unreadable_by_name() {
         let tmp = tempfile::tempdir().unwrap();
-        let (paths, trust) = parcel(tmp.path());
+        let (paths, trust) = parcel(tmp.path(), None);
         let set = open_volumes(&paths, &trust).unwrap();
         let piece = set.header.index_piece;
         let file = std::fs::OpenOptions::new()

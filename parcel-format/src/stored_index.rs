@@ -2,10 +2,9 @@
 //! steps 1–3), and a reader that reads them in order from the volume files,
 //! hashing what it reads (step 4).
 //!
-//! Nothing here holds more of the index than one read's worth: a plain index
-//! is hashed in one pass and decoded, once the hash matched, in a second pass
-//! over the same pieces, so the stored index is never in memory beside the
-//! manifest decoded from it (FORMAT.md §8.1).
+//! A plain index is hashed in one pass and decoded, once the hash matched,
+//! in a second pass over the same pieces, so the stored index is never
+//! whole in memory beside the manifest decoded from it (FORMAT.md §8.1).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -28,6 +27,14 @@ struct Piece {
     len: u64,
 }
 
+/// The piece being read: its file, positioned, and the bytes still to read.
+#[derive(Debug)]
+struct Open {
+    file: File,
+    left: u64,
+    path: PathBuf,
+}
+
 /// Reads the stored index from its pieces, in order, hashing every byte it
 /// hands out. Made by [`IndexReader::locate`], which checks from the headers
 /// alone that the pieces lie inside their volumes and join up into exactly
@@ -35,14 +42,15 @@ struct Piece {
 /// the SHA-256 of the whole.
 #[derive(Debug)]
 pub(crate) struct IndexReader {
-    /// The pieces not yet opened, the next one last.
-    pieces: Vec<Piece>,
-    /// The piece being read and its bytes still to read.
-    current: Option<(File, u64, PathBuf)>,
+    /// The pieces not yet opened, in order.
+    pieces: std::vec::IntoIter<Piece>,
+    current: Option<Open>,
+    /// `index_stored_len`: what the pieces add up to.
+    len: u64,
     hasher: Sha256,
     /// The volume files holding pieces, for messages.
-    files: Vec<String>,
-    /// The first read that failed, with the file it was reading.
+    files: String,
+    /// The first read that failed: no read after it succeeds.
     failure: Option<Problem>,
 }
 
@@ -100,87 +108,120 @@ impl IndexReader {
                 "only {joined} of {total} index bytes are in the volumes given (a volume holding part of the index is missing)"
             )));
         }
-        pieces.reverse();
         Ok(IndexReader {
             files: holders
                 .iter()
                 .map(|v| v.path.display().to_string())
-                .collect(),
-            pieces,
+                .collect::<Vec<_>>()
+                .join(", "),
+            pieces: pieces.into_iter(),
             current: None,
+            len: total,
             hasher: Sha256::new(),
             failure: None,
         })
     }
 
-    /// The volume files holding the index, joined for a message.
-    pub(crate) fn files(&self) -> String {
-        self.files.join(", ")
+    /// The volume files holding the index, for a message.
+    pub(crate) fn files(&self) -> &str {
+        &self.files
     }
 
     /// Reads whatever the caller left and returns the SHA-256 of the whole
-    /// stored index, or the first problem met reading it (the file could not
-    /// be read, or ended before the piece its header places in it), however
-    /// the caller took the error the reader returned then.
+    /// stored index, or the first problem met reading it (a file could not
+    /// be read, or ended inside the piece its header places in it), whatever
+    /// the caller made of the error [`Read::read`] returned then.
     pub(crate) fn finish(mut self) -> Result<[u8; 32], Problem> {
-        let mut scratch = vec![0u8; 64 << 10];
-        while self.read(&mut scratch).unwrap_or(0) > 0 {}
-        match self.failure {
-            Some(problem) => Err(problem),
-            None => Ok(self.hasher.finalize().into()),
+        if let Some(problem) = self.failure.take() {
+            return Err(problem);
         }
+        let mut scratch = vec![0u8; 64 << 10];
+        while self.fill(&mut scratch)? > 0 {}
+        Ok(self.hasher.finalize().into())
     }
 
-    /// Reads into `buf` from the current piece, opening the next one when
-    /// it is done; the first failure is kept with its file's name.
-    fn read_piece(&mut self, buf: &mut [u8]) -> Result<usize, (PathBuf, io::Error)> {
-        loop {
-            if let Some((file, left, path)) = &mut self.current {
-                if *left > 0 {
-                    let n = match Read::by_ref(file).take(*left).read(buf) {
-                        Ok(0) if !buf.is_empty() => Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the file ends inside the index piece its header places in it",
-                        )),
-                        Ok(n) => Ok(n),
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => Err(e),
-                    }
-                    .map_err(|e| (path.clone(), e))?;
-                    *left -= n as u64;
-                    return Ok(n);
-                }
+    /// The whole stored index in one buffer of exactly its length, and its
+    /// SHA-256: for an encrypted index, which is decrypted whole. Its length
+    /// is at most `MAX_INDEX_STORED`, and no more than the volume files hold
+    /// (the pieces lie inside volumes whose length was checked).
+    pub(crate) fn read_all(mut self) -> Result<(Vec<u8>, [u8; 32]), Problem> {
+        let mut all = vec![0u8; usize::try_from(self.len).unwrap_or(0)];
+        let mut at = 0usize;
+        while let Some(rest) = all.get_mut(at..).filter(|rest| !rest.is_empty()) {
+            match self.fill(rest)? {
+                0 => break,
+                n => at += n,
             }
-            let Some(piece) = self.pieces.pop() else {
+        }
+        all.truncate(at);
+        let digest = self.finish()?;
+        Ok((all, digest))
+    }
+
+    /// Reads into `buf` from the current piece, opening the next one when it
+    /// is done, and hashes what it read; 0 at the end of the last piece.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, Problem> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if let Some(open) = self.current.as_mut().filter(|open| open.left > 0) {
+                let n = match Read::by_ref(&mut open.file).take(open.left).read(buf) {
+                    Ok(0) => Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the file ends inside the index piece its header places in it",
+                    )),
+                    Ok(n) => Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => Err(e),
+                }
+                .map_err(|e| unreadable(&open.path, e))?;
+                open.left -= n as u64;
+                self.hasher.update(buf.get(..n).unwrap_or_default());
+                return Ok(n);
+            }
+            let Some(piece) = self.pieces.next() else {
                 self.current = None;
                 return Ok(0);
             };
-            let mut file = File::open(&piece.path).map_err(|e| (piece.path.clone(), e))?;
+            let mut file = File::open(&piece.path).map_err(|e| unreadable(&piece.path, e))?;
             file.seek(SeekFrom::Start(piece.offset))
-                .map_err(|e| (piece.path.clone(), e))?;
-            self.current = Some((file, piece.len, piece.path));
+                .map_err(|e| unreadable(&piece.path, e))?;
+            self.current = Some(Open {
+                file,
+                left: piece.len,
+                path: piece.path,
+            });
         }
     }
+}
+
+fn unreadable(path: &std::path::Path, source: io::Error) -> Problem {
+    Problem::Unreadable {
+        path: path.to_owned(),
+        source: Arc::new(source),
+    }
+}
+
+/// The problem as an I/O error of the same kind, for a caller of
+/// [`Read::read`] (the decoder); the problem itself is kept for `finish`.
+fn as_io_error(problem: &Problem) -> io::Error {
+    let kind = match problem {
+        Problem::Unreadable { source, .. } => source.kind(),
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, problem.to_string())
 }
 
 impl Read for IndexReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some(problem) = &self.failure {
-            return Err(io::Error::other(problem.to_string()));
+            return Err(as_io_error(problem));
         }
-        match self.read_piece(buf) {
-            Ok(n) => {
-                self.hasher.update(buf.get(..n).unwrap_or_default());
-                Ok(n)
-            }
-            Err((path, source)) => {
-                let message = source.to_string();
-                self.failure = Some(Problem::Unreadable {
-                    path,
-                    source: Arc::new(source),
-                });
-                Err(io::Error::other(message))
-            }
-        }
+        self.fill(buf).map_err(|problem| {
+            let error = as_io_error(&problem);
+            self.failure = Some(problem);
+            error
+        })
     }
 }
