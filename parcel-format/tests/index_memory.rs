@@ -1,5 +1,6 @@
 //! An index that is small on the medium but huge in memory is refused with a
-//! limit failure while it is being decoded, not after (FORMAT.md §8.1).
+//! limit failure while it is being decoded, not after (FORMAT.md §8.1); and
+//! the window a reader needs for the index is what §5.3 says.
 
 use parcel_format::manifest::{ChunkParams, Manifest};
 use parcel_format::{FailureClass, ParcelId};
@@ -116,4 +117,47 @@ fn a_second_frame_or_a_cut_frame_is_an_index_failure() {
     let problem = Manifest::decode_from(&two[..], raw_len).unwrap_err();
     assert_eq!(problem.class(), FailureClass::Index, "{problem}");
     assert!(Manifest::decode_from(&stored[..], raw_len).is_ok());
+}
+
+/// Decodes a stored index with the streaming decoder limited to a window of
+/// 2^`window_log` bytes; false when the frame needs a larger one.
+fn decodes_within_window(stored: &[u8], window_log: u32) -> bool {
+    let mut decoder = zstd::stream::read::Decoder::new(stored).unwrap();
+    decoder.window_log_max(window_log).unwrap();
+    std::io::copy(&mut decoder, &mut std::io::sink()).is_ok()
+}
+
+#[test]
+fn an_index_written_at_levels_3_to_8_needs_at_most_a_1_mib_window_to_read() {
+    // About 2.3 MB encoded: larger than the default windows of levels 3 and 9.
+    let mut manifest = empty_manifest();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    manifest.chunks = (0..60_000u32)
+        .map(|i| {
+            let mut sha256 = [0u8; 32];
+            for byte in sha256.iter_mut() {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                *byte = (state >> 56) as u8;
+            }
+            parcel_format::manifest::ChunkRecord {
+                sha256,
+                len: 65_536,
+                pack: i / 64,
+                offset: (i % 64) * 65_536,
+            }
+        })
+        .collect();
+    for level in [3, 8] {
+        let (stored, raw_len) = manifest.encode(level).unwrap();
+        assert!(raw_len > 2 << 20, "{raw_len}");
+        assert!(decodes_within_window(&stored, 20), "level {level}");
+        assert!(Manifest::decode(&stored, raw_len).is_ok());
+    }
+    // From level 9 the index keeps zstd's larger default window.
+    let (stored, raw_len) = manifest.encode(9).unwrap();
+    assert!(!decodes_within_window(&stored, 20));
+    assert!(decodes_within_window(&stored, 23));
+    assert!(Manifest::decode(&stored, raw_len).is_ok());
 }
