@@ -230,8 +230,8 @@ pub enum EntryKind {
 /// (FORMAT.md §5.3). A reader decoding the index holds its window beside the
 /// manifest; at those levels the index, mostly hashes and paths, compresses
 /// within 0.1% as well in 1 MiB. From level 9 zstd's default window (4 to
-/// 8 MiB) is kept: its deeper search finds repeats across a large index
-/// (17% smaller on a 52,000-file toolchain's at level 9).
+/// 8 MiB) is kept: it reaches repeats more than 2 MiB back (17% smaller on
+/// a 52,000-file toolchain's index at level 9).
 pub(crate) const INDEX_WINDOW_LOG: u32 = 20;
 
 impl Manifest {
