@@ -142,14 +142,19 @@ where
         }
         let mut items = S::with_capacity(reserved);
         loop {
-            // Past the reservation, each element is charged before it is
-            // built: a list at most doubles its capacity, so the budget
-            // bounds what is reserved too.
-            if items.len() >= reserved && !charge(size) {
-                return Err(A::Error::custom(SPENT_MESSAGE));
-            }
             match seq.next_element()? {
-                Some(item) => items.push(item),
+                Some(item) => {
+                    // Past the reservation, each element is charged before
+                    // it is added: a list at most doubles its capacity, so
+                    // the budget bounds what is reserved too. (Charged once
+                    // decoded, not before: the end of the list costs nothing,
+                    // so a list costs exactly its elements, as a writer
+                    // counts them with `Manifest::decode_memory`.)
+                    if items.len() >= reserved && !charge(size) {
+                        return Err(A::Error::custom(SPENT_MESSAGE));
+                    }
+                    items.push(item);
+                }
                 None => return Ok(items),
             }
         }

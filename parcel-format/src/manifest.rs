@@ -286,6 +286,39 @@ impl Manifest {
         Ok(())
     }
 
+    /// The bytes of budget a reader charges to decode this manifest's lists,
+    /// which must be at most `MAX_INDEX_MEMORY` (FORMAT.md §8.1): each list
+    /// element at its in-memory size, as the bounded decoding counts it. A
+    /// writer checks it so as not to make a parcel every reader refuses.
+    pub fn decode_memory(&self) -> u64 {
+        fn list<T>(len: usize) -> u64 {
+            (len as u64).saturating_mul(std::mem::size_of::<T>().max(1) as u64)
+        }
+        let refs = self
+            .entries
+            .iter()
+            .map(|e| match &e.kind {
+                EntryKind::File { chunks, .. } => list::<u32>(chunks.len()),
+                _ => 0,
+            })
+            .fold(0u64, u64::saturating_add);
+        let base = self.base.as_ref().map_or(0, |b| {
+            list::<u32>(b.whole.len())
+                .saturating_add(list::<String>(b.files.len()))
+                .saturating_add(list::<BaseChunk>(b.chunks.len()))
+        });
+        [
+            list::<String>(self.destinations.len()),
+            list::<PackRecord>(self.packs.len()),
+            list::<ChunkRecord>(self.chunks.len()),
+            list::<Entry>(self.entries.len()),
+            refs,
+            base,
+        ]
+        .into_iter()
+        .fold(0u64, u64::saturating_add)
+    }
+
     /// Decodes an authenticated stored index whose lengths the header declares.
     pub fn decode(stored: &[u8], raw_len: u64) -> Result<Manifest, Problem> {
         Manifest::decode_from(stored, raw_len)

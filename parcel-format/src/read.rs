@@ -198,7 +198,21 @@ impl Parcel {
             .iter()
             .map(|(n, v)| (*n, v.header.body_len))
             .collect();
-        if let Err(p) = manifest.validate(&header, &body_lens) {
+        // §7.3 step 8.1 for the version of every volume, not only the one
+        // whose header `validate` is given: §7.2 leaves the version out of
+        // the fields volumes must share.
+        let version = volumes
+            .iter()
+            .find(|(_, v)| v.header.version != manifest.format_version)
+            .map(|(n, v)| {
+                Problem::index(format!(
+                    "says format version {}, but volume {n} ({}) declares version {}",
+                    manifest.format_version,
+                    v.path.display(),
+                    v.header.version
+                ))
+            });
+        if let Some(p) = version.or_else(|| manifest.validate(&header, &body_lens).err()) {
             problems.push(p);
             return Err(problems);
         }

@@ -35,8 +35,8 @@ use crate::encrypt::Encryption;
 use crate::error::WriteError;
 use crate::header::{IndexPiece, VolumeHeader, FLAG_ENCRYPTED, FORMAT_VERSION};
 use crate::limits::{
-    MAX_CHUNKS, MAX_COMMENT, MAX_ENTRIES, MAX_INDEX_RAW, MAX_INDEX_STORED, MAX_PACKS, MAX_PACK_RAW,
-    MIN_VOLUME_SIZE,
+    MAX_CHUNKS, MAX_COMMENT, MAX_DESTINATIONS, MAX_ENTRIES, MAX_INDEX_MEMORY, MAX_INDEX_RAW,
+    MAX_INDEX_STORED, MAX_PACKS, MAX_PACK_RAW, MIN_VOLUME_SIZE,
 };
 use crate::manifest::{
     check_package_id, check_site_code, ChunkParams, ChunkRecord, ChunkRefs, CollisionKeys, Entry,
@@ -430,6 +430,12 @@ fn check_inputs(info: &ParcelInfo, options: &WriteOptions) -> Result<(), WriteEr
             "a parcel needs at least one destination site".into(),
         ));
     }
+    if info.destinations.len() > MAX_DESTINATIONS {
+        return Err(invalid(format!(
+            "{} destination sites, over the format's limit of {MAX_DESTINATIONS}; send several parcels",
+            info.destinations.len()
+        )));
+    }
     for d in &info.destinations {
         check_site_code(d).map_err(invalid)?;
     }
@@ -699,6 +705,11 @@ fn check_index_caps(manifest: &Manifest, stored: u64, raw: u64) -> Result<(), Wr
         ("packs", manifest.packs.len() as u64, MAX_PACKS as u64),
         ("bytes of index", raw, MAX_INDEX_RAW),
         ("bytes of compressed index", stored, MAX_INDEX_STORED),
+        (
+            "bytes of memory to decode the index",
+            manifest.decode_memory(),
+            MAX_INDEX_MEMORY as u64,
+        ),
     ];
     for (what, value, limit) in caps {
         if value > limit {

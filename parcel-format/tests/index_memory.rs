@@ -2,7 +2,8 @@
 //! limit failure while it is being decoded, not after (FORMAT.md §8.1); and
 //! the window a reader needs for the index is what §5.3 says.
 
-use parcel_format::manifest::{ChunkParams, Manifest};
+use parcel_format::limits::{MAX_ENTRIES, MAX_INDEX_MEMORY};
+use parcel_format::manifest::{ChunkParams, Entry, Manifest};
 use parcel_format::{FailureClass, ParcelId};
 
 fn empty_manifest() -> Manifest {
@@ -67,6 +68,34 @@ fn an_index_within_the_budget_still_decodes() {
     let stored = zstd::bulk::compress(&raw, 3).unwrap();
     let manifest = Manifest::decode(&stored, raw.len() as u64).unwrap();
     assert_eq!(manifest.entries.len(), 1000);
+}
+
+#[test]
+fn a_writer_counts_exactly_the_memory_a_reader_allows_to_decode_the_index() {
+    // `Manifest::decode_memory` is what the writer checks against
+    // MAX_INDEX_MEMORY (FORMAT.md §8): the largest file table within it
+    // decodes, one entry more is refused by the reader's budget.
+    let per_entry = std::mem::size_of::<Entry>() as u64;
+    let fixed = empty_manifest().decode_memory();
+    let most = (MAX_INDEX_MEMORY as u64 - fixed) / per_entry;
+    assert!(
+        most < MAX_ENTRIES as u64,
+        "the budget, not the count, binds"
+    );
+
+    let raw = with_tiny_entries(most);
+    let stored = zstd::bulk::compress(&raw, 3).unwrap();
+    let manifest = Manifest::decode(&stored, raw.len() as u64).unwrap();
+    assert_eq!(manifest.entries.len() as u64, most);
+    assert_eq!(manifest.decode_memory(), fixed + most * per_entry);
+    assert!(manifest.decode_memory() <= MAX_INDEX_MEMORY as u64);
+    drop(manifest);
+
+    let raw = with_tiny_entries(most + 1);
+    let stored = zstd::bulk::compress(&raw, 3).unwrap();
+    let problem = Manifest::decode(&stored, raw.len() as u64).unwrap_err();
+    assert_eq!(problem.class(), FailureClass::Limit, "{problem}");
+    assert!(fixed + (most + 1) * per_entry > MAX_INDEX_MEMORY as u64);
 }
 
 #[test]

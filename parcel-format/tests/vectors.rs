@@ -1339,6 +1339,15 @@ fn generate() -> Vec<Vector> {
         "headers re-signed with another parcel id than the manifest's",
         resign_all(&small.volumes, |h| h.parcel_id = ParcelId([0x44; 16])),
     ));
+    assert_eq!(big.manifest.format_version, 1);
+    v.push(failing(
+        "index-volume-version-differs",
+        Index,
+        "volume 3 of 3 re-signed declaring format version 3 (flags 0) where the index and volumes 1 and 2 say 1",
+        edit_files(&big.volumes, |paths| {
+            testkit::resign_header(&paths[2], &cen_key(), |h| h.version = 3).unwrap();
+        }),
+    ));
 
     // Path failures.
     let readme = small.manifest.entries[0].clone();
