@@ -100,10 +100,11 @@ impl SignedReceipt {
             .map_err(|_| bad("bad import time"))?;
         let signer: [u8; 32] = unhex(field("signer")?).ok_or_else(|| bad("bad signer key"))?;
         let body = text.body;
-        let signature = text.signature().map_err(ReceiptError::Malformed)?;
+        // FORMAT.md §9 steps 4 and 5, in that order.
         check_site_code(&source_site).map_err(ReceiptError::Malformed)?;
         check_site_code(&destination_site).map_err(ReceiptError::Malformed)?;
         check_package_id(&package_id).map_err(ReceiptError::Malformed)?;
+        let signature = text.signature().map_err(ReceiptError::Malformed)?;
         let receipt = Receipt {
             parcel_id,
             source_site,

@@ -282,7 +282,8 @@ impl Parcel {
     }
 
     /// The packs of a damaged volume whose stored bytes do not match their
-    /// signed hash.
+    /// signed hash, or are cut off; an io problem instead if the file cannot
+    /// be read.
     fn damaged_packs(&self, number: u32, volume: &Volume) -> Vec<Problem> {
         let mut problems = Vec::new();
         let mut file = match File::open(&volume.path) {
@@ -304,16 +305,29 @@ impl Parcel {
             let read = file
                 .seek(SeekFrom::Start(record.offset))
                 .and_then(|_| file.read_exact(&mut stored));
-            let intact =
-                read.is_ok() && <[u8; 32]>::from(Sha256::digest(&stored)) == record.stored_sha256;
-            if !intact {
-                problems.push(Problem::PackCorrupt {
-                    volume: number,
-                    offset: record.offset,
-                    pack: p as u32,
-                    reason: "stored bytes do not match their SHA-256".into(),
-                });
-            }
+            let reason = match read {
+                Ok(()) if <[u8; 32]>::from(Sha256::digest(&stored)) == record.stored_sha256 => {
+                    continue
+                }
+                Ok(()) => "stored bytes do not match their SHA-256",
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    "the volume ends inside its stored bytes"
+                }
+                // The file itself failed: an io failure, not damage to name.
+                Err(source) => {
+                    problems.push(Problem::Unreadable {
+                        path: volume.path.clone(),
+                        source: source.into(),
+                    });
+                    return problems;
+                }
+            };
+            problems.push(Problem::PackCorrupt {
+                volume: number,
+                offset: record.offset,
+                pack: p as u32,
+                reason: reason.into(),
+            });
         }
         problems
     }
