@@ -183,6 +183,56 @@ fn media_check_names_the_damaged_pack_of_a_damaged_volume() {
 }
 
 #[test]
+fn a_writer_keeps_the_destinations_within_the_format_s_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    sample_tree(&src);
+    let sites: Vec<String> = (0..65).map(|i| format!("S{i:02}")).collect();
+    for (count, accepted) in [(0, false), (64, true), (65, false)] {
+        let out = tmp.path().join(format!("out-{count}"));
+        fs::create_dir_all(&out).unwrap();
+        let mut sink = DirSink::new(
+            vec![OutputDir {
+                dir: out.clone(),
+                capacity: None,
+            }],
+            "CEN00012-3",
+            16 << 20,
+        );
+        let info = ParcelInfo {
+            destinations: sites[..count].to_vec(),
+            ..info()
+        };
+        let options = small_options(16 << 20);
+        let written = write_parcel(
+            scan(&src).unwrap(),
+            &info,
+            &key(),
+            &options,
+            &mut sink,
+            &mut |_| {},
+        );
+        match written {
+            Ok(summary) => {
+                assert!(accepted, "{count} destinations were written");
+                let volumes: Vec<PathBuf> = summary.volumes.into_iter().map(|(p, _)| p).collect();
+                let parcel = parcel_format::read::Parcel::open(&volumes, &trust()).unwrap();
+                assert_eq!(parcel.manifest().destinations.len(), count);
+            }
+            Err(e) => {
+                assert!(!accepted, "{count} destinations were refused: {e}");
+                assert!(e.to_string().contains("destination"), "{e}");
+                assert_eq!(
+                    fs::read_dir(&out).unwrap().count(),
+                    0,
+                    "nothing is left behind"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn extract_reloads_a_pack_that_left_the_cache_for_a_repeated_file() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
