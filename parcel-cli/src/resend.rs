@@ -100,6 +100,8 @@ pub fn run(
         record.package_version,
         &id[..8]
     );
+    // Temporary files a killed earlier run left behind (never a volume).
+    parcel_format::volume::DirSink::sweep_stale(out).map_err(CliError::io("clean up in", out))?;
     let sent = parcel_format::resend::SentParcel {
         manifest: &manifest,
         stored_index: stored,

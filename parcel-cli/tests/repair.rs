@@ -351,6 +351,24 @@ fn a_repair_request_brings_back_the_lost_volumes_and_the_import_completes() {
             v + 1
         );
     }
+    // Asked again into the same directory, or into one holding the lost
+    // volumes themselves: refused, naming the file, and nothing there is
+    // replaced or removed (it may be the intact original).
+    for dir in [&answer, &kept] {
+        let before = snapshot(dir);
+        cen.run(&[
+            "create",
+            "--repair",
+            arg(&request),
+            "--package",
+            arg(&package),
+            "--out",
+            arg(dir),
+        ])
+        .failure()
+        .stderr(predicate::str::contains("already exists; move it away"));
+        assert_eq!(snapshot(dir), before, "{}", dir.display());
+    }
     bxl.import(&[&out, &answer]).success();
     bxl.assert_holds("tools", 1, &package);
 }

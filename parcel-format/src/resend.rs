@@ -18,7 +18,7 @@ use crate::limits::{BLOCK, VOLUME_PREFIX, VOLUME_TRAILER};
 use crate::manifest::{EntryKind, Manifest};
 use crate::pack::PackCompressor;
 use crate::repair_request::RepairRequest;
-use crate::volume::{tar_header, HEADER_ENTRY};
+use crate::volume::{tar_header, WriterLock, HEADER_ENTRY, PARTIAL_SUFFIX};
 
 /// A parcel as its source kept it: the manifest and the stored index (with
 /// the length of the encoded manifest), as `parcel create` keeps them in
@@ -36,7 +36,8 @@ pub struct SentParcel<'a> {
 /// Rebuilds the data volumes `request` asks for into `out`, named
 /// `STEM.NNN-of-MMM.tar` after `stem`, from `sent`, the directory
 /// `package` the parcel was made from, and `key`, the source's signing key.
-/// Returns the files written; on failure none is left.
+/// Returns the files written; on failure none is left, and a file already
+/// in `out` under a volume's name is never replaced (the call fails first).
 pub fn rebuild_volumes(
     request: &RepairRequest,
     sent: &SentParcel<'_>,
@@ -76,9 +77,38 @@ pub fn rebuild_volumes(
     let mut compressor = PackCompressor::new(manifest.compression_level)
         .map_err(|e| invalid(format!("zstd: {e}")))?;
     let last_pack_volume = manifest.packs.last().map_or(1, |p| p.volume);
-    let mut written = Vec::new();
+    let name = |v: u32| format!("{stem}.{v:03}-of-{:03}.tar", manifest.volume_count);
+    // Nothing already in `out` is replaced or removed, whatever happens: a
+    // volume of the same name may be the intact original.
+    if let Some(existing) = request
+        .missing
+        .iter()
+        .map(|&v| out.join(name(v)))
+        .find(|p| p.symlink_metadata().is_ok())
+    {
+        return Err(invalid(format!(
+            "{} already exists; move it away or write the rebuilt volumes to another directory",
+            existing.display()
+        )));
+    }
+    // Each volume is written under a temporary name (`.STEM.NNN.partial`, as
+    // `DirSink` names them, under its lock, so that a sweep leaves them alone
+    // while this runs and removes them if it is killed), and all are renamed
+    // once every one is complete and synced.
+    let first = request.missing.first().copied().unwrap_or(1);
+    let _lock = WriterLock::acquire(out, stem).map_err(|source| WriteError::Volume {
+        volume: first,
+        source,
+    })?;
+    let mut temps: Vec<(u32, PathBuf)> = Vec::new();
+    let remove = |paths: &mut dyn Iterator<Item = &PathBuf>| {
+        for p in paths {
+            let _ = std::fs::remove_file(p);
+        }
+    };
     for &v in &request.missing {
-        let path = out.join(format!("{stem}.{v:03}-of-{:03}.tar", manifest.volume_count));
+        let temp = out.join(format!(".{stem}.{v:04}{PARTIAL_SUFFIX}"));
+        temps.push((v, temp.clone()));
         let result = rebuild_one(
             v,
             request,
@@ -90,17 +120,36 @@ pub fn rebuild_volumes(
             last_pack_volume,
             package,
             key,
-            &path,
+            &temp,
         );
         if let Err(e) = result {
-            let _ = std::fs::remove_file(&path);
-            for p in &written {
-                let _ = std::fs::remove_file(p);
-            }
+            remove(&mut temps.iter().map(|(_, p)| p));
             return Err(e);
+        }
+    }
+    let mut written = Vec::new();
+    for (v, temp) in &temps {
+        let path = out.join(name(*v));
+        let renamed = if path.symlink_metadata().is_ok() {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} appeared while the volumes were rebuilt", path.display()),
+            ))
+        } else {
+            std::fs::rename(temp, &path)
+        };
+        if let Err(source) = renamed {
+            remove(&mut temps.iter().map(|(_, p)| p).chain(&written));
+            return Err(WriteError::Volume { volume: *v, source });
         }
         written.push(path);
     }
+    File::open(out)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| WriteError::Volume {
+            volume: first,
+            source,
+        })?;
     Ok(written)
 }
 

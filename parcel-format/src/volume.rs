@@ -71,7 +71,7 @@ pub struct DirSink {
 }
 
 /// The suffix of every temporary file a [`DirSink`] writes.
-const PARTIAL_SUFFIX: &str = ".partial";
+pub(crate) const PARTIAL_SUFFIX: &str = ".partial";
 
 /// The suffix of a writer's lock file.
 const LOCK_SUFFIX: &str = ".lock";
