@@ -146,7 +146,9 @@ pub enum KeyCommand {
     #[command(
         after_help = "Example:\n  parcel key trust NOR.pub --fingerprint '12345 67890 12345 67890 12345 67890'\n\n\
                       Without --fingerprint, parcel asks for confirmation at a terminal and otherwise\n\
-                      trusts the key and prints its fingerprint for the record."
+                      trusts the key and prints its fingerprint for the record; replacing the key of\n\
+                      a site already trusted needs the confirmation or --fingerprint. A key already\n\
+                      trusted under another site code is refused."
     )]
     Trust(KeyTrustArgs),
     /// List the trusted sites, revoked ones included

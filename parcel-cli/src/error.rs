@@ -137,16 +137,13 @@ pub enum CliError {
     /// A parcel or receipt failed verification (exit 3). `subject` names the
     /// volume, parcel or file.
     #[error("{subject}: verification failed: {reason}")]
-    #[allow(dead_code)] // For verify and import, still stubs.
     Verification { subject: String, reason: String },
 
     /// An operation was refused by policy (exit 4). `subject` names the
     /// parcel, package or site.
     #[error("{subject}: refused: {reason}")]
-    #[allow(dead_code)] // For create, import and forward, still stubs.
     Refused { subject: String, reason: String },
 
-    /// A command that exists on the command line but not yet in the code.
     /// An operation on a parcel failed for a reason outside the parcel (I/O).
     #[error("{subject}: {reason}")]
     Failed { subject: String, reason: String },

@@ -368,6 +368,32 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
         });
     }
 
+    // One key, one site: a key trusted under two codes would let a parcel
+    // signed by one site pass for the other's, and a revocation of one code
+    // leave the key trusted under the other.
+    if let Some(other) = catalog
+        .trusted_sites()?
+        .into_iter()
+        .find(|s| s.public_key == file.key.to_bytes() && s.code != file.site)
+    {
+        let revoked = if other.revoked_at.is_some() {
+            " (revoked)"
+        } else {
+            ""
+        };
+        return Err(CliError::Refused {
+            subject: format!("key file {}", args.file.display()),
+            reason: format!(
+                "it names site {} but its key (fingerprint {actual}) is already the key of site {}{revoked}, and a key belongs to one site. Check with site {} which site the file really comes from; a site that changes its code makes a new key",
+                file.site, other.code, other.code
+            ),
+        });
+    }
+    let previous = catalog.trusted_site(&file.site)?;
+    let replaces = previous
+        .as_ref()
+        .is_some_and(|old| old.public_key != file.key.to_bytes());
+
     if let Some(expected) = &args.fingerprint {
         if !fingerprints_match(expected, &actual) {
             return Err(CliError::FingerprintMismatch {
@@ -387,9 +413,19 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
         ))?
     {
         return Err(CliError::TrustDeclined { site: file.site });
+    } else if replaces && !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        // Trusting a new site unasked is how a script adds one; replacing the
+        // key of a site already trusted, unseen, is how a key is swapped.
+        let old = previous.as_ref().map_or("", |o| o.fingerprint.as_str());
+        return Err(CliError::Refused {
+            subject: format!("key file {}", args.file.display()),
+            reason: format!(
+                "site {} is already trusted with another key (fingerprint {old}); nothing was changed. To replace it without a terminal, check the new fingerprint {actual} with site {} and run again with --fingerprint {actual}",
+                file.site, file.site
+            ),
+        });
     }
 
-    let previous = catalog.trusted_site(&file.site)?;
     let now = clock::now();
     // An older file of the same key (without an encryption key) keeps the
     // encryption key already recorded.

@@ -88,6 +88,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             "encrypted": report.encrypted,
             "class": report.class().map(|c| c.name()),
             "signer": report.signer,
+            "source_site": report.source_site,
             "package_id": report.package.as_ref().map(|p| &p.0),
             "version": report.package.as_ref().map(|p| p.1),
             "volume_count": report.volume_count,
@@ -123,6 +124,17 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             &trust,
             &report.volumes,
         ));
+    }
+    if let (Some(signer), Some(source)) = (&report.signer, &report.source_site) {
+        if signer != source {
+            // As import refuses it (exit 4): intact, but not what it claims.
+            return Err(CliError::Refused {
+                subject,
+                reason: format!(
+                    "it claims to come from site {source} but is signed with the key of site {signer}; it cannot be imported. Ask site {source} whether it sent it, and check with `parcel key list` that each site's key is its own"
+                ),
+            });
+        }
     }
     if !args.json {
         let checked = if report.media_only {

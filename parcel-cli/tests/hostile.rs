@@ -614,6 +614,20 @@ fn import_refuses_a_re_signed_header_with_a_wrong_field() {
         4,
         &["claims to come from site CEN but is signed with the key of site LUX"],
     );
+    // Verify, intact as the volumes are, refuses them the same way.
+    for media in [false, true] {
+        let mut paths = volumes.clone();
+        if media {
+            paths.insert(0, PathBuf::from("--media"));
+        }
+        expect_exit(
+            &s.bxl,
+            "verify",
+            &paths,
+            4,
+            &["claims to come from site CEN but is signed with the key of site LUX"],
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -226,8 +226,25 @@ fn key_trust_of_a_new_key_for_a_known_site_replaces_it_loudly() {
         .arg(&old_file)
         .assert()
         .success();
+    // Without a terminal to confirm at, a replacement needs the fingerprint.
     parcel(&nor)
         .args(["key", "trust"])
+        .arg(&new_file)
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains(
+            "site CEN is already trusted with another key",
+        ))
+        .stderr(predicate::str::contains(format!("--fingerprint {new_fp}")));
+    let text = stdout_of(parcel(&nor).args(["key", "list", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_ne!(
+        json[0]["fingerprint"],
+        new_fp.as_str(),
+        "nothing was changed"
+    );
+    parcel(&nor)
+        .args(["key", "trust", "--fingerprint", &new_fp])
         .arg(&new_file)
         .assert()
         .success()
@@ -236,6 +253,47 @@ fn key_trust_of_a_new_key_for_a_known_site_replaces_it_loudly() {
     let json: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(json.as_array().map(Vec::len), Some(1));
     assert_eq!(json[0]["fingerprint"], new_fp.as_str());
+}
+
+#[test]
+fn key_trust_refuses_a_key_already_trusted_under_another_site_code() {
+    let (cen_dir, cen) = site("CEN", "Central office");
+    let (_nor_dir, nor) = site("NOR", "North depot");
+    let (file, fp) = export_key(&cen_dir, &cen, "CEN");
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&file)
+        .assert()
+        .success();
+    // The same key under another code (the encryption lines, bound to the
+    // site code, left out).
+    let text = std::fs::read_to_string(&file).expect("key file");
+    let renamed: String = text
+        .lines()
+        .filter(|l| !l.starts_with("encryption"))
+        .map(|l| l.replace("site: CEN", "site: XYZ") + "\n")
+        .collect();
+    assert!(renamed.contains("site: XYZ"), "{renamed}");
+    let other = cen_dir.path().join("XYZ.pub");
+    std::fs::write(&other, renamed).expect("write");
+    for revoked in [false, true] {
+        if revoked {
+            parcel(&nor)
+                .args(["key", "revoke", "CEN"])
+                .assert()
+                .success();
+        }
+        parcel(&nor)
+            .args(["key", "trust", "--fingerprint", &fp])
+            .arg(&other)
+            .assert()
+            .code(4)
+            .stderr(predicate::str::contains("is already the key of site CEN"));
+        let text = stdout_of(parcel(&nor).args(["key", "list", "--json"]));
+        let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
+        assert_eq!(json[0]["code"], "CEN", "{json}");
+    }
 }
 
 #[test]

@@ -34,6 +34,11 @@ pub struct VerifyReport {
     pub parcel_id: Option<ParcelId>,
     /// The trusted signer's label.
     pub signer: Option<String>,
+    /// The site the parcel says it comes from (its signed headers'
+    /// `source_site`). A reader that knows keys by site code expects it to be
+    /// [`VerifyReport::signer`]; the format leaves that policy to it
+    /// (FORMAT.md §7.6).
+    pub source_site: Option<String>,
     /// Package id and version.
     pub package: Option<(String, u64)>,
     /// The parcel's volume count.
@@ -146,6 +151,7 @@ fn verify_to(
             let mut report = VerifyReport {
                 parcel_id: Some(parcel.manifest().parcel_id),
                 signer: Some(parcel.signer().to_owned()),
+                source_site: Some(parcel.manifest().source_site.clone()),
                 package: Some((
                     parcel.manifest().package_id.clone(),
                     parcel.manifest().package_version,
@@ -212,6 +218,7 @@ fn verify_without_key(
     VerifyReport {
         parcel_id: Some(set.header.parcel_id),
         signer,
+        source_site: Some(set.header.source_site.clone()),
         package: None,
         volume_count: Some(set.header.volume_count),
         volumes: set
