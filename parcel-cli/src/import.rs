@@ -34,6 +34,9 @@ use crate::progress::Progress;
 pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     let mut catalog = ctx.home.open_catalog()?;
     let (site, key) = ctx.home.site_identity(&catalog)?;
+    if let Some(path) = &args.receipt {
+        check_receipt_path(path)?;
+    }
     let _lock = ctx.home.lock_exclusive(ctx.quiet)?;
     clean_up(ctx, &catalog)?;
     let trust = Trust::load(&catalog, &site)?;
@@ -241,7 +244,13 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         &site.code,
         &key,
         imported,
-    )?;
+    )
+    .map_err(|e| CliError::Failed {
+        subject: subject.clone(),
+        reason: format!(
+            "imported into the store, but its receipt could not be written: {e}. Run the same `parcel import` again (with --receipt FILE in a writable place): it writes the receipt without importing again"
+        ),
+    })?;
     catalog.note(
         &id,
         clock::now(),
@@ -402,6 +411,33 @@ fn remove_any(path: &Path) -> Result<(), CliError> {
         fs::remove_dir_all(path).map_err(CliError::io("remove", path))
     } else {
         fs::remove_file(path).map_err(CliError::io("remove", path))
+    }
+}
+
+/// Refuses, before anything is imported, a `--receipt` path the receipt
+/// could not be written to: a directory, or in a directory that does not
+/// exist or is not writable. (Found only after the import, the failure would
+/// report an import that in fact succeeded.)
+fn check_receipt_path(path: &Path) -> Result<(), CliError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let problem = if path.is_dir() {
+        Some("is a directory")
+    } else if !dir.is_dir() {
+        Some("is in a directory that does not exist")
+    } else if !dir_writable(dir) {
+        Some("is in a directory this user cannot write to")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(CliError::Usage(format!(
+            "--receipt {} {problem}; give a file in a writable directory (nothing was imported)",
+            path.display()
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -165,6 +165,43 @@ fn second_import_of_the_same_parcel_is_a_no_op_that_says_so() {
 }
 
 #[test]
+fn import_refuses_a_receipt_path_it_could_not_write_before_importing() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let outs = [world.medium(), world.medium()];
+    cen.create(&package, "tools", 1, "BXL", &[&outs[0], &outs[1]]);
+    let before = bxl.store_state();
+    let nowhere = world.dir("mail").join("no-such-dir").join("receipt.txt");
+    for bad in [nowhere.as_path(), world.dir("mail").as_path()] {
+        bxl.run(&[
+            "import",
+            arg(&outs[0]),
+            arg(&outs[1]),
+            "--receipt",
+            arg(bad),
+        ])
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "--receipt {}",
+            bad.display()
+        )))
+        .stderr(predicate::str::contains("nothing was imported"));
+        assert_eq!(bxl.store_state(), before);
+    }
+    let receipt = world.dir("mail").join("receipt.txt");
+    bxl.run(&[
+        "import",
+        arg(&outs[0]),
+        arg(&outs[1]),
+        "--receipt",
+        arg(&receipt),
+    ])
+    .success();
+    assert!(receipt.is_file());
+    bxl.assert_holds("tools", 1, &package);
+}
+
+#[test]
 fn receipt_apply_marks_the_outgoing_parcel_confirmed() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 1);
