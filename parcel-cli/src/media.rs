@@ -17,7 +17,12 @@ use crate::output;
 const LISTED_PROBLEMS: usize = 20;
 
 /// Volume files from the paths given: files as they are, and in each
-/// directory the files that start like a parcel volume (not recursing).
+/// directory the files that start like a parcel volume or are named like one
+/// (`….NNN-of-MMM.tar`: a damaged volume is then reported by name rather
+/// than passed over), not recursing. The same file given twice (by two paths,
+/// or as a file and inside its directory) counts once. Anything but a
+/// regular file or a directory is refused: reading a FIFO or a device would
+/// wait for ever or never end.
 pub fn volume_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     let mut files = Vec::new();
     for path in paths {
@@ -27,18 +32,43 @@ pub fn volume_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
                 .map_err(CliError::io("list", path))?
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|p| p.is_file() && looks_like_volume(p))
+                .filter(|p| p.is_file() && (named_like_volume(p) || looks_like_volume(p)))
                 .collect();
             if found.is_empty() {
                 output::warn(&format!("{} holds no parcel volume", path.display()));
             }
             found.sort();
             files.append(&mut found);
-        } else {
+        } else if meta.is_file() {
             files.push(path.clone());
+        } else {
+            return Err(CliError::Usage(format!(
+                "{} is neither a volume file nor a directory of volumes (a device, FIFO or socket); give the volume files or the directories that hold them",
+                path.display()
+            )));
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
     Ok(files)
+}
+
+/// Whether the file's name is a volume's as `parcel create` names them:
+/// `STEM.NNN-of-MMM.tar` or `STEM.par-NNN-of-MMM.tar`.
+fn named_like_volume(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let Some(rest) = name.strip_suffix(".tar") else {
+        return false;
+    };
+    let Some((number, count)) = rest.rsplit_once("-of-") else {
+        return false;
+    };
+    let number = number.rsplit('.').next().unwrap_or("");
+    let number = number.strip_prefix("par-").unwrap_or(number);
+    let digits = |s: &str| s.len() >= 3 && s.bytes().all(|b| b.is_ascii_digit());
+    digits(number) && digits(count)
 }
 
 /// The keys this site accepts signatures from, and those it revoked.

@@ -202,6 +202,50 @@ fn import_refuses_a_receipt_path_it_could_not_write_before_importing() {
 }
 
 #[test]
+fn verify_takes_each_file_once_names_a_cut_volume_in_a_directory_and_refuses_a_fifo() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let outs = [world.medium(), world.medium()];
+    let created = cen.create(&package, "tools", 1, "BXL", &[&outs[0], &outs[1]]);
+    // One volume given by two paths, and again inside its directory.
+    let first = volume(&created, 1);
+    let again = first
+        .parent()
+        .expect("dir")
+        .join(".")
+        .join(first.file_name().expect("name"));
+    bxl.run(&[
+        "verify",
+        arg(&outs[0]),
+        arg(&outs[1]),
+        arg(first),
+        arg(&again),
+    ])
+    .success();
+
+    // A volume cut to less than a header, in a directory: named, not skipped.
+    let cut = volume(&created, 2);
+    let bytes = fs::read(cut).expect("volume");
+    fs::write(cut, &bytes[..100]).expect("cut");
+    bxl.run(&["verify", arg(&outs[0]), arg(&outs[1])])
+        .code(3)
+        .stderr(predicate::str::contains(arg(cut)));
+    fs::write(cut, &bytes).expect("restore");
+
+    let fifo = world.dir("odd").join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    bxl.run(&["verify", arg(&fifo)])
+        .code(2)
+        .stderr(predicate::str::contains(
+            "neither a volume file nor a directory",
+        ));
+}
+
+#[test]
 fn receipt_apply_marks_the_outgoing_parcel_confirmed() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 1);
