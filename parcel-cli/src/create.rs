@@ -433,6 +433,27 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         .iter()
         .map(|(p, _)| p.clone())
         .collect();
+    let manifest = &written.manifest;
+    // Once volumes are on the media under their final names, the catalog
+    // knows the parcel: a kill during the read-back must not leave a parcel
+    // that can be shipped and imported but whose receipt this site refuses.
+    // (Spooled for media swapped at a terminal, they reach the media only
+    // after the read-back, and are recorded then.)
+    let early = if swap_media {
+        None
+    } else {
+        Some(record_created(
+            ctx,
+            &mut catalog,
+            o,
+            &site.code,
+            &info,
+            &written,
+            &paths,
+            &parity_paths,
+            false,
+        )?)
+    };
     if o.verify {
         // The volumes are synced: read them back from the medium itself.
         for path in &paths {
@@ -452,62 +473,46 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
                 &trust.keys,
             ));
         bar.finish();
+        let id = parcel_id.to_string();
         if !report.is_ok() {
+            if early.is_some() {
+                catalog.note(
+                    &id,
+                    clock::now(),
+                    "the volumes did not read back intact: do not ship them",
+                )?;
+            }
             return Err(CliError::Verification {
                 subject: format!("parcel {parcel_id} as written"),
                 reason: format!(
-                    "the volumes just written do not read back intact; the medium may be faulty:{}",
+                    "the volumes just written do not read back intact; the medium may be faulty; do not ship them, and create the parcel again onto other media:{}",
                     describe(&report.problems, &report.volumes)
                 ),
             });
         }
+        if early.is_some() {
+            catalog.note(&id, clock::now(), "read back from the media and verified")?;
+        }
     }
-    if swap_media {
-        paths = copy_to_media(&paths, &o.outs[0], &stem)?;
-        parity_paths = copy_to_media(&parity_paths, &o.outs[0], &stem)?;
-    }
-    let manifest = &written.manifest;
-    keep_index(ctx, manifest, o.level)?;
-    let base_version = manifest.base.as_ref().map(|b| b.package_version);
-    let record = ParcelRecord {
-        parcel_id: parcel_id.to_string(),
-        direction: Direction::Outgoing,
-        status: Status::Created,
-        source_site: site.code.clone(),
-        origin_site: manifest.origin_site.clone(),
-        destination_site: o.to.to_owned(),
-        package_id: o.package_id.to_owned(),
-        package_version: o.version,
-        created: info.created,
-        comment: o.comment.to_owned(),
-        bytes: written.bytes(),
-        volume_count: manifest.volume_count,
-        volumes: paths
-            .iter()
-            .chain(&parity_paths)
-            .map(|p| p.display().to_string())
-            .collect(),
-        tree_digest: hex(&manifest.tree_digest()),
+    let record = match early {
+        Some(record) => record,
+        None => {
+            paths = copy_to_media(&paths, &o.outs[0], &stem)?;
+            parity_paths = copy_to_media(&parity_paths, &o.outs[0], &stem)?;
+            record_created(
+                ctx,
+                &mut catalog,
+                o,
+                &site.code,
+                &info,
+                &written,
+                &paths,
+                &parity_paths,
+                o.verify,
+            )?
+        }
     };
-    catalog.add_parcel(
-        &record,
-        clock::now(),
-        &format!(
-            "written as {} volume(s){}{}{}{}",
-            paths.len(),
-            base_version.map_or(String::new(), |v| format!(", delta on v{v}")),
-            if o.encrypt {
-                format!(", encrypted to {}", o.to)
-            } else {
-                String::new()
-            },
-            o.parity.map_or(String::new(), |p| format!(
-                ", {p}% repair data in {} parity volume(s)",
-                parity_paths.len()
-            )),
-            if o.verify { ", verified" } else { "" }
-        ),
-    )?;
+    let base_version = manifest.base.as_ref().map(|b| b.package_version);
     if o.json {
         output::print_json(&json!({
             "parcel_id": record.parcel_id,
@@ -577,6 +582,66 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
 /// needs and the room there is (the free space, at most `medium_size`); any
 /// other error is kept as it is. The medium is full when the filesystem says
 /// so, or when the next volume would not fit the room the writer was given.
+/// Keeps the parcel's index for repair requests and records the outgoing
+/// parcel as created, with the volumes at `paths` and `parity_paths`;
+/// `verified` says the record comes after the read-back.
+#[allow(clippy::too_many_arguments)]
+fn record_created(
+    ctx: &Context,
+    catalog: &mut Catalog,
+    o: &Outgoing<'_>,
+    source_site: &str,
+    info: &ParcelInfo,
+    written: &write::WriteSummary,
+    paths: &[PathBuf],
+    parity_paths: &[PathBuf],
+    verified: bool,
+) -> Result<ParcelRecord, CliError> {
+    let manifest = &written.manifest;
+    keep_index(ctx, manifest, o.level)?;
+    let base_version = manifest.base.as_ref().map(|b| b.package_version);
+    let record = ParcelRecord {
+        parcel_id: info.parcel_id.to_string(),
+        direction: Direction::Outgoing,
+        status: Status::Created,
+        source_site: source_site.to_owned(),
+        origin_site: manifest.origin_site.clone(),
+        destination_site: o.to.to_owned(),
+        package_id: o.package_id.to_owned(),
+        package_version: o.version,
+        created: info.created,
+        comment: o.comment.to_owned(),
+        bytes: written.bytes(),
+        volume_count: manifest.volume_count,
+        volumes: paths
+            .iter()
+            .chain(parity_paths)
+            .map(|p| p.display().to_string())
+            .collect(),
+        tree_digest: hex(&manifest.tree_digest()),
+    };
+    catalog.add_parcel(
+        &record,
+        clock::now(),
+        &format!(
+            "written as {} volume(s){}{}{}{}",
+            paths.len(),
+            base_version.map_or(String::new(), |v| format!(", delta on v{v}")),
+            if o.encrypt {
+                format!(", encrypted to {}", o.to)
+            } else {
+                String::new()
+            },
+            o.parity.map_or(String::new(), |p| format!(
+                ", {p}% repair data in {} parity volume(s)",
+                parity_paths.len()
+            )),
+            if verified { ", verified" } else { "" }
+        ),
+    )?;
+    Ok(record)
+}
+
 fn medium_filled(
     err: parcel_format::WriteError,
     outs: &[PathBuf],
