@@ -320,6 +320,25 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             )));
         }
     }
+    if !o.package_dir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "package {} is not a directory; give the directory that holds the package's files",
+            o.package_dir.display()
+        )));
+    }
+    // Volumes written inside the package would be packed into its next parcel.
+    let package_dir =
+        fs::canonicalize(o.package_dir).map_err(CliError::io("read", o.package_dir))?;
+    for out in o.outs {
+        let out_dir = fs::canonicalize(out).map_err(CliError::io("read", out))?;
+        if out_dir.starts_with(&package_dir) {
+            return Err(CliError::Usage(format!(
+                "output {} is inside the package {}: its volumes would become part of the package; write them to a directory outside it",
+                out.display(),
+                o.package_dir.display()
+            )));
+        }
+    }
     // Temporary volumes an interrupted create left behind go first: they are
     // never finished, and they take room on the medium (FORMAT.md §2.4).
     let spool = ctx.home.root().join("spool");
@@ -613,10 +632,16 @@ fn record_created(
         comment: o.comment.to_owned(),
         bytes: written.bytes(),
         volume_count: manifest.volume_count,
+        // Absolute: `parcel show` is not run from where create was.
         volumes: paths
             .iter()
             .chain(parity_paths)
-            .map(|p| p.display().to_string())
+            .map(|p| {
+                fs::canonicalize(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            })
             .collect(),
         tree_digest: hex(&manifest.tree_digest()),
     };

@@ -246,6 +246,50 @@ fn verify_takes_each_file_once_names_a_cut_volume_in_a_directory_and_refuses_a_f
 }
 
 #[test]
+fn create_refuses_an_output_inside_the_package_or_a_package_that_is_no_directory() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let before = snapshot(&package);
+    let inside = package.join("media");
+    fs::create_dir(&inside).expect("mkdir");
+    cen.create_cmd(&package, "tools", 1, "BXL", &[&inside])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is inside the package"));
+    fs::remove_dir(&inside).expect("rmdir");
+    assert_eq!(snapshot(&package), before);
+    let missing = world.dir("elsewhere").join("no-such-package");
+    cen.create_cmd(&missing, "tools", 1, "BXL", &[&world.medium()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not a directory"));
+    assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn show_lists_the_volumes_by_absolute_path_wherever_create_ran() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let out = world.medium();
+    let created = cen
+        .create_cmd(&package, "tools", 1, "BXL", &[Path::new(".")])
+        .current_dir(&out)
+        .arg("--json")
+        .output()
+        .expect("create");
+    assert!(created.status.success(), "{created:?}");
+    let json: serde_json::Value = serde_json::from_slice(&created.stdout).expect("json");
+    let id = json["parcel_id"].as_str().expect("id");
+    let shown = cen.json(&["show", id, "--json"]);
+    let volumes = shown["volumes"].as_array().expect("volumes");
+    assert!(!volumes.is_empty());
+    for v in volumes {
+        let path = Path::new(v.as_str().expect("path"));
+        assert!(path.is_absolute() && path.is_file(), "{}", path.display());
+    }
+}
+
+#[test]
 fn receipt_apply_marks_the_outgoing_parcel_confirmed() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 1);
@@ -323,7 +367,16 @@ fn sent_moves_created_to_sent_once_and_never_backward() {
         .iter()
         .filter_map(|e| e["status"].as_str())
         .collect();
-    assert_eq!(statuses, ["created", "sent", "confirmed"], "{history}");
+    // Created, then the read-back noted under the same status.
+    assert_eq!(
+        statuses,
+        ["created", "created", "sent", "confirmed"],
+        "{history}"
+    );
+    assert_eq!(
+        history[1]["detail"], "read back from the media and verified",
+        "{history}"
+    );
 }
 
 #[test]
