@@ -6,6 +6,7 @@
 //! every change runs inside one transaction (`BEGIN IMMEDIATE`), and a busy
 //! timeout lets two `parcel` processes on one home take turns instead of failing.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use rusqlite::types::Type;
@@ -133,7 +134,7 @@ pub enum CatalogError {
     UnknownParcel(String),
     #[error("parcel id prefix {0} matches several parcels; give more digits")]
     AmbiguousParcel(String),
-    #[error("parcel {parcel} is {from:?}; it cannot move to {to:?} (statuses only move forward)")]
+    #[error("parcel {parcel} is {from}; it cannot move to {to} (statuses only move forward)")]
     BadTransition {
         parcel: String,
         from: Status,
@@ -285,13 +286,20 @@ fn direction_str(direction: Direction) -> &'static str {
     }
 }
 
-fn status_str(status: Status) -> &'static str {
+/// A status as the catalog, the JSON output and the messages spell it.
+pub(crate) fn status_str(status: Status) -> &'static str {
     match status {
         Status::Created => "created",
         Status::Sent => "sent",
         Status::Confirmed => "confirmed",
         Status::Received => "received",
         Status::Imported => "imported",
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(status_str(*self))
     }
 }
 

@@ -371,7 +371,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The parcel id, or a unique prefix of at least 6 hex digits
-    #[arg(value_name = "PARCEL_ID")]
+    #[arg(value_name = "PARCEL_ID", value_parser = parse_parcel_id)]
     pub parcel_id: String,
     /// Print JSON
     #[arg(long)]
@@ -382,10 +382,10 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 pub struct SentArgs {
     /// The parcel id, or a unique prefix of at least 6 hex digits
-    #[arg(value_name = "PARCEL_ID")]
+    #[arg(value_name = "PARCEL_ID", value_parser = parse_parcel_id)]
     pub parcel_id: String,
     /// The courier or carrier
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", value_parser = parse_nonempty)]
     pub via: String,
     /// The courier's tracking number
     #[arg(long, value_name = "TEXT")]
@@ -415,6 +415,24 @@ fn parse_site_code(text: &str) -> Result<String, String> {
         Ok(text.to_string())
     } else {
         Err("a site code is exactly 3 characters A-Z or 0-9, e.g. CEN".to_string())
+    }
+}
+
+/// clap parser of a parcel id or prefix: 6 to 32 hex digits.
+fn parse_parcel_id(text: &str) -> Result<String, String> {
+    if (6..=32).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err("a parcel id is 32 hex digits; a unique prefix of at least 6 will do (`parcel list` shows them)".to_string())
+    }
+}
+
+/// clap parser of a text that must say something.
+fn parse_nonempty(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("must not be empty".to_string())
+    } else {
+        Ok(text.to_string())
     }
 }
 

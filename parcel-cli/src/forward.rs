@@ -17,7 +17,7 @@ pub fn run(ctx: &Context, args: &ForwardArgs) -> Result<(), CliError> {
     let Some(package) = package else {
         let which = args
             .version
-            .map_or("any version".to_owned(), |v| format!("version {v}"));
+            .map_or("version".to_owned(), |v| format!("version {v}"));
         return Err(CliError::Usage(format!(
             "the store holds no {which} of package {}; `parcel packages` lists what it holds",
             args.package_id

@@ -12,13 +12,7 @@ use crate::output::{self, printable};
 
 /// A status as the JSON output spells it.
 pub fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Created => "created",
-        Status::Sent => "sent",
-        Status::Confirmed => "confirmed",
-        Status::Received => "received",
-        Status::Imported => "imported",
-    }
+    crate::catalog::status_str(status)
 }
 
 /// A direction as the JSON output spells it.

@@ -358,8 +358,19 @@ fn sent_moves_created_to_sent_once_and_never_backward() {
 
     cen.run(&["receipt", "apply", arg(&receipt)]).success();
     assert_eq!(cen.status(id), "confirmed");
-    cen.run(&["sent", id, "--via", "UPS"]).code(4);
+    cen.run(&["sent", id, "--via", "UPS"])
+        .code(4)
+        .stderr(predicate::str::contains(
+            "is confirmed; it cannot move to sent",
+        ));
     assert_eq!(cen.status(id), "confirmed");
+    // Not a parcel id, or no carrier: usage errors, nothing changes.
+    for bad in ["zz", "", "89", &"a".repeat(33)] {
+        cen.run(&["show", bad])
+            .code(2)
+            .stderr(predicate::str::contains("a parcel id is 32 hex digits"));
+    }
+    cen.run(&["sent", id, "--via", " "]).code(2);
     let history = cen.json(&["show", id, "--json"])["history"].clone();
     let statuses: Vec<&str> = history
         .as_array()
