@@ -26,7 +26,7 @@ use crate::clock;
 use crate::disk::{available_space, human_bytes, sync_dir, sync_filesystem};
 use crate::error::CliError;
 use crate::home::{Context, Home};
-use crate::media::{dir_writable, problems_error, volume_files, RepairScratch, Trust};
+use crate::media::{dir_writable, one_parcel, problems_error, volume_files, RepairScratch, Trust};
 use crate::output;
 use crate::progress::Progress;
 
@@ -41,6 +41,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     clean_up(ctx, &catalog)?;
     let trust = Trust::load(&catalog, &site)?;
     let files = volume_files(&args.paths)?;
+    one_parcel(&files, &trust.keys)?;
     // Volumes lost or damaged within the repair data are rebuilt first, into
     // a scratch directory in the staging area (removed when done; `clean_up`
     // removes it after a crash), and the parcel is read from them.

@@ -53,6 +53,46 @@ pub fn volume_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     Ok(files)
 }
 
+/// Refuses files that hold two or more whole parcels (every volume of each):
+/// that is several parcels given at once, not a parcel with a stray volume
+/// of another mixed in (which verification reports as a foreign volume).
+/// Only headers that authenticate count.
+pub fn one_parcel(files: &[PathBuf], trust: &TrustedKeys) -> Result<(), CliError> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut parcels: BTreeMap<String, (u32, BTreeSet<u32>, Vec<&Path>)> = BTreeMap::new();
+    for file in files {
+        let Ok((header, _)) = parcel_format::read::authenticate_volume(file, trust) else {
+            continue;
+        };
+        if header.is_parity_volume() {
+            continue;
+        }
+        let entry = parcels
+            .entry(header.parcel_id.to_string())
+            .or_insert_with(|| (header.volume_count, BTreeSet::new(), Vec::new()));
+        entry.1.insert(header.volume);
+        entry.2.push(file);
+    }
+    let whole: Vec<String> = parcels
+        .iter()
+        .filter(|(_, (count, numbers, _))| numbers.len() as u64 == u64::from(*count))
+        .map(|(id, (count, _, paths))| {
+            let first = paths
+                .first()
+                .map_or(String::new(), |p| p.display().to_string());
+            format!("parcel {id} ({count} volume(s), {first}…)")
+        })
+        .collect();
+    if whole.len() < 2 {
+        return Ok(());
+    }
+    Err(CliError::Usage(format!(
+        "the paths given hold {} whole parcels: {}; give the volume files of one parcel at a time",
+        whole.len(),
+        whole.join("; ")
+    )))
+}
+
 /// Whether the file's name is a volume's as `parcel create` names them:
 /// `STEM.NNN-of-MMM.tar` or `STEM.par-NNN-of-MMM.tar`.
 fn named_like_volume(path: &Path) -> bool {

@@ -22,7 +22,7 @@ use crate::cli::VerifyArgs;
 use crate::clock;
 use crate::error::CliError;
 use crate::home::Context;
-use crate::media::{problems_error, volume_files, RepairScratch, Trust};
+use crate::media::{one_parcel, problems_error, volume_files, RepairScratch, Trust};
 use crate::output;
 use crate::progress::Progress;
 
@@ -40,6 +40,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
         None
     });
     let files = volume_files(&args.paths)?;
+    one_parcel(&files, &trust.keys)?;
     let scratch_parent = ctx.home.root().join("repair");
     RepairScratch::sweep_stale(&scratch_parent);
     let scratch = RepairScratch::new(&scratch_parent);

@@ -290,6 +290,29 @@ fn show_lists_the_volumes_by_absolute_path_wherever_create_ran() {
 }
 
 #[test]
+fn media_holding_two_whole_parcels_are_refused_naming_both_and_each_parcel_alone_verifies() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let outs = [world.medium(), world.medium()];
+    let first = cen.create(&package, "tools", 1, "BXL", &[&outs[0], &outs[1]]);
+    let second = cen.create(&package, "tools", 2, "BXL", &[&outs[0], &outs[1]]);
+    let before = bxl.store_state();
+    for command in ["verify", "import"] {
+        bxl.run(&[command, arg(&outs[0]), arg(&outs[1])])
+            .code(2)
+            .stderr(predicate::str::contains("hold 2 whole parcels"))
+            .stderr(predicate::str::contains(first.parcel_id.as_str()))
+            .stderr(predicate::str::contains(second.parcel_id.as_str()));
+    }
+    assert_eq!(bxl.store_state(), before);
+    for created in [&first, &second] {
+        let mut args = vec!["verify"];
+        args.extend(created.volumes.iter().map(|v| arg(v)));
+        bxl.run(&args).success();
+    }
+}
+
+#[test]
 fn receipt_apply_marks_the_outgoing_parcel_confirmed() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 1);
