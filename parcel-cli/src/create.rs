@@ -391,10 +391,22 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         }];
         ctx.note(&format!("{} has too little room for the whole parcel; it is prepared in {} and you will be asked for each next medium", o.outs[0].display(), spool.display()));
     } else if o.space_check && usable < room.needed {
+        let free: u64 = outputs.iter().filter_map(|out| out.capacity).sum();
+        let available = if usable == free {
+            format!("{} available", human_bytes(usable))
+        } else {
+            // Each medium holds whole volumes: what is left over is not room.
+            format!(
+                "{} available as whole volumes of {} ({} free)",
+                human_bytes(usable),
+                human_bytes(volume_size),
+                human_bytes(free)
+            )
+        };
         return Err(CliError::NoSpace {
             path: o.outs.first().cloned().unwrap_or_default(),
             needed: room.describe(),
-            available: human_bytes(usable),
+            available,
             advice: "add another --out medium, choose a smaller --volume-size, or pass --no-space-check if it will compress well",
         });
     }
@@ -532,6 +544,27 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         }
     };
     let base_version = manifest.base.as_ref().map(|b| b.package_version);
+    let conflicting: Vec<String> = catalog
+        .parcels(Some(Direction::Outgoing))?
+        .into_iter()
+        .filter(|p| {
+            p.parcel_id != record.parcel_id
+                && p.package_id == record.package_id
+                && p.package_version == record.package_version
+                && p.tree_digest != record.tree_digest
+        })
+        .map(|p| format!("{} (to {})", p.parcel_id, p.destination_site))
+        .collect();
+    if !conflicting.is_empty() {
+        // A version's content never changes: a site that imported the other
+        // content refuses this one (exit 4 there).
+        output::warn(&format!(
+            "this site already made {} v{} with other content: parcel(s) {}. A site that imported that refuses this parcel; give changed content a new --version",
+            record.package_id,
+            record.package_version,
+            conflicting.join(", ")
+        ));
+    }
     if o.json {
         output::print_json(&json!({
             "parcel_id": record.parcel_id,
@@ -693,7 +726,7 @@ fn medium_filled(
     CliError::NoSpace {
         path,
         needed: room.describe_filled(),
-        available: human_bytes(available),
+        available: format!("{} available", human_bytes(available)),
         advice: "the medium filled while the volumes were written, and they were removed; free some space, add another --out medium or choose a smaller --volume-size, and run create again",
     }
 }

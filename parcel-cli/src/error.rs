@@ -153,7 +153,7 @@ pub enum CliError {
     Write(#[from] parcel_format::WriteError),
 
     /// Not enough free space.
-    #[error("not enough space on {}: needs {needed}, {available} available; {advice}", .path.display())]
+    #[error("not enough space on {}: needs {needed}, {available}; {advice}", .path.display())]
     NoSpace {
         path: PathBuf,
         needed: String,

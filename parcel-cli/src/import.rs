@@ -322,7 +322,7 @@ fn install(
         return Err(CliError::NoSpace {
             path: staging_root,
             needed: human_bytes(needed),
-            available: human_bytes(available),
+            available: format!("{} available", human_bytes(available)),
             advice: "free some space and run the import again",
         });
     }
@@ -340,7 +340,10 @@ fn install(
                     return Err(CliError::NoSpace {
                         path: path.clone(),
                         needed: human_bytes(needed),
-                        available: human_bytes(available_space(&staging_root).unwrap_or(0)),
+                        available: format!(
+                            "{} available",
+                            human_bytes(available_space(&staging_root).unwrap_or(0))
+                        ),
                         advice: "the disk filled during the import; nothing was imported — free some space and run the import again",
                     });
                 }

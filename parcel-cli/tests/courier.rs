@@ -313,6 +313,44 @@ fn media_holding_two_whole_parcels_are_refused_naming_both_and_each_parcel_alone
 }
 
 #[test]
+fn create_warns_when_this_site_already_made_the_version_with_other_content() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let first = cen.create(
+        &package,
+        "tools",
+        1,
+        "BXL",
+        &[&world.medium(), &world.medium()],
+    );
+    // The same content again: no warning.
+    cen.create_cmd(
+        &package,
+        "tools",
+        1,
+        "BXL",
+        &[&world.medium(), &world.medium()],
+    )
+    .assert()
+    .success()
+    .stderr(predicate::str::contains("other content").not());
+    fs::write(package.join("CHANGED"), b"new\n").expect("change");
+    cen.create_cmd(
+        &package,
+        "tools",
+        1,
+        "BXL",
+        &[&world.medium(), &world.medium()],
+    )
+    .assert()
+    .success()
+    .stderr(predicate::str::contains(
+        "already made tools v1 with other content",
+    ))
+    .stderr(predicate::str::contains(first.parcel_id.as_str()));
+}
+
+#[test]
 fn receipt_apply_marks_the_outgoing_parcel_confirmed() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 1);

@@ -745,10 +745,19 @@ fn create_refuses_a_medium_too_small_and_succeeds_once_there_is_room() {
     for words in [
         format!("not enough space on {}: needs up to ", tmpfs.dir.display()),
         "MiB (the parcel's size before compression), ".to_owned(),
-        "MiB available".to_owned(),
+        "4.0 MiB available;".to_owned(),
     ] {
         assert!(stderr.contains(&words), "no {words:?} in {stderr}");
     }
+    // Room for 4 whole volumes of 1 MiB in 4.5 MiB: the rest is no room.
+    tmpfs.resize("4608k");
+    let output = create_onto(&cen, &package, &tmpfs.dir)
+        .output()
+        .expect("create");
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let words = "4.0 MiB available as whole volumes of 1.0 MiB (4.5 MiB free);";
+    assert!(stderr.contains(words), "no {words:?} in {stderr}");
     assert_eq!(names_in(&tmpfs.dir), Vec::<String>::new());
     assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
 
