@@ -706,13 +706,20 @@ fn medium_filled(
     medium_size: Option<u64>,
     room: &Room,
 ) -> CliError {
-    let parcel_format::WriteError::Volume { source, .. } = &err else {
+    let parcel_format::WriteError::Volume { volume, source } = &err else {
         return err.into();
     };
     let full = source.raw_os_error() == Some(libc::ENOSPC)
         || source.kind() == std::io::ErrorKind::StorageFull;
     if !full {
-        return err.into();
+        // The writer removed its partial volumes; name where it wrote.
+        let dirs: Vec<String> = outs.iter().map(|o| o.display().to_string()).collect();
+        return CliError::Failed {
+            subject: format!("writing volume {volume} in {}", dirs.join(", ")),
+            reason: format!(
+                "{source}; check that the medium is mounted and writable, then run create again (nothing was left on it)"
+            ),
+        };
     }
     // The writer removed its partial volumes: this is the room there is.
     let (available, path) = outs

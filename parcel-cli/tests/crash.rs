@@ -766,6 +766,34 @@ fn create_refuses_a_medium_too_small_and_succeeds_once_there_is_room() {
 }
 
 #[test]
+fn create_onto_a_read_only_medium_names_it_and_leaves_nothing() {
+    let world = World::new();
+    let Some((cen, _bxl, tmpfs)) = sites_with_medium_on_tmpfs(&world, "32m") else {
+        return;
+    };
+    let package = world.dir("tools");
+    write_big_package(&package, 4);
+    let status = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&tmpfs.dir)
+        .status()
+        .expect("mount -o remount,ro");
+    assert!(status.success());
+    let output = create_onto(&cen, &package, &tmpfs.dir)
+        .output()
+        .expect("create");
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for words in [
+        format!("in {}", tmpfs.dir.display()),
+        "check that the medium is mounted and writable".to_owned(),
+    ] {
+        assert!(stderr.contains(&words), "no {words:?} in {stderr}");
+    }
+    assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+}
+
+#[test]
 fn create_that_fills_the_medium_removes_its_volumes_and_succeeds_once_there_is_room() {
     let world = World::new();
     let Some((cen, bxl, tmpfs)) = sites_with_medium_on_tmpfs(&world, "4m") else {
