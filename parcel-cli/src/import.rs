@@ -95,6 +95,9 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         .map_err(|p| refused(format!("{p}; it must be imported at its destination site")))?;
     let digest = hex(&manifest.tree_digest());
     let previous = catalog.find_parcel(&id)?;
+    // This very parcel was imported, but its copy in the store is gone
+    // (deleted by hand, a restore from an old backup): it is installed again.
+    let mut restoring = None;
     if let Some(previous) = &previous {
         // A parcel id names one parcel: another parcel under a known id (a
         // buggy or hostile source reusing ids) is neither a replay nor a retry.
@@ -116,15 +119,21 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                 previous.destination_site
             )));
         }
-        if previous.status == Status::Imported {
+        let held = catalog
+            .package(&manifest.package_id, manifest.package_version)?
+            .filter(|p| p.parcel_id == id);
+        if previous.status == Status::Imported
+            && held
+                .as_ref()
+                .is_some_and(|p| !store_path(&ctx.home, p).exists())
+        {
+            restoring = held;
+        } else if previous.status == Status::Imported {
             // The receipt may have been lost (a kill after the import was
             // recorded, a medium gone): write it again, the same receipt
             // (same import time, and Ed25519 signs deterministically); the
             // store is untouched.
-            let imported = catalog
-                .package(&manifest.package_id, manifest.package_version)?
-                .filter(|p| p.parcel_id == id)
-                .map_or_else(clock::now, |p| p.imported_at);
+            let imported = held.map_or_else(clock::now, |p| p.imported_at);
             let path = write_receipt(
                 ctx,
                 args.receipt.as_deref(),
@@ -141,7 +150,10 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             return Ok(());
         }
     }
-    if let Some(latest) = catalog.latest_package(&manifest.package_id)? {
+    if let Some(latest) = catalog
+        .latest_package(&manifest.package_id)?
+        .filter(|_| restoring.is_none())
+    {
         if latest.version > manifest.package_version {
             return Err(refused(format!(
                 "the store holds version {} of {}, newer than this parcel's version {} (rollback refused)",
@@ -207,9 +219,23 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         };
         catalog.add_parcel(&record, now, detail)?;
     }
-    // The time the store records and the receipt states.
-    let imported = clock::now();
-    let (files_written, bytes) = if existing.is_some() {
+    // The time the store records and the receipt states (a restored copy
+    // keeps the first import's).
+    let imported = restoring
+        .as_ref()
+        .map_or_else(clock::now, |p| p.imported_at);
+    let (files_written, bytes) = if let Some(held) = &restoring {
+        let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)?;
+        catalog.note(
+            &id,
+            clock::now(),
+            &format!(
+                "its copy in the store was missing; installed again into {}",
+                store_path(&ctx.home, held).display()
+            ),
+        )?;
+        (summary.files, summary.bytes)
+    } else if existing.is_some() {
         catalog.advance(
             &id,
             Status::Imported,
@@ -271,12 +297,18 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             "files": files_written,
             "bytes": bytes,
             "receipt": receipt_path,
-            "already_in_store": existing.is_some(),
+            "already_in_store": existing.is_some() && restoring.is_none(),
+            "restored": restoring.is_some(),
             "repaired": repaired,
         }))?;
     } else {
         output::print(&format!(
-            "imported {subject} into {}\nreceipt for site {}: {}\n",
+            "{} {subject} into {}\nreceipt for site {}: {}\n",
+            if restoring.is_some() {
+                "its copy in the store was missing: installed again"
+            } else {
+                "imported"
+            },
             store.display(),
             manifest.source_site,
             receipt_path.display()

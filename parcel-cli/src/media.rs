@@ -221,7 +221,7 @@ fn hint(problem: &Problem) -> String {
         }
         Problem::ForeignVolume { .. } | Problem::DuplicateVolume { .. } => "",
         Problem::BaseModified { .. } => {
-            "; the package in this store changed since it was imported: restore it by importing its parcel again, or ask the sender for a full parcel"
+            "; the package in this store changed since it was imported: move its directory out of the store and import its parcel again to restore it, or ask the sender for a full parcel"
         }
         Problem::BaseMissing { .. } => "; ask the sender for a full parcel",
         Problem::CannotDecrypt { .. } => {

@@ -277,3 +277,43 @@ fn import_refuses_a_delta_whose_base_is_missing_or_modified() {
         .stderr(predicate::str::contains("does not hold"));
     assert_eq!(lux.store_state(), before);
 }
+
+#[test]
+fn a_store_copy_gone_missing_is_installed_again_by_importing_its_parcel_and_a_delta_then_applies() {
+    let (world, cen, bxl) = two_sites();
+    let v1 = world.package("tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    cen.create(&v1, "tools", 1, "BXL", &[&out1, &out2]);
+    bxl.import(&[&out1, &out2]).success();
+    let v2 = next_version(&world, &v1);
+    let delta = world.medium();
+    create_json(&cen, &v2, "BXL", &delta, &["--base", "1", "--force-base"]);
+
+    // The base changed in the store: the delta says how to restore it.
+    let stored = bxl.store("tools", 1).join("data/blob.bin");
+    let bytes = fs::read(&stored).expect("stored blob");
+    let mut changed = bytes.clone();
+    changed[10] ^= 1;
+    fs::write(&stored, &changed).expect("write");
+    bxl.import(&[&delta])
+        .code(4)
+        .stderr(predicate::str::contains(
+            "move its directory out of the store and import its parcel again",
+        ));
+
+    // Done as it says: v1 comes back exactly, with the same catalog record.
+    fs::rename(bxl.store("tools", 1), world.dir("moved-away").join("1")).expect("move");
+    bxl.import(&[&out1, &out2])
+        .success()
+        .stdout(predicate::str::contains(
+            "its copy in the store was missing: installed again",
+        ));
+    bxl.assert_holds("tools", 1, &v1);
+    // Imported and complete again: a second run is the usual no-op.
+    bxl.import(&[&out1, &out2])
+        .success()
+        .stdout(predicate::str::contains("already imported; nothing to do"));
+
+    bxl.import(&[&delta]).success();
+    bxl.assert_holds("tools", 2, &v2);
+}
