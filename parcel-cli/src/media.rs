@@ -186,9 +186,28 @@ pub fn problems_error(
 
 /// The problems as an indented list, the most fundamental class first.
 pub fn describe(problems: &[Problem], volumes: &[(u32, PathBuf)]) -> String {
-    let mut sorted: Vec<&Problem> = problems.iter().collect();
+    // The chunks a missing or damaged volume held are one line per volume:
+    // listed one by one they buried the line saying what is wrong.
+    let mut unavailable: std::collections::BTreeMap<u32, u64> = Default::default();
+    let mut sorted: Vec<&Problem> = problems
+        .iter()
+        .filter(|p| match p {
+            Problem::ChunkUnavailable { volume, .. } => {
+                *unavailable.entry(*volume).or_default() += 1;
+                false
+            }
+            _ => true,
+        })
+        .collect();
     sorted.sort_by_key(|p| p.class());
     let mut text = String::new();
+    for (volume, count) in &unavailable {
+        text.push_str(&format!(
+            "\n  - {count} chunk(s) of volume {volume} cannot be read, as it is missing or damaged (see above); the files made of them are not checked ({})",
+            FailureClass::Chunk
+        ));
+    }
+    let summary = std::mem::take(&mut text);
     for p in sorted.iter().take(LISTED_PROBLEMS) {
         let file = p
             .volume_without_path()
@@ -203,6 +222,7 @@ pub fn describe(problems: &[Problem], volumes: &[(u32, PathBuf)]) -> String {
             sorted.len() - LISTED_PROBLEMS
         ));
     }
+    text.push_str(&summary);
     text
 }
 
