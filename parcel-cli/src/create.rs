@@ -167,7 +167,8 @@ fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<(), CliE
     // The stored index is streamed into it, never held whole (a
     // million-file index is about 100 MB); its raw length, known at the
     // end, goes into the first 8 bytes.
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(CliError::io("write in", &dir))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(&dir).map_err(CliError::temp_in("write in", &dir))?;
     let write = |file: &mut File| -> std::io::Result<()> {
         let mut out = std::io::BufWriter::new(&mut *file);
         out.write_all(&[0; 8])?;

@@ -183,6 +183,28 @@ impl CliError {
         }
     }
 
+    /// Like [`CliError::io`], for the error of creating a temporary file in
+    /// `dir`: tempfile adds the random name it tried, which means nothing to
+    /// the user (the directory is named already).
+    pub fn temp_in(
+        action: &'static str,
+        dir: &std::path::Path,
+    ) -> impl FnOnce(io::Error) -> CliError {
+        let dir = dir.to_path_buf();
+        move |err| {
+            // tempfile's error type is private; its message is the OS
+            // error's followed by " at path <name>".
+            let text = err.to_string();
+            let message = text.split(" at path ").next().unwrap_or(&text).to_owned();
+            let source = io::Error::new(err.kind(), message);
+            CliError::Io {
+                action,
+                path: dir,
+                source,
+            }
+        }
+    }
+
     /// An [`CliError::Io`] for `action` ("read", "create", …) on `path`;
     /// meant for `map_err(CliError::io("read", &path))`.
     pub fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(io::Error) -> CliError {

@@ -26,7 +26,9 @@ use crate::clock;
 use crate::disk::{available_space, human_bytes, sync_dir, sync_filesystem};
 use crate::error::CliError;
 use crate::home::{Context, Home};
-use crate::media::{dir_writable, one_parcel, problems_error, volume_files, RepairScratch, Trust};
+use crate::media::{
+    dir_writable, one_parcel, problems_error, subject_of, volume_files, RepairScratch, Trust,
+};
 use crate::output;
 use crate::progress::Progress;
 
@@ -54,7 +56,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     let parcel = Parcel::open_with(&repair.paths, &trust.keys, identity.as_ref()).map_err(
         |mut problems| {
             problems.extend(repair.problems.iter().cloned());
-            problems_error("the volumes given", &problems, &trust, &[])
+            problems_error(&subject_of(&files, &trust.keys), &problems, &trust, &[])
         },
     )?;
     let manifest = parcel.manifest();
@@ -156,7 +158,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     {
         if latest.version > manifest.package_version {
             return Err(refused(format!(
-                "the store holds version {} of {}, newer than this parcel's version {} (rollback refused)",
+                "the store holds version {} of {}, newer than this parcel's version {} (rollback refused); an older version is never imported over a newer one: ask the sender for a newer version",
                 latest.version, manifest.package_id, manifest.package_version
             )));
         }
@@ -528,8 +530,8 @@ fn write_receipt(
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).map_err(CliError::io("write a receipt in", dir))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(CliError::temp_in("write a receipt in", dir))?;
     std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(CliError::io("write", &path))?;
     tmp.as_file()
         .sync_all()

@@ -338,10 +338,10 @@ fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
         _ => PathBuf::from("."),
     };
     let mut temp = tempfile::NamedTempFile::new_in(&dir)
-        .map_err(CliError::io("create a temporary file in", &dir))?;
+        .map_err(CliError::temp_in("write a file in", &dir))?;
     temp.write_all(bytes)
         .and_then(|()| temp.as_file().sync_all())
-        .map_err(CliError::io("write", temp.path()))?;
+        .map_err(CliError::io("write", path))?;
     // Public: readable by everyone like any exported key.
     {
         use std::os::unix::fs::PermissionsExt;

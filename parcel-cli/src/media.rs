@@ -93,6 +93,18 @@ pub fn one_parcel(files: &[PathBuf], trust: &TrustedKeys) -> Result<(), CliError
     )))
 }
 
+/// What to call the volumes in a message when no manifest could be read:
+/// the parcel the first authentic header names, else "the volumes given".
+pub fn subject_of(files: &[PathBuf], trust: &TrustedKeys) -> String {
+    files
+        .iter()
+        .find_map(|f| parcel_format::read::authenticate_volume(f, trust).ok())
+        .map_or_else(
+            || "the volumes given".to_owned(),
+            |(h, _)| format!("parcel {} from {}", h.parcel_id, h.source_site),
+        )
+}
+
 /// Whether the file's name is a volume's as `parcel create` names them:
 /// `STEM.NNN-of-MMM.tar` or `STEM.par-NNN-of-MMM.tar`.
 fn named_like_volume(path: &Path) -> bool {
@@ -252,6 +264,9 @@ fn hint(problem: &Problem) -> String {
         }
         Problem::BadSignature { .. } => {
             "; the medium may have been tampered with: do not import it"
+        }
+        Problem::NotAVolume { .. } => {
+            "; leave it out, or if it should be a volume, copy it again from the original medium"
         }
         _ => "",
     };

@@ -28,7 +28,11 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
         subject: subject.clone(),
         reason,
     };
-    let signed = SignedReceipt::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+    let signed = SignedReceipt::parse(&bytes).map_err(|e| {
+        bad(format!(
+            "{e}; a receipt is applied exactly as its destination wrote it: ask that site to send it again (`parcel import` there writes it again)"
+        ))
+    })?;
     let r = &signed.receipt;
     let refused = |reason: String| CliError::Refused {
         subject: subject.clone(),
@@ -54,8 +58,8 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
         })?;
     if signed.signer != site.public_key {
         return Err(bad(format!(
-            "it is not signed with the key of site {} (forged?)",
-            r.destination_site
+            "it is not signed with the key of site {} (forged?); do not count the parcel as delivered, and check with site {} whether it imported it",
+            r.destination_site, r.destination_site
         )));
     }
     // The index hash is not kept in the catalog; the tree digest binds the

@@ -229,7 +229,10 @@ fn verify_takes_each_file_once_names_a_cut_volume_in_a_directory_and_refuses_a_f
     fs::write(cut, &bytes[..100]).expect("cut");
     bxl.run(&["verify", arg(&outs[0]), arg(&outs[1])])
         .code(3)
-        .stderr(predicate::str::contains(arg(cut)));
+        .stderr(predicate::str::contains(arg(cut)))
+        .stderr(predicate::str::contains(
+            "copy it again from the original medium",
+        ));
     fs::write(cut, &bytes).expect("restore");
 
     let fifo = world.dir("odd").join("fifo");
@@ -382,7 +385,8 @@ fn receipt_edited_after_signing_is_refused_as_forged() {
     cen.run(&["receipt", "apply", arg(&forged)])
         .code(3)
         .stderr(predicate::str::contains("receipt.txt"))
-        .stderr(predicate::str::contains("signature"));
+        .stderr(predicate::str::contains("signature"))
+        .stderr(predicate::str::contains("ask that site to send it again"));
     assert_eq!(cen.status(&created.parcel_id), "created");
 }
 
@@ -590,7 +594,10 @@ fn import_refuses_an_older_version_than_the_store_holds() {
     let before = bxl.store_state();
     bxl.import(&[&out1, &out2])
         .code(4)
-        .stderr(predicate::str::contains("rollback refused"));
+        .stderr(predicate::str::contains("rollback refused"))
+        .stderr(predicate::str::contains(
+            "ask the sender for a newer version",
+        ));
     assert_eq!(bxl.store_state(), before);
 }
 

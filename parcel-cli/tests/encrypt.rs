@@ -97,7 +97,12 @@ fn encrypted_parcel_imports_at_its_destination_and_nowhere_else() {
             predicate::str::contains("encrypted").and(predicate::str::contains(
                 "only the destination site can read",
             )),
-        );
+        )
+        // The parcel is named although its index cannot be read here.
+        .stderr(predicate::str::contains(format!(
+            "parcel {} from CEN",
+            created.parcel_id
+        )));
     assert_eq!(nor.store_state(), before);
 
     // The destination checks everything and imports the exact tree.
