@@ -112,10 +112,25 @@ pub struct PackageRecord {
     pub imported_at: i64,
 }
 
+/// What to do about a database error that means the file itself is bad.
+fn advice(error: &rusqlite::Error) -> &'static str {
+    use rusqlite::ffi::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            "; the site's catalog is damaged: restore catalog.db from a backup of this home"
+        }
+        Some(ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::CannotOpen) => {
+            "; check that this user can read and write the home directory and catalog.db"
+        }
+        Some(ErrorCode::DiskFull) => "; free some space on the home's disk and run it again",
+        _ => "",
+    }
+}
+
 /// Errors of the catalog.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("catalog database {path}: {source}")]
+    #[error("catalog database {path}: {source}{}", advice(source))]
     Sqlite {
         path: String,
         source: rusqlite::Error,

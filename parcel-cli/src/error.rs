@@ -75,12 +75,10 @@ pub enum CliError {
         .path.display(),
         .path.display()
     )]
-    #[allow(dead_code)] // Raised by `Home::load_secret_key`, used by the stub commands.
     SecretKeyExposed { path: PathBuf, mode: u32 },
 
     /// The secret key file is not a parcel secret key.
-    #[error("secret key {}: {reason}", .path.display())]
-    #[allow(dead_code)] // Raised by `Home::load_secret_key`, used by the stub commands.
+    #[error("secret key {}: {reason}; restore this site's site.key from its backup (a site with a new key must be trusted again by every other site)", .path.display())]
     SecretKeyInvalid { path: PathBuf, reason: &'static str },
 
     /// The secret key does not belong to the site in the catalog.

@@ -44,7 +44,6 @@ impl Context {
 }
 
 /// Length of the secret key file: the raw 32-byte Ed25519 seed.
-#[allow(dead_code)] // Read only by `load_secret_key`, for the stub commands.
 const SECRET_KEY_LEN: usize = 32;
 
 /// A site home directory and the paths inside it.
@@ -176,6 +175,11 @@ impl Home {
         let file = File::open(&path).map_err(|err| {
             if err.kind() == std::io::ErrorKind::NotFound && !self.catalog_path().exists() {
                 CliError::NoHome(self.root.clone())
+            } else if err.kind() == std::io::ErrorKind::NotFound {
+                CliError::SecretKeyInvalid {
+                    path: path.clone(),
+                    reason: "missing",
+                }
             } else {
                 CliError::io("open secret key", &path)(err)
             }
@@ -249,7 +253,6 @@ impl Home {
 
     /// This site's record and secret key, checked to belong together. Use this
     /// before signing anything.
-    #[allow(dead_code)] // For create, import and receipt, still stubs.
     pub fn site_identity(&self, catalog: &Catalog) -> Result<(SiteRecord, SecretKey), CliError> {
         let site = catalog.site()?;
         let key = self.load_secret_key()?;

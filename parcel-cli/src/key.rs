@@ -322,7 +322,7 @@ pub fn export(ctx: &Context, args: &KeyExportArgs) -> Result<(), CliError> {
         file.fingerprint()
     ))?;
     ctx.note(&format!(
-        "Next: give {} to the other sites; they run `parcel key trust {} --fingerprint '{}'`.",
+        "next: give {} to the other sites; they run `parcel key trust {} --fingerprint '{}'`.",
         out.display(),
         out.display(),
         file.fingerprint()

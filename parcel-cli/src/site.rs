@@ -90,7 +90,7 @@ pub fn init(ctx: &Context, args: &SiteInitArgs) -> Result<(), CliError> {
         site.fingerprint
     ))?;
     ctx.note(&format!(
-        "Next: run `parcel key export --out {code}.pub` and give the file to the sites that \
+        "next: run `parcel key export --out {code}.pub` and give the file to the sites that \
          exchange parcels with {code}; read them the fingerprint over the phone so that they \
          can check it.",
         code = site.code

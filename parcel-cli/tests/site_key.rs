@@ -433,3 +433,24 @@ fn unimplemented_commands_fail_cleanly_not_with_a_panic() {
         .failure()
         .stderr(predicate::str::starts_with("parcel: error: "));
 }
+
+#[test]
+fn a_missing_secret_key_or_a_damaged_catalog_is_named_with_what_to_do() {
+    let (dir, home) = site("CEN", "Central office");
+    let key = home.join("site.key");
+    std::fs::rename(&key, dir.path().join("kept.key")).expect("move key");
+    parcel(&home)
+        .args(["key", "export"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("site.key: missing; restore"));
+    std::fs::rename(dir.path().join("kept.key"), &key).expect("restore key");
+    std::fs::write(home.join("catalog.db"), vec![0x5a; 8192]).expect("damage");
+    parcel(&home)
+        .args(["site", "show"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "restore catalog.db from a backup of this home",
+        ));
+}
