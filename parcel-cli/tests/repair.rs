@@ -253,6 +253,37 @@ fn damage_beyond_the_parity_is_refused_and_the_store_is_unchanged() {
 }
 
 #[test]
+fn repair_impossible_names_the_parity_volumes_that_were_missing() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 4);
+    let out = world.medium();
+    let parcel = create_with_parity(&cen, &package, 1, "34", &out);
+    let m = parcel.parity.len();
+    assert!(m >= 2, "{:?}", parcel.parity);
+    fs::remove_file(&parcel.parity[0]).expect("lose a parity volume");
+    fs::remove_file(&parcel.volumes[1]).expect("lose a volume");
+    fs::remove_file(&parcel.volumes[2]).expect("lose another");
+    bxl.run(&["verify", arg(&out)])
+        .code(3)
+        .stderr(predicate::str::contains("repair impossible: volume 2 of"))
+        .stderr(predicate::str::contains(format!(
+            "parity volume 1 of {m} missing or unusable"
+        )));
+    // None of them given, and a volume missing: a note says they exist.
+    for p in &parcel.parity[1..] {
+        fs::remove_file(p).expect("lose the other parity volumes");
+    }
+    let (code, json) = verify_json(&bxl, &out);
+    assert_eq!(code, 3, "{json}");
+    let notes = json["repair_notes"].to_string();
+    assert!(
+        notes.contains(&format!("repair data in {m} parity volume(s)"))
+            && notes.contains("none of them given"),
+        "{json}"
+    );
+}
+
+#[test]
 fn nonsense_parity_is_a_usage_error() {
     let (world, cen, _bxl) = two_sites();
     let package = world.package("tools", 5);

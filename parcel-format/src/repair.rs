@@ -183,6 +183,25 @@ pub fn repair(paths: &[PathBuf], trust: &TrustedKeys, scratch: &Path) -> Repair 
                 .err()
                 .map(|p| format!("parity volume unusable: {p}"))
         }));
+        // Volumes are missing, and the repair data that could rebuild them
+        // was left behind: say it exists.
+        let ours_data: Vec<&Given> = data
+            .iter()
+            .filter(|g| g.header.parcel_id == chosen)
+            .collect();
+        if let Some(first) = ours_data.first() {
+            let numbers: std::collections::BTreeSet<u32> =
+                ours_data.iter().map(|g| g.header.volume).collect();
+            let m = first.header.parity.map_or(0, |p| p.parity_volume_count);
+            if ours.is_empty()
+                && m > 0
+                && (numbers.len() as u64) < u64::from(first.header.volume_count)
+            {
+                outcome.notes.push(format!(
+                    "this parcel has repair data in {m} parity volume(s) (`….par-NNN-of-{m:03}.tar`), none of them given: add them to rebuild what is missing"
+                ));
+            }
+        }
         return outcome;
     };
     let Some(fields) = reference.parity else {
@@ -904,6 +923,17 @@ fn rebuild(
                     )
                 }
             })
+            .chain(
+                // The recovery blocks that were not there to use.
+                (1..=layout.parity_volumes)
+                    .filter(|p| !parity.contains_key(p))
+                    .map(|p| {
+                        format!(
+                            "parity volume {p} of {} missing or unusable",
+                            layout.parity_volumes
+                        )
+                    }),
+            )
             .collect::<Vec<_>>()
             .join(", ");
         return Err(vec![Problem::RepairImpossible {
