@@ -818,6 +818,26 @@ impl Catalog {
         })
     }
 
+    /// Forgets an outgoing parcel that is still `created`, as if it had never
+    /// been made: for one whose volumes failed their read-back and were
+    /// removed before they could be shipped. Anything else is left alone.
+    pub fn forget_unshipped(&mut self, parcel_id: &str) -> Result<(), CatalogError> {
+        self.write(|tx, path| {
+            let (direction, status) = parcel_state(tx, path, parcel_id)?;
+            if direction != Direction::Outgoing || status != Status::Created {
+                return Ok(());
+            }
+            for table in ["parcel_events", "parcel_volumes", "parcels"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE parcel_id = ?1"),
+                    params![parcel_id],
+                )
+                .at(path)?;
+            }
+            Ok(())
+        })
+    }
+
     /// A parcel by full id, or by a unique prefix of at least 6 hex digits.
     pub fn parcel(&self, id_or_prefix: &str) -> Result<ParcelRecord, CatalogError> {
         self.read(|conn, path| {

@@ -205,7 +205,7 @@ pub struct CreateArgs {
     #[arg(long, value_name = "ID", required_unless_present = "repair")]
     pub package_id: Option<String>,
     /// The package version; a site refuses versions older than the one it holds
-    #[arg(long, value_name = "N", required_unless_present = "repair")]
+    #[arg(long, value_name = "N", required_unless_present = "repair", value_parser = parse_version)]
     pub version: Option<u64>,
     /// The destination site
     #[arg(long, value_name = "CODE", value_parser = parse_site_code, required_unless_present = "repair")]
@@ -213,7 +213,7 @@ pub struct CreateArgs {
     /// Answer a repair request (written by `parcel verify --repair-request`
     /// at the destination): rebuild the volumes it asks for from --package
     /// into the first --out directory, signed like the originals
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["package_id", "version", "to", "base", "parity"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["package_id", "version", "to", "base", "parity", "encrypt", "comment", "level", "volume_size", "medium_size", "force_base"])]
     pub repair: Option<PathBuf>,
     /// Where to write volumes; repeat for one directory per medium, used in turn
     #[arg(long, value_name = "DIR", required = true)]
@@ -236,7 +236,7 @@ pub struct CreateArgs {
     /// Make a delta parcel: carry only the chunks that version N of the same
     /// package, which the destination holds, lacks. N must be confirmed by a
     /// receipt from the destination
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_version)]
     pub base: Option<u64>,
     /// With --base: build on version N even without a receipt from the
     /// destination confirming it holds it
@@ -321,7 +321,7 @@ pub struct ForwardArgs {
     #[arg(long, value_name = "ID")]
     pub package_id: String,
     /// The version to forward [default: the latest in the store]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_version)]
     pub version: Option<u64>,
     /// The destination site
     #[arg(long, value_name = "CODE", value_parser = parse_site_code)]
@@ -425,6 +425,15 @@ fn parse_parcel_id(text: &str) -> Result<String, String> {
     } else {
         Err("a parcel id is 32 hex digits; a unique prefix of at least 6 will do (`parcel list` shows them)".to_string())
     }
+}
+
+/// clap parser of a package version: 0 to 2^63 - 1 (the catalog stores
+/// versions as SQLite integers, which are signed 64-bit).
+fn parse_version(text: &str) -> Result<u64, String> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|v| i64::try_from(*v).is_ok())
+        .ok_or_else(|| format!("a version is a whole number from 0 to {}", i64::MAX))
 }
 
 /// clap parser of a text that must say something.

@@ -50,6 +50,9 @@ pub struct Outgoing<'a> {
     pub encrypt: bool,
     /// Repair data to add, in percent (FORMAT.md §13).
     pub parity: Option<u8>,
+    /// When sending a copy from the store: the tree digest (hex) recorded
+    /// when it was imported, which the content read must still have.
+    pub expected_digest: Option<&'a str>,
 }
 
 /// Runs `parcel create`.
@@ -84,6 +87,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), CliError> {
             force_base: args.force_base,
             encrypt: args.encrypt,
             parity: args.parity,
+            expected_digest: None,
         },
     )
 }
@@ -466,6 +470,21 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         .map(|(p, _)| p.clone())
         .collect();
     let manifest = &written.manifest;
+    if let Some(expected) = o.expected_digest {
+        if hex(&manifest.tree_digest()) != expected {
+            // Changed in the store since it was imported: never passed on.
+            for path in paths.iter().chain(&parity_paths) {
+                let _ = fs::remove_file(path);
+            }
+            return Err(CliError::Refused {
+                subject: format!("{} v{} in the store", o.package_id, o.version),
+                reason: format!(
+                    "{} changed since it was imported (its files no longer match the tree digest recorded then), so nothing was sent; restore it: move that directory out of the store and import its parcel again",
+                    o.package_dir.display()
+                ),
+            });
+        }
+    }
     // Once volumes are on the media under their final names, the catalog
     // knows the parcel: a kill during the read-back must not leave a parcel
     // that can be shipped and imported but whose receipt this site refuses.
@@ -507,17 +526,22 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         bar.finish();
         let id = parcel_id.to_string();
         if !report.is_ok() {
-            if early.is_some() {
-                catalog.note(
-                    &id,
-                    clock::now(),
-                    "the volumes did not read back intact: do not ship them",
-                )?;
+            // Nothing that failed its read-back stays to be shipped: the
+            // volumes, the kept index and the record go (a kill now leaves
+            // the record, whose volumes fail any verify).
+            for path in paths.iter().chain(&parity_paths) {
+                let _ = fs::remove_file(path);
+            }
+            let _ = fs::remove_file(ctx.home.sent_dir().join(format!("{id}.index")));
+            if let Err(e) = catalog.forget_unshipped(&id) {
+                output::warn(&format!(
+                    "the damaged parcel {id} stays in the catalog ({e}); do not mark it sent"
+                ));
             }
             return Err(CliError::Verification {
                 subject: format!("parcel {parcel_id} as written"),
                 reason: format!(
-                    "the volumes just written do not read back intact; the medium may be faulty; do not ship them, and create the parcel again onto other media:{}",
+                    "the volumes just written do not read back intact, so they were removed; the medium may be faulty: create the parcel again onto other media:{}",
                     describe(&report.problems, &report.volumes)
                 ),
             });
@@ -629,12 +653,6 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A medium that filled up while volumes were written (the free-space check
-/// skipped, a delta's estimate that came out low, or another writer on the
-/// medium) is a [`CliError::NoSpace`] that says how much room the parcel
-/// needs and the room there is (the free space, at most `medium_size`); any
-/// other error is kept as it is. The medium is full when the filesystem says
-/// so, or when the next volume would not fit the room the writer was given.
 /// Keeps the parcel's index for repair requests and records the outgoing
 /// parcel as created, with the volumes at `paths` and `parity_paths`;
 /// `verified` says the record comes after the read-back.
@@ -672,6 +690,7 @@ fn record_created(
             .chain(parity_paths)
             .map(|p| {
                 fs::canonicalize(p)
+                    .or_else(|_| std::path::absolute(p))
                     .unwrap_or_else(|_| p.clone())
                     .display()
                     .to_string()
@@ -701,6 +720,13 @@ fn record_created(
     Ok(record)
 }
 
+/// A medium that filled up while volumes were written (the free-space check
+/// skipped, a delta's estimate that came out low, or another writer on the
+/// medium) is a [`CliError::NoSpace`] that says how much room the parcel
+/// needs and the room there is (the free space, at most `medium_size`); any
+/// other error writing a volume names the `--out` directories; other errors
+/// are kept as they are. The medium is full when the filesystem says so, or
+/// when the next volume would not fit the room the writer was given.
 fn medium_filled(
     err: parcel_format::WriteError,
     outs: &[PathBuf],
@@ -718,7 +744,7 @@ fn medium_filled(
         return CliError::Failed {
             subject: format!("writing volume {volume} in {}", dirs.join(", ")),
             reason: format!(
-                "{source}; check that the medium is mounted and writable, then run create again (nothing was left on it)"
+                "{source}; check that the medium is mounted and writable, then run create again"
             ),
         };
     }

@@ -29,6 +29,15 @@ pub fn run(ctx: &Context, args: &ForwardArgs) -> Result<(), CliError> {
         .packages_dir()
         .join(&package.package_id)
         .join(package.version.to_string());
+    if !dir.is_dir() {
+        return Err(CliError::Failed {
+            subject: format!("{} v{}", package.package_id, package.version),
+            reason: format!(
+                "its copy in the store ({}) is missing; import its parcel again to restore it, then forward it",
+                dir.display()
+            ),
+        });
+    }
     send(
         ctx,
         &Outgoing {
@@ -49,6 +58,7 @@ pub fn run(ctx: &Context, args: &ForwardArgs) -> Result<(), CliError> {
             force_base: false,
             encrypt: args.encrypt,
             parity: None,
+            expected_digest: Some(&package.tree_digest),
         },
     )
 }

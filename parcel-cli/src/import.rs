@@ -121,13 +121,15 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                 previous.destination_site
             )));
         }
+        // The version as the store holds it, with this parcel's content
+        // (brought by this parcel or by another with the same content).
         let held = catalog
             .package(&manifest.package_id, manifest.package_version)?
-            .filter(|p| p.parcel_id == id);
+            .filter(|p| p.tree_digest == digest);
         if previous.status == Status::Imported
             && held
                 .as_ref()
-                .is_some_and(|p| !store_path(&ctx.home, p).exists())
+                .is_some_and(|p| store_copy_missing(&ctx.home, p))
         {
             restoring = held;
         } else if previous.status == Status::Imported {
@@ -145,10 +147,26 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                 &key,
                 imported,
             )?;
-            output::print(&format!(
-                "{subject} was already imported; nothing to do (its receipt is written again to {})\n",
-                path.display()
-            ))?;
+            if args.json {
+                output::print_json(&json!({
+                    "parcel_id": id,
+                    "package_id": manifest.package_id,
+                    "version": manifest.package_version,
+                    "path": ctx.home.packages_dir().join(&manifest.package_id).join(manifest.package_version.to_string()),
+                    "files": 0,
+                    "bytes": 0,
+                    "receipt": path,
+                    "already_imported": true,
+                    "already_in_store": true,
+                    "restored": false,
+                    "repaired": repaired,
+                }))?;
+            } else {
+                output::print(&format!(
+                    "{subject} was already imported; nothing to do (its receipt is written again to {})\n",
+                    path.display()
+                ))?;
+            }
             return Ok(());
         }
     }
@@ -211,7 +229,17 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             comment: manifest.comment.clone(),
             bytes: parcel.stored_bytes(),
             volume_count: manifest.volume_count,
-            volumes: files.iter().map(|p| p.display().to_string()).collect(),
+            // Absolute: `parcel show` is not run from where import was.
+            volumes: files
+                .iter()
+                .map(|p| {
+                    fs::canonicalize(p)
+                        .or_else(|_| std::path::absolute(p))
+                        .unwrap_or_else(|_| p.clone())
+                        .display()
+                        .to_string()
+                })
+                .collect(),
             tree_digest: digest.clone(),
         };
         let detail = if parcel.is_encrypted() {
@@ -226,6 +254,10 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     let imported = restoring
         .as_ref()
         .map_or_else(clock::now, |p| p.imported_at);
+    let already_in_store = restoring.is_none()
+        && existing
+            .as_ref()
+            .is_some_and(|p| !store_copy_missing(&ctx.home, p));
     let (files_written, bytes) = if let Some(held) = &restoring {
         let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)?;
         catalog.note(
@@ -237,7 +269,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             ),
         )?;
         (summary.files, summary.bytes)
-    } else if existing.is_some() {
+    } else if already_in_store {
         catalog.advance(
             &id,
             Status::Imported,
@@ -299,7 +331,8 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             "files": files_written,
             "bytes": bytes,
             "receipt": receipt_path,
-            "already_in_store": existing.is_some() && restoring.is_none(),
+            "already_imported": false,
+            "already_in_store": already_in_store,
             "restored": restoring.is_some(),
             "repaired": repaired,
         }))?;
@@ -321,6 +354,12 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         ));
     }
     Ok(())
+}
+
+/// Whether the store's copy of `p` is gone (not merely unreadable).
+fn store_copy_missing(home: &Home, p: &PackageRecord) -> bool {
+    fs::symlink_metadata(store_path(home, p))
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 fn store_path(home: &Home, p: &PackageRecord) -> PathBuf {

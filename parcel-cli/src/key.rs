@@ -393,6 +393,9 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
     let replaces = previous
         .as_ref()
         .is_some_and(|old| old.public_key != file.key.to_bytes());
+    let unrevokes = previous
+        .as_ref()
+        .is_some_and(|old| old.public_key == file.key.to_bytes() && old.revoked_at.is_some());
 
     if let Some(expected) = &args.fingerprint {
         if !fingerprints_match(expected, &actual) {
@@ -405,22 +408,43 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
         }
     } else if std::io::stdin().is_terminal()
         && std::io::stderr().is_terminal()
-        && !confirm(&format!(
-            "Trust site {} ({}) with fingerprint {}? [y/N] ",
-            file.site,
-            printable(&file.name),
-            actual
-        ))?
+        && !confirm(&match (&previous, replaces, unrevokes) {
+            (Some(old), true, _) => format!(
+                "Replace the key of site {} (fingerprint {}) with the key in {} (fingerprint {})? [y/N] ",
+                file.site,
+                old.fingerprint,
+                args.file.display(),
+                actual
+            ),
+            (_, _, true) => format!(
+                "Trust again the REVOKED key of site {} (fingerprint {})? [y/N] ",
+                file.site, actual
+            ),
+            _ => format!(
+                "Trust site {} ({}) with fingerprint {}? [y/N] ",
+                file.site,
+                printable(&file.name),
+                actual
+            ),
+        })?
     {
         return Err(CliError::TrustDeclined { site: file.site });
-    } else if replaces && !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+    } else if (replaces || unrevokes)
+        && !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal())
+    {
         // Trusting a new site unasked is how a script adds one; replacing the
-        // key of a site already trusted, unseen, is how a key is swapped.
+        // key of a site already trusted, or undoing a revocation, unseen, is
+        // how a key is swapped.
         let old = previous.as_ref().map_or("", |o| o.fingerprint.as_str());
+        let what = if replaces {
+            format!("is already trusted with another key (fingerprint {old})")
+        } else {
+            "had this key revoked".to_owned()
+        };
         return Err(CliError::Refused {
             subject: format!("key file {}", args.file.display()),
             reason: format!(
-                "site {} is already trusted with another key (fingerprint {old}); nothing was changed. To replace it without a terminal, check the new fingerprint {actual} with site {} and run again with --fingerprint {actual}",
+                "site {} {what}; nothing was changed. To trust this key without a terminal, check its fingerprint {actual} with site {} and run again with --fingerprint {actual}",
                 file.site, file.site
             ),
         });

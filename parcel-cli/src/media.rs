@@ -48,8 +48,12 @@ pub fn volume_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
             )));
         }
     }
+    // The same file: same device and inode, whatever the path (links too).
     let mut seen = std::collections::HashSet::new();
-    files.retain(|f| seen.insert(fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    files.retain(|f| {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(f).map_or(true, |m| seen.insert((m.dev(), m.ino())))
+    });
     Ok(files)
 }
 
@@ -106,21 +110,28 @@ pub fn subject_of(files: &[PathBuf], trust: &TrustedKeys) -> String {
 }
 
 /// Whether the file's name is a volume's as `parcel create` names them:
-/// `STEM.NNN-of-MMM.tar` or `STEM.par-NNN-of-MMM.tar`.
+/// `PACKAGE-vVERSION-XXXXXXXX.NNN-of-MMM.tar` or `….par-NNN-of-MMM.tar`,
+/// `XXXXXXXX` the first 8 hex digits of the parcel id (an unrelated split
+/// archive is not taken for one).
 fn named_like_volume(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    let Some(rest) = name.strip_suffix(".tar") else {
-        return false;
-    };
-    let Some((number, count)) = rest.rsplit_once("-of-") else {
-        return false;
-    };
-    let number = number.rsplit('.').next().unwrap_or("");
-    let number = number.strip_prefix("par-").unwrap_or(number);
     let digits = |s: &str| s.len() >= 3 && s.bytes().all(|b| b.is_ascii_digit());
-    digits(number) && digits(count)
+    let parse = || -> Option<bool> {
+        let name = path.file_name()?.to_str()?.strip_suffix(".tar")?;
+        let (rest, count) = name.rsplit_once("-of-")?;
+        let (stem, number) = rest.rsplit_once('.')?;
+        let number = number.strip_prefix("par-").unwrap_or(number);
+        let (stem, id) = stem.rsplit_once('-')?;
+        let (_, version) = stem.rsplit_once("-v")?;
+        Some(
+            digits(number)
+                && digits(count)
+                && id.len() == 8
+                && id.bytes().all(|b| b.is_ascii_hexdigit())
+                && !version.is_empty()
+                && version.bytes().all(|b| b.is_ascii_digit()),
+        )
+    };
+    parse().unwrap_or(false)
 }
 
 /// The keys this site accepts signatures from, and those it revoked.
@@ -215,7 +226,7 @@ pub fn describe(problems: &[Problem], volumes: &[(u32, PathBuf)]) -> String {
     let mut text = String::new();
     for (volume, count) in &unavailable {
         text.push_str(&format!(
-            "\n  - {count} chunk(s) of volume {volume} cannot be read, as it is missing or damaged (see above); the files made of them are not checked ({})",
+            "\n  - {count} chunk(s) of volume {volume} cannot be read, as that volume is missing or damaged; the files made of them are not checked ({})",
             FailureClass::Chunk
         ));
     }

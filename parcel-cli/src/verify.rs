@@ -81,10 +81,18 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
         (Some(id), None) => format!("parcel {id}"),
         _ => "the volumes given".to_owned(),
     };
+    // As import refuses it (exit 4): intact, but not from whom it claims.
+    let refusal = match (&report.signer, &report.source_site) {
+        (Some(signer), Some(source)) if signer != source => Some(format!(
+            "it claims to come from site {source} but is signed with the key of site {signer}; it cannot be imported. Ask site {source} whether it sent it, and check with `parcel key list` that each site's key is its own"
+        )),
+        _ => None,
+    };
     if args.json {
         output::print_json(&json!({
             "parcel_id": report.parcel_id.map(|id| id.to_string()),
-            "ok": report.is_ok(),
+            "ok": report.is_ok() && refusal.is_none(),
+            "refused": refusal,
             "depth": if args.media || report.media_only { "media" } else { "content" },
             "encrypted": report.encrypted,
             "class": report.class().map(|c| c.name()),
@@ -126,16 +134,8 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             &report.volumes,
         ));
     }
-    if let (Some(signer), Some(source)) = (&report.signer, &report.source_site) {
-        if signer != source {
-            // As import refuses it (exit 4): intact, but not what it claims.
-            return Err(CliError::Refused {
-                subject,
-                reason: format!(
-                    "it claims to come from site {source} but is signed with the key of site {signer}; it cannot be imported. Ask site {source} whether it sent it, and check with `parcel key list` that each site's key is its own"
-                ),
-            });
-        }
+    if let Some(reason) = refusal {
+        return Err(CliError::Refused { subject, reason });
     }
     if !args.json {
         let checked = if report.media_only {

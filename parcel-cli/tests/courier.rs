@@ -160,6 +160,11 @@ fn second_import_of_the_same_parcel_is_a_no_op_that_says_so() {
         .success()
         .stdout(predicate::str::contains("already imported; nothing to do"))
         .stdout(predicate::str::contains("receipt is written again"));
+    let mut args = vec!["import", "--json"];
+    args.extend(paths.iter().map(|p| arg(p)));
+    let json = bxl.json(&args);
+    assert_eq!(json["already_imported"], true, "{json}");
+    assert_eq!(json["parcel_id"], created.parcel_id.as_str(), "{json}");
     assert_eq!(bxl.store_state(), before);
     assert_eq!(bxl.status(&created.parcel_id), "imported");
 }
@@ -491,6 +496,84 @@ fn forward_sends_an_imported_package_on_with_its_origin_site() {
     assert_eq!(packages[0]["origin_site"], "CEN");
     assert_eq!(packages[0]["source_site"], "BXL");
     lux.assert_holds("tools", 1, &package);
+}
+
+#[test]
+fn forward_refuses_a_store_copy_changed_or_gone_since_its_import() {
+    let (world, cen, bxl) = two_sites();
+    let lux = world.site("LUX");
+    lux.trust(&bxl);
+    bxl.trust(&lux);
+    let package = world.package("tools", 1);
+    deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let forward = |out: &Path| {
+        let mut cmd = bxl.cmd();
+        cmd.args(["forward", "--package-id", "tools", "--to", "LUX", "--out"])
+            .arg(out)
+            .args(["--volume-size", common::VOLUME_SIZE]);
+        cmd
+    };
+
+    // A file changed in the store: refused, nothing left on the medium.
+    let stored = bxl.store("tools", 1);
+    let readme = fs::read_dir(&stored)
+        .expect("store")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.is_file())
+        .expect("a file in the store");
+    let original = fs::read(&readme).expect("read");
+    fs::write(&readme, b"tampered\n").expect("tamper");
+    let out = world.medium();
+    forward(&out)
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("changed since it was imported"));
+    assert_eq!(names_in(&out), Vec::<String>::new());
+    assert_eq!(
+        bxl.json(&["list", "--outgoing", "--json"]),
+        serde_json::json!([])
+    );
+    fs::write(&readme, &original).expect("restore");
+
+    // The store copy gone: says to import it again.
+    fs::rename(&stored, world.dir("away").join("1")).expect("move");
+    forward(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is missing; import its parcel again",
+        ));
+    assert_eq!(names_in(&out), Vec::<String>::new());
+}
+
+#[test]
+fn a_version_beyond_what_the_catalog_holds_or_repair_with_options_it_ignores_is_a_usage_error() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let out = world.medium();
+    cen.create_cmd(&package, "tools", 9_223_372_036_854_775_808, "BXL", &[&out])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("a version is a whole number"));
+    let request = world.dir("mail").join("request.txt");
+    fs::write(&request, "parcel-repair-request v1\n").expect("write");
+    for extra in [&["--encrypt"][..], &["--comment", "x"], &["--level", "9"]] {
+        let mut args = vec![
+            "create",
+            "--repair",
+            arg(&request),
+            "--package",
+            arg(&package),
+            "--out",
+            arg(&out),
+        ];
+        args.extend_from_slice(extra);
+        cen.run(&args)
+            .code(2)
+            .stderr(predicate::str::contains("cannot be used with"));
+    }
+    assert_eq!(names_in(&out), Vec::<String>::new());
 }
 
 #[test]

@@ -628,6 +628,21 @@ fn import_refuses_a_re_signed_header_with_a_wrong_field() {
             &["claims to come from site CEN but is signed with the key of site LUX"],
         );
     }
+    let output = s
+        .bxl
+        .cmd()
+        .arg("verify")
+        .args(&volumes)
+        .arg("--json")
+        .output()
+        .expect("verify --json");
+    assert_eq!(output.status.code(), Some(4));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["ok"], false, "{json}");
+    assert!(
+        json["refused"].as_str().is_some_and(|r| r.contains("LUX")),
+        "{json}"
+    );
 }
 
 // ---------------------------------------------------------------------------

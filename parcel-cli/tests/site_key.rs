@@ -294,6 +294,19 @@ fn key_trust_refuses_a_key_already_trusted_under_another_site_code() {
         assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
         assert_eq!(json[0]["code"], "CEN", "{json}");
     }
+    // Undoing the revocation without a terminal needs the fingerprint too.
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&file)
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("site CEN had this key revoked"));
+    parcel(&nor)
+        .args(["key", "trust", "--fingerprint", &fp])
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Trusted again"));
 }
 
 #[test]

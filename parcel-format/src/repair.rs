@@ -198,7 +198,7 @@ pub fn repair(paths: &[PathBuf], trust: &TrustedKeys, scratch: &Path) -> Repair 
                 && (numbers.len() as u64) < u64::from(first.header.volume_count)
             {
                 outcome.notes.push(format!(
-                    "this parcel has repair data in {m} parity volume(s) (`….par-NNN-of-{m:03}.tar`), none of them given: add them to rebuild what is missing"
+                    "this parcel has repair data in {m} parity volume(s) (`….par-NNN-of-{m:03}.tar`), none of them among the files given (or none authentic): add them to rebuild what is missing"
                 ));
             }
         }

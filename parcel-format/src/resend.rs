@@ -96,9 +96,18 @@ pub fn rebuild_volumes(
     // while this runs and removes them if it is killed), and all are renamed
     // once every one is complete and synced.
     let first = request.missing.first().copied().unwrap_or(1);
-    let _lock = WriterLock::acquire(out, stem).map_err(|source| WriteError::Volume {
-        volume: first,
-        source,
+    let _lock = WriterLock::acquire(out, stem).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            invalid(format!(
+                "another parcel command is writing volumes of {stem} in {} (its lock .{stem}.lock is there); wait for it to finish, or remove the lock if none runs",
+                out.display()
+            ))
+        } else {
+            WriteError::Volume {
+                volume: first,
+                source: e,
+            }
+        }
     })?;
     let mut temps: Vec<(u32, PathBuf)> = Vec::new();
     let remove = |paths: &mut dyn Iterator<Item = &PathBuf>| {
