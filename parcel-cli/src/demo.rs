@@ -13,7 +13,7 @@ use crate::error::CliError;
 use crate::output;
 
 /// `parcel demo`. Needs no site home: it makes its own.
-pub fn run(args: &DemoArgs) -> Result<(), CliError> {
+pub fn run(args: &DemoArgs, quiet: bool) -> Result<(), CliError> {
     let temp;
     let dir: PathBuf = match &args.dir {
         Some(dir) => {
@@ -46,6 +46,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     let demo = Demo {
         dir: dir.clone(),
         exe,
+        quiet,
     };
     output::print(&format!("parcel demo in {}\n", dir.display()))?;
 
@@ -232,6 +233,8 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
 struct Demo {
     dir: PathBuf,
     exe: PathBuf,
+    /// `--quiet` given to the demo: the steps run with it too (no hints).
+    quiet: bool,
 }
 
 impl Demo {
@@ -252,6 +255,9 @@ impl Demo {
             .collect();
         output::print(&format!("$ parcel {}\n", shown.join(" ")))?;
         let mut command = Command::new(&self.exe);
+        if self.quiet {
+            command.arg("--quiet");
+        }
         command
             .args(args)
             .current_dir(&self.dir)

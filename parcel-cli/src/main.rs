@@ -45,7 +45,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), CliError> {
     if let Command::Demo(args) = &cli.command {
-        return demo::run(args);
+        return demo::run(args, cli.quiet);
     }
     let ctx = Context::resolve(cli.home.as_deref(), cli.quiet)?;
     match &cli.command {
@@ -70,7 +70,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Show(args) => track::show(&ctx, args),
         Command::Sent(args) => track::sent(&ctx, args),
         Command::Packages(args) => track::packages(&ctx, args),
-        Command::Demo(args) => demo::run(args),
+        Command::Demo(args) => demo::run(args, cli.quiet),
     }
 }
 

@@ -467,3 +467,25 @@ fn a_missing_secret_key_or_a_damaged_catalog_is_named_with_what_to_do() {
             "restore catalog.db from a backup of this home",
         ));
 }
+
+#[test]
+fn demo_runs_the_whole_flow_and_quiet_keeps_its_steps_from_printing_hints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (quiet, run) in [(false, "loud"), (true, "quiet")] {
+        let mut cmd = Command::cargo_bin("parcel").expect("parcel binary");
+        cmd.env_remove("PARCEL_HOME");
+        if quiet {
+            cmd.arg("--quiet");
+        }
+        let output = cmd
+            .args(["demo", "--dir"])
+            .arg(dir.path().join(run))
+            .output()
+            .expect("demo");
+        assert!(output.status.success(), "{output:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("$ parcel"), "{stdout}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.contains("next:"), !quiet, "{stderr}");
+    }
+}
