@@ -105,7 +105,12 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             "parity_percent": repair.percent,
             "repaired": repaired,
             "repair_notes": repair.notes,
-            "volumes": report.volumes.iter().map(|(n, p)| json!({"volume": n, "path": p})).collect::<Vec<_>>(),
+            // A volume rebuilt from parity was read from a scratch file that
+            // is gone when this returns: it has no path to give.
+            "volumes": report.volumes.iter().map(|(n, p)| {
+                let rebuilt = p.starts_with(scratch.path());
+                json!({"volume": n, "path": (!rebuilt).then_some(p), "rebuilt": rebuilt})
+            }).collect::<Vec<_>>(),
             "problems": report.problems.iter().map(|p| json!({"class": p.class().name(), "message": p.to_string()})).collect::<Vec<_>>(),
         }))?;
     }

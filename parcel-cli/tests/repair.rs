@@ -197,6 +197,19 @@ fn damaged_blocks_within_the_parity_are_repaired() {
         lines[1].starts_with("volume 2: 1 damaged block repaired"),
         "{lines:?}"
     );
+    // The rebuilt volumes were read from scratch files that are gone: the
+    // JSON gives no path for them, and the media's path for the others.
+    for v in json["volumes"].as_array().expect("volumes") {
+        let rebuilt = v["volume"] == 1 || v["volume"] == 2;
+        assert_eq!(v["rebuilt"], rebuilt, "{v}");
+        assert_eq!(v["path"].is_null(), rebuilt, "{v}");
+        if !rebuilt {
+            assert!(
+                Path::new(v["path"].as_str().expect("path")).is_file(),
+                "{v}"
+            );
+        }
+    }
 
     bxl.import(&[&out])
         .success()
