@@ -408,6 +408,11 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
                 human_bytes(free)
             )
         };
+        // The room counted is that of every --out together.
+        let available = match o.outs.len() {
+            0 | 1 => available,
+            n => format!("{available} on the {n} --out media together"),
+        };
         return Err(CliError::NoSpace {
             path: o.outs.first().cloned().unwrap_or_default(),
             needed: room.describe(),

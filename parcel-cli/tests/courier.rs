@@ -602,7 +602,10 @@ fn create_refuses_media_too_small_and_writes_nothing() {
         .args(["--medium-size", "64KiB"])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("not enough space"));
+        .stderr(predicate::str::contains("not enough space"))
+        .stderr(predicate::str::contains(
+            "128.0 KiB available on the 2 --out media together",
+        ));
     assert_eq!(names_in(&out1), Vec::<String>::new());
     assert_eq!(names_in(&out2), Vec::<String>::new());
 
