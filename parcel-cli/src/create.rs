@@ -334,8 +334,16 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     // Volumes written inside the package would be packed into its next parcel.
     let package_dir =
         fs::canonicalize(o.package_dir).map_err(CliError::io("read", o.package_dir))?;
+    let home_dir = fs::canonicalize(ctx.home.root()).ok();
     for out in o.outs {
         let out_dir = fs::canonicalize(out).map_err(CliError::io("read", out))?;
+        if home_dir.as_ref().is_some_and(|h| out_dir.starts_with(h)) {
+            return Err(CliError::Usage(format!(
+                "output {} is inside the site home {}, which parcel manages (its store, catalog and keys); write the volumes to a medium outside it",
+                out.display(),
+                ctx.home.root().display()
+            )));
+        }
         if out_dir.starts_with(&package_dir) {
             return Err(CliError::Usage(format!(
                 "output {} is inside the package {}: its volumes would become part of the package; write them to a directory outside it",

@@ -536,6 +536,14 @@ fn forward_refuses_a_store_copy_changed_or_gone_since_its_import() {
     );
     fs::write(&readme, &original).expect("restore");
 
+    // Volumes are never written into the site home (its store included).
+    for inside in [bxl.home.clone(), bxl.home.join("packages")] {
+        forward(&inside)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("is inside the site home"));
+    }
+
     // The store copy gone: says to import it again.
     fs::rename(&stored, world.dir("away").join("1")).expect("move");
     forward(&out)
