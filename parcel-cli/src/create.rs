@@ -58,6 +58,12 @@ pub struct Outgoing<'a> {
 /// Runs `parcel create`.
 pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), CliError> {
     if let Some(request) = &args.repair {
+        if args.out.len() > 1 {
+            return Err(CliError::Usage(
+                "--repair writes the rebuilt volumes to one --out directory; give only one".into(),
+            ));
+        }
+        check_outputs(ctx, &args.out, &args.package)?;
         return crate::resend::run(ctx, request, &args.package, &args.out, args.json);
     }
     let (Some(package_id), Some(version), Some(to)) = (&args.package_id, args.version, &args.to)
@@ -317,41 +323,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     } else {
         None
     };
-    for out in o.outs {
-        if !out.is_dir() {
-            return Err(CliError::Usage(format!(
-                "output {} is not a directory; mount the medium or create the directory",
-                out.display()
-            )));
-        }
-    }
-    if !o.package_dir.is_dir() {
-        return Err(CliError::Usage(format!(
-            "package {} is not a directory; give the directory that holds the package's files",
-            o.package_dir.display()
-        )));
-    }
-    // Volumes written inside the package would be packed into its next parcel.
-    let package_dir =
-        fs::canonicalize(o.package_dir).map_err(CliError::io("read", o.package_dir))?;
-    let home_dir = fs::canonicalize(ctx.home.root()).ok();
-    for out in o.outs {
-        let out_dir = fs::canonicalize(out).map_err(CliError::io("read", out))?;
-        if home_dir.as_ref().is_some_and(|h| out_dir.starts_with(h)) {
-            return Err(CliError::Usage(format!(
-                "output {} is inside the site home {}, which parcel manages (its store, catalog and keys); write the volumes to a medium outside it",
-                out.display(),
-                ctx.home.root().display()
-            )));
-        }
-        if out_dir.starts_with(&package_dir) {
-            return Err(CliError::Usage(format!(
-                "output {} is inside the package {}: its volumes would become part of the package; write them to a directory outside it",
-                out.display(),
-                o.package_dir.display()
-            )));
-        }
-    }
+    check_outputs(ctx, o.outs, o.package_dir)?;
     // Temporary volumes an interrupted create left behind go first: they are
     // never finished, and they take room on the medium (FORMAT.md §2.4).
     let spool = ctx.home.root().join("spool");
@@ -421,8 +393,9 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             0 | 1 => available,
             n => format!("{available} on the {n} --out media together"),
         };
+        let place: Vec<String> = o.outs.iter().map(|p| p.display().to_string()).collect();
         return Err(CliError::NoSpace {
-            path: o.outs.first().cloned().unwrap_or_default(),
+            place: place.join(", "),
             needed: room.describe(),
             available,
             advice: "add another --out medium, choose a smaller --volume-size, or pass --no-space-check if it will compress well",
@@ -486,13 +459,11 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     if let Some(expected) = o.expected_digest {
         if hex(&manifest.tree_digest()) != expected {
             // Changed in the store since it was imported: never passed on.
-            for path in paths.iter().chain(&parity_paths) {
-                let _ = fs::remove_file(path);
-            }
+            let left = remove_volumes(paths.iter().chain(&parity_paths));
             return Err(CliError::Refused {
                 subject: format!("{} v{} in the store", o.package_id, o.version),
                 reason: format!(
-                    "{} changed since it was imported (its files no longer match the tree digest recorded then), so nothing was sent; restore it: move that directory out of the store and import its parcel again",
+                    "{} changed since it was imported (its files no longer match the tree digest recorded then), so it was not sent{left}; restore it: move that directory out of the store and import its parcel again",
                     o.package_dir.display()
                 ),
             });
@@ -540,21 +511,41 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         let id = parcel_id.to_string();
         if !report.is_ok() {
             // Nothing that failed its read-back stays to be shipped: the
-            // volumes, the kept index and the record go (a kill now leaves
-            // the record, whose volumes fail any verify).
-            for path in paths.iter().chain(&parity_paths) {
-                let _ = fs::remove_file(path);
+            // volumes go, and once they are gone the kept index and the
+            // record too (a kill now leaves the record, whose volumes fail
+            // any verify). Volumes that cannot be removed keep the record,
+            // noted not to be shipped.
+            let left = remove_volumes(paths.iter().chain(&parity_paths));
+            if early.is_some() {
+                let gone = if left.is_empty() {
+                    let _ = fs::remove_file(ctx.home.sent_dir().join(format!("{id}.index")));
+                    catalog.forget_unshipped(&id)
+                } else {
+                    catalog.note(
+                        &id,
+                        clock::now(),
+                        "the volumes did not read back intact: do not ship them",
+                    )
+                };
+                if let Err(e) = gone {
+                    output::warn(&format!(
+                        "parcel {id} stays in the catalog ({e}); do not mark it sent"
+                    ));
+                }
             }
-            let _ = fs::remove_file(ctx.home.sent_dir().join(format!("{id}.index")));
-            if let Err(e) = catalog.forget_unshipped(&id) {
-                output::warn(&format!(
-                    "the damaged parcel {id} stays in the catalog ({e}); do not mark it sent"
-                ));
-            }
+            let place = if swap_media {
+                format!(
+                    "the copy spooled in {} may have been damaged on its disk",
+                    spool.display()
+                )
+            } else {
+                "the medium may be faulty".to_owned()
+            };
             return Err(CliError::Verification {
                 subject: format!("parcel {parcel_id} as written"),
                 reason: format!(
-                    "the volumes just written do not read back intact, so they were removed; the medium may be faulty: create the parcel again onto other media:{}",
+                    "the volumes just written do not read back intact{}; {place}: create the parcel again onto other media:{}",
+                    if left.is_empty() { ", so they were removed".to_owned() } else { left },
                     describe(&report.problems, &report.volumes)
                 ),
             });
@@ -666,6 +657,68 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Refuses outputs that are no directory, or that lie inside the site home
+/// (its store, catalog and keys) or inside the package being sent (whose
+/// next parcel would take the volumes in), and a package that is no
+/// directory: usage errors, found before anything is written.
+pub(crate) fn check_outputs(
+    ctx: &Context,
+    outs: &[PathBuf],
+    package: &Path,
+) -> Result<(), CliError> {
+    for out in outs {
+        if !out.is_dir() {
+            return Err(CliError::Usage(format!(
+                "output {} is not a directory; mount the medium or create the directory",
+                out.display()
+            )));
+        }
+    }
+    if !package.is_dir() {
+        return Err(CliError::Usage(format!(
+            "package {} is not a directory; give the directory that holds the package's files",
+            package.display()
+        )));
+    }
+    let package_dir = fs::canonicalize(package).map_err(CliError::io("read", package))?;
+    let home_dir = fs::canonicalize(ctx.home.root()).ok();
+    for out in outs {
+        let out_dir = fs::canonicalize(out).map_err(CliError::io("read", out))?;
+        if home_dir.as_ref().is_some_and(|h| out_dir.starts_with(h)) {
+            return Err(CliError::Usage(format!(
+                "output {} is inside the site home {}, which parcel manages (its store, catalog and keys); write the volumes to a medium outside it",
+                out.display(),
+                ctx.home.root().display()
+            )));
+        }
+        if out_dir.starts_with(&package_dir) {
+            return Err(CliError::Usage(format!(
+                "output {} is inside the package {}: its volumes would become part of the package; write them to a directory outside it",
+                out.display(),
+                package.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Removes volume files just written; returns "" when all are gone, else a
+/// clause naming those left, for the error message.
+fn remove_volumes<'p>(paths: impl Iterator<Item = &'p PathBuf>) -> String {
+    let left: Vec<String> = paths
+        .filter(|p| fs::remove_file(p).is_err_and(|e| e.kind() != std::io::ErrorKind::NotFound))
+        .map(|p| p.display().to_string())
+        .collect();
+    if left.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", and these could not be removed (delete them, and do not ship them): {}",
+            left.join(", ")
+        )
+    }
+}
+
 /// Keeps the parcel's index for repair requests and records the outgoing
 /// parcel as created, with the volumes at `paths` and `parity_paths`;
 /// `verified` says the record comes after the read-back.
@@ -771,7 +824,7 @@ fn medium_filled(
         .min()
         .unwrap_or_default();
     CliError::NoSpace {
-        path,
+        place: path.display().to_string(),
         needed: room.describe_filled(),
         available: format!("{} available", human_bytes(available)),
         advice: "the medium filled while the volumes were written, and they were removed; free some space, add another --out medium or choose a smaller --volume-size, and run create again",

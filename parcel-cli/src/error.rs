@@ -151,9 +151,10 @@ pub enum CliError {
     Write(#[from] parcel_format::WriteError),
 
     /// Not enough free space.
-    #[error("not enough space on {}: needs {needed}, {available}; {advice}", .path.display())]
+    #[error("not enough space on {place}: needs {needed}, {available}; {advice}")]
     NoSpace {
-        path: PathBuf,
+        /// The directory or directories, as the user knows them.
+        place: String,
         needed: String,
         available: String,
         advice: &'static str,

@@ -137,7 +137,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             // recorded, a medium gone): write it again, the same receipt
             // (same import time, and Ed25519 signs deterministically); the
             // store is untouched.
-            let imported = held.map_or_else(clock::now, |p| p.imported_at);
+            let imported = first_import_time(&catalog, &id, held.as_ref())?;
             let path = write_receipt(
                 ctx,
                 args.receipt.as_deref(),
@@ -157,7 +157,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                     "bytes": 0,
                     "receipt": path,
                     "already_imported": true,
-                    "already_in_store": true,
+                    "already_in_store": held.is_some(),
                     "restored": false,
                     "repaired": repaired,
                 }))?;
@@ -251,9 +251,10 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     }
     // The time the store records and the receipt states (a restored copy
     // keeps the first import's).
-    let imported = restoring
-        .as_ref()
-        .map_or_else(clock::now, |p| p.imported_at);
+    let imported = match &restoring {
+        Some(held) => first_import_time(&catalog, &id, Some(held))?,
+        None => clock::now(),
+    };
     let already_in_store = restoring.is_none()
         && existing
             .as_ref()
@@ -273,7 +274,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         catalog.advance(
             &id,
             Status::Imported,
-            clock::now(),
+            imported,
             "content already in the store; nothing written",
         )?;
         (0, 0)
@@ -356,6 +357,24 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// When this site first imported parcel `id`, which its receipt states: the
+/// store's record when this parcel brought the content, else the time the
+/// parcel was recorded imported (its content already in the store).
+fn first_import_time(
+    catalog: &Catalog,
+    id: &str,
+    held: Option<&PackageRecord>,
+) -> Result<i64, CliError> {
+    if let Some(p) = held.filter(|p| p.parcel_id == id) {
+        return Ok(p.imported_at);
+    }
+    Ok(catalog
+        .history(id)?
+        .iter()
+        .find(|e| e.status == Status::Imported)
+        .map_or_else(clock::now, |e| e.at))
+}
+
 /// Whether the store's copy of `p` is gone (not merely unreadable).
 fn store_copy_missing(home: &Home, p: &PackageRecord) -> bool {
     fs::symlink_metadata(store_path(home, p))
@@ -393,7 +412,7 @@ fn install(
         .map_err(CliError::io("check free space of", &staging_root))?;
     if available < needed {
         return Err(CliError::NoSpace {
-            path: staging_root,
+            place: staging_root.display().to_string(),
             needed: human_bytes(needed),
             available: format!("{} available", human_bytes(available)),
             advice: "free some space and run the import again",
@@ -411,7 +430,7 @@ fn install(
             if let Problem::Write { path, source } = &problem {
                 if source.kind() == ErrorKind::StorageFull {
                     return Err(CliError::NoSpace {
-                        path: path.clone(),
+                        place: path.display().to_string(),
                         needed: human_bytes(needed),
                         available: format!(
                             "{} available",

@@ -436,7 +436,10 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
         // key of a site already trusted, or undoing a revocation, unseen, is
         // how a key is swapped.
         let old = previous.as_ref().map_or("", |o| o.fingerprint.as_str());
-        let what = if replaces {
+        let revoked = previous.as_ref().is_some_and(|o| o.revoked_at.is_some());
+        let what = if replaces && revoked {
+            format!("has another key on record, revoked (fingerprint {old})")
+        } else if replaces {
             format!("is already trusted with another key (fingerprint {old})")
         } else {
             "had this key revoked".to_owned()

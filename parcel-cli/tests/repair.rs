@@ -199,7 +199,10 @@ fn damaged_blocks_within_the_parity_are_repaired() {
     );
     // The rebuilt volumes were read from scratch files that are gone: the
     // JSON gives no path for them, and the media's path for the others.
-    for v in json["volumes"].as_array().expect("volumes") {
+    let volumes = json["volumes"].as_array().expect("volumes");
+    assert_eq!(volumes.len(), parcel.volumes.len(), "{json}");
+    assert!(volumes.len() > 2, "{json}");
+    for v in volumes {
         let rebuilt = v["volume"] == 1 || v["volume"] == 2;
         assert_eq!(v["rebuilt"], rebuilt, "{v}");
         assert_eq!(v["path"].is_null(), rebuilt, "{v}");
