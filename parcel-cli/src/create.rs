@@ -750,17 +750,10 @@ fn record_created(
         comment: o.comment.to_owned(),
         bytes: written.bytes(),
         volume_count: manifest.volume_count,
-        // Absolute: `parcel show` is not run from where create was.
         volumes: paths
             .iter()
             .chain(parity_paths)
-            .map(|p| {
-                fs::canonicalize(p)
-                    .or_else(|_| std::path::absolute(p))
-                    .unwrap_or_else(|_| p.clone())
-                    .display()
-                    .to_string()
-            })
+            .map(|p| crate::media::catalog_path(p))
             .collect(),
         tree_digest: hex(&manifest.tree_digest()),
     };

@@ -27,7 +27,8 @@ use crate::disk::{available_space, human_bytes, sync_dir, sync_filesystem};
 use crate::error::CliError;
 use crate::home::{Context, Home};
 use crate::media::{
-    dir_writable, one_parcel, problems_error, subject_of, volume_files, RepairScratch, Trust,
+    catalog_path, dir_writable, one_parcel, problems_error, subject_of, volume_files,
+    RepairScratch, Trust,
 };
 use crate::output;
 use crate::progress::Progress;
@@ -229,17 +230,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             comment: manifest.comment.clone(),
             bytes: parcel.stored_bytes(),
             volume_count: manifest.volume_count,
-            // Absolute: `parcel show` is not run from where import was.
-            volumes: files
-                .iter()
-                .map(|p| {
-                    fs::canonicalize(p)
-                        .or_else(|_| std::path::absolute(p))
-                        .unwrap_or_else(|_| p.clone())
-                        .display()
-                        .to_string()
-                })
-                .collect(),
+            volumes: files.iter().map(|p| catalog_path(p)).collect(),
             tree_digest: digest.clone(),
         };
         let detail = if parcel.is_encrypted() {

@@ -97,6 +97,16 @@ pub fn one_parcel(files: &[PathBuf], trust: &TrustedKeys) -> Result<(), CliError
     )))
 }
 
+/// A volume path as the catalog keeps it: absolute, since `parcel show` is
+/// not run from where the path was given (symlinks resolved when it exists).
+pub fn catalog_path(path: &Path) -> String {
+    fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
 /// What to call the volumes in a message when no manifest could be read:
 /// the parcel the first authentic header names, else "the volumes given".
 pub fn subject_of(files: &[PathBuf], trust: &TrustedKeys) -> String {
