@@ -36,6 +36,14 @@ if [ -n "${RUSTC_WRAPPER:-}" ] && [ "$RUSTC_WRAPPER" != "$fuzz_dir/rustc-wrapper
   export PARCEL_FUZZ_NEXT_WRAPPER="$RUSTC_WRAPPER"
 fi
 export RUSTC_WRAPPER="$fuzz_dir/rustc-wrapper"
+# Cargo does not rebuild when only RUSTC_WRAPPER changes: crates built before
+# without the wrapper (an earlier `cargo fuzz build` in fuzz/target) would be
+# reused, instrumented. A flag of its own in RUSTFLAGS (cargo-fuzz appends
+# RUSTFLAGS to its own flags) keeps the two builds apart.
+case " ${RUSTFLAGS:-} " in
+  *" --cfg parcel_fuzz_rustc_wrapper "*) ;;
+  *) export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }--cfg parcel_fuzz_rustc_wrapper" ;;
+esac
 cargo +nightly fuzz build -a || exit 1
 
 # One target per file in fuzz_targets/ (`cargo fuzz list` would also name the
