@@ -87,6 +87,8 @@ pub struct ParcelRecord {
     pub volumes: Vec<String>,
     /// Digest of the package tree (hex), see `parcel_format::Manifest::tree_digest`.
     pub tree_digest: String,
+    /// Whether the parcel's content and file table are encrypted to its destination.
+    pub encrypted: bool,
 }
 
 /// One step in a parcel's history.
@@ -248,6 +250,17 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE trusted_sites ADD COLUMN encryption_key TEXT;
     ",
+    // 3: whether a parcel's content was encrypted (forward keeps a package
+    // that arrived encrypted from going on in the clear by accident). Older
+    // parcels are marked from the history their create or import wrote.
+    "
+    ALTER TABLE parcels ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0
+        CHECK (encrypted IN (0, 1));
+    UPDATE parcels SET encrypted = 1 WHERE parcel_id IN (
+        SELECT parcel_id FROM parcel_events
+        WHERE (status = 'created' AND detail LIKE '%, encrypted to %')
+           OR (status = 'received' AND detail LIKE '%decrypted with this site''s key%'));
+    ",
 ];
 
 /// The schema version this code writes and understands.
@@ -261,7 +274,8 @@ macro_rules! select_parcels {
     ($($tail:literal)?) => {
         concat!(
             "SELECT parcel_id, direction, status, source_site, origin_site, destination_site,
-                    package_id, package_version, created, comment, bytes, volume_count, tree_digest
+                    package_id, package_version, created, comment, bytes, volume_count, tree_digest,
+                    encrypted
              FROM parcels ",
             $($tail)?
         )
@@ -372,6 +386,7 @@ fn parcel_from_row(row: &Row<'_>) -> rusqlite::Result<ParcelRecord> {
         volume_count: row.get(11)?,
         volumes: Vec::new(),
         tree_digest: row.get(12)?,
+        encrypted: row.get(13)?,
     })
 }
 
@@ -763,8 +778,8 @@ impl Catalog {
                 "INSERT INTO parcels
                      (parcel_id, direction, status, source_site, origin_site, destination_site,
                       package_id, package_version, created, comment, bytes, volume_count,
-                      tree_digest)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                      tree_digest, encrypted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     record.parcel_id,
                     direction_str(record.direction),
@@ -778,7 +793,8 @@ impl Catalog {
                     record.comment,
                     record.bytes,
                     record.volume_count,
-                    record.tree_digest
+                    record.tree_digest,
+                    record.encrypted
                 ],
             )
             .at(path)?;
@@ -1054,6 +1070,57 @@ mod tests {
         assert_eq!(catalog.trusted_site("NOR").expect("read"), Some(with_key));
     }
 
+    #[test]
+    fn catalog_of_schema_2_marks_encrypted_parcels_from_their_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = db(&dir);
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("schema 1");
+            conn.execute_batch(MIGRATIONS[1]).expect("schema 2");
+            conn.pragma_update(None, "user_version", 2)
+                .expect("version");
+            // What create and import wrote before schema 3.
+            let parcels = [
+                (
+                    "a1",
+                    "incoming",
+                    "received",
+                    "volumes authenticated, decrypted with this site's key",
+                ),
+                ("a2", "incoming", "received", "volumes authenticated"),
+                (
+                    "b1",
+                    "outgoing",
+                    "created",
+                    "written as 2 volume(s), encrypted to BXL, verified",
+                ),
+                (
+                    "b2",
+                    "outgoing",
+                    "created",
+                    "written as 2 volume(s), verified",
+                ),
+            ];
+            for (id, direction, status, detail) in parcels {
+                conn.execute(
+                    "INSERT INTO parcels VALUES (?1, ?2, ?3, 'AAA', 'AAA', 'BBB', 'tools', 1, 0, '', 0, 1, 'ff')",
+                    params![id, direction, status],
+                )
+                .expect("parcel");
+                conn.execute(
+                    "INSERT INTO parcel_events (parcel_id, at, status, detail) VALUES (?1, 0, ?2, ?3)",
+                    params![id, status, detail],
+                )
+                .expect("event");
+            }
+        }
+        let catalog = Catalog::open(&path).expect("migrates");
+        let encrypted = |id| catalog.parcel(id).expect("parcel").encrypted;
+        assert!(encrypted("a1") && encrypted("b1"));
+        assert!(!encrypted("a2") && !encrypted("b2"));
+    }
+
     fn parcel_record(id: &str, direction: Direction, created: i64) -> ParcelRecord {
         ParcelRecord {
             parcel_id: id.to_owned(),
@@ -1073,6 +1140,7 @@ mod tests {
             volume_count: 2,
             volumes: vec!["/media/a/p.001".to_owned(), "/media/b/p.002".to_owned()],
             tree_digest: "00ff".to_owned(),
+            encrypted: false,
         }
     }
 

@@ -348,6 +348,10 @@ pub struct ForwardArgs {
     /// destination site can read them
     #[arg(long)]
     pub encrypt: bool,
+    /// Send a package that arrived encrypted without encryption (forward
+    /// refuses to without --encrypt or this)
+    #[arg(long, conflicts_with = "encrypt")]
+    pub clear: bool,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,

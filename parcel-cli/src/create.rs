@@ -756,6 +756,7 @@ fn record_created(
             .map(|p| crate::media::catalog_path(p))
             .collect(),
         tree_digest: hex(&manifest.tree_digest()),
+        encrypted: o.encrypt,
     };
     catalog.add_parcel(
         &record,

@@ -6,6 +6,7 @@ use crate::cli::ForwardArgs;
 use crate::create::{send, Outgoing};
 use crate::error::CliError;
 use crate::home::Context;
+use crate::track::short_id;
 
 /// Runs `parcel forward`.
 pub fn run(ctx: &Context, args: &ForwardArgs) -> Result<(), CliError> {
@@ -23,6 +24,18 @@ pub fn run(ctx: &Context, args: &ForwardArgs) -> Result<(), CliError> {
             args.package_id
         )));
     };
+    // Confidentiality chosen at the origin is not dropped silently on the way.
+    let arrived_in = catalog.parcel(&package.parcel_id)?;
+    if arrived_in.encrypted && !args.encrypt && !args.clear {
+        return Err(CliError::Usage(format!(
+            "{} v{} arrived encrypted (parcel {} from {}); forward it with --encrypt so that only {} can read it, or with --clear to send it unencrypted",
+            package.package_id,
+            package.version,
+            short_id(&arrived_in.parcel_id),
+            arrived_in.source_site,
+            args.to
+        )));
+    }
     drop(catalog);
     let dir = ctx
         .home

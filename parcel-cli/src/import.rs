@@ -232,6 +232,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             volume_count: manifest.volume_count,
             volumes: files.iter().map(|p| catalog_path(p)).collect(),
             tree_digest: digest.clone(),
+            encrypted: parcel.is_encrypted(),
         };
         let detail = if parcel.is_encrypted() {
             "volumes authenticated, decrypted with this site's key"

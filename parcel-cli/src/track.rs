@@ -25,7 +25,7 @@ pub fn direction_name(direction: Direction) -> &'static str {
 
 /// The first 12 hex digits of a parcel id: enough to tell parcels apart in a
 /// table and to give to `parcel show`.
-fn short_id(parcel_id: &str) -> String {
+pub(crate) fn short_id(parcel_id: &str) -> String {
     printable(parcel_id).chars().take(12).collect()
 }
 
@@ -147,6 +147,15 @@ fn render_parcel(p: &ParcelRecord, history: &[Event]) -> String {
         ),
     );
     field("Tree digest", &printable(&p.tree_digest));
+    if p.encrypted {
+        field(
+            "Encrypted",
+            &format!(
+                "content and file table, to {}",
+                printable(&p.destination_site)
+            ),
+        );
+    }
     if !p.comment.is_empty() {
         field("Comment", &printable(&p.comment));
     }
@@ -255,6 +264,7 @@ mod tests {
             volume_count: 1,
             volumes: vec!["/media/dvd/tools.p001".into()],
             tree_digest: "ab".repeat(32),
+            encrypted: false,
         }
     }
 

@@ -415,6 +415,64 @@ fn encrypted_delta_parcel_imports_over_its_base() {
 }
 
 #[test]
+fn forward_of_a_package_that_arrived_encrypted_needs_encrypt_or_clear() {
+    let (world, cen, bxl, nor) = three_sites();
+    bxl.trust(&nor);
+    nor.trust(&bxl);
+    let package = secret_package(&world);
+    let medium = world.medium();
+    create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
+    bxl.import(&[&medium]).success();
+    let shown = bxl.run(&["list", "--incoming", "--json"]).success();
+    let listed: serde_json::Value =
+        serde_json::from_slice(&shown.get_output().stdout).expect("list --json");
+    assert_eq!(listed[0]["encrypted"], true);
+
+    let forward = |extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "forward",
+            "--package-id",
+            "tools",
+            "--to",
+            "NOR",
+            "--out",
+            arg(out),
+            "--volume-size",
+            common::VOLUME_SIZE,
+        ];
+        args.extend_from_slice(extra);
+        bxl.run(&args)
+    };
+    // Neither --encrypt nor --clear: refused before anything is written.
+    let out = world.medium();
+    let refused = forward(&[], &out).code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("tools v1 arrived encrypted") && stderr.contains("--clear"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_dir(&out).expect("out").count(), 0);
+
+    // --clear: sent unencrypted, as asked.
+    let sent = forward(&["--clear", "--json"], &out).success();
+    let json: serde_json::Value =
+        serde_json::from_slice(&sent.get_output().stdout).expect("forward --json");
+    assert_eq!(json["encrypted"], false);
+    // Incompressible content is there as it is (see the test above).
+    let blob = fs::read(package.join("data/blob.bin")).expect("blob");
+    let sent_bytes: Vec<u8> = json["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .flat_map(|v| fs::read(v.as_str().expect("path")).expect("volume"))
+        .collect();
+    assert!(contains(&sent_bytes, &blob[100_000..100_064]));
+    nor.import(&[&out]).success();
+    nor.assert_holds("tools", 1, &package);
+    forward(&["--clear", "--encrypt"], &world.medium()).code(2);
+}
+
+#[test]
 fn forward_encrypts_to_the_next_site() {
     let (world, cen, bxl, nor) = three_sites();
     bxl.trust(&nor);
