@@ -161,6 +161,8 @@ pub enum CatalogError {
     DuplicateParcel(String),
     #[error("site {0} is not trusted; `parcel key list` shows the trusted sites")]
     UnknownSite(String),
+    #[error("the trusted keys changed while this ran (another `parcel key` command in this home?); nothing was changed for site {0}: run it again")]
+    TrustChanged(String),
 }
 
 /// An open catalog.
@@ -402,6 +404,15 @@ fn package_from_row(row: &Row<'_>) -> rusqlite::Result<PackageRecord> {
         bytes: row.get(7)?,
         imported_at: row.get(8)?,
     })
+}
+
+/// The trusted site `code`, if any (in `conn`'s current transaction).
+fn trusted_site_in(conn: &Connection, code: &str) -> rusqlite::Result<Option<TrustedSite>> {
+    conn.prepare_cached(
+        "SELECT code, name, public_key, fingerprint, trusted_at, revoked_at, encryption_key
+         FROM trusted_sites WHERE code = ?1",
+    )
+    .and_then(|mut stmt| stmt.query_row(params![code], trusted_from_row).optional())
 }
 
 fn trusted_from_row(row: &Row<'_>) -> rusqlite::Result<TrustedSite> {
@@ -678,8 +689,31 @@ impl Catalog {
     ///
     /// The row is replaced by `site` as given, so `revoked_at: None` clears a
     /// revocation.
-    pub fn trust_site(&mut self, site: &TrustedSite) -> Result<(), CatalogError> {
+    ///
+    /// `seen` is the record of `site.code` the caller decided on (`None`: no
+    /// record); should it have changed since, or should another site hold
+    /// the key by now, nothing is written and the answer is `TrustChanged`:
+    /// the check and the write are one transaction, so two `key trust`
+    /// commands cannot both pass the one-key-one-site check.
+    pub fn trust_site(
+        &mut self,
+        site: &TrustedSite,
+        seen: Option<&TrustedSite>,
+    ) -> Result<(), CatalogError> {
         self.write(|tx, path| {
+            let now = trusted_site_in(tx, &site.code).at(path)?;
+            let key_elsewhere = tx
+                .query_row(
+                    "SELECT 1 FROM trusted_sites WHERE public_key = ?1 AND code <> ?2",
+                    params![site.public_key, site.code],
+                    |_| Ok(()),
+                )
+                .optional()
+                .at(path)?
+                .is_some();
+            if now.as_ref() != seen || key_elsewhere {
+                return Err(CatalogError::TrustChanged(site.code.clone()));
+            }
             tx.execute(
                 "INSERT INTO trusted_sites
                      (code, name, public_key, fingerprint, trusted_at, revoked_at,
@@ -742,13 +776,7 @@ impl Catalog {
 
     /// One trusted site by code.
     pub fn trusted_site(&self, code: &str) -> Result<Option<TrustedSite>, CatalogError> {
-        self.conn
-            .prepare_cached(
-                "SELECT code, name, public_key, fingerprint, trusted_at, revoked_at, encryption_key
-                 FROM trusted_sites WHERE code = ?1",
-            )
-            .and_then(|mut stmt| stmt.query_row(params![code], trusted_from_row).optional())
-            .at(&self.path)
+        trusted_site_in(&self.conn, code).at(&self.path)
     }
 
     /// Adds a parcel with its first event (status = record.status); `DuplicateParcel` if present.
@@ -1064,9 +1092,9 @@ mod tests {
         assert_eq!(nor.encryption_key, None);
         let with_key = TrustedSite {
             encryption_key: Some("age1example".into()),
-            ..nor
+            ..nor.clone()
         };
-        catalog.trust_site(&with_key).expect("update");
+        catalog.trust_site(&with_key, Some(&nor)).expect("update");
         assert_eq!(catalog.trusted_site("NOR").expect("read"), Some(with_key));
     }
 
@@ -1237,8 +1265,8 @@ mod tests {
         assert!(catalog.trusted_sites().unwrap().is_empty());
         assert_eq!(catalog.trusted_site("BBB").unwrap(), None);
 
-        catalog.trust_site(&trusted("CCC", 3)).unwrap();
-        catalog.trust_site(&trusted("BBB", 2)).unwrap();
+        catalog.trust_site(&trusted("CCC", 3), None).unwrap();
+        catalog.trust_site(&trusted("BBB", 2), None).unwrap();
         let codes: Vec<String> = catalog
             .trusted_sites()
             .unwrap()
@@ -1268,12 +1296,37 @@ mod tests {
         ));
 
         // Trusting again replaces the key and clears the revocation.
-        catalog.trust_site(&trusted("BBB", 9)).unwrap();
+        catalog.trust_site(&trusted("BBB", 9), Some(&bbb)).unwrap();
         assert_eq!(
             catalog.trusted_site("BBB").unwrap(),
             Some(trusted("BBB", 9))
         );
         assert_eq!(catalog.trusted_sites().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn trust_is_refused_when_the_record_changed_since_it_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open(&db(&dir)).unwrap();
+        catalog.trust_site(&trusted("BBB", 2), None).unwrap();
+        let bbb = catalog.trusted_site("BBB").unwrap().unwrap();
+        let changed = |r: Result<(), CatalogError>, site: &str| matches!(r, Err(CatalogError::TrustChanged(code)) if code == site);
+        // Two commands read "no CCC"; the first to write wins.
+        catalog.trust_site(&trusted("CCC", 3), None).unwrap();
+        assert!(changed(catalog.trust_site(&trusted("CCC", 4), None), "CCC"));
+        // BBB was revoked after it was read.
+        catalog.revoke_site("BBB", 1_700_000_200).unwrap();
+        assert!(changed(
+            catalog.trust_site(&trusted("BBB", 5), Some(&bbb)),
+            "BBB"
+        ));
+        // One key, one site, checked in the write itself: CCC holds key 3.
+        assert!(changed(catalog.trust_site(&trusted("DDD", 3), None), "DDD"));
+        assert_eq!(
+            catalog.trusted_site("CCC").unwrap(),
+            Some(trusted("CCC", 3))
+        );
+        assert_eq!(catalog.trusted_site("DDD").unwrap(), None);
     }
 
     #[test]

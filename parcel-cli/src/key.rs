@@ -466,15 +466,20 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
                 .filter(|old| old.public_key == file.key.to_bytes())
                 .and_then(|old| old.encryption_key.clone())
         });
-    catalog.trust_site(&TrustedSite {
-        code: file.site.clone(),
-        name: file.name.clone(),
-        public_key: file.key.to_bytes(),
-        fingerprint: actual.clone(),
-        trusted_at: now,
-        revoked_at: None,
-        encryption_key: encryption_key.clone(),
-    })?;
+    // Written only if nothing changed since `previous` was read (a prompt
+    // may have waited a long time).
+    catalog.trust_site(
+        &TrustedSite {
+            code: file.site.clone(),
+            name: file.name.clone(),
+            public_key: file.key.to_bytes(),
+            fingerprint: actual.clone(),
+            trusted_at: now,
+            revoked_at: None,
+            encryption_key: encryption_key.clone(),
+        },
+        previous.as_ref(),
+    )?;
 
     let summary = match previous {
         Some(old) if old.public_key != file.key.to_bytes() => {
