@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use parcel_format::manifest::hex;
 use parcel_format::read::Parcel;
-use parcel_format::receipt::Receipt;
+use parcel_format::receipt::{Receipt, SignedReceipt};
 use parcel_format::Problem;
 use serde_json::json;
 
@@ -96,6 +96,16 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     parcel
         .check_destination(&site.code)
         .map_err(|p| refused(format!("{p}; it must be imported at its destination site")))?;
+    if let Some(path) = &args.receipt {
+        if let Existing::ReceiptOf(other) = existing_at(path) {
+            if other != id {
+                return Err(CliError::Usage(format!(
+                    "--receipt {} holds the receipt of another parcel ({other}); give a new file name (nothing was imported)",
+                    path.display()
+                )));
+            }
+        }
+    }
     let digest = hex(&manifest.tree_digest());
     let previous = catalog.find_parcel(&id)?;
     // This very parcel was imported, but its copy in the store is gone
@@ -308,7 +318,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     catalog.note(
         &id,
         clock::now(),
-        &format!("receipt written to {}", receipt_path.display()),
+        &format!("receipt written to {}", catalog_path(&receipt_path)),
     )?;
     let store = ctx
         .home
@@ -502,31 +512,73 @@ fn remove_any(path: &Path) -> Result<(), CliError> {
     }
 }
 
+/// Free space a receipt needs on its filesystem: the receipt is about 500
+/// bytes; a block or two, with room to spare.
+const RECEIPT_ROOM: u64 = 64 * 1024;
+
 /// Refuses, before anything is imported, a `--receipt` path the receipt
-/// could not be written to: a directory, or in a directory that does not
-/// exist or is not writable. (Found only after the import, the failure would
-/// report an import that in fact succeeded.)
+/// could not be written to: an existing file (a receipt is never written
+/// over one: it could be a volume being imported, or the catalog), a
+/// directory, in a directory that does not exist, is not writable or has no
+/// room. (Found only after the import, the failure would report an import
+/// that in fact succeeded.)
 fn check_receipt_path(path: &Path) -> Result<(), CliError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     let problem = if path.is_dir() {
-        Some("is a directory")
+        "is a directory; give a file in a writable directory".to_owned()
+    } else if existing_at(path) == Existing::Other {
+        "already exists and is no parcel receipt; a receipt is written over nothing else (it could be a volume or the catalog): give a new file name".to_owned()
     } else if !dir.is_dir() {
-        Some("is in a directory that does not exist")
+        "is in a directory that does not exist; give a file in a writable directory".to_owned()
     } else if !dir_writable(dir) {
-        Some("is in a directory this user cannot write to")
+        "is in a directory this user cannot write to; give a file in a writable directory"
+            .to_owned()
     } else {
-        None
+        match available_space(dir) {
+            Ok(free) if free < RECEIPT_ROOM => format!(
+                "is on a full disk ({} free); give a file on another disk",
+                human_bytes(free)
+            ),
+            _ => return Ok(()),
+        }
     };
-    match problem {
-        Some(problem) => Err(CliError::Usage(format!(
-            "--receipt {} {problem}; give a file in a writable directory (nothing was imported)",
-            path.display()
-        ))),
-        None => Ok(()),
+    Err(CliError::Usage(format!(
+        "--receipt {} {problem} (nothing was imported)",
+        path.display()
+    )))
+}
+
+/// What is at a `--receipt` path before the receipt is written there.
+#[derive(Debug, PartialEq)]
+enum Existing {
+    Nothing,
+    /// A valid receipt (signature checked) for the parcel with this id:
+    /// replaced only by the same parcel's receipt (a rerun).
+    ReceiptOf(String),
+    /// Anything else: never replaced.
+    Other,
+}
+
+fn existing_at(path: &Path) -> Existing {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Existing::Nothing;
+    };
+    if !meta.is_file() || meta.len() > parcel_format::receipt::MAX_RECEIPT_LEN as u64 {
+        return Existing::Other;
     }
+    fs::read(path)
+        .ok()
+        .and_then(|bytes| SignedReceipt::parse(&bytes).ok())
+        .map_or(Existing::Other, |r| {
+            Existing::ReceiptOf(r.receipt.parcel_id.to_string())
+        })
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Writes this site's signed receipt for `parcel` at `explicit`, else next
@@ -559,34 +611,45 @@ fn write_receipt(
         receipt.package_version,
         &receipt.parcel_id.to_string()[..8]
     );
-    let path = match explicit {
-        Some(p) => p.to_path_buf(),
-        None => {
-            let beside = volumes
-                .first()
-                .and_then(|v| v.parent())
-                .filter(|d| dir_writable(d));
-            match beside {
-                Some(dir) => dir.join(&name),
-                None => {
-                    let dir = ctx.home.receipts_dir();
-                    fs::create_dir_all(&dir).map_err(CliError::io("create", &dir))?;
-                    dir.join(&name)
-                }
-            }
+    if let Some(path) = explicit {
+        // Checked before the import; no-clobber against a file made since.
+        let rerun = existing_at(path) == Existing::ReceiptOf(receipt.parcel_id.to_string());
+        save_receipt(path, &text, rerun)?;
+        return Ok(path.to_path_buf());
+    }
+    // Beside the volumes (a full or read-only medium falls back to the
+    // home), where an earlier receipt of this parcel is replaced.
+    if let Some(dir) = volumes.first().and_then(|v| v.parent()) {
+        let room = available_space(dir).is_ok_and(|free| free >= RECEIPT_ROOM);
+        if room && save_receipt(&dir.join(&name), &text, true).is_ok() {
+            return Ok(dir.join(&name));
         }
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(CliError::temp_in("write a receipt in", dir))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(CliError::io("write", &path))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(CliError::io("sync", &path))?;
-    tmp.persist(&path)
-        .map_err(|e| CliError::io("write", &path)(e.error))?;
+    }
+    let dir = ctx.home.receipts_dir();
+    fs::create_dir_all(&dir).map_err(CliError::io("create", &dir))?;
+    let path = dir.join(&name);
+    save_receipt(&path, &text, true)?;
     Ok(path)
+}
+
+/// Writes `text` at `path` through a synced temporary file, readable by all
+/// (a receipt is no secret, and whoever carries the medium back reads it);
+/// over an existing file only if `replace`.
+fn save_receipt(path: &Path, text: &str, replace: bool) -> Result<(), CliError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = parent_dir(path);
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(CliError::temp_in("write a receipt in", dir))?;
+    // Through the `File`: `NamedTempFile`'s own errors name its random name.
+    let mut file = tmp.as_file();
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .and_then(|()| file.set_permissions(fs::Permissions::from_mode(0o644)))
+        .and_then(|()| file.sync_all())
+        .map_err(CliError::io("write", path))?;
+    let saved = if replace {
+        tmp.persist(path).map(drop)
+    } else {
+        tmp.persist_noclobber(path).map(drop)
+    };
+    saved.map_err(|e| CliError::io("write", path)(e.error))
 }

@@ -174,10 +174,16 @@ fn import_refuses_a_receipt_path_it_could_not_write_before_importing() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 1);
     let outs = [world.medium(), world.medium()];
-    cen.create(&package, "tools", 1, "BXL", &[&outs[0], &outs[1]]);
+    let created = cen.create(&package, "tools", 1, "BXL", &[&outs[0], &outs[1]]);
     let before = bxl.store_state();
+    let volume = fs::read(&created.volumes[0]).expect("volume");
     let nowhere = world.dir("mail").join("no-such-dir").join("receipt.txt");
-    for bad in [nowhere.as_path(), world.dir("mail").as_path()] {
+    // An existing file (here the volume being imported) is never written over.
+    for bad in [
+        nowhere.as_path(),
+        world.dir("mail").as_path(),
+        created.volumes[0].as_path(),
+    ] {
         bxl.run(&[
             "import",
             arg(&outs[0]),
@@ -193,6 +199,7 @@ fn import_refuses_a_receipt_path_it_could_not_write_before_importing() {
         .stderr(predicate::str::contains("nothing was imported"));
         assert_eq!(bxl.store_state(), before);
     }
+    assert_eq!(fs::read(&created.volumes[0]).expect("volume"), volume);
     let receipt = world.dir("mail").join("receipt.txt");
     bxl.run(&[
         "import",
@@ -204,6 +211,28 @@ fn import_refuses_a_receipt_path_it_could_not_write_before_importing() {
     .success();
     assert!(receipt.is_file());
     bxl.assert_holds("tools", 1, &package);
+
+    // The same import again rewrites its own receipt there; another
+    // parcel's import does not write over it.
+    let again = |outs: &[PathBuf]| {
+        let mut cmd = bxl.cmd();
+        cmd.arg("import").args(outs).arg("--receipt").arg(&receipt);
+        cmd.assert()
+    };
+    again(&outs).success();
+    let first = fs::read(&receipt).expect("receipt");
+    let v2 = world.package("tools-v2", 2);
+    let outs2 = [world.medium(), world.medium()];
+    cen.create(&v2, "tools", 2, "BXL", &[&outs2[0], &outs2[1]]);
+    let before = bxl.store_state();
+    again(&outs2)
+        .code(2)
+        .stderr(predicate::str::contains(
+            "holds the receipt of another parcel",
+        ))
+        .stderr(predicate::str::contains("nothing was imported"));
+    assert_eq!(bxl.store_state(), before);
+    assert_eq!(fs::read(&receipt).expect("receipt"), first);
 }
 
 #[test]

@@ -766,6 +766,36 @@ fn create_refuses_a_medium_too_small_and_succeeds_once_there_is_room() {
 }
 
 #[test]
+fn import_from_a_full_medium_writes_its_receipt_in_the_home() {
+    let world = World::new();
+    let Some((cen, bxl, tmpfs)) = sites_with_medium_on_tmpfs(&world, "4m") else {
+        return;
+    };
+    let package = world.dir("tools");
+    write_big_package(&package, 4);
+    create_and_verify(&cen, &bxl, &package, &tmpfs.dir);
+    // The medium as create leaves it when the parcel fills it: no byte free.
+    let mut filler = fs::File::create(tmpfs.dir.join("filler")).expect("filler");
+    while filler.write_all(&[0u8; 4096]).is_ok() {}
+    drop(filler);
+
+    let output = parcel_cmd(&bxl)
+        .args(["import", arg(&tmpfs.dir), "--json"])
+        .output()
+        .expect("import");
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let receipt = PathBuf::from(json["receipt"].as_str().expect("receipt path"));
+    assert!(
+        receipt.starts_with(bxl.home.join("receipts")),
+        "{receipt:?}"
+    );
+    assert!(receipt.is_file());
+    bxl.assert_holds("tools", 1, &package);
+    assert!(!names_in(&tmpfs.dir).iter().any(|n| n.ends_with(".receipt")));
+}
+
+#[test]
 fn create_onto_a_read_only_medium_names_it_and_leaves_nothing() {
     let world = World::new();
     let Some((cen, _bxl, tmpfs)) = sites_with_medium_on_tmpfs(&world, "32m") else {
