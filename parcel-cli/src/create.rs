@@ -16,7 +16,7 @@ use parcel_format::write::{self, ParcelInfo, WriteOptions};
 use parcel_format::ParcelId;
 use serde_json::json;
 
-use crate::catalog::{Catalog, Direction, ParcelRecord, Status};
+use crate::catalog::{Catalog, Direction, Event, ParcelRecord, Status};
 use crate::cli::CreateArgs;
 use crate::clock;
 use crate::disk::{available_space, human_bytes, sync_dir};
@@ -521,11 +521,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
                     let _ = fs::remove_file(ctx.home.sent_dir().join(format!("{id}.index")));
                     catalog.forget_unshipped(&id)
                 } else {
-                    catalog.note(
-                        &id,
-                        clock::now(),
-                        "the volumes did not read back intact: do not ship them",
-                    )
+                    catalog.note(&id, clock::now(), NOT_TO_SHIP)
                 };
                 if let Err(e) = gone {
                     output::warn(&format!(
@@ -551,7 +547,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             });
         }
         if early.is_some() {
-            catalog.note(&id, clock::now(), "read back from the media and verified")?;
+            catalog.note(&id, clock::now(), READ_BACK)?;
         }
     }
     let record = match early {
@@ -719,6 +715,40 @@ fn remove_volumes<'p>(paths: impl Iterator<Item = &'p PathBuf>) -> String {
     }
 }
 
+/// The history note of a parcel whose volumes failed their read-back and
+/// could not be removed.
+pub(crate) const NOT_TO_SHIP: &str = "the volumes did not read back intact: do not ship them";
+/// The history note of a parcel whose volumes read back intact.
+const READ_BACK: &str = "read back from the media and verified";
+/// The end of the `created` event's detail when the read-back came first
+/// (media swapped at a terminal: recorded once verified).
+const CREATED_VERIFIED: &str = ", verified";
+
+/// What a parcel's history says of the read-back of its volumes.
+#[derive(Debug, PartialEq)]
+pub(crate) enum ReadBack {
+    Verified,
+    /// They did not read back intact and are still on the media.
+    Failed,
+    /// Never read back: made with `--no-verify`, or the read-back was
+    /// interrupted.
+    Unchecked,
+}
+
+/// What `history` (of an outgoing parcel) says of its read-back.
+pub(crate) fn read_back(history: &[Event]) -> ReadBack {
+    if history.iter().any(|e| e.detail == NOT_TO_SHIP) {
+        ReadBack::Failed
+    } else if history.iter().any(|e| {
+        e.detail == READ_BACK
+            || (e.status == Status::Created && e.detail.ends_with(CREATED_VERIFIED))
+    }) {
+        ReadBack::Verified
+    } else {
+        ReadBack::Unchecked
+    }
+}
+
 /// Keeps the parcel's index for repair requests and records the outgoing
 /// parcel as created, with the volumes at `paths` and `parity_paths`;
 /// `verified` says the record comes after the read-back.
@@ -774,7 +804,7 @@ fn record_created(
                 ", {p}% repair data in {} parity volume(s)",
                 parity_paths.len()
             )),
-            if verified { ", verified" } else { "" }
+            if verified { CREATED_VERIFIED } else { "" }
         ),
     )?;
     Ok(record)

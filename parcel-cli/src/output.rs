@@ -24,11 +24,50 @@ pub fn print(text: &str) -> Result<(), CliError> {
     }
 }
 
-/// Writes `value` to stdout as pretty JSON followed by a newline.
+/// Writes `value` to stdout as pretty JSON followed by a newline, with the
+/// characters [`printable`] escapes written as `\uXXXX` (serde_json escapes
+/// only U+0000–U+001F, and JSON is read on terminals too).
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
-    let mut text = serde_json::to_string_pretty(value)?;
+    let mut text = escape_json(serde_json::to_string_pretty(value)?);
     text.push('\n');
     print(&text)
+}
+
+/// `json` with every character from U+007F on that [`printable`] would
+/// escape written as a JSON `\uXXXX` escape. Such characters appear only
+/// inside strings (JSON's own syntax is ASCII), and all lie in the Basic
+/// Multilingual Plane, so each is one escape.
+fn escape_json(json: String) -> String {
+    let escaped = |c: char| u32::from(c) >= 0x7f && unsafe_char(c);
+    if !json.chars().any(escaped) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if escaped(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Characters that can change what a terminal shows beyond themselves:
+/// control characters (C0, DEL, C1: cursor moves, colours, CSI), and the
+/// invisible and bidirectional formatting characters that reorder or hide
+/// text (as in "Trojan Source", CVE-2021-42574).
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
 }
 
 /// A hint or progress note on stderr, left out under `--quiet`.
@@ -45,13 +84,14 @@ pub fn warn(text: &str) {
 
 /// Text from a catalog or a file written elsewhere, safe to show on a
 /// terminal: control characters are escaped so that they cannot move the
-/// cursor or recolour the screen.
+/// cursor or recolour the screen, and bidirectional and invisible formatting
+/// characters so that they cannot reorder or hide what is shown.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    if text.chars().any(char::is_control) {
+    if text.chars().any(unsafe_char) {
         Cow::Owned(
             text.chars()
                 .map(|c| {
-                    if c.is_control() {
+                    if unsafe_char(c) {
                         c.escape_default().to_string()
                     } else {
                         c.to_string()
@@ -100,6 +140,22 @@ mod tests {
         assert_eq!(printable("plain name"), "plain name");
         assert_eq!(printable("a\u{1b}[31mred"), "a\\u{1b}[31mred");
         assert_eq!(printable("two\nlines"), "two\\nlines");
+        assert_eq!(printable("a\u{9b}2J"), "a\\u{9b}2J");
+        assert_eq!(printable("RED\u{202e}txt.exe"), "RED\\u{202e}txt.exe");
+        assert_eq!(printable("Zürich – 東京"), "Zürich – 東京");
+    }
+
+    #[test]
+    fn json_output_escapes_what_printable_escapes_and_stays_the_same_value() {
+        let value = serde_json::json!({
+            "comment": "hi\u{9b}2J\u{7f}RED\u{202e}txt.exe\u{1b}[0m Zürich",
+            "list": ["\u{feff}x", "plain"],
+        });
+        let text = escape_json(serde_json::to_string_pretty(&value).expect("json"));
+        assert!(!text.chars().any(|c| u32::from(c) >= 0x7f && unsafe_char(c)));
+        assert!(text.contains("\\u009b") && text.contains("\\u202e") && text.contains("Zürich"));
+        let back: serde_json::Value = serde_json::from_str(&text).expect("still JSON");
+        assert_eq!(back, value);
     }
 
     #[test]

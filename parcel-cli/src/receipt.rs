@@ -8,7 +8,7 @@ use std::io::Read;
 use parcel_format::manifest::hex;
 use parcel_format::receipt::{SignedReceipt, MAX_RECEIPT_LEN};
 
-use crate::catalog::{Direction, Status};
+use crate::catalog::{CatalogError, Direction, Status};
 use crate::cli::ReceiptApplyArgs;
 use crate::clock;
 use crate::error::CliError;
@@ -29,8 +29,14 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
         reason,
     };
     let signed = SignedReceipt::parse(&bytes).map_err(|e| {
+        // The usual way a genuine receipt breaks on the way back.
+        let converted = if bytes.windows(2).any(|w| w == b"\r\n") {
+            " (its lines end in CR LF: a mail program or an editor converted it on the way)"
+        } else {
+            ""
+        };
         bad(format!(
-            "{e}; a receipt is applied exactly as its destination wrote it: ask that site to send it again (`parcel import` there writes it again)"
+            "{e}{converted}; a receipt is applied exactly as its destination wrote it: ask that site to send it again (`parcel import` there writes it again)"
         ))
     })?;
     let r = &signed.receipt;
@@ -47,15 +53,21 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
                 r.parcel_id
             ))
         })?;
-    let site = catalog
-        .trusted_site(&r.destination_site)?
-        .filter(|s| s.revoked_at.is_none())
-        .ok_or_else(|| {
-            refused(format!(
+    let site = match catalog.trusted_site(&r.destination_site)? {
+        Some(site) if site.revoked_at.is_none() => site,
+        Some(_) => {
+            return Err(refused(format!(
+                "it is signed for site {}, whose key is revoked here; if {} has a new key, trust its new key file and ask for the receipt again",
+                r.destination_site, r.destination_site
+            )))
+        }
+        None => {
+            return Err(refused(format!(
                 "it is signed for site {}, which is not trusted here",
                 r.destination_site
-            ))
-        })?;
+            )))
+        }
+    };
     if signed.signer != site.public_key {
         return Err(bad(format!(
             "it is not signed with the key of site {} (forged?); do not count the parcel as delivered, and check with site {} whether it imported it",
@@ -75,14 +87,16 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
             parcel.parcel_id
         )));
     }
-    if parcel.status == Status::Confirmed {
+    let already = || {
         output::print(&format!(
             "parcel {} was already confirmed; nothing to do\n",
             parcel.parcel_id
-        ))?;
-        return Ok(());
+        ))
+    };
+    if parcel.status == Status::Confirmed {
+        return already();
     }
-    catalog.advance(
+    let advanced = catalog.advance(
         &parcel.parcel_id,
         Status::Confirmed,
         clock::now(),
@@ -91,7 +105,15 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
             r.destination_site,
             clock::format_utc(r.imported)
         ),
-    )?;
+    );
+    match advanced {
+        // Another `receipt apply` of it got there first.
+        Err(CatalogError::BadTransition {
+            from: Status::Confirmed,
+            ..
+        }) => return already(),
+        other => other?,
+    }
     output::print(&format!(
         "parcel {} confirmed: {} imported {} v{}\n",
         parcel.parcel_id, r.destination_site, r.package_id, r.package_version

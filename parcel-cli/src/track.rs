@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::catalog::{Direction, Event, ParcelRecord, Status};
 use crate::cli::{ListArgs, PackagesArgs, SentArgs, ShowArgs};
 use crate::clock::{self, format_utc};
+use crate::create::{read_back, ReadBack};
 use crate::error::CliError;
 use crate::home::Context;
 use crate::output::{self, printable};
@@ -184,6 +185,19 @@ pub fn sent(ctx: &Context, args: &SentArgs) -> Result<(), CliError> {
             source_site: parcel.source_site,
         });
     }
+    match read_back(&catalog.history(&parcel.parcel_id)?) {
+        ReadBack::Failed => {
+            return Err(CliError::Refused {
+                subject: format!("parcel {}", parcel.parcel_id),
+                reason: "its volumes did not read back intact when it was made and could not be removed (`parcel show` names them); delete them and create the parcel again".into(),
+            })
+        }
+        ReadBack::Unchecked => output::warn(&format!(
+            "parcel {} was never read back from its media (made with --no-verify, or the read-back was interrupted); run `parcel verify` on its media before they leave, if that is not done yet",
+            short_id(&parcel.parcel_id)
+        )),
+        ReadBack::Verified => {}
+    }
     let detail = match &args.tracking {
         Some(tracking) => format!("via {}, tracking {}", args.via, tracking),
         None => format!("via {}", args.via),
@@ -313,6 +327,22 @@ mod tests {
         assert_eq!(
             history.last().map(|e| e.detail.as_str()),
             Some("via DHL, tracking JD0001")
+        );
+
+        // Volumes that failed their read-back and could not be removed.
+        let damaged = format!("{:032x}", 4);
+        catalog
+            .add_parcel(&record(&damaged, Direction::Outgoing), 4, "written")
+            .expect("add");
+        catalog
+            .note(&damaged, 5, crate::create::NOT_TO_SHIP)
+            .expect("note");
+        let refused = sent(&ctx, &sent_args(&damaged)).expect_err("not to ship");
+        assert_eq!(refused.exit_code(), EXIT_POLICY, "{refused}");
+        assert!(refused.to_string().contains("did not read back intact"));
+        assert_eq!(
+            catalog.parcel(&damaged).expect("parcel").status,
+            Status::Created
         );
     }
 

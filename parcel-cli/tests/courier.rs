@@ -432,6 +432,46 @@ fn receipt_edited_after_signing_is_refused_as_forged() {
 }
 
 #[test]
+fn receipt_converted_to_crlf_says_so_and_one_from_a_revoked_key_says_revoked() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (created, receipt) = deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let text = fs::read_to_string(&receipt).expect("receipt");
+    let mailed = world.dir("mail").join("receipt.txt");
+    fs::write(&mailed, text.replace('\n', "\r\n")).expect("write");
+    cen.run(&["receipt", "apply", arg(&mailed)])
+        .code(3)
+        .stderr(predicate::str::contains("CR LF"));
+    cen.run(&["key", "revoke", "BXL"]).success();
+    cen.run(&["receipt", "apply", arg(&receipt)])
+        .code(4)
+        .stderr(predicate::str::contains("whose key is revoked here"));
+    assert_eq!(cen.status(&created.parcel_id), "created");
+}
+
+#[test]
+fn receipt_applied_twice_at_once_confirms_once_and_both_succeed() {
+    let (world, cen, bxl) = two_sites();
+    for version in 1..=4 {
+        let package = world.package(&format!("tools-{version}"), version);
+        let (created, receipt) = deliver(&world, &cen, &bxl, &package, "tools", version);
+        let apply = || {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("parcel"))
+                .env_remove("PARCEL_HOME")
+                .arg("--home")
+                .arg(&cen.home)
+                .args(["--quiet", "receipt", "apply", arg(&receipt)])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        };
+        let (mut a, mut b) = (apply(), apply());
+        assert!(a.wait().expect("wait").success() && b.wait().expect("wait").success());
+        assert_eq!(cen.status(&created.parcel_id), "confirmed");
+    }
+}
+
+#[test]
 fn receipt_for_a_parcel_this_site_did_not_send_is_refused() {
     let (world, cen, bxl) = two_sites();
     let lux = world.site("LUX");
@@ -448,6 +488,35 @@ fn receipt_for_a_parcel_this_site_did_not_send_is_refused() {
 }
 
 #[test]
+fn sent_warns_about_a_parcel_never_read_back() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (medium_a, medium_b) = (world.medium(), world.medium());
+    let output = cen
+        .create_cmd(&package, "tools", 1, "BXL", &[&medium_a, &medium_b])
+        .args([
+            "--no-verify",
+            "--medium-size",
+            common::MEDIUM_SIZE,
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&output).expect("create --json");
+    let id = json["parcel_id"].as_str().expect("parcel id");
+    cen.run(&["sent", id, "--via", "DHL"])
+        .success()
+        .stderr(predicate::str::contains(
+            "was never read back from its media",
+        ))
+        .stderr(predicate::str::contains("parcel verify"));
+    assert_eq!(cen.status(id), "sent");
+}
+
+#[test]
 fn sent_moves_created_to_sent_once_and_never_backward() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 1);
@@ -455,7 +524,8 @@ fn sent_moves_created_to_sent_once_and_never_backward() {
     let id = &created.parcel_id;
     assert_eq!(cen.status(id), "created");
     cen.run(&["sent", id, "--via", "DHL", "--tracking", "JD0001"])
-        .success();
+        .success()
+        .stderr(predicate::str::contains("never read back").not());
     assert_eq!(cen.status(id), "sent");
     cen.run(&["sent", id, "--via", "DHL"])
         .code(4)
