@@ -124,22 +124,22 @@ fn load_base(
         .into_iter()
         .filter(|p| p.package_id == o.package_id && p.package_version == version)
         .collect();
+    if sent.is_empty() {
+        return Err(refused(format!(
+            "this site never sent {} v{version}, so it does not know its chunks; send a full parcel",
+            o.package_id
+        )));
+    }
     let confirmed = sent
         .iter()
         .find(|p| p.destination_site == o.to && p.status == Status::Confirmed);
-    let chosen = match confirmed {
-        Some(p) => p,
-        None if o.force_base => sent
+    let chosen = match (confirmed, sent.first()) {
+        (Some(p), _) => p,
+        (None, Some(first)) if o.force_base => sent
             .iter()
             .find(|p| p.destination_site == o.to)
-            .or(sent.first())
-            .ok_or_else(|| {
-            refused(format!(
-                "this site never sent {} v{version}, so it does not know its chunks; send a full parcel",
-                o.package_id
-            ))
-        })?,
-        None => {
+            .unwrap_or(first),
+        _ => {
             return Err(refused(format!(
                 "site {} has not confirmed holding {} v{version} (no receipt applied here); send a full parcel, or pass --force-base if you know it holds that version",
                 o.to, o.package_id
@@ -646,7 +646,8 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             }
         }
         ctx.note(&format!(
-            "next: ship the media, then `parcel sent {} --via CARRIER`",
+            "next: ship the media, then `{} sent {} --via CARRIER`",
+            ctx.parcel_command(),
             &record.parcel_id[..8]
         ));
     }

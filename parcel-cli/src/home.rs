@@ -25,21 +25,52 @@ pub struct Context {
     pub home: Home,
     /// `--quiet`: no progress bars, hints or notes; results and warnings still show.
     pub quiet: bool,
+    /// The `--home` a command in a hint needs: the home, when it came
+    /// neither from `PARCEL_HOME` nor from the default.
+    pub hint_home: Option<PathBuf>,
 }
 
 impl Context {
     /// The context for `--home` (already falling back to `PARCEL_HOME` through
     /// clap) or else the platform data directory.
     pub fn resolve(home: Option<&Path>, quiet: bool) -> Result<Context, CliError> {
+        let from_env = std::env::var_os("PARCEL_HOME").map(PathBuf::from);
+        let home = Home::resolve(home)?;
+        let hint_home = match from_env {
+            Some(env) if std::path::absolute(&env).is_ok_and(|env| env == home.root) => None,
+            _ if Home::resolve(None).is_ok_and(|default| default.root == home.root) => None,
+            _ => Some(home.root.clone()),
+        };
         Ok(Context {
-            home: Home::resolve(home)?,
+            home,
             quiet,
+            hint_home,
         })
+    }
+
+    /// `parcel`, with this home's `--home` when it needs one, for a command
+    /// to copy from a hint.
+    pub fn parcel_command(&self) -> String {
+        match &self.hint_home {
+            Some(home) => format!("parcel --home {}", shell_word(&home.display().to_string())),
+            None => "parcel".to_owned(),
+        }
     }
 
     /// A hint or note on stderr, unless `--quiet`.
     pub fn note(&self, text: &str) {
         output::note(self.quiet, text);
+    }
+}
+
+/// `word` as one shell word: as it is when it holds only characters no shell
+/// treats specially, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 

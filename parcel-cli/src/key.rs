@@ -447,7 +447,7 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
         return Err(CliError::Refused {
             subject: format!("key file {}", args.file.display()),
             reason: format!(
-                "site {} {what}; nothing was changed. To trust this key without a terminal, check its fingerprint {actual} with site {} and run again with --fingerprint {actual}",
+                "site {} {what}; nothing was changed. To trust this key without a terminal, check its fingerprint {actual} with site {} and run again with --fingerprint '{actual}'",
                 file.site, file.site
             ),
         });

@@ -90,9 +90,10 @@ pub fn init(ctx: &Context, args: &SiteInitArgs) -> Result<(), CliError> {
         site.fingerprint
     ))?;
     ctx.note(&format!(
-        "next: run `parcel key export --out {code}.pub` and give the file to the sites that \
+        "next: run `{parcel} key export --out {code}.pub` and give the file to the sites that \
          exchange parcels with {code}; read them the fingerprint over the phone so that they \
          can check it.",
+        parcel = ctx.parcel_command(),
         code = site.code
     ));
     Ok(())

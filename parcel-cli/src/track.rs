@@ -296,6 +296,7 @@ mod tests {
         let ctx = Context {
             home: Home::resolve(Some(dir.path())).expect("home"),
             quiet: true,
+            hint_home: None,
         };
         let outgoing = format!("{:032x}", 1);
         let incoming = format!("{:032x}", 2);

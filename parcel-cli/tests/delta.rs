@@ -236,12 +236,17 @@ fn create_refuses_a_base_the_destination_has_not_confirmed_unless_forced() {
     assert_eq!(common::names_in(&out), Vec::<String>::new());
     let forced = create_json(&cen, &v2, "BXL", &out, &["--base", "1", "--force-base"]);
     assert_eq!(forced["base_version"], 1);
-    // A base this site never sent is refused even when forced.
-    cen.create_cmd(&v2, "tools", 5, "BXL", &[&world.medium()])
-        .args(["--base", "4", "--force-base"])
-        .assert()
-        .code(4)
-        .stderr(predicate::str::contains("never sent"));
+    // A base this site never sent is refused, forced or not, and says so
+    // first (--force-base would not help).
+    for force in [&["--force-base"][..], &[]] {
+        cen.create_cmd(&v2, "tools", 5, "BXL", &[&world.medium()])
+            .args(["--base", "4"])
+            .args(force)
+            .assert()
+            .code(4)
+            .stderr(predicate::str::contains("never sent"))
+            .stderr(predicate::str::contains("--force-base").not());
+    }
     drop(bxl);
 }
 

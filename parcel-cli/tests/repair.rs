@@ -66,6 +66,32 @@ fn create_with(
     }
 }
 
+#[test]
+fn parity_volumes_go_on_the_next_medium_and_rebuild_a_lost_first_medium() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 3);
+    let (usb1, usb2) = (world.medium(), world.medium());
+    let stdout = cen
+        .create_cmd(&package, "tools", 1, "BXL", &[&usb1, &usb2])
+        .args(["--parity", "100", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&stdout).expect("create --json");
+    let (volumes, parity) = (paths(&json, "volumes"), paths(&json, "parity_volumes"));
+    // The data fits the first medium; the repair data goes on the second.
+    assert!(volumes.iter().all(|v| v.starts_with(&usb1)), "{json}");
+    assert!(
+        !parity.is_empty() && parity.iter().all(|p| p.starts_with(&usb2)),
+        "{json}"
+    );
+    // The first medium lost whole (100% parity): the second alone rebuilds it.
+    bxl.import(&[&usb2]).success();
+    bxl.assert_holds("tools", 1, &package);
+}
+
 /// `verify --json` of `dir` at `site`: exit code and JSON.
 fn verify_json(site: &Site, dir: &Path) -> (i32, serde_json::Value) {
     let out = site
@@ -190,7 +216,8 @@ fn damaged_blocks_within_the_parity_are_repaired() {
     let lines = repaired(&json);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
-        lines[0].starts_with("volume 1: 2 damaged blocks repaired"),
+        lines[0].starts_with("volume 1: 2 damaged blocks repaired")
+            && lines[0].ends_with("the file itself is unchanged)"),
         "{lines:?}"
     );
     assert!(
@@ -373,6 +400,23 @@ fn a_repair_request_brings_back_the_lost_volumes_and_the_import_completes() {
         arg(&answer),
     ])
     .failure()
+    .stderr(predicate::str::contains("the parcel was made from"));
+    assert!(fs::read_dir(&answer).expect("list").next().is_none());
+    // Another directory altogether (the parcel's files are not there).
+    let elsewhere = world.dir("elsewhere");
+    cen.run(&[
+        "create",
+        "--repair",
+        arg(&request),
+        "--package",
+        arg(&elsewhere),
+        "--out",
+        arg(&answer),
+    ])
+    .failure()
+    .stderr(predicate::str::contains(
+        "is missing, and the parcel carried it",
+    ))
     .stderr(predicate::str::contains("the parcel was made from"));
     assert!(fs::read_dir(&answer).expect("list").next().is_none());
 

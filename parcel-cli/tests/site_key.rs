@@ -58,7 +58,7 @@ fn site_init_creates_a_private_home_and_secret_key() {
         .success()
         .stdout(predicate::str::contains("CEN"))
         .stdout(predicate::str::is_match(r"Fingerprint: (\d{5} ){5}\d{5}").expect("regex"))
-        .stderr(predicate::str::contains("parcel key export"));
+        .stderr(predicate::str::contains(" key export --out CEN.pub"));
     let key_mode = std::fs::metadata(home.join("site.key"))
         .expect("site.key")
         .permissions()
@@ -66,6 +66,32 @@ fn site_init_creates_a_private_home_and_secret_key() {
     assert_eq!(key_mode & 0o777, 0o600);
     let home_mode = std::fs::metadata(&home).expect("home").permissions().mode();
     assert_eq!(home_mode & 0o777, 0o700);
+}
+
+#[test]
+fn hints_give_the_home_a_command_needs_to_be_copied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("my home");
+    let quoted = format!(
+        "`parcel --home '{}' key export --out CEN.pub`",
+        home.display()
+    );
+    parcel(&home)
+        .args(["site", "init", "--code", "CEN"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(quoted));
+    // From PARCEL_HOME, the command runs as it is.
+    let other = dir.path().join("other");
+    Command::cargo_bin("parcel")
+        .expect("parcel binary")
+        .env("PARCEL_HOME", &other)
+        .args(["site", "init", "--code", "BXL"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "run `parcel key export --out BXL.pub`",
+        ));
 }
 
 #[test]
@@ -235,7 +261,7 @@ fn key_trust_of_a_new_key_for_a_known_site_replaces_it_loudly() {
         .stderr(predicate::str::contains(
             "site CEN is already trusted with another key",
         ))
-        .stderr(predicate::str::contains(format!("--fingerprint {new_fp}")));
+        .stderr(predicate::str::contains(format!("--fingerprint '{new_fp}'")));
     let text = stdout_of(parcel(&nor).args(["key", "list", "--json"]));
     let json: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_ne!(

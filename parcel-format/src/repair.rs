@@ -75,7 +75,7 @@ impl fmt::Display for Repaired {
                 ..
             } => write!(
                 f,
-                "volume {volume}: {} has the wrong length; rebuilt at its signed length",
+                "volume {volume}: {} has the wrong length; rebuilt at its signed length (in a scratch copy: the file itself is unchanged)",
                 damaged.display()
             ),
             Repaired::Blocks {
@@ -85,7 +85,7 @@ impl fmt::Display for Repaired {
                 ..
             } => write!(
                 f,
-                "volume {volume}: {blocks} damaged block{} repaired (in {})",
+                "volume {volume}: {blocks} damaged block{} repaired (in a scratch copy of {}: the file itself is unchanged)",
                 if *blocks == 1 { "" } else { "s" },
                 damaged.display()
             ),

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
@@ -263,9 +263,23 @@ fn rebuild_one(
                 ))
             })?;
             let full = package.join(rel);
-            let read_err = |source| WriteError::Read {
-                path: full.clone(),
-                source,
+            let read_err = |source: io::Error| {
+                let differs = match source.kind() {
+                    io::ErrorKind::NotFound => "is missing",
+                    io::ErrorKind::UnexpectedEof => "is shorter than when the parcel was made",
+                    _ => {
+                        return WriteError::Read {
+                            path: full.clone(),
+                            source,
+                        }
+                    }
+                };
+                WriteError::Unsupported {
+                    path: full.clone(),
+                    reason: format!(
+                        "{differs}, and the parcel carried it; give the package directory exactly as the parcel was made from"
+                    ),
+                }
             };
             let mut f = File::open(&full).map_err(read_err)?;
             f.seek(SeekFrom::Start(*offset)).map_err(read_err)?;

@@ -54,8 +54,10 @@ pub struct OutputDir {
     pub capacity: Option<u64>,
 }
 
-/// A [`VolumeSink`] filling directories in order, one after the other.
-/// Volumes are named `STEM.NNN-of-MMM.tar`.
+/// A [`VolumeSink`] filling directories in order, one after the other;
+/// parity volumes start in the directory after the last data volume's when
+/// there is one with room. Volumes are named `STEM.NNN-of-MMM.tar`, parity
+/// volumes `STEM.par-NNN-of-MMM.tar`.
 pub struct DirSink {
     outputs: Vec<OutputDir>,
     stem: String,
@@ -204,6 +206,22 @@ impl DirSink {
         dir.join(format!(".{}.{number:04}{PARTIAL_SUFFIX}", self.stem))
     }
 
+    /// Moves on to the next directory, if there is one with room for a full
+    /// volume, before the first parity volume: on separate media, a lost
+    /// medium takes data volumes or repair data, not both with it (the
+    /// repair data rebuilds lost data volumes only while it is intact).
+    fn start_repair_data(&mut self) {
+        let next = self.current_output + 1;
+        let room = self
+            .outputs
+            .get(next)
+            .is_some_and(|out| out.capacity.is_none_or(|cap| cap >= self.volume_size));
+        if room && !self.placed.is_empty() {
+            self.current_output = next;
+            self.used = 0;
+        }
+    }
+
     /// Opens a new temporary file in the first directory (from the current
     /// one) with room for a full volume.
     fn create_in_room(&mut self, what: &str, temp_name: &str) -> io::Result<(File, PathBuf)> {
@@ -242,6 +260,9 @@ impl DirSink {
 
 impl VolumeSink for DirSink {
     fn create_parity(&mut self, number: u32) -> io::Result<File> {
+        if number == 1 {
+            self.start_repair_data();
+        }
         let temp = format!(".{}.par-{number:04}{PARTIAL_SUFFIX}", self.stem);
         let (file, path) = self.create_in_room(&format!("parity volume {number}"), &temp)?;
         self.placed_parity.push(path);
