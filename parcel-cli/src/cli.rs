@@ -101,6 +101,32 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+impl Command {
+    /// Whether the command was asked for JSON on stdout (`--json`).
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Site {
+                command: SiteCommand::Show(a),
+            } => a.json,
+            Command::Key {
+                command: KeyCommand::List(a),
+            } => a.json,
+            Command::Create(a) => a.json,
+            Command::Verify(a) => a.json,
+            Command::Import(a) => a.json,
+            Command::Forward(a) => a.json,
+            Command::List(a) => a.json,
+            Command::Show(a) => a.json,
+            Command::Packages(a) => a.json,
+            Command::Site { .. }
+            | Command::Key { .. }
+            | Command::Receipt { .. }
+            | Command::Sent(_)
+            | Command::Demo(_) => false,
+        }
+    }
+}
+
 /// `parcel site …`
 #[derive(Debug, Subcommand)]
 pub enum SiteCommand {

@@ -38,6 +38,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let _ = writeln!(std::io::stderr(), "parcel: error: {err}");
+            // A script that asked for JSON gets JSON, also when the command
+            // failed before printing its own (verify prints its report).
+            if cli.command.json() && !output::json_printed() {
+                let _ = output::print_json(&serde_json::json!({
+                    "ok": false,
+                    "error": err.to_string(),
+                    "exit_code": err.exit_code(),
+                }));
+            }
             ExitCode::from(err.exit_code())
         }
     }

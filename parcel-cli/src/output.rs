@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -24,12 +25,22 @@ pub fn print(text: &str) -> Result<(), CliError> {
     }
 }
 
+/// Whether [`print_json`] has written anything in this process.
+static JSON_PRINTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process has printed JSON on stdout (so that a failure does
+/// not add a second document).
+pub fn json_printed() -> bool {
+    JSON_PRINTED.load(Ordering::Relaxed)
+}
+
 /// Writes `value` to stdout as pretty JSON followed by a newline, with the
 /// characters [`printable`] escapes written as `\uXXXX` (serde_json escapes
 /// only U+0000–U+001F, and JSON is read on terminals too).
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
     let mut text = escape_json(serde_json::to_string_pretty(value)?);
     text.push('\n');
+    JSON_PRINTED.store(true, Ordering::Relaxed);
     print(&text)
 }
 

@@ -395,6 +395,28 @@ fn create_warns_when_this_site_already_made_the_version_with_other_content() {
 }
 
 #[test]
+fn a_failed_command_asked_for_json_prints_json() {
+    let (world, cen, bxl) = two_sites();
+    let empty = world.medium();
+    let output = bxl.run(&["import", arg(&empty), "--json"]).code(3);
+    let json: serde_json::Value =
+        serde_json::from_slice(&output.get_output().stdout).expect("JSON on stdout");
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["exit_code"], 3);
+    assert!(
+        json["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{json}"
+    );
+    // verify prints its own report; it is the only JSON document.
+    let output = bxl.run(&["verify", arg(&empty), "--json"]).code(3);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.get_output().stdout).expect("one JSON document");
+    assert_eq!(report["ok"], false);
+    assert!(report.get("exit_code").is_none(), "{report}");
+    drop(cen);
+}
+
+#[test]
 fn receipt_apply_marks_the_outgoing_parcel_confirmed() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 1);

@@ -261,7 +261,9 @@ fn key_trust_of_a_new_key_for_a_known_site_replaces_it_loudly() {
         .stderr(predicate::str::contains(
             "site CEN is already trusted with another key",
         ))
-        .stderr(predicate::str::contains(format!("--fingerprint '{new_fp}'")));
+        .stderr(predicate::str::contains(format!(
+            "--fingerprint '{new_fp}'"
+        )));
     let text = stdout_of(parcel(&nor).args(["key", "list", "--json"]));
     let json: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_ne!(
