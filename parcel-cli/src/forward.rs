@@ -24,6 +24,22 @@ pub fn run(ctx: &Context, args: &ForwardArgs) -> Result<(), CliError> {
             args.package_id
         )));
     };
+    // Forwarding goes away from the origin: back to where the package came
+    // from is a loop (that site has it), never a delivery.
+    for (site, role) in [
+        (&package.origin_site, "made it"),
+        (&package.source_site, "sent it here"),
+    ] {
+        if *site == args.to {
+            return Err(CliError::Refused {
+                subject: format!("{} v{}", package.package_id, package.version),
+                reason: format!(
+                    "site {} {role}, so it has it already; forward to a site that does not (a child site)",
+                    args.to
+                ),
+            });
+        }
+    }
     // Confidentiality chosen at the origin is not dropped silently on the way.
     let arrived_in = catalog.parcel(&package.parcel_id)?;
     if arrived_in.encrypted && !args.encrypt && !args.clear {

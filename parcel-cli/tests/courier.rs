@@ -624,6 +624,25 @@ fn forward_sends_an_imported_package_on_with_its_origin_site() {
     assert_eq!(packages[0]["origin_site"], "CEN");
     assert_eq!(packages[0]["source_site"], "BXL");
     lux.assert_holds("tools", 1, &package);
+
+    // Never back to where it came from: LUX got it from BXL, made at CEN.
+    cen.trust(&lux);
+    lux.trust(&cen);
+    for (to, why) in [("BXL", "BXL sent it here"), ("CEN", "CEN made it")] {
+        let out = world.medium();
+        lux.run(&[
+            "forward",
+            "--package-id",
+            "tools",
+            "--to",
+            to,
+            "--out",
+            arg(&out),
+        ])
+        .code(4)
+        .stderr(predicate::str::contains(why));
+        assert_eq!(common::names_in(&out), Vec::<String>::new());
+    }
 }
 
 #[test]
