@@ -36,11 +36,12 @@ impl Context {
     pub fn resolve(home: Option<&Path>, quiet: bool) -> Result<Context, CliError> {
         let from_env = std::env::var_os("PARCEL_HOME").map(PathBuf::from);
         let home = Home::resolve(home)?;
-        let hint_home = match from_env {
-            Some(env) if std::path::absolute(&env).is_ok_and(|env| env == home.root) => None,
-            _ if Home::resolve(None).is_ok_and(|default| default.root == home.root) => None,
-            _ => Some(home.root.clone()),
+        // The home a bare `parcel` would use: PARCEL_HOME, else the default.
+        let bare = match from_env.filter(|env| !env.as_os_str().is_empty()) {
+            Some(env) => std::path::absolute(env).ok(),
+            None => Home::resolve(None).ok().map(|default| default.root),
         };
+        let hint_home = (bare.as_ref() != Some(&home.root)).then(|| home.root.clone());
         Ok(Context {
             home,
             quiet,

@@ -617,18 +617,33 @@ fn write_receipt(
         save_receipt(path, &text, rerun)?;
         return Ok(path.to_path_buf());
     }
-    // Beside the volumes (a full or read-only medium falls back to the
-    // home), where an earlier receipt of this parcel is replaced.
+    // Beside the volumes (a full or read-only medium, or another file under
+    // that name, falls back to the home), where an earlier receipt of this
+    // parcel is replaced.
+    let ours = |path: &Path| match existing_at(path) {
+        Existing::Nothing => Some(false),
+        Existing::ReceiptOf(id) if id == receipt.parcel_id.to_string() => Some(true),
+        _ => None,
+    };
     if let Some(dir) = volumes.first().and_then(|v| v.parent()) {
+        let path = dir.join(&name);
         let room = available_space(dir).is_ok_and(|free| free >= RECEIPT_ROOM);
-        if room && save_receipt(&dir.join(&name), &text, true).is_ok() {
-            return Ok(dir.join(&name));
+        if let (true, Some(replace)) = (room, ours(&path)) {
+            if save_receipt(&path, &text, replace).is_ok() {
+                return Ok(path);
+            }
         }
     }
     let dir = ctx.home.receipts_dir();
     fs::create_dir_all(&dir).map_err(CliError::io("create", &dir))?;
     let path = dir.join(&name);
-    save_receipt(&path, &text, true)?;
+    let replace = ours(&path).ok_or_else(|| {
+        CliError::Usage(format!(
+            "{} is in the way of this parcel's receipt and is no receipt of it; move it away and run the import again",
+            path.display()
+        ))
+    })?;
+    save_receipt(&path, &text, replace)?;
     Ok(path)
 }
 

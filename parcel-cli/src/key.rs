@@ -486,13 +486,14 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
             output::warn(&format!(
                 "SITE {} HAD A DIFFERENT KEY. The old key (fingerprint {}) is replaced by the key \
                  in {} (fingerprint {}). Parcels signed with the old key are no longer accepted. \
-                 If site {} did not tell you it changed its key, run `parcel key revoke {}` and \
+                 If site {} did not tell you it changed its key, run `{} key revoke {}` and \
                  call them.",
                 file.site,
                 old.fingerprint,
                 args.file.display(),
                 actual,
                 file.site,
+                ctx.parcel_command(),
                 file.site
             ));
             "Replaced the key of site"
@@ -577,7 +578,10 @@ pub fn list(ctx: &Context, args: &KeyListArgs) -> Result<(), CliError> {
     }
     if sites.is_empty() {
         output::print("No trusted sites.\n")?;
-        ctx.note("Trust a site with `parcel key trust FILE --fingerprint FP`.");
+        ctx.note(&format!(
+            "Trust a site with `{} key trust FILE --fingerprint FP`.",
+            ctx.parcel_command()
+        ));
         return Ok(());
     }
     let rows: Vec<Vec<String>> = sites
@@ -634,8 +638,9 @@ pub fn revoke(ctx: &Context, args: &KeyRevokeArgs) -> Result<(), CliError> {
         args.code
     ))?;
     ctx.note(&format!(
-        "To trust site {} again, get its new key file and run `parcel key trust FILE --fingerprint FP`.",
-        args.code
+        "To trust site {} again, get its new key file and run `{} key trust FILE --fingerprint FP`.",
+        args.code,
+        ctx.parcel_command()
     ));
     Ok(())
 }

@@ -51,7 +51,10 @@ pub fn list(ctx: &Context, args: &ListArgs) -> Result<(), CliError> {
     }
     if parcels.is_empty() {
         output::print("No parcels.\n")?;
-        ctx.note("Create one with `parcel create`, or import one with `parcel import`.");
+        ctx.note(&format!(
+            "Create one with `{0} create`, or import one with `{0} import`.",
+            ctx.parcel_command()
+        ));
         return Ok(());
     }
     let rows: Vec<Vec<String>> = parcels
@@ -212,8 +215,9 @@ pub fn sent(ctx: &Context, args: &SentArgs) -> Result<(), CliError> {
         printable(&detail)
     ))?;
     ctx.note(&format!(
-        "It becomes confirmed when {}'s receipt is applied with `parcel receipt apply FILE`.",
-        parcel.destination_site
+        "It becomes confirmed when {}'s receipt is applied with `{} receipt apply FILE`.",
+        parcel.destination_site,
+        ctx.parcel_command()
     ));
     Ok(())
 }
@@ -227,7 +231,10 @@ pub fn packages(ctx: &Context, args: &PackagesArgs) -> Result<(), CliError> {
     }
     if packages.is_empty() {
         output::print("No packages in the store.\n")?;
-        ctx.note("Packages arrive with `parcel import`.");
+        ctx.note(&format!(
+            "Packages arrive with `{} import`.",
+            ctx.parcel_command()
+        ));
         return Ok(());
     }
     let rows: Vec<Vec<String>> = packages

@@ -395,6 +395,29 @@ fn create_warns_when_this_site_already_made_the_version_with_other_content() {
 }
 
 #[test]
+fn the_default_receipt_never_replaces_another_file_beside_the_volumes() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let outs = [world.medium(), world.medium()];
+    let created = cen.create(&package, "tools", 1, "BXL", &[&outs[0], &outs[1]]);
+    let name = format!("tools-v1-{}.receipt", &created.parcel_id[..8]);
+    let first_dir = created.volumes[0].parent().expect("medium");
+    fs::write(first_dir.join(&name), b"notes of the courier\n").expect("write");
+    let out = bxl
+        .run(&["import", arg(&outs[0]), arg(&outs[1]), "--json"])
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).expect("JSON");
+    assert_eq!(
+        json["receipt"].as_str().map(PathBuf::from),
+        Some(bxl.home.join("receipts").join(&name))
+    );
+    assert_eq!(
+        fs::read(first_dir.join(&name)).expect("kept"),
+        b"notes of the courier\n"
+    );
+}
+
+#[test]
 fn a_failed_command_asked_for_json_prints_json() {
     let (world, cen, bxl) = two_sites();
     let empty = world.medium();
@@ -490,6 +513,14 @@ fn receipt_applied_twice_at_once_confirms_once_and_both_succeed() {
         let (mut a, mut b) = (apply(), apply());
         assert!(a.wait().expect("wait").success() && b.wait().expect("wait").success());
         assert_eq!(cen.status(&created.parcel_id), "confirmed");
+        let history = cen.json(&["show", &created.parcel_id, "--json"])["history"].clone();
+        let confirmed = history
+            .as_array()
+            .expect("history")
+            .iter()
+            .filter(|e| e["status"] == "confirmed")
+            .count();
+        assert_eq!(confirmed, 1, "{history}");
     }
 }
 

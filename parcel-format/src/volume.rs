@@ -55,8 +55,8 @@ pub struct OutputDir {
 }
 
 /// A [`VolumeSink`] filling directories in order, one after the other;
-/// parity volumes start in the directory after the last data volume's when
-/// there is one with room. Volumes are named `STEM.NNN-of-MMM.tar`, parity
+/// parity volumes go in the directories after the last data volume's as far
+/// as they have room, then beside the data. Volumes are named `STEM.NNN-of-MMM.tar`, parity
 /// volumes `STEM.par-NNN-of-MMM.tar`.
 pub struct DirSink {
     outputs: Vec<OutputDir>,
@@ -65,8 +65,10 @@ pub struct DirSink {
     placed: Vec<PathBuf>,
     placed_parity: Vec<PathBuf>,
     committed_parity: Vec<PathBuf>,
+    /// The directory data volumes go to: the first with room, in turn.
     current_output: usize,
-    used: u64,
+    /// Bytes given out in each directory (whole volumes).
+    used: Vec<u64>,
     /// The writer's lock in each directory it has put a temporary file in,
     /// held until the files are renamed or removed.
     locks: Vec<WriterLock>,
@@ -134,7 +136,7 @@ impl DirSink {
             placed_parity: Vec::new(),
             committed_parity: Vec::new(),
             current_output: 0,
-            used: 0,
+            used: Vec::new(),
             locks: Vec::new(),
         }
     }
@@ -206,44 +208,32 @@ impl DirSink {
         dir.join(format!(".{}.{number:04}{PARTIAL_SUFFIX}", self.stem))
     }
 
-    /// Moves on to the next directory, if there is one with room for a full
-    /// volume, before the first parity volume: on separate media, a lost
-    /// medium takes data volumes or repair data, not both with it (the
-    /// repair data rebuilds lost data volumes only while it is intact).
-    fn start_repair_data(&mut self) {
-        let next = self.current_output + 1;
-        let room = self
-            .outputs
-            .get(next)
-            .is_some_and(|out| out.capacity.is_none_or(|cap| cap >= self.volume_size));
-        if room && !self.placed.is_empty() {
-            self.current_output = next;
-            self.used = 0;
-        }
+    /// Whether directory `i` has room for one more full volume.
+    fn has_room(&self, i: usize) -> bool {
+        let used = self.used.get(i).copied().unwrap_or(0);
+        self.outputs.get(i).is_some_and(|out| {
+            out.capacity
+                .is_none_or(|cap| cap.saturating_sub(used) >= self.volume_size)
+        })
     }
 
-    /// Opens a new temporary file in the first directory (from the current
-    /// one) with room for a full volume.
-    fn create_in_room(&mut self, what: &str, temp_name: &str) -> io::Result<(File, PathBuf)> {
-        loop {
-            let Some(out) = self.outputs.get(self.current_output) else {
-                return Err(io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    format!("no output directory has room for {what}; add another output"),
-                ));
-            };
-            if out
-                .capacity
-                .is_none_or(|cap| cap.saturating_sub(self.used) >= self.volume_size)
-            {
-                break;
-            }
-            self.current_output += 1;
-            self.used = 0;
-        }
+    /// Opens a new temporary file in the first directory of `order` with room
+    /// for a full volume; returns it, its path and the directory's index.
+    fn create_in_room(
+        &mut self,
+        what: &str,
+        temp_name: &str,
+        mut order: impl Iterator<Item = usize>,
+    ) -> io::Result<(File, PathBuf, usize)> {
+        let Some(i) = order.find(|&i| self.has_room(i)) else {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("no output directory has room for {what}; add another output"),
+            ));
+        };
         let dir = self
             .outputs
-            .get(self.current_output)
+            .get(i)
             .map(|o| o.dir.clone())
             .unwrap_or_default();
         let path = dir.join(temp_name);
@@ -253,18 +243,27 @@ impl DirSink {
             .write(true)
             .create_new(true)
             .open(&path)?;
-        self.used = self.used.saturating_add(self.volume_size);
-        Ok((file, path))
+        if self.used.len() < self.outputs.len() {
+            self.used.resize(self.outputs.len(), 0);
+        }
+        if let Some(used) = self.used.get_mut(i) {
+            *used = used.saturating_add(self.volume_size);
+        }
+        Ok((file, path, i))
     }
 }
 
 impl VolumeSink for DirSink {
     fn create_parity(&mut self, number: u32) -> io::Result<File> {
-        if number == 1 {
-            self.start_repair_data();
-        }
+        // On another medium than the data when one has room: a lost medium
+        // then takes data volumes or repair data, not both (the repair data
+        // rebuilds lost data volumes only while it is intact). Else beside
+        // the data, so that the room is what it would be without this.
+        let data = self.current_output;
+        let order = (data + 1..self.outputs.len()).chain(std::iter::once(data));
         let temp = format!(".{}.par-{number:04}{PARTIAL_SUFFIX}", self.stem);
-        let (file, path) = self.create_in_room(&format!("parity volume {number}"), &temp)?;
+        let (file, path, _) =
+            self.create_in_room(&format!("parity volume {number}"), &temp, order)?;
         self.placed_parity.push(path);
         Ok(file)
     }
@@ -276,7 +275,9 @@ impl VolumeSink for DirSink {
     fn create(&mut self, number: u32) -> io::Result<File> {
         let temp = self.temp_path(Path::new(""), number);
         let name = temp.to_string_lossy().into_owned();
-        let (file, path) = self.create_in_room(&format!("volume {number}"), &name)?;
+        let order = self.current_output..self.outputs.len();
+        let (file, path, i) = self.create_in_room(&format!("volume {number}"), &name, order)?;
+        self.current_output = i;
         self.placed.push(path);
         Ok(file)
     }
@@ -932,6 +933,42 @@ impl Write for IndexWriter<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parity_volumes_go_after_the_data_then_beside_it() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let volume = 1u64 << 16;
+        let out = |i: usize, volumes: u64| OutputDir {
+            dir: dirs[i].path().to_owned(),
+            capacity: Some(volumes * volume),
+        };
+        // A holds 3 volumes, B 1, C 1: the data fills 2 of A.
+        let mut sink = DirSink::new(vec![out(0, 3), out(1, 1), out(2, 1)], "p", volume);
+        sink.create(1).unwrap();
+        sink.create(2).unwrap();
+        for number in 1..=3 {
+            sink.create_parity(number).unwrap();
+        }
+        let where_ = |dir: usize| {
+            let mut names: Vec<String> = fs::read_dir(dirs[dir].path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(PARTIAL_SUFFIX))
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            where_(0),
+            [".p.0001.partial", ".p.0002.partial", ".p.par-0003.partial"]
+        );
+        assert_eq!(where_(1), [".p.par-0001.partial"]);
+        assert_eq!(where_(2), [".p.par-0002.partial"]);
+        // All five volumes' worth of room is used; a sixth has none.
+        let full = sink.create_parity(4).unwrap_err();
+        assert_eq!(full.kind(), io::ErrorKind::StorageFull);
+        sink.abort();
+    }
 
     #[test]
     fn sweeping_removes_only_unfinished_volumes_nobody_writes() {
