@@ -615,9 +615,12 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             record.destination_site,
             base_version.map_or(String::new(), |v| format!(", a delta on v{v}")),
             if o.encrypt {
-                ", encrypted: only it can read the content"
+                format!(
+                    ", encrypted: only {} can read the content",
+                    record.destination_site
+                )
             } else {
-                ""
+                String::new()
             },
             paths.len(),
             human_bytes(record.bytes),

@@ -623,6 +623,13 @@ pub fn list(ctx: &Context, args: &KeyListArgs) -> Result<(), CliError> {
 /// signed are refused from now on.
 pub fn revoke(ctx: &Context, args: &KeyRevokeArgs) -> Result<(), CliError> {
     let mut catalog = ctx.home.open_catalog()?;
+    let own = catalog.site()?;
+    if own.code == args.code {
+        return Err(CliError::Usage(format!(
+            "{} is this site; its own key is not in its trust list. To stop using this key, set up a new site home (`parcel site init`) and send its key file to the other sites",
+            own.code
+        )));
+    }
     if let Some(site) = catalog.trusted_site(&args.code)? {
         if let Some(at) = site.revoked_at {
             return output::print(&format!(

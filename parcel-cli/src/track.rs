@@ -32,7 +32,7 @@ pub(crate) fn short_id(parcel_id: &str) -> String {
 
 /// Bytes in binary units (`1.50 GiB`).
 fn size(bytes: u64) -> String {
-    indicatif::HumanBytes(bytes).to_string()
+    crate::disk::human_bytes(bytes)
 }
 
 /// `parcel list`: parcels, newest first.
@@ -186,6 +186,20 @@ pub fn sent(ctx: &Context, args: &SentArgs) -> Result<(), CliError> {
         return Err(CliError::NotOutgoing {
             parcel: parcel.parcel_id,
             source_site: parcel.source_site,
+        });
+    }
+    if parcel.status != Status::Created {
+        let already = match parcel.status {
+            Status::Sent => "already marked sent",
+            _ => "already confirmed by its receipt",
+        };
+        return Err(CliError::Refused {
+            subject: format!("parcel {}", parcel.parcel_id),
+            reason: format!(
+                "it is {already}; `{} show {}` has its history",
+                ctx.parcel_command(),
+                short_id(&parcel.parcel_id)
+            ),
         });
     }
     match read_back(&catalog.history(&parcel.parcel_id)?) {

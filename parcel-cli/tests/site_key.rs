@@ -387,6 +387,11 @@ fn key_revoke_keeps_the_site_listed_as_revoked() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("SUD"));
+    parcel(&nor)
+        .args(["key", "revoke", "NOR"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("NOR is this site"));
 }
 
 #[test]
