@@ -207,6 +207,16 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         Some(base) => {
             let held = catalog.package(&manifest.package_id, base.package_version)?;
             match held {
+                Some(held) if store_copy_missing(&ctx.home, &held) => {
+                    return Err(refused(format!(
+                        "it is a delta parcel on {} v{}, whose copy in this store ({}) is missing; import v{}'s parcel again to restore it, then this one, or ask {} for a full parcel",
+                        manifest.package_id,
+                        base.package_version,
+                        store_path(&ctx.home, &held).display(),
+                        base.package_version,
+                        manifest.source_site
+                    )))
+                }
                 Some(held) if held.tree_digest == hex(&base.tree_digest) => {
                     Some(store_path(&ctx.home, &held))
                 }

@@ -307,7 +307,14 @@ fn a_store_copy_gone_missing_is_installed_again_by_importing_its_parcel_and_a_de
         ));
 
     // Done as it says: v1 comes back exactly, with the same catalog record.
+    // (The delta first, while v1 is away: it names the missing copy.)
     fs::rename(bxl.store("tools", 1), world.dir("moved-away").join("1")).expect("move");
+    bxl.import(&[&delta])
+        .code(4)
+        .stderr(predicate::str::contains("whose copy in this store"))
+        .stderr(predicate::str::contains(
+            "is missing; import v1's parcel again",
+        ));
     bxl.import(&[&out1, &out2])
         .success()
         .stdout(predicate::str::contains(
