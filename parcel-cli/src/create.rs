@@ -424,6 +424,8 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         encryption,
         ..WriteOptions::default()
     };
+    let dirs: Vec<PathBuf> = outputs.iter().map(|o| o.dir.clone()).collect();
+    let writing = crate::interrupt::Writing::start(&dirs, &stem);
     let mut sink = DirSink::new(outputs, stem.clone(), volume_size);
     let bar = Progress::bytes(ctx, "Creating", scan.content_bytes);
     let files = scan.files;
@@ -437,7 +439,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         &key,
         &options,
         &extras,
-        &mut sink,
+        &mut crate::interrupt::GatedSink(&mut sink),
         &mut |done| bar.set(done),
     )
     .map_err(|err| {
@@ -477,17 +479,19 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     let early = if swap_media {
         None
     } else {
-        Some(record_created(
-            ctx,
-            &mut catalog,
-            o,
-            &site.code,
-            &info,
-            &written,
-            &paths,
-            &parity_paths,
-            false,
-        )?)
+        Some(writing.recording(|| {
+            record_created(
+                ctx,
+                &mut catalog,
+                o,
+                &site.code,
+                &info,
+                &written,
+                &paths,
+                &parity_paths,
+                false,
+            )
+        })?)
     };
     if o.verify {
         // The volumes are synced: read them back from the medium itself.

@@ -11,6 +11,7 @@ mod error;
 mod forward;
 mod home;
 mod import;
+mod interrupt;
 mod key;
 mod media;
 mod output;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     keep_large_buffers_out_of_arenas();
     // Usage errors exit with 2 and --help/--version with 0, from clap itself.
     let cli = Cli::parse();
+    interrupt::install();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -344,6 +344,53 @@ fn verify_json(site: &Site, volumes: &[PathBuf]) -> (Output, serde_json::Value) 
 }
 
 #[test]
+fn create_interrupted_while_writing_removes_its_files_and_says_so() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.dir("tools");
+    write_big_package(&package, 96);
+    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let out = world.medium();
+        let mut child = parcel_cmd(&cen)
+            .args([
+                "create",
+                "--package",
+                arg(&package),
+                "--package-id",
+                "tools",
+            ])
+            .args(["--version", "1", "--to", "BXL", "--volume-size", "1MiB"])
+            .args(["--out", arg(&out)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn parcel");
+        let start = Instant::now();
+        while !names_in(&out).iter().any(|n| n.ends_with(".partial")) {
+            assert!(
+                child.try_wait().expect("wait").is_none(),
+                "create ended first"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no volume started"
+            );
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let pid = i32::try_from(child.id()).expect("pid");
+        // SAFETY: kill has no memory effects; `pid` is our own child, not yet reaped.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let output = child.wait_with_output().expect("wait");
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(code), "{stderr}");
+        assert!(stderr.contains("interrupted: parcel tools-v1-"), "{stderr}");
+        assert!(stderr.contains("was not made"), "{stderr}");
+        assert_eq!(names_in(&out), Vec::<String>::new(), "{stderr}");
+        assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+    }
+}
+
+#[test]
 fn create_killed_at_any_point_leaves_no_half_written_volume_and_a_rerun_cleans_up_and_succeeds() {
     let (world, cen, bxl) = two_sites();
     let package = world.dir("tools");

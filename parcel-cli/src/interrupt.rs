@@ -1,0 +1,164 @@
+//! What Ctrl-C (SIGINT), SIGTERM and SIGHUP do: the command stops, and one
+//! that is writing a parcel's volumes first removes the files it had not
+//! finished, instead of leaving hidden temporary files (`.STEM.NNNN.partial`)
+//! that take room on a medium until the next `create` there sweeps them.
+//!
+//! The signals are taken by a thread of their own (signal-hook), so the
+//! clean-up runs as ordinary code, not in a signal handler. The writer makes
+//! and renames its files through a [`GatedSink`], under the same lock the
+//! clean-up takes and keeps until the process exits: once the clean-up has
+//! started, no volume file is made or renamed any more, so nothing made
+//! after it looked is left behind.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use parcel_format::volume::VolumeSink;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::output;
+
+/// A parcel being written: its volume files' stem and the directories they
+/// go to.
+struct Unfinished {
+    dirs: Vec<PathBuf>,
+    stem: String,
+    /// Not recorded in the catalog yet: volumes under their final names go
+    /// too (nobody can ship or import a parcel the catalog does not know).
+    finals: bool,
+}
+
+/// The parcel being written, if any; its lock is the gate of [`GatedSink`].
+static UNFINISHED: Mutex<Option<Unfinished>> = Mutex::new(None);
+
+fn gate() -> MutexGuard<'static, Option<Unfinished>> {
+    UNFINISHED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Takes SIGINT, SIGTERM and SIGHUP from now on: each cleans up what
+/// [`Writing`] names and exits with 128 + the signal's number. Without the
+/// thread (it cannot be made), the signals keep their default action.
+pub fn install() {
+    let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                // Kept until the exit: the writer waits at its next file.
+                let mut held = gate();
+                if let Some(unfinished) = held.take() {
+                    clean_up(&unfinished);
+                }
+                std::process::exit(128 + signal);
+            }
+        });
+}
+
+/// While alive, an interruption removes the parcel's unfinished files.
+pub struct Writing;
+
+impl Writing {
+    /// The parcel whose volumes are named `stem` is being written into `dirs`.
+    pub fn start(dirs: &[PathBuf], stem: &str) -> Writing {
+        *gate() = Some(Unfinished {
+            dirs: dirs.to_vec(),
+            stem: stem.to_owned(),
+            finals: true,
+        });
+        Writing
+    }
+
+    /// Runs `record` (which records the parcel in the catalog) where no
+    /// interruption can come between it and keeping the finished volumes.
+    pub fn recording<T>(&self, record: impl FnOnce() -> T) -> T {
+        let mut held = gate();
+        let value = record();
+        if let Some(u) = held.as_mut() {
+            u.finals = false;
+        }
+        value
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        *gate() = None;
+    }
+}
+
+/// A [`VolumeSink`] that makes, renames and removes its files only through
+/// the gate (see the module's documentation).
+pub struct GatedSink<'a>(pub &'a mut dyn VolumeSink);
+
+impl VolumeSink for GatedSink<'_> {
+    fn create(&mut self, number: u32) -> io::Result<File> {
+        let _open = gate();
+        self.0.create(number)
+    }
+
+    fn reopen(&mut self, number: u32) -> io::Result<File> {
+        self.0.reopen(number)
+    }
+
+    fn commit(&mut self, count: u32) -> io::Result<Vec<PathBuf>> {
+        let _open = gate();
+        self.0.commit(count)
+    }
+
+    fn abort(&mut self) {
+        let _open = gate();
+        self.0.abort();
+    }
+
+    fn create_parity(&mut self, number: u32) -> io::Result<File> {
+        let _open = gate();
+        self.0.create_parity(number)
+    }
+
+    fn committed_parity(&self) -> Vec<PathBuf> {
+        self.0.committed_parity()
+    }
+}
+
+/// Removes the files of the parcel being written, and says what it did.
+fn clean_up(u: &Unfinished) {
+    let temporary = format!(".{}.", u.stem);
+    let final_name = format!("{}.", u.stem);
+    let mut removed = 0usize;
+    for dir in &u.dirs {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let ours = (name.starts_with(&temporary)
+                && (name.ends_with(".partial") || name.ends_with(".lock")))
+                || (u.finals && name.starts_with(&final_name) && name.ends_with(".tar"));
+            if ours && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    let dirs: Vec<String> = u.dirs.iter().map(|d| d.display().to_string()).collect();
+    if u.finals {
+        output::warn(&format!(
+            "interrupted: parcel {} was not made; {removed} of its file(s) removed from {}",
+            u.stem,
+            dirs.join(", ")
+        ));
+    } else {
+        output::warn(&format!(
+            "interrupted while reading back parcel {}: it is recorded, but its volumes in {} were not checked; run `parcel verify` on them before they are shipped",
+            u.stem,
+            dirs.join(", ")
+        ));
+    }
+}
