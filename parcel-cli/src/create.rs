@@ -554,6 +554,9 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             catalog.note(&id, clock::now(), READ_BACK)?;
         }
     }
+    // Recorded and read back (or spooled, to be copied onto media swapped at
+    // a terminal): an interruption from here on removes nothing.
+    drop(writing);
     let record = match early {
         Some(record) => record,
         None => {

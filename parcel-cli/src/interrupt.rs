@@ -6,9 +6,13 @@
 //! The signals are taken by a thread of their own (signal-hook), so the
 //! clean-up runs as ordinary code, not in a signal handler. The writer makes
 //! and renames its files through a [`GatedSink`], under the same lock the
-//! clean-up takes and keeps until the process exits: once the clean-up has
+//! clean-up takes and keeps until the process ends: once the clean-up has
 //! started, no volume file is made or renamed any more, so nothing made
-//! after it looked is left behind.
+//! after it looked is left behind. Should the writer be stuck holding the
+//! lock (a stalled medium), a second signal ends the process at once. The
+//! process then ends by the signal itself, as a shell expects of Ctrl-C.
+//! Signals ignored when parcel started (`nohup`, `&` in a script) stay
+//! ignored.
 
 use std::fs::{self, File};
 use std::io;
@@ -40,25 +44,58 @@ fn gate() -> MutexGuard<'static, Option<Unfinished>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Takes SIGINT, SIGTERM and SIGHUP from now on: each cleans up what
-/// [`Writing`] names and exits with 128 + the signal's number. Without the
-/// thread (it cannot be made), the signals keep their default action.
+/// Takes SIGINT, SIGTERM and SIGHUP from now on (those not ignored): the
+/// first cleans up what [`Writing`] names, then the process ends by that
+/// signal; a second one while the clean-up waits ends it at once. Without
+/// the thread (it cannot be made), the signals keep their default action.
 pub fn install() {
-    let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+    let taken: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
+        .into_iter()
+        .filter(|&signal| !ignored(signal))
+        .collect();
+    let Ok(mut signals) = Signals::new(&taken) else {
         return;
     };
     let _ = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                // Kept until the exit: the writer waits at its next file.
-                let mut held = gate();
-                if let Some(unfinished) = held.take() {
-                    clean_up(&unfinished);
+            let Some(signal) = signals.forever().next() else {
+                return;
+            };
+            // Kept until the end: the writer waits at its next file.
+            let mut held = loop {
+                match UNFINISHED.try_lock() {
+                    Ok(held) => break held,
+                    Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => {}
                 }
-                std::process::exit(128 + signal);
+                if let Some(again) = signals.pending().next() {
+                    die_by(again);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            };
+            if let Some(unfinished) = held.take() {
+                clean_up(&unfinished);
             }
+            die_by(signal);
         });
+}
+
+/// Whether `signal` was set to be ignored when parcel started.
+fn ignored(signal: i32) -> bool {
+    let mut current = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `current`,
+    // which is zeroed memory of the right type.
+    let rc = unsafe { libc::sigaction(signal, std::ptr::null(), current.as_mut_ptr()) };
+    // SAFETY: zero-initialised, and filled in by sigaction when it succeeded.
+    rc == 0 && unsafe { current.assume_init() }.sa_sigaction == libc::SIG_IGN
+}
+
+/// Ends the process by `signal`'s default action (so that a shell sees a
+/// command killed by Ctrl-C, and stops a loop), else exits 128 + its number.
+fn die_by(signal: i32) -> ! {
+    let _ = signal_hook::low_level::emulate_default_handler(signal);
+    std::process::exit(128 + signal)
 }
 
 /// While alive, an interruption removes the parcel's unfinished files.
@@ -76,14 +113,15 @@ impl Writing {
     }
 
     /// Runs `record` (which records the parcel in the catalog) where no
-    /// interruption can come between it and keeping the finished volumes.
-    pub fn recording<T>(&self, record: impl FnOnce() -> T) -> T {
+    /// interruption can come between it and keeping the finished volumes;
+    /// they are kept only if it succeeds.
+    pub fn recording<T, E>(&self, record: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
         let mut held = gate();
-        let value = record();
+        let value = record()?;
         if let Some(u) = held.as_mut() {
             u.finals = false;
         }
-        value
+        Ok(value)
     }
 }
 
@@ -148,6 +186,10 @@ fn clean_up(u: &Unfinished) {
         }
     }
     let dirs: Vec<String> = u.dirs.iter().map(|d| d.display().to_string()).collect();
+    // Off the line a progress bar or a prompt may have left unfinished.
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!();
+    }
     if u.finals {
         output::warn(&format!(
             "interrupted: parcel {} was not made; {removed} of its file(s) removed from {}",
