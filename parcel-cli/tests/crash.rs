@@ -354,14 +354,21 @@ fn create_until_writing(cen: &Site, package: &Path, out: &Path, ignore: Option<i
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    if let Some(signal) = ignore {
-        // SAFETY: signal() is async-signal-safe, as pre_exec requires.
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::signal(signal, libc::SIG_IGN);
-                Ok(())
-            });
-        }
+    // The signals as a terminal's foreground command has them, whatever
+    // this test inherited (a shell's `&` ignores SIGINT), but `ignore`.
+    // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(move || {
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                let action = if Some(signal) == ignore {
+                    libc::SIG_IGN
+                } else {
+                    libc::SIG_DFL
+                };
+                libc::signal(signal, action);
+            }
+            Ok(())
+        });
     }
     let mut child = cmd.spawn().expect("spawn parcel");
     let start = Instant::now();
