@@ -414,8 +414,9 @@ fn encrypted_delta_parcel_imports_over_its_base() {
     bxl.assert_holds("tools", 2, &v2);
 }
 
-#[test]
-fn forward_of_a_package_that_arrived_encrypted_needs_encrypt_or_clear() {
+/// CEN, BXL and NOR (BXL and NOR trusting each other too), and the secret
+/// package that CEN sent BXL encrypted, imported there.
+fn encrypted_package_at_bxl() -> (World, Site, Site, Site, PathBuf) {
     let (world, cen, bxl, nor) = three_sites();
     bxl.trust(&nor);
     nor.trust(&bxl);
@@ -423,6 +424,12 @@ fn forward_of_a_package_that_arrived_encrypted_needs_encrypt_or_clear() {
     let medium = world.medium();
     create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
     bxl.import(&[&medium]).success();
+    (world, cen, bxl, nor, package)
+}
+
+#[test]
+fn forward_of_a_package_that_arrived_encrypted_needs_encrypt_or_clear() {
+    let (world, _cen, bxl, nor, package) = encrypted_package_at_bxl();
     let shown = bxl.run(&["list", "--incoming", "--json"]).success();
     let listed: serde_json::Value =
         serde_json::from_slice(&shown.get_output().stdout).expect("list --json");
@@ -474,13 +481,7 @@ fn forward_of_a_package_that_arrived_encrypted_needs_encrypt_or_clear() {
 
 #[test]
 fn forward_encrypts_to_the_next_site() {
-    let (world, cen, bxl, nor) = three_sites();
-    bxl.trust(&nor);
-    nor.trust(&bxl);
-    let package = secret_package(&world);
-    let medium = world.medium();
-    create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
-    bxl.import(&[&medium]).success();
+    let (world, cen, bxl, nor, package) = encrypted_package_at_bxl();
 
     let out = world.medium();
     let forwarded = bxl.json(&[

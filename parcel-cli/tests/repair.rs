@@ -50,8 +50,19 @@ fn create_with(
     out: &Path,
     args: &[&str],
 ) -> ParityParcel {
+    create_onto(cen, package, version, &[out], args)
+}
+
+/// Like [`create_with`], onto the media `outs` in turn.
+fn create_onto(
+    cen: &Site,
+    package: &Path,
+    version: u64,
+    outs: &[&Path],
+    args: &[&str],
+) -> ParityParcel {
     let stdout = cen
-        .create_cmd(package, "tools", version, "BXL", &[out])
+        .create_cmd(package, "tools", version, "BXL", outs)
         .args(args)
         .arg("--json")
         .assert()
@@ -71,21 +82,13 @@ fn parity_volumes_go_on_the_next_medium_and_rebuild_a_lost_first_medium() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 3);
     let (usb1, usb2) = (world.medium(), world.medium());
-    let stdout = cen
-        .create_cmd(&package, "tools", 1, "BXL", &[&usb1, &usb2])
-        .args(["--parity", "100", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&stdout).expect("create --json");
-    let (volumes, parity) = (paths(&json, "volumes"), paths(&json, "parity_volumes"));
+    let ParityParcel { volumes, parity } =
+        create_onto(&cen, &package, 1, &[&usb1, &usb2], &["--parity", "100"]);
     // The data fits the first medium; the repair data goes on the second.
-    assert!(volumes.iter().all(|v| v.starts_with(&usb1)), "{json}");
+    assert!(volumes.iter().all(|v| v.starts_with(&usb1)), "{volumes:?}");
     assert!(
         !parity.is_empty() && parity.iter().all(|p| p.starts_with(&usb2)),
-        "{json}"
+        "{parity:?}"
     );
     // The first medium lost whole (100% parity): the second alone rebuilds it.
     bxl.import(&[&usb2]).success();
