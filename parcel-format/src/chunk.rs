@@ -44,14 +44,23 @@ pub fn check_params(p: ChunkParams) -> Result<(), String> {
 
 /// Reads `source` to its end and calls `emit` with each chunk in order.
 /// `params` must have passed [`check_params`]. Returns the bytes read.
+///
+/// `size_hint` is the size the source is expected to have (a file's size
+/// when it was listed): the window is no larger than needed to hold that
+/// whole, plus a byte to see the end, so a small file does not cost a
+/// 4 MiB buffer. `buffer` is reused across calls and only ever grows; a
+/// source longer than its hint is still read whole, in windows.
 pub(crate) fn chunk_stream<R: Read, E: From<io::Error>>(
     mut source: R,
     params: ChunkParams,
+    size_hint: u64,
     buffer: &mut Vec<u8>,
     mut emit: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<u64, E> {
-    let window = WINDOW.max(2 * params.max as usize);
-    buffer.resize(window, 0);
+    let window = window_for(params, size_hint);
+    if buffer.len() < window {
+        buffer.resize(window, 0);
+    }
     let mut len = 0usize;
     let mut total = 0u64;
     let mut eof = false;
@@ -82,14 +91,27 @@ pub(crate) fn chunk_stream<R: Read, E: From<io::Error>>(
     Ok(total)
 }
 
+/// The window [`chunk_stream`] reads a source of `size_hint` bytes in:
+/// longer than the largest chunk, so a full window always holds a certain
+/// cut and every pass makes progress; at most [`WINDOW`] (or two largest
+/// chunks, if more).
+fn window_for(params: ChunkParams, size_hint: u64) -> usize {
+    let max = params.max as usize;
+    let whole = usize::try_from(size_hint.saturating_add(1)).unwrap_or(usize::MAX);
+    whole.clamp(max + 1, WINDOW.max(2 * max))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cuts(data: &[u8], p: ChunkParams) -> Vec<usize> {
+        cuts_with_hint(data, p, data.len() as u64, &mut Vec::new())
+    }
+
+    fn cuts_with_hint(data: &[u8], p: ChunkParams, hint: u64, buf: &mut Vec<u8>) -> Vec<usize> {
         let mut lens = Vec::new();
-        let mut buf = Vec::new();
-        chunk_stream::<_, io::Error>(data, p, &mut buf, |c| {
+        chunk_stream::<_, io::Error>(data, p, hint, buf, |c| {
             lens.push(c.len());
             Ok(())
         })
@@ -114,6 +136,44 @@ mod tests {
             .collect();
         assert_eq!(cuts(&data, p), whole);
         assert_eq!(whole.iter().sum::<usize>(), data.len());
+    }
+
+    #[test]
+    fn cuts_do_not_depend_on_the_size_hint_or_the_reused_buffer() {
+        let mut state = 99u64;
+        let data: Vec<u8> = (0..3_000_000)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 33) as u8
+            })
+            .collect();
+        for p in [
+            DEFAULT_CHUNKING,
+            ChunkParams {
+                min: 64,
+                avg: 256,
+                max: 1024,
+            },
+        ] {
+            let whole: Vec<usize> = FastCDC::new(&data, p.min, p.avg, p.max)
+                .map(|c| c.length)
+                .collect();
+            // A hint of 0 gives the smallest window (one byte over the largest
+            // chunk); a hint far too small or too large changes nothing.
+            let mut buf = Vec::new();
+            for hint in [0, 1000, data.len() as u64 - 1, u64::MAX] {
+                assert_eq!(
+                    cuts_with_hint(&data, p, hint, &mut buf),
+                    whole,
+                    "hint {hint}"
+                );
+            }
+            assert_eq!(window_for(p, 0), p.max as usize + 1);
+            assert_eq!(window_for(p, 10), p.max as usize + 1);
+            assert_eq!(window_for(p, u64::MAX), WINDOW.max(2 * p.max as usize));
+        }
     }
 
     #[test]

@@ -1146,6 +1146,7 @@ fn read_file_chunks(
     let read = chunk_stream(
         file,
         params,
+        size,
         buffer,
         |data: &[u8]| -> Result<(), ChunkError> {
             let sha256: Hash = Sha256::digest(data).into();
