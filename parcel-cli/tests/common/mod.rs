@@ -269,19 +269,28 @@ pub enum Node {
 /// with their target. An absent `root` is an empty snapshot.
 pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Node>) {
-        for entry in fs::read_dir(dir).expect("read dir") {
-            let path = entry.expect("dir entry").path();
-            let meta = fs::symlink_metadata(&path).expect("metadata");
+        // Paths in the messages: a test once failed here, once, with a bare
+        // "not found" (a path gone between read_dir and symlink_metadata).
+        let entries = fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("snapshot: read dir {}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry
+                .unwrap_or_else(|e| panic!("snapshot: entry of {}: {e}", dir.display()))
+                .path();
+            let meta = fs::symlink_metadata(&path)
+                .unwrap_or_else(|e| panic!("snapshot: metadata of {}: {e}", path.display()));
             let rel = path.strip_prefix(root).expect("under root").to_owned();
             let mode = meta.permissions().mode() & 0o7777;
             if meta.file_type().is_symlink() {
-                let target = fs::read_link(&path).expect("read link");
+                let target = fs::read_link(&path)
+                    .unwrap_or_else(|e| panic!("snapshot: read link {}: {e}", path.display()));
                 out.insert(rel, Node::Symlink { target });
             } else if meta.is_dir() {
                 out.insert(rel, Node::Dir { mode });
                 walk(root, &path, out);
             } else {
-                let bytes = fs::read(&path).expect("read file");
+                let bytes = fs::read(&path)
+                    .unwrap_or_else(|e| panic!("snapshot: read {}: {e}", path.display()));
                 let sha256 = format!("{:x}", Sha256::digest(&bytes));
                 let len = bytes.len() as u64;
                 out.insert(rel, Node::File { mode, len, sha256 });
