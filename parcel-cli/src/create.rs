@@ -560,19 +560,46 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     let record = match early {
         Some(record) => record,
         None => {
-            paths = copy_to_media(&paths, &o.outs[0], &stem)?;
-            parity_paths = copy_to_media(&parity_paths, &o.outs[0], &stem)?;
-            record_created(
-                ctx,
-                &mut catalog,
-                o,
-                &site.code,
-                &info,
-                &written,
-                &paths,
-                &parity_paths,
-                o.verify,
-            )?
+            // Until it is recorded, an interruption, a failed copy or a stop
+            // at the prompt removes the parcel's volumes from the spool and
+            // from the medium in the drive: nothing unrecorded is kept.
+            let copying = crate::interrupt::Writing::start_copy(&spool, &o.outs[0], &stem);
+            let copied = copy_to_media(&paths, &o.outs[0], &stem, &copying).and_then(|placed| {
+                let parity = copy_to_media(&parity_paths, &o.outs[0], &stem, &copying)?;
+                Ok((placed, parity))
+            });
+            match copied {
+                Ok((placed, parity)) => {
+                    paths = placed;
+                    parity_paths = parity;
+                }
+                Err(e) => {
+                    let removed = copying.abandon();
+                    let what = match e {
+                        CliError::Failed { subject, reason } if subject == "create" => reason,
+                        other => other.to_string(),
+                    };
+                    return Err(CliError::Failed {
+                        subject: "create".into(),
+                        reason: format!(
+                            "{what}; {removed}; run create again when the media to hold it are at hand"
+                        ),
+                    });
+                }
+            }
+            copying.recording(|| {
+                record_created(
+                    ctx,
+                    &mut catalog,
+                    o,
+                    &site.code,
+                    &info,
+                    &written,
+                    &paths,
+                    &parity_paths,
+                    o.verify,
+                )
+            })?
         }
     };
     let base_version = manifest.base.as_ref().map(|b| b.package_version);
@@ -873,7 +900,15 @@ fn interactive() -> bool {
 /// Copies spooled volumes onto the medium mounted at `out`, one after the
 /// other, asking for the next medium whenever the next volume does not fit.
 /// Each copy is written under a temporary name, synced, then renamed.
-fn copy_to_media(spooled: &[PathBuf], out: &Path, stem: &str) -> Result<Vec<PathBuf>, CliError> {
+/// Files are made and renamed through the interruption gate, and `copying`
+/// learns of each volume placed (it removes them if the copy is
+/// interrupted, and says how many left on media swapped out since).
+fn copy_to_media(
+    spooled: &[PathBuf],
+    out: &Path,
+    stem: &str,
+    copying: &crate::interrupt::Writing,
+) -> Result<Vec<PathBuf>, CliError> {
     let mut placed = Vec::with_capacity(spooled.len());
     for (i, volume) in spooled.iter().enumerate() {
         let len = fs::metadata(volume)
@@ -905,11 +940,7 @@ fn copy_to_media(spooled: &[PathBuf], out: &Path, stem: &str) -> Result<Vec<Path
             if answer.trim().eq_ignore_ascii_case("q") {
                 return Err(CliError::Failed {
                     subject: "create".into(),
-                    reason: format!(
-                        "stopped at volume {}; the volumes not yet copied stay in {}",
-                        i + 1,
-                        volume.parent().unwrap_or(Path::new(".")).display()
-                    ),
+                    reason: format!("stopped at volume {} of {}", i + 1, spooled.len()),
                 });
             }
         }
@@ -918,14 +949,20 @@ fn copy_to_media(spooled: &[PathBuf], out: &Path, stem: &str) -> Result<Vec<Path
         let temp = out.join(format!(".{}.partial", name.display()));
         // Under the writer's lock, as the writer's own temporary files are,
         // so that another create's clean-up leaves the copy alone.
-        let lock = WriterLock::acquire(out, stem).map_err(CliError::io("lock in", out))?;
+        let lock = crate::interrupt::gated(|| WriterLock::acquire(out, stem))
+            .map_err(CliError::io("lock in", out))?;
         let copy = || -> std::io::Result<()> {
-            let mut to = File::create_new(&temp)?;
+            let mut to = crate::interrupt::gated(|| File::create_new(&temp))?;
             std::io::copy(&mut File::open(volume)?, &mut to)?;
             to.sync_all()
         };
-        copy().map_err(CliError::io("copy a volume to", &temp))?;
-        fs::rename(&temp, &target).map_err(CliError::io("rename", &target))?;
+        if let Err(e) = copy() {
+            let _ = fs::remove_file(&temp);
+            return Err(CliError::io("copy a volume to", &temp)(e));
+        }
+        crate::interrupt::gated(|| fs::rename(&temp, &target))
+            .map_err(CliError::io("rename", &target))?;
+        copying.placed(&target);
         drop(lock);
         sync_dir(out).map_err(CliError::io("sync", out))?;
         fs::remove_file(volume).map_err(CliError::io("remove", volume))?;

@@ -2,6 +2,9 @@
 //! that is writing a parcel's volumes first removes the files it had not
 //! finished, instead of leaving hidden temporary files (`.STEM.NNNN.partial`)
 //! that take room on a medium until the next `create` there sweeps them.
+//! That holds for the three writers: `create` (and `forward`) writing the
+//! volumes, `create` copying spooled volumes onto media swapped at a
+//! terminal, and `create --repair` rebuilding lost volumes.
 //!
 //! The signals are taken by a thread of their own (signal-hook), so the
 //! clean-up runs as ordinary code, not in a signal handler. The writer makes
@@ -16,7 +19,7 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use parcel_format::volume::VolumeSink;
@@ -30,9 +33,21 @@ use crate::output;
 struct Unfinished {
     dirs: Vec<PathBuf>,
     stem: String,
+    job: Job,
     /// Not recorded in the catalog yet: volumes under their final names go
     /// too (nobody can ship or import a parcel the catalog does not know).
     finals: bool,
+    /// Volumes of it copied onto media (swapped at a terminal): those no
+    /// longer there when it is cleaned up left with an earlier medium.
+    placed: Vec<PathBuf>,
+}
+
+/// Which writer an interruption stopped: it decides what is said.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Create,
+    CopyToMedia,
+    Repair,
 }
 
 /// The parcel being written, if any; its lock is the gate of [`GatedSink`].
@@ -75,7 +90,9 @@ pub fn install() {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             };
             if let Some(unfinished) = held.take() {
-                clean_up(&unfinished);
+                let elsewhere = elsewhere(&unfinished);
+                let removed = clean_up(&unfinished);
+                say_interrupted(&unfinished, removed, &elsewhere);
             }
             die_by(signal);
         });
@@ -104,12 +121,63 @@ pub struct Writing;
 impl Writing {
     /// The parcel whose volumes are named `stem` is being written into `dirs`.
     pub fn start(dirs: &[PathBuf], stem: &str) -> Writing {
+        Writing::begin(dirs.to_vec(), stem, Job::Create, true)
+    }
+
+    /// The parcel `stem`, written into `spool`, is being copied onto the
+    /// media mounted one after the other at `out`; it is not recorded yet,
+    /// so its volumes in both places go if it is interrupted.
+    pub fn start_copy(spool: &Path, out: &Path, stem: &str) -> Writing {
+        Writing::begin(
+            vec![spool.to_owned(), out.to_owned()],
+            stem,
+            Job::CopyToMedia,
+            true,
+        )
+    }
+
+    /// Lost volumes of the recorded parcel `stem` are being rebuilt into
+    /// `out`: only their temporary files and lock go if it is interrupted
+    /// (any finished one is a good volume of a known parcel).
+    pub fn start_repair(out: &Path, stem: &str) -> Writing {
+        Writing::begin(vec![out.to_owned()], stem, Job::Repair, false)
+    }
+
+    fn begin(dirs: Vec<PathBuf>, stem: &str, job: Job, finals: bool) -> Writing {
         *gate() = Some(Unfinished {
-            dirs: dirs.to_vec(),
+            dirs,
             stem: stem.to_owned(),
-            finals: true,
+            job,
+            finals,
+            placed: Vec::new(),
         });
         Writing
+    }
+
+    /// A volume of the parcel was copied onto the medium now at `path`.
+    pub fn placed(&self, path: &Path) {
+        if let Some(u) = gate().as_mut() {
+            u.placed.push(path.to_owned());
+        }
+    }
+
+    /// Gives up the parcel now (its copy onto media failed or was stopped):
+    /// removes its files as an interruption would, and returns a sentence
+    /// that says what was removed and what is left to do.
+    pub fn abandon(self) -> String {
+        // The gate is held through the clean-up: a signal meanwhile waits
+        // for it, then finds nothing left to do.
+        let mut held = gate();
+        let Some(u) = held.take() else {
+            return String::new();
+        };
+        let elsewhere = elsewhere(&u);
+        let removed = clean_up(&u);
+        format!(
+            "parcel {} was not made; {removed} of its file(s) removed from {}{elsewhere}",
+            u.stem,
+            list(&u.dirs),
+        )
     }
 
     /// Runs `record` (which records the parcel in the catalog) where no
@@ -165,8 +233,15 @@ impl VolumeSink for GatedSink<'_> {
     }
 }
 
-/// Removes the files of the parcel being written, and says what it did.
-fn clean_up(u: &Unfinished) {
+/// Runs `f` (which makes or renames a volume file outside a [`GatedSink`])
+/// through the gate: never while a clean-up runs, nor after one.
+pub fn gated<T>(f: impl FnOnce() -> T) -> T {
+    let _open = gate();
+    f()
+}
+
+/// Removes the files of the parcel being written; returns how many.
+fn clean_up(u: &Unfinished) -> usize {
     let temporary = format!(".{}.", u.stem);
     let final_name = format!("{}.", u.stem);
     let mut removed = 0usize;
@@ -185,22 +260,50 @@ fn clean_up(u: &Unfinished) {
             }
         }
     }
-    let dirs: Vec<String> = u.dirs.iter().map(|d| d.display().to_string()).collect();
+    removed
+}
+
+/// Says on stderr what an interruption stopped and what [`clean_up`] removed.
+fn say_interrupted(u: &Unfinished, removed: usize, elsewhere: &str) {
+    let dirs = list(&u.dirs);
     // Off the line a progress bar or a prompt may have left unfinished.
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprintln!();
     }
-    if u.finals {
-        output::warn(&format!(
-            "interrupted: parcel {} was not made; {removed} of its file(s) removed from {}",
+    let text = match (u.job, u.finals) {
+        (Job::Repair, _) => format!(
+            "interrupted: the lost volumes of parcel {} were not all rebuilt; {removed} unfinished file(s) removed from {dirs}; run the same `create --repair` again into an empty directory",
+            u.stem
+        ),
+        (_, true) => format!(
+            "interrupted: parcel {} was not made; {removed} of its file(s) removed from {dirs}{elsewhere}",
             u.stem,
-            dirs.join(", ")
-        ));
-    } else {
-        output::warn(&format!(
-            "interrupted while reading back parcel {}: it is recorded, but its volumes in {} were not checked; run `parcel verify` on them before they are shipped",
-            u.stem,
-            dirs.join(", ")
-        ));
+        ),
+        (_, false) => format!(
+            "interrupted while reading back parcel {}: it is recorded, but its volumes in {dirs} were not checked; run `parcel verify` on them before they are shipped",
+            u.stem
+        ),
+    };
+    output::warn(&text);
+}
+
+/// What to do with volumes copied onto media swapped out since (looked at
+/// before [`clean_up`], which removes those still here).
+fn elsewhere(u: &Unfinished) -> String {
+    let gone = u
+        .placed
+        .iter()
+        .filter(|p| p.symlink_metadata().is_err())
+        .count();
+    match gone {
+        0 => String::new(),
+        n => format!(
+            "; {n} of its volume(s) were copied onto earlier media: they belong to no parcel, delete them there"
+        ),
     }
+}
+
+fn list(dirs: &[PathBuf]) -> String {
+    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    dirs.join(", ")
 }

@@ -107,8 +107,12 @@ pub fn run(
         stored_index: stored,
         index_raw_len: raw_len,
     };
+    // Interrupted, it removes its temporary files and lock (not a finished
+    // volume: each is a good volume of this parcel).
+    let rebuilding = crate::interrupt::Writing::start_repair(out, &stem);
     let written =
         parcel_format::resend::rebuild_volumes(&request, &sent, package, &key, out, &stem)?;
+    drop(rebuilding);
     let numbers: Vec<String> = request.missing.iter().map(u32::to_string).collect();
     catalog.note(
         &id,

@@ -12,10 +12,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -354,22 +356,7 @@ fn create_until_writing(cen: &Site, package: &Path, out: &Path, ignore: Option<i
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // The signals as a terminal's foreground command has them, whatever
-    // this test inherited (a shell's `&` ignores SIGINT), but `ignore`.
-    // SAFETY: signal() is async-signal-safe, as pre_exec requires.
-    unsafe {
-        cmd.pre_exec(move || {
-            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                let action = if Some(signal) == ignore {
-                    libc::SIG_IGN
-                } else {
-                    libc::SIG_DFL
-                };
-                libc::signal(signal, action);
-            }
-            Ok(())
-        });
-    }
+    signals_as_at_a_terminal(&mut cmd, ignore);
     let mut child = cmd.spawn().expect("spawn parcel");
     let start = Instant::now();
     while !names_in(out).iter().any(|n| n.ends_with(".partial")) {
@@ -384,6 +371,25 @@ fn create_until_writing(cen: &Site, package: &Path, out: &Path, ignore: Option<i
         std::thread::sleep(Duration::from_micros(100));
     }
     child
+}
+
+/// Gives `cmd` the signals a terminal's foreground command has, whatever
+/// this test inherited (a shell's `&` ignores SIGINT), but `ignore`.
+fn signals_as_at_a_terminal(cmd: &mut Command, ignore: Option<i32>) {
+    // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(move || {
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                let action = if Some(signal) == ignore {
+                    libc::SIG_IGN
+                } else {
+                    libc::SIG_DFL
+                };
+                libc::signal(signal, action);
+            }
+            Ok(())
+        });
+    }
 }
 
 fn send_signal(child: &Child, signal: i32) {
@@ -560,6 +566,354 @@ fn create_killed_at_any_point_leaves_no_half_written_volume_and_a_rerun_cleans_u
             "no kill left {stage}: {stages:?}"
         );
     }
+}
+
+#[test]
+fn create_repair_interrupted_removes_its_unfinished_volumes_and_a_rerun_succeeds() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.dir("tools");
+    write_big_package(&package, 96);
+    let out = world.medium();
+    let created = parcel_cmd(&cen)
+        .args([
+            "create",
+            "--package",
+            arg(&package),
+            "--package-id",
+            "tools",
+        ])
+        .args(["--version", "1", "--to", "BXL", "--volume-size", "1MiB"])
+        .args(["--out", arg(&out), "--json"])
+        .output()
+        .expect("create");
+    assert!(created.status.success(), "{}", stderr_of(&created));
+    let json: serde_json::Value = serde_json::from_slice(&created.stdout).expect("create --json");
+    let volumes: Vec<PathBuf> = json["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .map(|v| PathBuf::from(v.as_str().expect("path")))
+        .collect();
+    // All but the last two volumes are lost on the way: many to rebuild.
+    let lost = volumes.len() - 2;
+    assert!(lost >= 6, "{volumes:?}");
+    for volume in &volumes[..lost] {
+        fs::remove_file(volume).expect("lose a volume");
+    }
+    let request = world.dir("mail").join("request.txt");
+    let asked = parcel_cmd(&bxl)
+        .args(["verify", arg(&out), "--repair-request", arg(&request)])
+        .output()
+        .expect("verify");
+    assert_eq!(asked.status.code(), Some(3), "{}", stderr_of(&asked));
+
+    let answer = world.medium();
+    let repair = || {
+        let mut cmd = parcel_cmd(&cen);
+        cmd.args([
+            "create",
+            "--repair",
+            arg(&request),
+            "--package",
+            arg(&package),
+        ])
+        .args(["--out", arg(&answer)]);
+        cmd
+    };
+    let mut cmd = repair();
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    signals_as_at_a_terminal(&mut cmd, None);
+    let mut child = cmd.spawn().expect("spawn parcel");
+    let start = Instant::now();
+    while !names_in(&answer).iter().any(|n| n.ends_with(".partial")) {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "create --repair ended first"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no volume started"
+        );
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    send_signal(&child, libc::SIGINT);
+    let output = child.wait_with_output().expect("wait");
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.signal(), Some(libc::SIGINT), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: the lost volumes of parcel tools-v1-"),
+        "{stderr}"
+    );
+    // Neither a temporary file nor the lock is left.
+    let left = names_in(&answer);
+    assert!(left.iter().all(|n| !n.starts_with('.')), "{left:?}");
+
+    let rerun = repair().output().expect("rerun");
+    assert!(rerun.status.success(), "{}", stderr_of(&rerun));
+    assert_eq!(names_in(&answer).len(), lost, "{:?}", names_in(&answer));
+    let imported = parcel_cmd(&bxl)
+        .arg("import")
+        .arg(&out)
+        .arg(&answer)
+        .output()
+        .expect("import");
+    assert!(imported.status.success(), "{}", stderr_of(&imported));
+}
+
+// ---------------------------------------------------------------------------
+// Media swapped at a terminal.
+// ---------------------------------------------------------------------------
+
+/// `parcel create` at a terminal: its standard input and error are a
+/// pseudo-terminal's (create asks for the next medium only at one), and
+/// what it prints there is gathered in `screen`.
+struct AtTerminal {
+    child: Child,
+    keyboard: fs::File,
+    screen: Arc<Mutex<String>>,
+}
+
+impl AtTerminal {
+    fn create(cen: &Site, package: &Path, out: &Path) -> AtTerminal {
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty writes two new descriptors into the two ints; the
+        // name, terminal settings and window size may be null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just made, and nothing else owns them.
+        let (master, slave) =
+            unsafe { (fs::File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let mut cmd = parcel_cmd(cen);
+        cmd.args(["create", "--package", arg(package), "--package-id", "tools"])
+            .args(["--version", "1", "--to", "BXL", "--volume-size", "1MiB"])
+            .args(["--out", arg(out)])
+            .stdin(slave.try_clone().expect("dup pty"))
+            .stdout(Stdio::null())
+            .stderr(slave);
+        signals_as_at_a_terminal(&mut cmd, None);
+        let child = cmd.spawn().expect("spawn parcel");
+        // The terminal's other copies of its end close with `cmd`: reading
+        // it ends (EIO) once parcel has ended.
+        drop(cmd);
+        let screen = Arc::new(Mutex::new(String::new()));
+        let mut display = master.try_clone().expect("dup pty");
+        let shown = Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut display, &mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                shown.lock().expect("screen").push_str(&text);
+            }
+        });
+        AtTerminal {
+            child,
+            keyboard: master,
+            screen,
+        }
+    }
+
+    fn screen(&self) -> String {
+        self.screen.lock().expect("screen").clone()
+    }
+
+    /// Waits until the screen shows `text` `times` times.
+    fn wait_for(&mut self, text: &str, times: usize) {
+        let start = Instant::now();
+        while self.screen().matches(text).count() < times {
+            assert!(
+                self.child.try_wait().expect("wait").is_none(),
+                "create ended before showing {text:?} {times} time(s): {}",
+                self.screen()
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{text:?} not shown {times} time(s) in a minute: {}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        self.keyboard
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("type");
+    }
+
+    /// Waits for parcel to end and for the screen to show all it printed.
+    fn finish(mut self) -> (ExitStatus, String) {
+        let status = self.child.wait().expect("wait");
+        // The reader stops at the terminal's end; give it a moment to read
+        // the last lines.
+        std::thread::sleep(Duration::from_millis(200));
+        (status, self.screen())
+    }
+}
+
+const NEXT_MEDIUM: &str = "Insert the next medium";
+
+/// Files of parcel `stem` in `dir` (volumes, temporary files, locks).
+fn files_of(dir: &Path, stem: &str) -> Vec<String> {
+    names_in(dir)
+        .into_iter()
+        .filter(|n| n.starts_with(stem) || n.starts_with(&format!(".{stem}")))
+        .collect()
+}
+
+#[test]
+fn create_onto_media_swapped_at_the_prompt_records_the_parcel_and_its_volumes_import() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.dir("tools");
+    write_big_package(&package, 96);
+    let medium = world.dir("usb");
+    let Some(_tmpfs) = Tmpfs::mount(&medium, "4m") else {
+        return;
+    };
+    let mut create = AtTerminal::create(&cen, &package, &medium);
+    // Each full medium goes into the post bag; an empty one takes its place.
+    let mut bag: Vec<PathBuf> = Vec::new();
+    let take_out = |bag: &mut Vec<PathBuf>| {
+        let sent = world.dir(&format!("medium-{}", bag.len() + 1));
+        for name in names_in(&medium) {
+            fs::copy(medium.join(&name), sent.join(&name)).expect("copy out");
+            fs::remove_file(medium.join(&name)).expect("take out");
+        }
+        bag.push(sent);
+    };
+    let status = loop {
+        if let Some(status) = create.child.try_wait().expect("wait") {
+            break status;
+        }
+        if create.screen().matches(NEXT_MEDIUM).count() > bag.len() {
+            take_out(&mut bag);
+            create.type_line("");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let screen = create.screen();
+    assert!(status.success(), "{screen}");
+    assert!(bag.len() >= 2, "{screen}");
+    take_out(&mut bag);
+    // No hidden file is left on any medium, nor anything in the spool.
+    for dir in &bag {
+        let names = names_in(dir);
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    }
+    assert_eq!(names_in(&cen.home.join("spool")), Vec::<String>::new());
+    // Recorded with its volumes where they were copied, and it imports from
+    // the media together.
+    let list = cen.json(&["list", "--json"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    let id = list[0]["parcel_id"].as_str().expect("parcel id").to_owned();
+    assert_eq!(cen.status(&id), "created");
+    let paths: Vec<&Path> = bag.iter().map(PathBuf::as_path).collect();
+    bxl.import(&paths).success();
+    bxl.assert_holds("tools", 1, &package);
+}
+
+#[test]
+fn create_onto_swapped_media_interrupted_at_the_prompt_removes_the_unrecorded_parcel() {
+    let (world, cen, _bxl) = two_sites();
+    // 9 MiB of volumes; the medium holds 4 MiB.
+    let package = world.dir("tools");
+    write_big_package(&package, 96);
+    let medium = world.dir("usb");
+    let Some(_tmpfs) = Tmpfs::mount(&medium, "4m") else {
+        return;
+    };
+    let spool = cen.home.join("spool");
+    let first_medium = world.dir("first-medium");
+
+    let mut create = AtTerminal::create(&cen, &package, &medium);
+    create.wait_for(NEXT_MEDIUM, 1);
+    // The full medium is taken out (its volumes kept elsewhere), an empty one
+    // put in, and Enter pressed.
+    let on_first = names_in(&medium);
+    assert!(!on_first.is_empty(), "{}", create.screen());
+    for name in &on_first {
+        fs::copy(medium.join(name), first_medium.join(name)).expect("copy out");
+        fs::remove_file(medium.join(name)).expect("take out");
+    }
+    create.type_line("");
+    create.wait_for(NEXT_MEDIUM, 2);
+    let on_second = names_in(&medium);
+    assert!(!on_second.is_empty(), "{}", create.screen());
+    let stem = on_second[0]
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(stem.starts_with("tools-v1-"), "{on_second:?}");
+    assert!(!files_of(&spool, &stem).is_empty());
+
+    // Ctrl-C at the second prompt.
+    send_signal(&create.child, libc::SIGINT);
+    let (status, screen) = create.finish();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{screen}");
+    for words in [
+        format!("interrupted: parcel {stem} was not made"),
+        format!(
+            "{} of its volume(s) were copied onto earlier media: they belong to no parcel, delete them there",
+            on_first.len()
+        ),
+    ] {
+        assert!(screen.contains(&words), "no {words:?} in {screen}");
+    }
+    // Neither the spool nor the medium in the drive keeps any of it, and
+    // the catalog never knew it.
+    assert_eq!(files_of(&medium, &stem), Vec::<String>::new(), "{screen}");
+    assert_eq!(files_of(&spool, &stem), Vec::<String>::new(), "{screen}");
+    assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn create_onto_swapped_media_stopped_at_the_prompt_removes_the_unrecorded_parcel() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.dir("tools");
+    write_big_package(&package, 96);
+    let medium = world.dir("usb");
+    let Some(_tmpfs) = Tmpfs::mount(&medium, "4m") else {
+        return;
+    };
+    let spool = cen.home.join("spool");
+
+    let mut create = AtTerminal::create(&cen, &package, &medium);
+    create.wait_for(NEXT_MEDIUM, 1);
+    let copied = names_in(&medium);
+    assert!(!copied.is_empty(), "{}", create.screen());
+    let stem = copied[0].split('.').next().unwrap_or_default().to_owned();
+    let spooled = files_of(&spool, &stem).len();
+    assert!(spooled > 0);
+    create.type_line("q");
+    let (status, screen) = create.finish();
+    assert_eq!(status.code(), Some(1), "{screen}");
+    for words in [
+        format!("stopped at volume {} of ", copied.len() + 1),
+        format!(
+            "parcel {stem} was not made; {} of its file(s) removed from {}, {}",
+            spooled + copied.len(),
+            spool.display(),
+            medium.display()
+        ),
+        "run create again when the media to hold it are at hand".to_owned(),
+    ] {
+        assert!(screen.contains(&words), "no {words:?} in {screen}");
+    }
+    assert!(!screen.contains("earlier media"), "{screen}");
+    assert_eq!(files_of(&medium, &stem), Vec::<String>::new(), "{screen}");
+    assert_eq!(files_of(&spool, &stem), Vec::<String>::new(), "{screen}");
+    assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
 }
 
 // ---------------------------------------------------------------------------
