@@ -476,6 +476,13 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     // that can be shipped and imported but whose receipt this site refuses.
     // (Spooled for media swapped at a terminal, they reach the media only
     // after the read-back, and are recorded then.)
+    // `sent` waits for the read-back (which may withdraw the parcel); taken
+    // before the record is, and let go once the read-back is over.
+    let reading_back = if o.verify && !swap_media {
+        Some(ctx.home.reading_back(&parcel_id.to_string())?)
+    } else {
+        None
+    };
     let early = if swap_media {
         None
     } else {
@@ -554,6 +561,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             catalog.note(&id, clock::now(), READ_BACK)?;
         }
     }
+    drop(reading_back);
     // Recorded and read back (or spooled, to be copied onto media swapped at
     // a terminal): an interruption from here on removes nothing.
     drop(writing);

@@ -147,6 +147,55 @@ impl Home {
         self.root.join("lock")
     }
 
+    /// `<home>/read-back/<id>.lock`, locked while `create` reads parcel `id`
+    /// back from its media (see [`Home::reading_back`]).
+    fn read_back_lock_path(&self, parcel_id: &str) -> PathBuf {
+        self.root
+            .join("read-back")
+            .join(format!("{parcel_id}.lock"))
+    }
+
+    /// Says that parcel `parcel_id` is being read back from its media, until
+    /// the guard is dropped: `sent` refuses it meanwhile (the read-back may
+    /// yet find the volumes damaged and withdraw the parcel). Take it before
+    /// the parcel is recorded, so that no `sent` sees the record without it.
+    pub fn reading_back(&self, parcel_id: &str) -> Result<ReadingBack, CliError> {
+        let path = self.read_back_lock_path(parcel_id);
+        if let Some(dir) = path.parent() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(CliError::io("create directory", dir))?;
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(CliError::io("create lock file", &path))?;
+        file.lock().map_err(CliError::io("lock", &path))?;
+        Ok(ReadingBack { path, _file: file })
+    }
+
+    /// Whether a running `create` is reading parcel `parcel_id` back (holds
+    /// the lock of [`Home::reading_back`]); a lock file a killed `create`
+    /// left is not held, and means nothing.
+    pub fn is_being_read_back(&self, parcel_id: &str) -> Result<bool, CliError> {
+        let path = self.read_back_lock_path(parcel_id);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(CliError::io("open lock file", &path)(e)),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(false),
+            Err(fs::TryLockError::WouldBlock) => Ok(true),
+            Err(fs::TryLockError::Error(e)) => Err(CliError::io("lock", &path)(e)),
+        }
+    }
+
     /// Creates the home and its subdirectories, private to the user (0700).
     /// An existing home keeps its mode; a warning says so if others can enter it.
     pub fn create_dirs(&self) -> Result<(), CliError> {
@@ -301,9 +350,6 @@ impl Home {
     /// Takes the home-wide exclusive lock (`<home>/lock`), waiting for another
     /// `parcel` process that holds it. Held until the guard is dropped. Imports
     /// take it so that two imports never switch the store at the same time.
-    // `File::lock` is stable since Rust 1.89, newer than the workspace's
-    // declared rust-version (1.85), which should be raised to match.
-    #[allow(clippy::incompatible_msrv)]
     pub fn lock_exclusive(&self, quiet: bool) -> Result<HomeLock, CliError> {
         let path = self.lock_path();
         let file = OpenOptions::new()
@@ -332,13 +378,26 @@ impl Home {
     }
 }
 
+/// Parcel being read back by this process (see [`Home::reading_back`]):
+/// dropping it removes the lock file, then releases the lock.
+#[derive(Debug)]
+pub struct ReadingBack {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for ReadingBack {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
 /// The home-wide exclusive lock; released when dropped.
 #[derive(Debug)]
 pub struct HomeLock {
     file: File,
 }
 
-#[allow(clippy::incompatible_msrv)] // `File::unlock`: see `Home::lock_exclusive`.
 impl Drop for HomeLock {
     fn drop(&mut self) {
         // Closing the file releases the lock anyway; unlocking first makes the

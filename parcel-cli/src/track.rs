@@ -202,6 +202,12 @@ pub fn sent(ctx: &Context, args: &SentArgs) -> Result<(), CliError> {
             ),
         });
     }
+    if ctx.home.is_being_read_back(&parcel.parcel_id)? {
+        return Err(CliError::Refused {
+            subject: format!("parcel {}", parcel.parcel_id),
+            reason: "the `create` that made it is still reading its volumes back from the media, and withdraws the parcel if they are damaged; mark it sent once that create has finished".into(),
+        });
+    }
     match read_back(&catalog.history(&parcel.parcel_id)?) {
         ReadBack::Failed => {
             return Err(CliError::Refused {

@@ -569,6 +569,78 @@ fn create_killed_at_any_point_leaves_no_half_written_volume_and_a_rerun_cleans_u
 }
 
 #[test]
+fn sent_waits_for_the_read_back_of_the_create_that_made_the_parcel() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.dir("tools");
+    write_big_package(&package, 96);
+    let out = world.medium();
+    let mut cmd = parcel_cmd(&cen);
+    cmd.args([
+        "create",
+        "--package",
+        arg(&package),
+        "--package-id",
+        "tools",
+    ])
+    .args(["--version", "1", "--to", "BXL", "--volume-size", "1MiB"])
+    .args(["--out", arg(&out)])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn parcel");
+    // Caught (SIGSTOP) recorded, with its read-back not over.
+    let locks = cen.home.join("read-back");
+    let start = Instant::now();
+    let id = loop {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "create ended before it was caught reading back"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60), "never caught");
+        let lock = if locks.is_dir() {
+            names_in(&locks)
+        } else {
+            Vec::new()
+        };
+        if let Some(name) = lock.first() {
+            send_signal(&child, libc::SIGSTOP);
+            let id = name.trim_end_matches(".lock").to_owned();
+            let shown = parcel_cmd(&cen)
+                .args(["show", &id, "--json"])
+                .output()
+                .expect("show");
+            if shown.status.success() && locks.join(name).exists() {
+                break id;
+            }
+            send_signal(&child, libc::SIGCONT);
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    let sent = |site: &Site| {
+        parcel_cmd(site)
+            .args(["sent", &id, "--via", "post"])
+            .output()
+            .expect("sent")
+    };
+    let early = sent(&cen);
+    let stderr = stderr_of(&early);
+    assert_eq!(early.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("is still reading its volumes back from the media"),
+        "{stderr}"
+    );
+    assert_eq!(cen.status(&id), "created");
+
+    send_signal(&child, libc::SIGCONT);
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(names_in(&locks), Vec::<String>::new());
+    let later = sent(&cen);
+    assert!(later.status.success(), "{}", stderr_of(&later));
+    assert_eq!(cen.status(&id), "sent");
+}
+
+#[test]
 fn create_repair_interrupted_removes_its_unfinished_volumes_and_a_rerun_succeeds() {
     let (world, cen, bxl) = two_sites();
     let package = world.dir("tools");
