@@ -36,10 +36,20 @@ fn main() -> ExitCode {
     // Usage errors exit with 2 and --help/--version with 0, from clap itself.
     let cli = Cli::parse();
     interrupt::install();
-    match run(&cli) {
+    let mut here = None;
+    match run(&cli, &mut here) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let _ = writeln!(std::io::stderr(), "parcel: error: {err}");
+            let message = err.to_string();
+            let _ = writeln!(std::io::stderr(), "parcel: error: {message}");
+            // Messages built without the command's context name commands as
+            // a bare `parcel`, which would run on another home than this one.
+            if let Some(command) = here.filter(|_| names_bare_command(&message)) {
+                output::note(
+                    cli.quiet,
+                    &format!("(run at this site, `parcel` in the command(s) above is `{command}`)"),
+                );
+            }
             // A script that asked for JSON gets JSON, also when the command
             // failed before printing its own (verify prints its report).
             if cli.command.json() && !output::json_printed() {
@@ -54,11 +64,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<(), CliError> {
+/// Runs the command; `here` gets the `parcel --home …` that commands for
+/// this site's home need, when a bare `parcel` would use another home.
+fn run(cli: &Cli, here: &mut Option<String>) -> Result<(), CliError> {
     if let Command::Demo(args) = &cli.command {
         return demo::run(args, cli.quiet);
     }
     let ctx = Context::resolve(cli.home.as_deref(), cli.quiet)?;
+    *here = ctx.hint_home.is_some().then(|| ctx.parcel_command());
     match &cli.command {
         Command::Site { command } => match command {
             SiteCommand::Init(args) => site::init(&ctx, args),
@@ -83,6 +96,16 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Packages(args) => track::packages(&ctx, args),
         Command::Demo(args) => demo::run(args, cli.quiet),
     }
+}
+
+/// Whether `message` names a command as a bare `` `parcel …` `` (one that
+/// came with `--home` already is not bare).
+fn names_bare_command(message: &str) -> bool {
+    message.match_indices("`parcel ").any(|(at, found)| {
+        message
+            .get(at + found.len()..)
+            .is_some_and(|rest| !rest.starts_with("--home"))
+    })
 }
 
 /// Packs (up to 16 MiB each, 4 MiB by default) are decoded on worker threads

@@ -95,6 +95,36 @@ fn hints_give_the_home_a_command_needs_to_be_copied() {
 }
 
 #[test]
+fn an_error_naming_a_bare_command_says_the_home_it_needs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("not set up");
+    let note = format!(
+        "(run at this site, `parcel` in the command(s) above is `parcel --home '{}'`)",
+        home.display()
+    );
+    // A bare `parcel site init` would set up the default home, not this one.
+    parcel(&home)
+        .arg("list")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "run `parcel site init --code CODE` first",
+        ))
+        .stderr(predicate::str::contains(note));
+    // From PARCEL_HOME, the bare command is the right one: no note.
+    Command::cargo_bin("parcel")
+        .expect("parcel binary")
+        .env("PARCEL_HOME", &home)
+        .arg("list")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "run `parcel site init --code CODE` first",
+        ))
+        .stderr(predicate::str::contains("(run at this site").not());
+}
+
+#[test]
 fn site_init_refuses_a_second_site_in_the_same_home() {
     let (_dir, home) = site("CEN", "Central office");
     let key_before = std::fs::read(home.join("site.key")).expect("key");
