@@ -368,8 +368,13 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         && o.outs.len() == 1
         && o.medium_size.is_none()
         && interactive();
+    // Held until the parcel is on the media or given up.
+    let _spool = if swap_media {
+        Some(take_spool(ctx, &spool)?)
+    } else {
+        None
+    };
     if swap_media {
-        fs::create_dir_all(&spool).map_err(CliError::io("create", &spool))?;
         outputs = vec![OutputDir {
             dir: spool.clone(),
             capacity: None,
@@ -486,7 +491,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     let early = if swap_media {
         None
     } else {
-        Some(writing.recording(|| {
+        let recorded = writing.recording(|| {
             record_created(
                 ctx,
                 &mut catalog,
@@ -498,7 +503,11 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
                 &parity_paths,
                 false,
             )
-        })?)
+        });
+        match recorded {
+            Ok(record) => Some(record),
+            Err(e) => return Err(given_up(e, writing.abandon())),
+        }
     };
     if o.verify {
         // The volumes are synced: read them back from the medium itself.
@@ -562,18 +571,22 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         }
     }
     drop(reading_back);
-    // Recorded and read back (or spooled, to be copied onto media swapped at
-    // a terminal): an interruption from here on removes nothing.
-    drop(writing);
     let record = match early {
-        Some(record) => record,
+        Some(record) => {
+            // Recorded and read back: an interruption from here on removes
+            // nothing.
+            drop(writing);
+            record
+        }
         None => {
-            // Until it is recorded, an interruption, a failed copy or a stop
-            // at the prompt removes the parcel's volumes from the spool and
-            // from the medium in the drive: nothing unrecorded is kept.
-            let copying = crate::interrupt::Writing::start_copy(&spool, &o.outs[0], &stem);
-            let copied = copy_to_media(&paths, &o.outs[0], &stem, &copying).and_then(|placed| {
-                let parity = copy_to_media(&parity_paths, &o.outs[0], &stem, &copying)?;
+            // Spooled for media swapped at a terminal. Until it is recorded,
+            // an interruption, a failed copy or a stop at the prompt removes
+            // the parcel's volumes from the spool and from the medium in the
+            // drive: nothing unrecorded is kept.
+            let copying = writing.into_copy(&spool, &o.outs[0]);
+            let out = &o.outs[0];
+            let copied = copy_to_media(&paths, out, &stem, "volume", &copying).and_then(|placed| {
+                let parity = copy_to_media(&parity_paths, out, &stem, "parity volume", &copying)?;
                 Ok((placed, parity))
             });
             match copied {
@@ -581,21 +594,9 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
                     paths = placed;
                     parity_paths = parity;
                 }
-                Err(e) => {
-                    let removed = copying.abandon();
-                    let what = match e {
-                        CliError::Failed { subject, reason } if subject == "create" => reason,
-                        other => other.to_string(),
-                    };
-                    return Err(CliError::Failed {
-                        subject: "create".into(),
-                        reason: format!(
-                            "{what}; {removed}; run create again when the media to hold it are at hand"
-                        ),
-                    });
-                }
+                Err(e) => return Err(given_up(e, copying.abandon())),
             }
-            copying.recording(|| {
+            let recorded = copying.recording(|| {
                 record_created(
                     ctx,
                     &mut catalog,
@@ -607,7 +608,11 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
                     &parity_paths,
                     o.verify,
                 )
-            })?
+            });
+            match recorded {
+                Ok(record) => record,
+                Err(e) => return Err(given_up(e, copying.abandon())),
+            }
         }
     };
     let base_version = manifest.base.as_ref().map(|b| b.package_version);
@@ -856,6 +861,15 @@ fn record_created(
     Ok(record)
 }
 
+/// The error of a create that gave its parcel up after `e`, its volumes
+/// removed as `removed` says ([`crate::interrupt::Writing::abandon`]).
+fn given_up(e: CliError, removed: String) -> CliError {
+    CliError::GivenUp {
+        cause: Box::new(e),
+        removed,
+    }
+}
+
 /// A medium that filled up while volumes were written (the free-space check
 /// skipped, a delta's estimate that came out low, or another writer on the
 /// medium) is a [`CliError::NoSpace`] that says how much room the parcel
@@ -905,7 +919,59 @@ fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// Copies spooled volumes onto the medium mounted at `out`, one after the
+/// Takes the spool (`<home>/spool`) for this create, one create at a time
+/// (`<home>/spool.lock`), and empties it: nothing in it outlives the create
+/// that put it there, so what is there was left by one that was killed.
+fn take_spool(ctx: &Context, spool: &Path) -> Result<File, CliError> {
+    let lock_path = ctx.home.root().join("spool.lock");
+    let lock = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(CliError::io("open lock file", &lock_path))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(CliError::Failed {
+                subject: "create".into(),
+                reason: format!(
+                    "another create is preparing a parcel in {} for media swapped at a terminal (it may be waiting there for the next medium); let it finish, or give --out media with room for the whole parcel",
+                    spool.display()
+                ),
+            })
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(CliError::io("lock", &lock_path)(e)),
+    }
+    fs::create_dir_all(spool).map_err(CliError::io("create", spool))?;
+    let mut removed = 0usize;
+    for entry in fs::read_dir(spool).map_err(CliError::io("list", spool))? {
+        let entry = entry.map_err(CliError::io("list", spool))?;
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            fs::remove_file(entry.path()).map_err(CliError::io("remove", &entry.path()))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        ctx.note(&format!(
+            "removed {removed} file(s) a killed create left in {}",
+            spool.display()
+        ));
+    }
+    Ok(lock)
+}
+
+/// `word` with its first letter a capital.
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Copies spooled volumes (`what`: "volume", "parity volume") onto the
+/// medium mounted at `out`, one after the
 /// other, asking for the next medium whenever the next volume does not fit.
 /// Each copy is written under a temporary name, synced, then renamed.
 /// Files are made and renamed through the interruption gate, and `copying`
@@ -915,6 +981,7 @@ fn copy_to_media(
     spooled: &[PathBuf],
     out: &Path,
     stem: &str,
+    what: &str,
     copying: &crate::interrupt::Writing,
 ) -> Result<Vec<PathBuf>, CliError> {
     let mut placed = Vec::with_capacity(spooled.len());
@@ -928,7 +995,8 @@ fn copy_to_media(
                 break;
             }
             eprint!(
-                "Volume {} of {} needs {}; {} has {} free.\nInsert the next medium at {} and press Enter (or type q and Enter to stop): ",
+                "{} {} of {} needs {}; {} has {} free.\nInsert the next medium at {} and press Enter (or type q and Enter to stop): ",
+                capitalized(what),
                 i + 1,
                 spooled.len(),
                 human_bytes(len),
@@ -948,7 +1016,7 @@ fn copy_to_media(
             if answer.trim().eq_ignore_ascii_case("q") {
                 return Err(CliError::Failed {
                     subject: "create".into(),
-                    reason: format!("stopped at volume {} of {}", i + 1, spooled.len()),
+                    reason: format!("stopped at {what} {} of {}", i + 1, spooled.len()),
                 });
             }
         }
@@ -975,7 +1043,7 @@ fn copy_to_media(
         sync_dir(out).map_err(CliError::io("sync", out))?;
         fs::remove_file(volume).map_err(CliError::io("remove", volume))?;
         eprintln!(
-            "volume {} of {} written to {}",
+            "{what} {} of {} written to {}",
             i + 1,
             spooled.len(),
             target.display()

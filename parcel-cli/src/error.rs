@@ -150,6 +150,14 @@ pub enum CliError {
     #[error("{0}")]
     Write(#[from] parcel_format::WriteError),
 
+    /// `create` gave its parcel up after `cause` and removed its volumes,
+    /// as `removed` says; the exit code is the cause's.
+    #[error("{cause}; {removed}; run create again when the media to hold it are at hand")]
+    GivenUp {
+        cause: Box<CliError>,
+        removed: String,
+    },
+
     /// Not enough free space.
     #[error("not enough space on {place}: needs {needed}, {available}; {advice}")]
     NoSpace {
@@ -178,6 +186,7 @@ impl CliError {
             CliError::Catalog(
                 CatalogError::BadTransition { .. } | CatalogError::DuplicateParcel(_),
             ) => EXIT_POLICY,
+            CliError::GivenUp { cause, .. } => cause.exit_code(),
             _ => EXIT_FAILURE,
         }
     }

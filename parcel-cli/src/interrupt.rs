@@ -124,18 +124,6 @@ impl Writing {
         Writing::begin(dirs.to_vec(), stem, Job::Create, true)
     }
 
-    /// The parcel `stem`, written into `spool`, is being copied onto the
-    /// media mounted one after the other at `out`; it is not recorded yet,
-    /// so its volumes in both places go if it is interrupted.
-    pub fn start_copy(spool: &Path, out: &Path, stem: &str) -> Writing {
-        Writing::begin(
-            vec![spool.to_owned(), out.to_owned()],
-            stem,
-            Job::CopyToMedia,
-            true,
-        )
-    }
-
     /// Lost volumes of the recorded parcel `stem` are being rebuilt into
     /// `out`: only their temporary files and lock go if it is interrupted
     /// (any finished one is a good volume of a known parcel).
@@ -152,6 +140,20 @@ impl Writing {
             placed: Vec::new(),
         });
         Writing
+    }
+
+    /// The parcel, written (and read back) into `spool`, is now being
+    /// copied onto the media mounted one after the other at `out`; it is not
+    /// recorded yet, so its volumes in both places go if it is interrupted.
+    /// The same registration changes, so there is no moment in which an
+    /// interruption would leave the spooled volumes.
+    pub fn into_copy(self, spool: &Path, out: &Path) -> Writing {
+        if let Some(u) = gate().as_mut() {
+            u.dirs = vec![spool.to_owned(), out.to_owned()];
+            u.job = Job::CopyToMedia;
+            u.finals = true;
+        }
+        self
     }
 
     /// A volume of the parcel was copied onto the medium now at `path`.
@@ -242,8 +244,6 @@ pub fn gated<T>(f: impl FnOnce() -> T) -> T {
 
 /// Removes the files of the parcel being written; returns how many.
 fn clean_up(u: &Unfinished) -> usize {
-    let temporary = format!(".{}.", u.stem);
-    let final_name = format!("{}.", u.stem);
     let mut removed = 0usize;
     for dir in &u.dirs {
         let Ok(entries) = fs::read_dir(dir) else {
@@ -251,16 +251,59 @@ fn clean_up(u: &Unfinished) -> usize {
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let ours = (name.starts_with(&temporary)
-                && (name.ends_with(".partial") || name.ends_with(".lock")))
-                || (u.finals && name.starts_with(&final_name) && name.ends_with(".tar"));
-            if ours && fs::remove_file(entry.path()).is_ok() {
+            let Some(kind) = file_of(&name.to_string_lossy(), &u.stem) else {
+                continue;
+            };
+            if kind == FileOf::Volume && !u.finals {
+                continue;
+            }
+            // The lock is the writer's, not one of the parcel's files.
+            if fs::remove_file(entry.path()).is_ok() && kind != FileOf::Lock {
                 removed += 1;
             }
         }
     }
     removed
+}
+
+/// What a file is to the parcel whose volumes are named after `stem`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileOf {
+    /// `.STEM.lock`, a writer's lock.
+    Lock,
+    /// `.STEM.0001.partial`, `.STEM.par-0001.partial` (the writer's) or
+    /// `.STEM.001-of-009.tar.partial` (a copy onto media).
+    Temporary,
+    /// `STEM.001-of-009.tar` or `STEM.par-001-of-002.tar`.
+    Volume,
+}
+
+/// What the file `name` is to the parcel of `stem`, if anything: its names
+/// exactly, so that another parcel's whose stem begins with this one (a
+/// package id may hold dots) is never taken for it.
+fn file_of(name: &str, stem: &str) -> Option<FileOf> {
+    let (hidden, rest) = match name.strip_prefix('.') {
+        Some(rest) => (true, rest),
+        None => (false, name),
+    };
+    let rest = rest.strip_prefix(stem)?.strip_prefix('.')?;
+    // The rest with each run of digits written '#'.
+    let mut shape = String::with_capacity(rest.len());
+    for c in rest.chars() {
+        if !c.is_ascii_digit() {
+            shape.push(c);
+        } else if !shape.ends_with('#') {
+            shape.push('#');
+        }
+    }
+    match (hidden, shape.as_str()) {
+        (true, "lock") => Some(FileOf::Lock),
+        (true, "#.partial" | "par-#.partial" | "#-of-#.tar.partial" | "par-#-of-#.tar.partial") => {
+            Some(FileOf::Temporary)
+        }
+        (false, "#-of-#.tar" | "par-#-of-#.tar") => Some(FileOf::Volume),
+        _ => None,
+    }
 }
 
 /// Says on stderr what an interruption stopped and what [`clean_up`] removed.
@@ -279,7 +322,11 @@ fn say_interrupted(u: &Unfinished, removed: usize, elsewhere: &str) {
             "interrupted: parcel {} was not made; {removed} of its file(s) removed from {dirs}{elsewhere}",
             u.stem,
         ),
-        (_, false) => format!(
+        (Job::CopyToMedia, false) => format!(
+            "interrupted: parcel {} is made and recorded, its volumes copied onto the media",
+            u.stem
+        ),
+        (Job::Create, false) => format!(
             "interrupted while reading back parcel {}: it is recorded, but its volumes in {dirs} were not checked; run `parcel verify` on them before they are shipped",
             u.stem
         ),
@@ -306,4 +353,50 @@ fn elsewhere(u: &Unfinished) -> String {
 fn list(dirs: &[PathBuf]) -> String {
     let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     dirs.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_of_a_parcel_are_known_by_their_exact_names() {
+        let stem = "tools.x-v2-0123abcd";
+        for (name, kind) in [
+            (".tools.x-v2-0123abcd.lock", Some(FileOf::Lock)),
+            (".tools.x-v2-0123abcd.0003.partial", Some(FileOf::Temporary)),
+            (
+                ".tools.x-v2-0123abcd.par-0001.partial",
+                Some(FileOf::Temporary),
+            ),
+            (
+                ".tools.x-v2-0123abcd.003-of-010.tar.partial",
+                Some(FileOf::Temporary),
+            ),
+            (
+                ".tools.x-v2-0123abcd.par-001-of-002.tar.partial",
+                Some(FileOf::Temporary),
+            ),
+            ("tools.x-v2-0123abcd.003-of-010.tar", Some(FileOf::Volume)),
+            (
+                "tools.x-v2-0123abcd.par-001-of-002.tar",
+                Some(FileOf::Volume),
+            ),
+            ("tools.x-v2-0123abcd.1000-of-1200.tar", Some(FileOf::Volume)),
+            // Another parcel whose package id begins with this one's stem.
+            ("tools.x-v2-0123abcd.y-v1-99999999.001-of-001.tar", None),
+            (".tools.x-v2-0123abcd.y-v1-99999999.lock", None),
+            (".tools.x-v2-0123abcd.y-v1-99999999.0001.partial", None),
+            // Other parcels, and files that only look alike.
+            ("tools.x-v2-0123abce.001-of-001.tar", None),
+            ("tools.x-v2-0123abcd.001-of-001.tar.bak", None),
+            (".tools.x-v2-0123abcd.001-of-001.tar", None),
+            ("tools.x-v2-0123abcd.lock", None),
+            ("tools.x-v2-0123abcd.0001.partial", None),
+            ("tools.x-v2-0123abcd", None),
+            ("notes.txt", None),
+        ] {
+            assert_eq!(file_of(name, stem), kind, "{name}");
+        }
+    }
 }

@@ -3,11 +3,13 @@
 //! package directory and the parcel's kept index, signed like the originals,
 //! so that importing the original volumes together with them completes.
 
+use std::cell::RefCell;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use parcel_format::manifest::Manifest;
 use parcel_format::repair_request::RepairRequest;
+use parcel_format::resend::FileSteps;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -107,12 +109,14 @@ pub fn run(
         stored_index: stored,
         index_raw_len: raw_len,
     };
-    // Interrupted, it removes its temporary files and lock (not a finished
-    // volume: each is a good volume of this parcel).
-    let rebuilding = crate::interrupt::Writing::start_repair(out, &stem);
+    let steps = Gated {
+        out,
+        stem: &stem,
+        writing: RefCell::new(None),
+    };
     let written =
-        parcel_format::resend::rebuild_volumes(&request, &sent, package, &key, out, &stem)?;
-    drop(rebuilding);
+        parcel_format::resend::rebuild_volumes(&request, &sent, package, &key, out, &stem, &steps)?;
+    drop(steps);
     let numbers: Vec<String> = request.missing.iter().map(u32::to_string).collect();
     catalog.note(
         &id,
@@ -147,4 +151,25 @@ pub fn run(
         ));
     }
     Ok(())
+}
+
+/// The rebuild's file steps, run under the interruption gate; once the
+/// writer's lock in `out` is held (its temporary files there are this
+/// run's), an interruption removes them and the lock, never a finished
+/// volume (each is a good volume of the parcel).
+struct Gated<'a> {
+    out: &'a Path,
+    stem: &'a str,
+    writing: RefCell<Option<crate::interrupt::Writing>>,
+}
+
+impl FileSteps for Gated<'_> {
+    fn run(&self, step: &mut dyn FnMut() -> std::io::Result<()>) -> std::io::Result<()> {
+        crate::interrupt::gated(step)
+    }
+
+    fn locked(&self) {
+        *self.writing.borrow_mut() =
+            Some(crate::interrupt::Writing::start_repair(self.out, self.stem));
+    }
 }

@@ -12,7 +12,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -740,31 +740,57 @@ fn create_repair_interrupted_removes_its_unfinished_volumes_and_a_rerun_succeeds
 
 /// `parcel create` at a terminal: its standard input and error are a
 /// pseudo-terminal's (create asks for the next medium only at one), and
-/// what it prints there is gathered in `screen`.
+/// what it prints there is gathered in `screen`. Dropped, it kills parcel
+/// if it still runs.
 struct AtTerminal {
     child: Child,
     keyboard: fs::File,
     screen: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A new pseudo-terminal: its master and its slave, both close-on-exec, so
+/// that no process another test starts meanwhile holds them open.
+fn open_pty() -> (fs::File, OwnedFd) {
+    // SAFETY: posix_openpt only opens a new master; the flags are valid.
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    assert!(
+        master >= 0,
+        "posix_openpt: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: a descriptor just opened, owned by nothing else.
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    // SAFETY: grantpt and unlockpt act on the master just opened.
+    unsafe {
+        assert_eq!(libc::grantpt(master.as_raw_fd()), 0, "grantpt");
+        assert_eq!(libc::unlockpt(master.as_raw_fd()), 0, "unlockpt");
+    }
+    let mut name: [libc::c_char; 128] = [0; 128];
+    // SAFETY: the buffer is writable for the length given.
+    let rc = unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) };
+    assert_eq!(rc, 0, "ptsname_r");
+    // SAFETY: ptsname_r wrote a NUL-terminated path into `name`.
+    let slave = unsafe {
+        libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    assert!(
+        slave >= 0,
+        "open slave: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: a descriptor just opened, owned by nothing else.
+    (fs::File::from(master), unsafe {
+        OwnedFd::from_raw_fd(slave)
+    })
 }
 
 impl AtTerminal {
     fn create(cen: &Site, package: &Path, out: &Path) -> AtTerminal {
-        let (mut master, mut slave) = (-1, -1);
-        // SAFETY: openpty writes two new descriptors into the two ints; the
-        // name, terminal settings and window size may be null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: both descriptors were just made, and nothing else owns them.
-        let (master, slave) =
-            unsafe { (fs::File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let (master, slave) = open_pty();
         let mut cmd = parcel_cmd(cen);
         cmd.args(["create", "--package", arg(package), "--package-id", "tools"])
             .args(["--version", "1", "--to", "BXL", "--volume-size", "1MiB"])
@@ -774,13 +800,13 @@ impl AtTerminal {
             .stderr(slave);
         signals_as_at_a_terminal(&mut cmd, None);
         let child = cmd.spawn().expect("spawn parcel");
-        // The terminal's other copies of its end close with `cmd`: reading
-        // it ends (EIO) once parcel has ended.
+        // This process's copies of the slave close with `cmd`: reading the
+        // master ends (EIO) once parcel has ended.
         drop(cmd);
         let screen = Arc::new(Mutex::new(String::new()));
         let mut display = master.try_clone().expect("dup pty");
         let shown = Arc::clone(&screen);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n @ 1..) = std::io::Read::read(&mut display, &mut buf) {
                 let text = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -791,6 +817,7 @@ impl AtTerminal {
             child,
             keyboard: master,
             screen,
+            reader: Some(reader),
         }
     }
 
@@ -822,13 +849,30 @@ impl AtTerminal {
             .expect("type");
     }
 
-    /// Waits for parcel to end and for the screen to show all it printed.
+    /// Waits for parcel to end, and for the screen to show all it printed.
     fn finish(mut self) -> (ExitStatus, String) {
         let status = self.child.wait().expect("wait");
-        // The reader stops at the terminal's end; give it a moment to read
-        // the last lines.
-        std::thread::sleep(Duration::from_millis(200));
+        if let Some(reader) = self.reader.take() {
+            let start = Instant::now();
+            while !reader.is_finished() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "the terminal stayed open after parcel ended"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            reader.join().expect("terminal reader");
+        }
         (status, self.screen())
+    }
+}
+
+impl Drop for AtTerminal {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -862,18 +906,14 @@ fn create_onto_media_swapped_at_the_prompt_records_the_parcel_and_its_volumes_im
         }
         bag.push(sent);
     };
-    let status = loop {
-        if let Some(status) = create.child.try_wait().expect("wait") {
-            break status;
-        }
+    while create.child.try_wait().expect("wait").is_none() {
         if create.screen().matches(NEXT_MEDIUM).count() > bag.len() {
             take_out(&mut bag);
             create.type_line("");
         }
         std::thread::sleep(Duration::from_millis(5));
-    };
-    std::thread::sleep(Duration::from_millis(200));
-    let screen = create.screen();
+    }
+    let (status, screen) = create.finish();
     assert!(status.success(), "{screen}");
     assert!(bag.len() >= 2, "{screen}");
     take_out(&mut bag);
@@ -986,6 +1026,47 @@ fn create_onto_swapped_media_stopped_at_the_prompt_removes_the_unrecorded_parcel
     assert_eq!(files_of(&medium, &stem), Vec::<String>::new(), "{screen}");
     assert_eq!(files_of(&spool, &stem), Vec::<String>::new(), "{screen}");
     assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn what_a_killed_create_left_in_the_spool_goes_with_the_next_one() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.dir("tools");
+    write_big_package(&package, 96);
+    let medium = world.dir("usb");
+    let Some(_tmpfs) = Tmpfs::mount(&medium, "4m") else {
+        return;
+    };
+    let spool = cen.home.join("spool");
+    let mut killed = AtTerminal::create(&cen, &package, &medium);
+    killed.wait_for(NEXT_MEDIUM, 1);
+    killed.child.kill().expect("SIGKILL");
+    let _ = killed.finish();
+    let stem_of = |names: &[String]| {
+        names
+            .first()
+            .and_then(|n| n.split('.').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let left = names_in(&spool);
+    let old = stem_of(&left);
+    assert!(!files_of(&spool, &old).is_empty(), "{left:?}");
+    for name in names_in(&medium) {
+        fs::remove_file(medium.join(name)).expect("empty the medium");
+    }
+
+    // The next create onto swapped media empties the spool first.
+    let mut next = AtTerminal::create(&cen, &package, &medium);
+    next.wait_for(NEXT_MEDIUM, 1);
+    let new = stem_of(&names_in(&medium));
+    assert_ne!(new, old);
+    assert_eq!(files_of(&spool, &old), Vec::<String>::new());
+    assert!(!files_of(&spool, &new).is_empty());
+    next.type_line("q");
+    let (status, screen) = next.finish();
+    assert_eq!(status.code(), Some(1), "{screen}");
+    assert_eq!(names_in(&spool), Vec::<String>::new(), "{screen}");
 }
 
 // ---------------------------------------------------------------------------

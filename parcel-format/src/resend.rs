@@ -33,9 +33,50 @@ pub struct SentParcel<'a> {
     pub index_raw_len: u64,
 }
 
+/// How [`rebuild_volumes`] touches the output directory: every step that
+/// makes, renames or removes a file there goes through [`FileSteps::run`],
+/// so that a caller that removes the unfinished files when it is
+/// interrupted can keep its clean-up and these steps apart (parcel's CLI
+/// runs them under the lock its signal handling takes). [`Direct`] runs
+/// them as they are.
+pub trait FileSteps {
+    /// Runs `step`, which makes, renames or removes a file in the output
+    /// directory, and returns its result.
+    fn run(&self, step: &mut dyn FnMut() -> io::Result<()>) -> io::Result<()>;
+
+    /// The writer's lock in the output directory (`.STEM.lock`) is held:
+    /// from now until the call returns, the temporary files of `stem` there
+    /// are this call's.
+    fn locked(&self) {}
+}
+
+/// [`FileSteps`] that runs every step as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Direct;
+
+impl FileSteps for Direct {
+    fn run(&self, step: &mut dyn FnMut() -> io::Result<()>) -> io::Result<()> {
+        step()
+    }
+}
+
+/// Runs `make` through `steps`, returning what it made.
+fn through<T>(steps: &dyn FileSteps, make: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    let mut make = Some(make);
+    let mut made = None;
+    steps.run(&mut || {
+        if let Some(make) = make.take() {
+            made = Some(make()?);
+        }
+        Ok(())
+    })?;
+    made.ok_or_else(|| io::Error::other("the caller's FileSteps did not run a step"))
+}
+
 /// Rebuilds the data volumes `request` asks for into `out`, named
 /// `STEM.NNN-of-MMM.tar` after `stem`, from `sent`, the directory
-/// `package` the parcel was made from, and `key`, the source's signing key.
+/// `package` the parcel was made from, and `key`, the source's signing key;
+/// files are made, renamed and removed through `steps`.
 /// Returns the files written; on failure none is left, and a file already
 /// in `out` under a volume's name is never replaced (the call fails first).
 pub fn rebuild_volumes(
@@ -45,6 +86,7 @@ pub fn rebuild_volumes(
     key: &SigningKey,
     out: &Path,
     stem: &str,
+    steps: &dyn FileSteps,
 ) -> Result<Vec<PathBuf>, WriteError> {
     let (manifest, stored_index, index_raw_len) =
         (sent.manifest, sent.stored_index, sent.index_raw_len);
@@ -96,7 +138,7 @@ pub fn rebuild_volumes(
     // while this runs and removes them if it is killed), and all are renamed
     // once every one is complete and synced.
     let first = request.missing.first().copied().unwrap_or(1);
-    let _lock = WriterLock::acquire(out, stem).map_err(|e| {
+    let _lock = through(steps, || WriterLock::acquire(out, stem)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             invalid(format!(
                 "another parcel command is writing volumes of {stem} in {} (its lock .{stem}.lock is there); wait for it to finish, or remove the lock if none runs",
@@ -110,9 +152,10 @@ pub fn rebuild_volumes(
         }
     })?;
     let mut temps: Vec<(u32, PathBuf)> = Vec::new();
+    steps.locked();
     let remove = |paths: &mut dyn Iterator<Item = &PathBuf>| {
         for p in paths {
-            let _ = std::fs::remove_file(p);
+            let _ = steps.run(&mut || std::fs::remove_file(p));
         }
     };
     for &v in &request.missing {
@@ -130,6 +173,7 @@ pub fn rebuild_volumes(
             package,
             key,
             &temp,
+            steps,
         );
         if let Err(e) = result {
             remove(&mut temps.iter().map(|(_, p)| p));
@@ -145,7 +189,7 @@ pub fn rebuild_volumes(
                 format!("{} appeared while the volumes were rebuilt", path.display()),
             ))
         } else {
-            std::fs::rename(temp, &path)
+            steps.run(&mut || std::fs::rename(temp, &path))
         };
         if let Err(source) = renamed {
             remove(&mut temps.iter().map(|(_, p)| p).chain(&written));
@@ -218,14 +262,17 @@ fn rebuild_one(
     package: &Path,
     key: &SigningKey,
     path: &Path,
+    steps: &dyn FileSteps,
 ) -> Result<(), WriteError> {
     let io = |source| WriteError::Volume { volume: v, source };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io)?;
+    let mut file = through(steps, || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+    })
+    .map_err(io)?;
     let mut body = Sha256::new();
     let mut pos = VOLUME_PREFIX;
     let head = tar_header(HEADER_ENTRY, BLOCK, manifest.created).map_err(io)?;
