@@ -429,6 +429,14 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         encryption,
         ..WriteOptions::default()
     };
+    // `sent` waits for the read-back (which may withdraw the parcel): taken
+    // before anything is written (it may fail) and so before the record,
+    // and let go once the read-back is over.
+    let reading_back = if o.verify && !swap_media {
+        Some(ctx.home.reading_back(&parcel_id.to_string())?)
+    } else {
+        None
+    };
     let dirs: Vec<PathBuf> = outputs.iter().map(|o| o.dir.clone()).collect();
     let writing = crate::interrupt::Writing::start(&dirs, &stem);
     let mut sink = DirSink::new(outputs, stem.clone(), volume_size);
@@ -481,13 +489,6 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     // that can be shipped and imported but whose receipt this site refuses.
     // (Spooled for media swapped at a terminal, they reach the media only
     // after the read-back, and are recorded then.)
-    // `sent` waits for the read-back (which may withdraw the parcel); taken
-    // before the record is, and let go once the read-back is over.
-    let reading_back = if o.verify && !swap_media {
-        Some(ctx.home.reading_back(&parcel_id.to_string())?)
-    } else {
-        None
-    };
     let early = if swap_media {
         None
     } else {
@@ -506,7 +507,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         });
         match recorded {
             Ok(record) => Some(record),
-            Err(e) => return Err(given_up(e, writing.abandon())),
+            Err(e) => return Err(given_up(e, writing.abandon(), AGAIN_ONCE_FIXED)),
         }
     };
     if o.verify {
@@ -594,7 +595,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
                     paths = placed;
                     parity_paths = parity;
                 }
-                Err(e) => return Err(given_up(e, copying.abandon())),
+                Err(e) => return Err(given_up(e, copying.abandon(), AGAIN_WITH_MEDIA)),
             }
             let recorded = copying.recording(|| {
                 record_created(
@@ -611,7 +612,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             });
             match recorded {
                 Ok(record) => record,
-                Err(e) => return Err(given_up(e, copying.abandon())),
+                Err(e) => return Err(given_up(e, copying.abandon(), AGAIN_ONCE_FIXED)),
             }
         }
     };
@@ -839,7 +840,7 @@ fn record_created(
         tree_digest: hex(&manifest.tree_digest()),
         encrypted: o.encrypt,
     };
-    catalog.add_parcel(
+    let added = catalog.add_parcel(
         &record,
         clock::now(),
         &format!(
@@ -857,18 +858,33 @@ fn record_created(
             )),
             if verified { CREATED_VERIFIED } else { "" }
         ),
-    )?;
+    );
+    if let Err(e) = added {
+        // Not recorded: no index kept for it either.
+        let _ = fs::remove_file(
+            ctx.home
+                .sent_dir()
+                .join(format!("{}.index", info.parcel_id)),
+        );
+        return Err(e.into());
+    }
     Ok(record)
 }
 
 /// The error of a create that gave its parcel up after `e`, its volumes
 /// removed as `removed` says ([`crate::interrupt::Writing::abandon`]).
-fn given_up(e: CliError, removed: String) -> CliError {
+fn given_up(e: CliError, removed: String, advice: &'static str) -> CliError {
     CliError::GivenUp {
         cause: Box::new(e),
         removed,
+        advice,
     }
 }
+
+/// What to do after the copy onto swapped media failed or was stopped.
+const AGAIN_WITH_MEDIA: &str = "run create again when the media to hold it are at hand";
+/// What to do after the parcel could not be recorded.
+const AGAIN_ONCE_FIXED: &str = "run create again once that is put right";
 
 /// A medium that filled up while volumes were written (the free-space check
 /// skipped, a delta's estimate that came out low, or another writer on the
@@ -1006,14 +1022,16 @@ fn copy_to_media(
             );
             let _ = std::io::stderr().flush();
             let mut answer = String::new();
-            std::io::stdin()
-                .read_line(&mut answer)
-                .map_err(|source| CliError::Stdio {
-                    action: "read",
-                    stream: "input",
-                    source,
-                })?;
-            if answer.trim().eq_ignore_ascii_case("q") {
+            let read =
+                std::io::stdin()
+                    .read_line(&mut answer)
+                    .map_err(|source| CliError::Stdio {
+                        action: "read",
+                        stream: "input",
+                        source,
+                    })?;
+            // End of input (the terminal gone) stops as q does.
+            if read == 0 || answer.trim().eq_ignore_ascii_case("q") {
                 return Err(CliError::Failed {
                     subject: "create".into(),
                     reason: format!("stopped at {what} {} of {}", i + 1, spooled.len()),

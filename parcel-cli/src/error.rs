@@ -152,10 +152,11 @@ pub enum CliError {
 
     /// `create` gave its parcel up after `cause` and removed its volumes,
     /// as `removed` says; the exit code is the cause's.
-    #[error("{cause}; {removed}; run create again when the media to hold it are at hand")]
+    #[error("{cause}; {removed}; {advice}")]
     GivenUp {
         cause: Box<CliError>,
         removed: String,
+        advice: &'static str,
     },
 
     /// Not enough free space.

@@ -168,15 +168,36 @@ impl Home {
                 .create(dir)
                 .map_err(CliError::io("create directory", dir))?;
         }
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(CliError::io("create lock file", &path))?;
-        file.lock().map_err(CliError::io("lock", &path))?;
-        Ok(ReadingBack { path, _file: file })
+        // A killed create's files are not held: they go (the next create
+        // does not wait for them). One that another create made and has not
+        // locked yet may go too: that create finds it gone and makes it again.
+        if let Some(dir) = path.parent() {
+            for entry in fs::read_dir(dir).map_err(CliError::io("list", dir))? {
+                let Ok(entry) = entry else { continue };
+                if let Ok(stale) = File::open(entry.path()) {
+                    if stale.try_lock().is_ok() && same_file(&stale, &entry.path()) {
+                        let _ = fs::remove_file(entry.path());
+                    }
+                }
+            }
+        }
+        for _ in 0..8 {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(CliError::io("create lock file", &path))?;
+            file.lock().map_err(CliError::io("lock", &path))?;
+            if same_file(&file, &path) {
+                return Ok(ReadingBack { path, _file: file });
+            }
+        }
+        Err(CliError::Failed {
+            subject: format!("lock file {}", path.display()),
+            reason: "it keeps being removed; is another parcel command cleaning up there?".into(),
+        })
     }
 
     /// Whether a running `create` is reading parcel `parcel_id` back (holds
@@ -378,6 +399,14 @@ impl Home {
     }
 }
 
+/// Whether `path` still names the file open as `file`.
+fn same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(open), Ok(named)) => open.ino() == named.ino() && open.dev() == named.dev(),
+        _ => false,
+    }
+}
+
 /// Parcel being read back by this process (see [`Home::reading_back`]):
 /// dropping it removes the lock file, then releases the lock.
 #[derive(Debug)]
@@ -457,6 +486,31 @@ mod tests {
 
     fn home_in(dir: &tempfile::TempDir) -> Home {
         Home::resolve(Some(&dir.path().join("home"))).expect("resolve")
+    }
+
+    #[test]
+    fn a_read_back_is_seen_while_held_and_a_killed_ones_file_is_swept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = home_in(&dir);
+        home.create_dirs().expect("dirs");
+        let (a, b, stale) = ("a".repeat(32), "b".repeat(32), "c".repeat(32));
+        assert!(!home.is_being_read_back(&a).expect("check"));
+        let held = home.reading_back(&a).expect("lock a");
+        assert!(home.is_being_read_back(&a).expect("check"));
+        // A killed create's file: there, but held by nobody.
+        let stale_path = home.read_back_lock_path(&stale);
+        fs::write(&stale_path, b"").expect("stale lock file");
+        assert!(!home.is_being_read_back(&stale).expect("check"));
+        let other = home.reading_back(&b).expect("lock b");
+        assert!(!stale_path.exists(), "the unheld file was not swept");
+        assert!(
+            home.is_being_read_back(&a).expect("check"),
+            "a held one was"
+        );
+        drop(held);
+        assert!(!home.is_being_read_back(&a).expect("check"));
+        assert!(!home.read_back_lock_path(&a).exists());
+        drop(other);
     }
 
     #[test]

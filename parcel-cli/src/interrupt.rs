@@ -242,6 +242,16 @@ pub fn gated<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Runs `f` through the gate, as [`gated`], and then, in the same hold,
+/// says that nothing is being written any more: an interruption after it
+/// removes nothing.
+pub fn gated_last<T>(f: impl FnOnce() -> T) -> T {
+    let mut held = gate();
+    let value = f();
+    *held = None;
+    value
+}
+
 /// Removes the files of the parcel being written; returns how many.
 fn clean_up(u: &Unfinished) -> usize {
     let mut removed = 0usize;

@@ -153,7 +153,7 @@ pub fn run(
     Ok(())
 }
 
-/// The rebuild's file steps, run under the interruption gate; once the
+/// The rebuild's file steps, run under the interruption gate; while the
 /// writer's lock in `out` is held (its temporary files there are this
 /// run's), an interruption removes them and the lock, never a finished
 /// volume (each is a good volume of the parcel).
@@ -171,5 +171,12 @@ impl FileSteps for Gated<'_> {
     fn locked(&self) {
         *self.writing.borrow_mut() =
             Some(crate::interrupt::Writing::start_repair(self.out, self.stem));
+    }
+
+    fn unlock(&self, release: &mut dyn FnMut()) {
+        // In one hold of the gate: once the lock is gone another run may
+        // take it, and an interruption must not then remove its files.
+        crate::interrupt::gated_last(release);
+        self.writing.borrow_mut().take();
     }
 }

@@ -392,6 +392,35 @@ fn signals_as_at_a_terminal(cmd: &mut Command, ignore: Option<i32>) {
     }
 }
 
+/// A child process killed when dropped (a test that fails while parcel is
+/// stopped or waiting must not leave it behind).
+struct KillOnDrop(Child);
+
+impl KillOnDrop {
+    fn wait_with_output(mut self) -> Output {
+        let stderr = self.0.stderr.take();
+        let status = self.0.wait().expect("wait");
+        let mut err = Vec::new();
+        if let Some(mut stderr) = stderr {
+            let _ = std::io::Read::read_to_end(&mut stderr, &mut err);
+        }
+        Output {
+            status,
+            stdout: Vec::new(),
+            stderr: err,
+        }
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn send_signal(child: &Child, signal: i32) {
     let pid = i32::try_from(child.id()).expect("pid");
     // SAFETY: kill has no memory effects; `pid` is our own child, not yet reaped.
@@ -587,13 +616,14 @@ fn sent_waits_for_the_read_back_of_the_create_that_made_the_parcel() {
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn parcel");
+    // Killed should the test fail while parcel is stopped.
+    let mut child = KillOnDrop(cmd.spawn().expect("spawn parcel"));
     // Caught (SIGSTOP) recorded, with its read-back not over.
     let locks = cen.home.join("read-back");
     let start = Instant::now();
     let id = loop {
         assert!(
-            child.try_wait().expect("wait").is_none(),
+            child.0.try_wait().expect("wait").is_none(),
             "create ended before it was caught reading back"
         );
         assert!(start.elapsed() < Duration::from_secs(60), "never caught");
@@ -603,7 +633,7 @@ fn sent_waits_for_the_read_back_of_the_create_that_made_the_parcel() {
             Vec::new()
         };
         if let Some(name) = lock.first() {
-            send_signal(&child, libc::SIGSTOP);
+            send_signal(&child.0, libc::SIGSTOP);
             let id = name.trim_end_matches(".lock").to_owned();
             let shown = parcel_cmd(&cen)
                 .args(["show", &id, "--json"])
@@ -612,7 +642,7 @@ fn sent_waits_for_the_read_back_of_the_create_that_made_the_parcel() {
             if shown.status.success() && locks.join(name).exists() {
                 break id;
             }
-            send_signal(&child, libc::SIGCONT);
+            send_signal(&child.0, libc::SIGCONT);
         }
         std::thread::sleep(Duration::from_micros(200));
     };
@@ -631,8 +661,8 @@ fn sent_waits_for_the_read_back_of_the_create_that_made_the_parcel() {
     );
     assert_eq!(cen.status(&id), "created");
 
-    send_signal(&child, libc::SIGCONT);
-    let output = child.wait_with_output().expect("wait");
+    send_signal(&child.0, libc::SIGCONT);
+    let output = child.wait_with_output();
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(names_in(&locks), Vec::<String>::new());
     let later = sent(&cen);

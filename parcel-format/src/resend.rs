@@ -45,9 +45,30 @@ pub trait FileSteps {
     fn run(&self, step: &mut dyn FnMut() -> io::Result<()>) -> io::Result<()>;
 
     /// The writer's lock in the output directory (`.STEM.lock`) is held:
-    /// from now until the call returns, the temporary files of `stem` there
-    /// are this call's.
+    /// from now until [`FileSteps::unlock`], the temporary files of `stem`
+    /// there are this call's.
     fn locked(&self) {}
+
+    /// Runs `release`, which gives the writer's lock up (and removes its
+    /// file): from then on no file there is this call's. Called once, on
+    /// success or failure, after [`FileSteps::locked`].
+    fn unlock(&self, release: &mut dyn FnMut()) {
+        release();
+    }
+}
+
+/// The writer's lock held by [`rebuild_volumes`], given up through its
+/// [`FileSteps`] however the call ends.
+struct Held<'a> {
+    lock: Option<WriterLock>,
+    steps: &'a dyn FileSteps,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut lock = self.lock.take();
+        self.steps.unlock(&mut || drop(lock.take()));
+    }
 }
 
 /// [`FileSteps`] that runs every step as it is.
@@ -138,7 +159,7 @@ pub fn rebuild_volumes(
     // while this runs and removes them if it is killed), and all are renamed
     // once every one is complete and synced.
     let first = request.missing.first().copied().unwrap_or(1);
-    let _lock = through(steps, || WriterLock::acquire(out, stem)).map_err(|e| {
+    let lock = through(steps, || WriterLock::acquire(out, stem)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             invalid(format!(
                 "another parcel command is writing volumes of {stem} in {} (its lock .{stem}.lock is there); wait for it to finish, or remove the lock if none runs",
@@ -153,6 +174,10 @@ pub fn rebuild_volumes(
     })?;
     let mut temps: Vec<(u32, PathBuf)> = Vec::new();
     steps.locked();
+    let _held = Held {
+        lock: Some(lock),
+        steps,
+    };
     let remove = |paths: &mut dyn Iterator<Item = &PathBuf>| {
         for p in paths {
             let _ = steps.run(&mut || std::fs::remove_file(p));
