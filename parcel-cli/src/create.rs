@@ -169,7 +169,7 @@ fn load_base(
 /// Keeps the index of a parcel just written in `<home>/sent/`, for delta
 /// parcels built on it later: its raw length (u64, little-endian), then the
 /// stored index.
-fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<(), CliError> {
+fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<PathBuf, CliError> {
     let dir = ctx.home.sent_dir();
     fs::create_dir_all(&dir).map_err(CliError::io("create", &dir))?;
     let path = dir.join(format!("{}.index", manifest.parcel_id));
@@ -194,7 +194,7 @@ fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<(), CliE
         .map_err(CliError::io("sync", &path))?;
     tmp.persist(&path)
         .map_err(|e| CliError::io("write", &path)(e.error))?;
-    Ok(())
+    Ok(path)
 }
 
 /// An upper bound on the size of a parcel carrying `content` bytes of files
@@ -817,7 +817,7 @@ fn record_created(
     verified: bool,
 ) -> Result<ParcelRecord, CliError> {
     let manifest = &written.manifest;
-    keep_index(ctx, manifest, o.level)?;
+    let kept = keep_index(ctx, manifest, o.level)?;
     let base_version = manifest.base.as_ref().map(|b| b.package_version);
     let record = ParcelRecord {
         parcel_id: info.parcel_id.to_string(),
@@ -861,11 +861,7 @@ fn record_created(
     );
     if let Err(e) = added {
         // Not recorded: no index kept for it either.
-        let _ = fs::remove_file(
-            ctx.home
-                .sent_dir()
-                .join(format!("{}.index", info.parcel_id)),
-        );
+        let _ = fs::remove_file(&kept);
         return Err(e.into());
     }
     Ok(record)

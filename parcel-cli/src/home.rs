@@ -174,6 +174,10 @@ impl Home {
         if let Some(dir) = path.parent() {
             for entry in fs::read_dir(dir).map_err(CliError::io("list", dir))? {
                 let Ok(entry) = entry else { continue };
+                // Only files (opening a FIFO would wait for ever).
+                if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                    continue;
+                }
                 if let Ok(stale) = File::open(entry.path()) {
                     if stale.try_lock().is_ok() && same_file(&stale, &entry.path()) {
                         let _ = fs::remove_file(entry.path());
@@ -205,16 +209,23 @@ impl Home {
     /// left is not held, and means nothing.
     pub fn is_being_read_back(&self, parcel_id: &str) -> Result<bool, CliError> {
         let path = self.read_back_lock_path(parcel_id);
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(CliError::io("open lock file", &path)(e)),
-        };
-        match file.try_lock_shared() {
-            Ok(()) => Ok(false),
-            Err(fs::TryLockError::WouldBlock) => Ok(true),
-            Err(fs::TryLockError::Error(e)) => Err(CliError::io("lock", &path)(e)),
+        // A create sweeping stale lock files holds a killed one's for an
+        // instant: held that briefly, it is not a read-back.
+        for _ in 0..5 {
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(CliError::io("open lock file", &path)(e)),
+            };
+            match file.try_lock_shared() {
+                Ok(()) => return Ok(false),
+                Err(fs::TryLockError::WouldBlock) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(CliError::io("lock", &path)(e)),
+            }
         }
+        Ok(true)
     }
 
     /// Creates the home and its subdirectories, private to the user (0700).

@@ -398,12 +398,12 @@ struct KillOnDrop(Child);
 
 impl KillOnDrop {
     fn wait_with_output(mut self) -> Output {
-        let stderr = self.0.stderr.take();
-        let status = self.0.wait().expect("wait");
+        // Read to the end first: a child blocked on a full pipe never ends.
         let mut err = Vec::new();
-        if let Some(mut stderr) = stderr {
+        if let Some(mut stderr) = self.0.stderr.take() {
             let _ = std::io::Read::read_to_end(&mut stderr, &mut err);
         }
+        let status = self.0.wait().expect("wait");
         Output {
             status,
             stdout: Vec::new(),
@@ -632,7 +632,13 @@ fn sent_waits_for_the_read_back_of_the_create_that_made_the_parcel() {
         } else {
             Vec::new()
         };
-        if let Some(name) = lock.first() {
+        // Stopped only once the volumes have their final names (they are
+        // renamed together, just before the record): stopping it over and
+        // over while it writes would slow the write to a crawl.
+        let written = names_in(&out)
+            .iter()
+            .any(|n| n.ends_with(".tar") && !n.starts_with('.'));
+        if let (Some(name), true) = (lock.first(), written) {
             send_signal(&child.0, libc::SIGSTOP);
             let id = name.trim_end_matches(".lock").to_owned();
             let shown = parcel_cmd(&cen)
@@ -881,7 +887,18 @@ impl AtTerminal {
 
     /// Waits for parcel to end, and for the screen to show all it printed.
     fn finish(mut self) -> (ExitStatus, String) {
-        let status = self.child.wait().expect("wait");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "parcel did not end in a minute: {}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
         if let Some(reader) = self.reader.take() {
             let start = Instant::now();
             while !reader.is_finished() {
@@ -1055,6 +1072,27 @@ fn create_onto_swapped_media_stopped_at_the_prompt_removes_the_unrecorded_parcel
     assert!(!screen.contains("earlier media"), "{screen}");
     assert_eq!(files_of(&medium, &stem), Vec::<String>::new(), "{screen}");
     assert_eq!(files_of(&spool, &stem), Vec::<String>::new(), "{screen}");
+    assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn end_of_input_at_the_prompt_stops_as_q_does() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.dir("tools");
+    write_big_package(&package, 96);
+    let medium = world.dir("usb");
+    let Some(_tmpfs) = Tmpfs::mount(&medium, "4m") else {
+        return;
+    };
+    let mut create = AtTerminal::create(&cen, &package, &medium);
+    create.wait_for(NEXT_MEDIUM, 1);
+    // Ctrl-D at the start of a line: the read ends with nothing.
+    create.keyboard.write_all(b"\x04").expect("type");
+    let (status, screen) = create.finish();
+    assert_eq!(status.code(), Some(1), "{screen}");
+    assert!(screen.contains("stopped at volume "), "{screen}");
+    assert_eq!(screen.matches(NEXT_MEDIUM).count(), 1, "{screen}");
+    assert_eq!(names_in(&cen.home.join("spool")), Vec::<String>::new());
     assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
 }
 

@@ -49,9 +49,10 @@ pub trait FileSteps {
     /// there are this call's.
     fn locked(&self) {}
 
-    /// Runs `release`, which gives the writer's lock up (and removes its
-    /// file): from then on no file there is this call's. Called once, on
-    /// success or failure, after [`FileSteps::locked`].
+    /// Runs `release`, which (on success, after syncing the directory)
+    /// gives the writer's lock up and removes its file: from then on no file
+    /// there is this call's. Called once, on success or failure, after
+    /// [`FileSteps::locked`].
     fn unlock(&self, release: &mut dyn FnMut()) {
         release();
     }
@@ -64,10 +65,28 @@ struct Held<'a> {
     steps: &'a dyn FileSteps,
 }
 
+impl Held<'_> {
+    /// Syncs `dir` (so the renames are durable) and gives the lock up, in
+    /// one [`FileSteps::unlock`]: once the volumes are all in place nothing
+    /// is this call's to clean up.
+    fn finish(mut self, dir: &Path) -> io::Result<()> {
+        let mut lock = self.lock.take();
+        let mut synced = Ok(());
+        self.steps.unlock(&mut || {
+            synced = File::open(dir).and_then(|d| d.sync_all());
+            drop(lock.take());
+        });
+        synced
+    }
+}
+
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        let mut lock = self.lock.take();
-        self.steps.unlock(&mut || drop(lock.take()));
+        // Not finished (an error): give the lock up all the same.
+        if self.lock.is_some() {
+            let mut lock = self.lock.take();
+            self.steps.unlock(&mut || drop(lock.take()));
+        }
     }
 }
 
@@ -174,7 +193,7 @@ pub fn rebuild_volumes(
     })?;
     let mut temps: Vec<(u32, PathBuf)> = Vec::new();
     steps.locked();
-    let _held = Held {
+    let held = Held {
         lock: Some(lock),
         steps,
     };
@@ -222,12 +241,10 @@ pub fn rebuild_volumes(
         }
         written.push(path);
     }
-    File::open(out)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| WriteError::Volume {
-            volume: first,
-            source,
-        })?;
+    held.finish(out).map_err(|source| WriteError::Volume {
+        volume: first,
+        source,
+    })?;
     Ok(written)
 }
 
