@@ -273,8 +273,8 @@ pub struct CreateArgs {
     /// key); anyone can still check the media with `parcel verify --media`
     #[arg(long)]
     pub encrypt: bool,
-    /// Add repair data: PERCENT (1-100) of the parcel's size as Reed-Solomon
-    /// recovery blocks in extra parity volumes. With N volumes, PERCENT of at
+    /// Add repair data: Reed-Solomon recovery blocks, PERCENT (1-100) of the
+    /// data blocks of each stripe, in extra parity volumes. With N volumes, PERCENT of at
     /// least 100/N rebuilds any one lost volume; less still repairs damaged
     /// blocks up to that amount. Verify and import repair automatically
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
