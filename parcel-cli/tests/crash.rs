@@ -925,6 +925,19 @@ impl Drop for AtTerminal {
 
 const NEXT_MEDIUM: &str = "Insert the next medium";
 
+/// CEN and BXL; a package of 9 MiB of volumes at CEN (96 incompressible
+/// files) and a medium (a tmpfs) that holds 4 MiB of them. `None` where a
+/// tmpfs cannot be mounted (not root). The tmpfs comes last, so that it is
+/// unmounted before the world's directories go.
+fn swap_media_setup() -> Option<(World, Site, Site, PathBuf, PathBuf, Tmpfs)> {
+    let (world, cen, bxl) = two_sites();
+    let package = world.dir("tools");
+    write_big_package(&package, 96);
+    let medium = world.dir("usb");
+    let tmpfs = Tmpfs::mount(&medium, "4m")?;
+    Some((world, cen, bxl, package, medium, tmpfs))
+}
+
 /// Files of parcel `stem` in `dir` (volumes, temporary files, locks).
 fn files_of(dir: &Path, stem: &str) -> Vec<String> {
     names_in(dir)
@@ -935,11 +948,7 @@ fn files_of(dir: &Path, stem: &str) -> Vec<String> {
 
 #[test]
 fn create_onto_media_swapped_at_the_prompt_records_the_parcel_and_its_volumes_import() {
-    let (world, cen, bxl) = two_sites();
-    let package = world.dir("tools");
-    write_big_package(&package, 96);
-    let medium = world.dir("usb");
-    let Some(_tmpfs) = Tmpfs::mount(&medium, "4m") else {
+    let Some((world, cen, bxl, package, medium, _tmpfs)) = swap_media_setup() else {
         return;
     };
     let mut create = AtTerminal::create(&cen, &package, &medium);
@@ -983,12 +992,7 @@ fn create_onto_media_swapped_at_the_prompt_records_the_parcel_and_its_volumes_im
 
 #[test]
 fn create_onto_swapped_media_interrupted_at_the_prompt_removes_the_unrecorded_parcel() {
-    let (world, cen, _bxl) = two_sites();
-    // 9 MiB of volumes; the medium holds 4 MiB.
-    let package = world.dir("tools");
-    write_big_package(&package, 96);
-    let medium = world.dir("usb");
-    let Some(_tmpfs) = Tmpfs::mount(&medium, "4m") else {
+    let Some((world, cen, _bxl, package, medium, _tmpfs)) = swap_media_setup() else {
         return;
     };
     let spool = cen.home.join("spool");
@@ -1038,11 +1042,7 @@ fn create_onto_swapped_media_interrupted_at_the_prompt_removes_the_unrecorded_pa
 
 #[test]
 fn create_onto_swapped_media_stopped_at_the_prompt_removes_the_unrecorded_parcel() {
-    let (world, cen, _bxl) = two_sites();
-    let package = world.dir("tools");
-    write_big_package(&package, 96);
-    let medium = world.dir("usb");
-    let Some(_tmpfs) = Tmpfs::mount(&medium, "4m") else {
+    let Some((_world, cen, _bxl, package, medium, _tmpfs)) = swap_media_setup() else {
         return;
     };
     let spool = cen.home.join("spool");
@@ -1077,11 +1077,7 @@ fn create_onto_swapped_media_stopped_at_the_prompt_removes_the_unrecorded_parcel
 
 #[test]
 fn end_of_input_at_the_prompt_stops_as_q_does() {
-    let (world, cen, _bxl) = two_sites();
-    let package = world.dir("tools");
-    write_big_package(&package, 96);
-    let medium = world.dir("usb");
-    let Some(_tmpfs) = Tmpfs::mount(&medium, "4m") else {
+    let Some((_world, cen, _bxl, package, medium, _tmpfs)) = swap_media_setup() else {
         return;
     };
     let mut create = AtTerminal::create(&cen, &package, &medium);
@@ -1098,11 +1094,7 @@ fn end_of_input_at_the_prompt_stops_as_q_does() {
 
 #[test]
 fn what_a_killed_create_left_in_the_spool_goes_with_the_next_one() {
-    let (world, cen, _bxl) = two_sites();
-    let package = world.dir("tools");
-    write_big_package(&package, 96);
-    let medium = world.dir("usb");
-    let Some(_tmpfs) = Tmpfs::mount(&medium, "4m") else {
+    let Some((_world, cen, _bxl, package, medium, _tmpfs)) = swap_media_setup() else {
         return;
     };
     let spool = cen.home.join("spool");

@@ -105,6 +105,20 @@ fn window_for(params: ChunkParams, size_hint: u64) -> usize {
 mod tests {
     use super::*;
 
+    /// `len` pseudo-random bytes from `seed` (an LCG: deterministic, and
+    /// incompressible enough that chunk cuts fall where FastCDC puts them).
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 33) as u8
+            })
+            .collect()
+    }
+
     fn cuts(data: &[u8], p: ChunkParams) -> Vec<usize> {
         cuts_with_hint(data, p, data.len() as u64, &mut Vec::new())
     }
@@ -121,15 +135,7 @@ mod tests {
 
     #[test]
     fn windowed_chunking_matches_whole_file_chunking() {
-        let mut state = 12345u64;
-        let data: Vec<u8> = (0..10_000_000)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 33) as u8
-            })
-            .collect();
+        let data = noise(12345, 10_000_000);
         let p = DEFAULT_CHUNKING;
         let whole: Vec<usize> = FastCDC::new(&data, p.min, p.avg, p.max)
             .map(|c| c.length)
@@ -140,15 +146,7 @@ mod tests {
 
     #[test]
     fn cuts_do_not_depend_on_the_size_hint_or_the_reused_buffer() {
-        let mut state = 99u64;
-        let data: Vec<u8> = (0..3_000_000)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 33) as u8
-            })
-            .collect();
+        let data = noise(99, 3_000_000);
         for p in [
             DEFAULT_CHUNKING,
             ChunkParams {
