@@ -1017,17 +1017,9 @@ fn copy_to_media(
                 out.display()
             );
             let _ = std::io::stderr().flush();
-            let mut answer = String::new();
-            let read =
-                std::io::stdin()
-                    .read_line(&mut answer)
-                    .map_err(|source| CliError::Stdio {
-                        action: "read",
-                        stream: "input",
-                        source,
-                    })?;
             // End of input (the terminal gone) stops as q does.
-            if read == 0 || answer.trim().eq_ignore_ascii_case("q") {
+            let answer = output::read_answer()?;
+            if answer.is_none_or(|a| a.eq_ignore_ascii_case("q")) {
                 return Err(CliError::Failed {
                     subject: "create".into(),
                     reason: format!("stopped at {what} {} of {}", i + 1, spooled.len()),

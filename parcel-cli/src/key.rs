@@ -25,7 +25,7 @@
 //! cannot be encrypted to until it sends a new file.
 
 use std::fs::File;
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use parcel_format::encrypt::Recipient;
@@ -528,17 +528,7 @@ fn confirm(question: &str) -> Result<bool, CliError> {
     let mut stderr = std::io::stderr();
     let _ = stderr.write_all(question.as_bytes());
     let _ = stderr.flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .take(1024)
-        .read_line(&mut answer)
-        .map_err(|source| CliError::Stdio {
-            action: "read",
-            stream: "input",
-            source,
-        })?;
-    let answer = answer.trim();
+    let answer = output::read_answer()?.unwrap_or_default();
     Ok(answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes"))
 }
 

@@ -142,6 +142,24 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Reads one answer to a prompt from standard input, at most 1 KiB of it
+/// (a prompt's answer is a word; nothing read is held beyond that), with
+/// surrounding white space trimmed; `None` at the end of input.
+pub fn read_answer() -> Result<Option<String>, CliError> {
+    use std::io::{BufRead, Read};
+    let mut answer = String::new();
+    let read = io::stdin()
+        .lock()
+        .take(1024)
+        .read_line(&mut answer)
+        .map_err(|source| CliError::Stdio {
+            action: "read",
+            stream: "input",
+            source,
+        })?;
+    Ok((read > 0).then(|| answer.trim().to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
