@@ -404,23 +404,17 @@ fn decode(
             .push(corrupt("stored bytes do not match their SHA-256".into()));
         return decoded;
     }
-    // An encrypted pack is decrypted after its hash matched (FORMAT.md §12).
-    let opened;
-    let frame: &[u8] = match parcel.key() {
-        None => stored,
-        Some(key) => match key.open_pack(&manifest.parcel_id, p, stored) {
-            Some(frame) => {
-                opened = frame;
-                &opened
-            }
-            None => {
-                decoded.problems.push(corrupt(
-                    "does not decrypt under the parcel key (forged or damaged)".into(),
-                ));
-                return decoded;
-            }
-        },
-    };
+    // An encrypted pack is decrypted after its hash matched (FORMAT.md §12),
+    // in place: the buffer is read into afresh for the next pack.
+    if let Some(key) = parcel.key() {
+        if !key.open_pack(&manifest.parcel_id, p, stored) {
+            decoded.problems.push(corrupt(
+                "does not decrypt under the parcel key (forged or damaged)".into(),
+            ));
+            return decoded;
+        }
+    }
+    let frame: &[u8] = stored;
     let mut raw = spare.take(record.raw_len as usize);
     if let Err(e) = decompress_exact_into(frame, record.raw_len as usize, &mut raw) {
         spare.give(raw);

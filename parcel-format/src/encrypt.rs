@@ -65,12 +65,12 @@ impl ParcelKey {
             .is_ok()
     }
 
-    fn open(&self, domain: u32, number: u64, parcel: &ParcelId, stored: &[u8]) -> Option<Vec<u8>> {
-        let mut unit = stored.to_vec();
+    /// Decrypts `unit` in place (the tag is removed); `false`, with `unit`
+    /// in an unspecified state, when it does not authenticate.
+    fn open(&self, domain: u32, number: u64, parcel: &ParcelId, unit: &mut Vec<u8>) -> bool {
         self.cipher
-            .decrypt_in_place(&nonce(domain, number), &parcel.0, &mut unit)
-            .ok()?;
-        Some(unit)
+            .decrypt_in_place(&nonce(domain, number), &parcel.0, unit)
+            .is_ok()
     }
 
     /// Encrypts pack `pack`'s zstd frame in place (the tag is appended).
@@ -78,9 +78,10 @@ impl ParcelKey {
         self.seal(DOMAIN_PACK, pack.into(), parcel, frame)
     }
 
-    /// Decrypts a stored pack into its zstd frame; `None` when it does not
-    /// authenticate under this key, parcel and pack number.
-    pub(crate) fn open_pack(&self, parcel: &ParcelId, pack: u32, stored: &[u8]) -> Option<Vec<u8>> {
+    /// Decrypts a stored pack, in place, into its zstd frame (FORMAT.md §8.1
+    /// counts no copy); `false` when it does not authenticate under this
+    /// key, parcel and pack number, and `stored` is then no longer the pack.
+    pub(crate) fn open_pack(&self, parcel: &ParcelId, pack: u32, stored: &mut Vec<u8>) -> bool {
         self.open(DOMAIN_PACK, pack.into(), parcel, stored)
     }
 
@@ -92,10 +93,8 @@ impl ParcelKey {
     /// Decrypts the stored index, in place, into the compressed manifest
     /// (the index can be 256 MiB: it is not copied).
     pub(crate) fn open_index(&self, parcel: &ParcelId, mut stored: Vec<u8>) -> Option<Vec<u8>> {
-        self.cipher
-            .decrypt_in_place(&nonce(DOMAIN_INDEX, 0), &parcel.0, &mut stored)
-            .ok()?;
-        Some(stored)
+        self.open(DOMAIN_INDEX, 0, parcel, &mut stored)
+            .then_some(stored)
     }
 }
 
@@ -216,12 +215,13 @@ mod tests {
         let mut unit = b"zstd frame".to_vec();
         assert!(enc.key().seal_pack(&parcel, 3, &mut unit));
         assert_eq!(unit.len(), 10 + TAG_LEN);
-        assert_eq!(
-            key.open_pack(&parcel, 3, &unit).as_deref(),
-            Some(&b"zstd frame"[..])
-        );
-        assert!(key.open_pack(&parcel, 4, &unit).is_none());
-        assert!(key.open_pack(&ParcelId([8; 16]), 3, &unit).is_none());
+        let opened = |parcel: &ParcelId, pack: u32| {
+            let mut copy = unit.clone();
+            key.open_pack(parcel, pack, &mut copy).then_some(copy)
+        };
+        assert_eq!(opened(&parcel, 3).as_deref(), Some(&b"zstd frame"[..]));
+        assert!(opened(&parcel, 4).is_none());
+        assert!(opened(&ParcelId([8; 16]), 3).is_none());
         assert!(key.open_index(&parcel, unit.clone()).is_none());
         let other = Identity::generate();
         assert_eq!(

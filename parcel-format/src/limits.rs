@@ -21,8 +21,9 @@ pub const MAX_INDEX_STORED: u64 = 256 * 1024 * 1024;
 /// Largest decoded index, in bytes.
 pub const MAX_INDEX_RAW: u64 = 256 * 1024 * 1024;
 /// Largest memory the lists of a decoded index may take, in bytes: the
-/// elements of the file, chunk and pack tables, of every file's chunk list and
-/// of the destinations, each counted at its in-memory size (FORMAT.md §8.1).
+/// elements of the file, chunk and pack tables, of every file's chunk list, of
+/// the destinations and of a delta's base lists, each counted at its
+/// in-memory size (FORMAT.md §8.1).
 /// A million-file package needs about a third of it.
 pub const MAX_INDEX_MEMORY: usize = 384 * 1024 * 1024;
 /// Longest string (path, symlink target, site code, comment) the index
@@ -42,7 +43,10 @@ pub const MAX_CHUNK: u32 = 1024 * 1024;
 pub const MAX_PACK_RAW: u32 = 16 * 1024 * 1024;
 /// Largest stored (compressed) pack, in bytes: a raw pack plus zstd's worst-case overhead.
 pub const MAX_PACK_STORED: u32 = MAX_PACK_RAW + 128 * 1024;
-/// Largest zstd window a reader accepts, as a base-2 logarithm (16 MiB).
+/// The zstd window log the writer gives packs (16 MiB, the largest pack), and
+/// the limit the pack reader passes to zstd, whose one-shot decoding into a
+/// buffer of the declared size needs no window (FORMAT.md §5.2). The streamed
+/// index is read with a limit of 27 (`pack.rs`).
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 /// Longest entry path, in bytes of UTF-8.
 pub const MAX_PATH: usize = 4096;

@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use crate::error::WriteError;
 use crate::header::{ParityFields, VolumeHeader, RECORD_LEN};
 use crate::limits::{
-    BLOCK, MAX_PARITY_BLOCK, MAX_PARITY_STRIPE, MAX_PARITY_TABLE, MAX_STRIPE_BLOCKS, MAX_VOLUMES,
-    VOLUME_PREFIX, VOLUME_TRAILER,
+    BLOCK, MAX_PARITY_BLOCK, MAX_PARITY_STRIPE, MAX_PARITY_TABLE, MAX_PARITY_VOLUME_LEN,
+    MAX_STRIPE_BLOCKS, MAX_VOLUMES, VOLUME_PREFIX, VOLUME_TRAILER,
 };
 use crate::volume::{tar_header, VolumeSink, HEADER_ENTRY};
 
@@ -302,6 +302,14 @@ pub fn plan(lengths: Vec<u64>, percent: u8, volume_size: u64) -> Result<Layout, 
     if !(1..=100).contains(&percent) {
         return Err(invalid(format!("parity of {percent}% is outside 1..=100")));
     }
+    // A reader refuses a block table listing a longer data volume (§13.5).
+    if let Some(&longest) = lengths.iter().max() {
+        if longest > MAX_PARITY_VOLUME_LEN {
+            return Err(invalid(format!(
+                "a volume of {longest} bytes is over the {MAX_PARITY_VOLUME_LEN} bytes repair data can cover; choose a smaller volume size or no parity"
+            )));
+        }
+    }
     let n = lengths.len() as u64;
     let total: u64 = lengths.iter().sum();
     let mut block = next_power_of_two(total.div_ceil(TARGET_DATA_BLOCKS))
@@ -532,5 +540,15 @@ mod tests {
     fn nonsense_percentages_are_refused() {
         assert!(plan(vec![70_000; 3], 0, 65_536).is_err());
         assert!(plan(vec![70_000; 3], 101, 65_536).is_err());
+    }
+
+    #[test]
+    fn a_data_volume_longer_than_repair_data_covers_is_refused() {
+        let over = MAX_PARITY_VOLUME_LEN + 1;
+        match plan(vec![70_000, over], 10, 1 << 30) {
+            Err(WriteError::Invalid(why)) => assert!(why.contains(&over.to_string()), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(plan(vec![70_000, MAX_PARITY_VOLUME_LEN], 10, 1 << 30).is_ok());
     }
 }

@@ -241,7 +241,9 @@ impl Parcel {
     /// [`Parcel::problems`]).
     pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> Vec<Problem> {
         let stored: u64 = self.volumes().values().map(|v| v.header.body_len).sum();
-        let total = stored + self.manifest().content_bytes();
+        // Saturating: a delta's files taken whole from its base are not
+        // capped by the manifest's checks (their base is checked later).
+        let total = stored.saturating_add(self.manifest().content_bytes());
         let mut problems = self.hash_bodies(&mut |done| progress(done, total));
         let mut done = stored;
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -249,7 +251,7 @@ impl Parcel {
             let mut cache = PackCache::with_workers(self, scope, workers);
             let mut found = Vec::new();
             self.check_files(&mut cache, &mut found, &mut |n| {
-                done += n;
+                done = done.saturating_add(n);
                 progress(done, total);
             });
             // Pack and chunk problems come before the file problems they cause.

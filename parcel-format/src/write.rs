@@ -210,7 +210,7 @@ fn walk(
         let kind = if ft.is_dir() {
             EntryKind::Directory
         } else if ft.is_file() {
-            scan.content_bytes += meta.len();
+            scan.content_bytes = scan.content_bytes.saturating_add(meta.len());
             scan.files += 1;
             EntryKind::File {
                 size: meta.len(),

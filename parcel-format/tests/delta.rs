@@ -5,8 +5,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use parcel_format::delta::BaseIndex;
+use parcel_format::manifest::EntryKind;
 use parcel_format::read::Parcel;
 use parcel_format::sign::TrustedKeys;
+use parcel_format::testkit;
 use parcel_format::volume::{DirSink, OutputDir};
 use parcel_format::write::{
     scan, tree_digest_of_dir, write_delta_parcel, write_parcel, ParcelInfo, WriteOptions,
@@ -296,5 +298,58 @@ fn delta_on_a_delta_carries_only_the_new_change() {
     assert_eq!(
         tree_digest_of_dir(&dest).unwrap(),
         tree_digest_of_dir(&v3_tree).unwrap()
+    );
+}
+
+#[test]
+fn whole_base_files_declaring_absurd_sizes_are_verified_and_refused_without_overflow() {
+    let p = pair();
+    let mut manifest = p.delta.manifest.clone();
+    let volumes = paths(&p.delta);
+    let packs: Vec<Vec<u8>> = manifest
+        .packs
+        .iter()
+        .map(|pack| {
+            let bytes = fs::read(&volumes[pack.volume as usize - 1]).unwrap();
+            let start = pack.offset as usize;
+            bytes[start..start + pack.stored_len as usize].to_vec()
+        })
+        .collect();
+    // A signer may declare any size for a file taken whole from the base:
+    // the manifest's checks leave it to the base comparison at import.
+    let whole = manifest.base.as_ref().unwrap().whole.clone();
+    assert!(whole.len() >= 2, "{whole:?}");
+    for &i in &whole {
+        if let EntryKind::File { size, .. } = &mut manifest.entries[i as usize].kind {
+            *size = u64::MAX - 1;
+        }
+    }
+    manifest.parcel_id = ParcelId([42; 16]);
+    let out = p._tmp.path().join("forged");
+    let forged = testkit::write_raw(
+        &mut manifest,
+        &packs,
+        &key(),
+        options().volume_size,
+        true,
+        &mut sink(&out),
+    )
+    .unwrap();
+
+    let mut totals = Vec::new();
+    let report =
+        parcel_format::verify::verify(&forged, &trust(), &mut |_, total| totals.push(total));
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(totals.last(), Some(&u64::MAX));
+
+    let parcel = Parcel::open(&forged, &trust()).unwrap();
+    let dest = p._tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    let problem = parcel
+        .extract_with_base(&dest, Some(&p.v1_tree), &mut |_| {})
+        .unwrap_err();
+    assert!(
+        matches!(&problem, Problem::BaseModified { .. }),
+        "{problem}"
     );
 }
