@@ -150,13 +150,18 @@ fn load_base(
         .home
         .sent_dir()
         .join(format!("{}.index", chosen.parcel_id));
-    let bytes = fs::read(&path).map_err(CliError::io("read the sent index", &path))?;
     let unusable = |why: String| {
         refused(format!(
             "the index of parcel {} kept in {} is unusable ({why}); send a full parcel",
             chosen.parcel_id,
             path.display()
         ))
+    };
+    let bytes = match fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(unusable("the file is missing".into()))
+        }
+        read => read.map_err(CliError::io("read the sent index", &path))?,
     };
     let (len, stored) = bytes
         .split_first_chunk::<8>()
@@ -204,12 +209,24 @@ fn keep_index(ctx: &Context, manifest: &Manifest, level: i32) -> Result<PathBuf,
 /// least 64 KiB) and the tags; with `parity` percent of repair data, that
 /// much more, rounded up generously (stripes round recovery up, and each
 /// parity volume holds a block table).
+///
+/// Saturating: a sparse file can declare any size, and a bound that wrapped
+/// would pass the room check.
 fn size_bound(content: u64, entries: usize, encrypted: bool, parity: Option<u8>) -> u64 {
-    let plain = content + content / 64 + entries as u64 * 1024 + (64 << 10);
-    let data = if encrypted { plain + plain / 32 } else { plain };
+    let plain = content
+        .saturating_add(content / 64)
+        .saturating_add((entries as u64).saturating_mul(1024))
+        .saturating_add(64 << 10);
+    let data = if encrypted {
+        plain.saturating_add(plain / 32)
+    } else {
+        plain
+    };
     match parity {
         None => data,
-        Some(percent) => data + data * (u64::from(percent) + 4) / 100 + (256 << 10),
+        Some(percent) => data
+            .saturating_add(data / 100 * (u64::from(percent) + 4))
+            .saturating_add(256 << 10),
     }
 }
 
@@ -360,7 +377,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         .iter()
         .filter_map(|out| out.capacity)
         .map(|available| available / volume_size * volume_size)
-        .sum();
+        .fold(0, u64::saturating_add);
     // One medium too small, and someone at the terminal: spool the parcel in
     // the home, then copy it out volume by volume, asking for each next medium.
     let swap_media = o.space_check
@@ -381,7 +398,10 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         }];
         ctx.note(&format!("{} has too little room for the whole parcel; it is prepared in {} and you will be asked for each next medium", o.outs[0].display(), spool.display()));
     } else if o.space_check && usable < room.needed {
-        let free: u64 = outputs.iter().filter_map(|out| out.capacity).sum();
+        let free = outputs
+            .iter()
+            .filter_map(|out| out.capacity)
+            .fold(0, u64::saturating_add);
         let available = if usable == free {
             format!("{} available", human_bytes(usable))
         } else {
@@ -438,7 +458,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         None
     };
     let dirs: Vec<PathBuf> = outputs.iter().map(|o| o.dir.clone()).collect();
-    let writing = crate::interrupt::Writing::start(&dirs, &stem);
+    let writing = crate::interrupt::Writing::start(&dirs, &stem, ctx.parcel_command());
     let mut sink = DirSink::new(outputs, stem.clone(), volume_size);
     let bar = Progress::bytes(ctx, "Creating", scan.content_bytes);
     let files = scan.files;

@@ -193,7 +193,12 @@ pub fn run(args: &DemoArgs, quiet: bool) -> Result<(), CliError> {
 
     demo.step("Back at CEN: apply the signed receipt; the parcel is confirmed")?;
     demo.parcel(&["--home", "cen", "receipt", "apply", "receipt.txt"])?;
-    demo.parcel(&["--home", "cen", "show", &parcel_id[..12]])?;
+    demo.parcel(&[
+        "--home",
+        "cen",
+        "show",
+        parcel_id.get(..12).unwrap_or(&parcel_id),
+    ])?;
 
     demo.step("Version 2 changes one file: CEN sends a delta parcel on the confirmed version 1, encrypted so that only BXL can read it")?;
     let notes = dir.join("package/share/doc/README.txt");

@@ -81,6 +81,10 @@ pub enum CliError {
     #[error("secret key {}: {reason}; restore this site's site.key from its backup (a site with a new key must be trusted again by every other site)", .path.display())]
     SecretKeyInvalid { path: PathBuf, reason: &'static str },
 
+    /// The encryption key file (`site.age`) is not usable.
+    #[error("encryption key {}: {reason}; restore this site's site.age from its backup (parcels encrypted to this site can be read only with it)", .path.display())]
+    EncryptionKeyInvalid { path: PathBuf, reason: &'static str },
+
     /// The secret key does not belong to the site in the catalog.
     #[error(
         "secret key {} is not the key of site {site} recorded in the catalog; restore the site's own site.key from backup",

@@ -329,24 +329,39 @@ impl Home {
     /// others can read, or that is not one age X25519 identity.
     pub fn load_identity(&self) -> Result<Option<Identity>, CliError> {
         let path = self.identity_path();
+        let invalid = |reason| CliError::EncryptionKeyInvalid {
+            path: path.clone(),
+            reason,
+        };
         let file = match File::open(&path) {
             Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                // A symbolic link to nothing is a lost key, not a home
+                // without one (and a new key could not be written there).
+                return match fs::symlink_metadata(&path) {
+                    Ok(_) => Err(invalid("a symbolic link to a file that does not exist")),
+                    Err(_) => Ok(None),
+                };
+            }
             Err(err) => return Err(CliError::io("open encryption key", &path)(err)),
         };
-        check_private(&file, &path)?;
+        check_private(&file, &path).map_err(|err| match err {
+            CliError::SecretKeyInvalid { reason, .. } => invalid(reason),
+            other => other,
+        })?;
         let mut text = String::new();
         file.take(4096)
             .read_to_string(&mut text)
-            .map_err(CliError::io("read encryption key", &path))?;
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::InvalidData => invalid("not text"),
+                _ => CliError::io("read encryption key", &path)(err),
+            })?;
         let mut keys = text
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'));
-        let invalid = CliError::SecretKeyInvalid {
-            path: path.clone(),
-            reason: "not a parcel encryption key (it must hold one AGE-SECRET-KEY-1… line); restore site.age from backup",
-        };
+        let invalid =
+            invalid("not a parcel encryption key (it must hold one AGE-SECRET-KEY-1… line)");
         let (Some(line), None) = (keys.next(), keys.next()) else {
             return Err(invalid);
         };
@@ -361,6 +376,12 @@ impl Home {
         }
         let identity = Identity::generate();
         self.write_identity(&identity)?;
+        // A home made before encryption has none; a key deleted by mistake
+        // looks the same, and parcels already encrypted to it need it back.
+        output::warn(&format!(
+            "this home had no encryption key; a new one was made in {}. If this site had one before (parcels were encrypted to it), those parcels can be read only with the old key: put its backup in that place instead",
+            self.identity_path().display()
+        ));
         Ok(identity)
     }
 

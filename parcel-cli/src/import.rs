@@ -56,8 +56,19 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     let identity = ctx.home.load_identity()?;
     let parcel = Parcel::open_with(&repair.paths, &trust.keys, identity.as_ref()).map_err(
         |mut problems| {
+            let subject = subject_of(&files, &trust.keys);
+            if identity.is_none()
+                && problems
+                    .iter()
+                    .any(|p| matches!(p, Problem::CannotDecrypt { .. }))
+            {
+                return CliError::Refused {
+                    subject,
+                    reason: no_encryption_key(&ctx.home),
+                };
+            }
             problems.extend(repair.problems.iter().cloned());
-            problems_error(&subject_of(&files, &trust.keys), &problems, &trust, &[])
+            problems_error(&subject, &problems, &trust, &[])
         },
     )?;
     let manifest = parcel.manifest();
@@ -96,6 +107,16 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     parcel
         .check_destination(&site.code)
         .map_err(|p| refused(format!("{p}; it must be imported at its destination site")))?;
+    // FORMAT.md allows any u64; the catalog (SQLite) holds up to i64::MAX,
+    // as `create --version` does.
+    if i64::try_from(manifest.package_version).is_err() {
+        return Err(refused(format!(
+            "its package version {} is above {}, the largest this site's catalog records; nothing was imported: ask {} to send the package under a smaller version number",
+            manifest.package_version,
+            i64::MAX,
+            manifest.source_site
+        )));
+    }
     if let Some(path) = &args.receipt {
         if let Existing::ReceiptOf(other) = existing_at(path) {
             if other != id {
@@ -369,6 +390,15 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Why an encrypted parcel cannot be read at a site whose home has no
+/// encryption key: it may be addressed elsewhere, or `site.age` was lost.
+pub fn no_encryption_key(home: &Home) -> String {
+    format!(
+        "the parcel is encrypted, and this site has no encryption key ({} does not exist); nothing was imported. If the parcel is addressed to this site, put site.age back from this site's backup and import again; otherwise import it at the site it is addressed to",
+        home.identity_path().display()
+    )
+}
+
 /// When this site first imported parcel `id`, which its receipt states: the
 /// store's record when this parcel brought the content, else the time the
 /// parcel was recorded imported (its content already in the store).
@@ -419,7 +449,11 @@ fn install(
     let manifest = parcel.manifest();
     let staging_root = ctx.home.staging_dir();
     fs::create_dir_all(&staging_root).map_err(CliError::io("create", &staging_root))?;
-    let needed = manifest.content_bytes() + manifest.entries.len() as u64 * 4096;
+    // Saturating: a delta's files taken whole from its base are not capped
+    // by the manifest's checks, and a sum that wrapped would pass the check.
+    let needed = manifest
+        .content_bytes()
+        .saturating_add((manifest.entries.len() as u64).saturating_mul(4096));
     let available = available_space(&staging_root)
         .map_err(CliError::io("check free space of", &staging_root))?;
     if available < needed {
@@ -428,6 +462,20 @@ fn install(
             needed: human_bytes(needed),
             available: format!("{} available", human_bytes(available)),
             advice: "free some space and run the import again",
+        });
+    }
+    let target = ctx
+        .home
+        .packages_dir()
+        .join(&manifest.package_id)
+        .join(manifest.package_version.to_string());
+    if fs::symlink_metadata(&target).is_ok() {
+        return Err(CliError::Failed {
+            subject: subject.to_owned(),
+            reason: format!(
+                "{} already exists in the store, but this site's catalog does not record it; nothing was imported: move that directory out of the store (keep it if it is yours) and run the import again",
+                target.display()
+            ),
         });
     }
     let staging = staging_root.join(manifest.parcel_id.to_string());
@@ -463,15 +511,23 @@ fn install(
     sync_filesystem(&staging).map_err(CliError::io("sync", &staging))?;
     let package_dir = ctx.home.packages_dir().join(&manifest.package_id);
     fs::create_dir_all(&package_dir).map_err(CliError::io("create", &package_dir))?;
-    let target = package_dir.join(manifest.package_version.to_string());
     fs::rename(&staging, &target).map_err(CliError::io("move the staged package into", &target))?;
     sync_dir(&package_dir).map_err(CliError::io("sync", &package_dir))?;
     Ok(summary)
 }
 
-/// Removes what an interrupted import left: staging directories, and store
-/// directories the catalog does not know (renamed in, then killed before the
-/// catalog recorded them). Called under the home lock.
+/// Removes what an interrupted import left: staging directories, and a
+/// store directory renamed in by an import killed before the catalog
+/// recorded it. Called under the home lock.
+///
+/// A store directory the catalog's packages do not list is removed only
+/// when it is exactly what such an import leaves: named `<package id>/<version>`
+/// as import names it, with the tree digest of an incoming parcel of that
+/// package and version still `received` (an import records its parcel before
+/// it installs, and the package after). Its content is then that parcel's,
+/// which the next import installs again. Anything else (a directory moved
+/// aside or changed by hand, versions imported after the catalog's backup
+/// was taken) is someone's data: named in a warning and left alone.
 fn clean_up(ctx: &Context, catalog: &Catalog) -> Result<(), CliError> {
     let staging = ctx.home.staging_dir();
     if let Ok(entries) = fs::read_dir(&staging) {
@@ -487,26 +543,53 @@ fn clean_up(ctx: &Context, catalog: &Catalog) -> Result<(), CliError> {
     let Ok(ids) = fs::read_dir(&packages) else {
         return Ok(());
     };
+    let mut received: Option<Vec<ParcelRecord>> = None;
     for id_dir in ids.flatten() {
         let id = id_dir.file_name().to_string_lossy().into_owned();
         let Ok(versions) = fs::read_dir(id_dir.path()) else {
             continue;
         };
         for version in versions.flatten() {
-            let known = version
-                .file_name()
+            let name = version.file_name();
+            let parsed = name
                 .to_str()
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(|v| catalog.package(&id, v))
-                .transpose()?
-                .flatten()
-                .is_some();
-            if !known {
+                .and_then(|v| v.parse::<u64>().ok().filter(|n| n.to_string() == v));
+            if let Some(v) = parsed {
+                if catalog.package(&id, v)?.is_some() {
+                    continue;
+                }
+            }
+            let received = match received {
+                Some(ref list) => list,
+                None => received.insert(
+                    catalog
+                        .parcels(Some(Direction::Incoming))?
+                        .into_iter()
+                        .filter(|p| p.status == Status::Received)
+                        .collect(),
+                ),
+            };
+            let path = version.path();
+            let candidates: Vec<&str> = received
+                .iter()
+                .filter(|p| p.package_id == id && Some(p.package_version) == parsed)
+                .map(|p| p.tree_digest.as_str())
+                .collect();
+            let interrupted = !candidates.is_empty()
+                && parcel_format::write::tree_digest_of_dir(&path)
+                    .is_ok_and(|digest| candidates.contains(&hex(&digest).as_str()));
+            if interrupted {
                 ctx.note(&format!(
                     "removing {}, an import interrupted before it was recorded",
-                    version.path().display()
+                    path.display()
                 ));
-                remove_any(&version.path())?;
+                remove_any(&path)?;
+            } else {
+                output::warn(&format!(
+                    "{} is in the store but not in this site's catalog, and is no import interrupted here; it is left alone: move it out of {} (while it is there, that version cannot be imported)",
+                    output::printable(&path.display().to_string()),
+                    packages.display()
+                ));
             }
         }
     }

@@ -40,6 +40,8 @@ struct Unfinished {
     /// Volumes of it copied onto media (swapped at a terminal): those no
     /// longer there when it is cleaned up left with an earlier medium.
     placed: Vec<PathBuf>,
+    /// `parcel`, with `--home` when this home needs it, for the advice.
+    command: String,
 }
 
 /// Which writer an interruption stopped: it decides what is said.
@@ -119,25 +121,33 @@ fn die_by(signal: i32) -> ! {
 pub struct Writing;
 
 impl Writing {
-    /// The parcel whose volumes are named `stem` is being written into `dirs`.
-    pub fn start(dirs: &[PathBuf], stem: &str) -> Writing {
-        Writing::begin(dirs.to_vec(), stem, Job::Create, true)
+    /// The parcel whose volumes are named `stem` is being written into
+    /// `dirs`; `command` is how the advice names `parcel` for this home.
+    pub fn start(dirs: &[PathBuf], stem: &str, command: String) -> Writing {
+        Writing::begin(dirs.to_vec(), stem, Job::Create, true, command)
     }
 
     /// Lost volumes of the recorded parcel `stem` are being rebuilt into
     /// `out`: only their temporary files and lock go if it is interrupted
     /// (any finished one is a good volume of a known parcel).
     pub fn start_repair(out: &Path, stem: &str) -> Writing {
-        Writing::begin(vec![out.to_owned()], stem, Job::Repair, false)
+        Writing::begin(
+            vec![out.to_owned()],
+            stem,
+            Job::Repair,
+            false,
+            String::new(),
+        )
     }
 
-    fn begin(dirs: Vec<PathBuf>, stem: &str, job: Job, finals: bool) -> Writing {
+    fn begin(dirs: Vec<PathBuf>, stem: &str, job: Job, finals: bool, command: String) -> Writing {
         *gate() = Some(Unfinished {
             dirs,
             stem: stem.to_owned(),
             job,
             finals,
             placed: Vec::new(),
+            command,
         });
         Writing
     }
@@ -337,8 +347,8 @@ fn say_interrupted(u: &Unfinished, removed: usize, elsewhere: &str) {
             u.stem
         ),
         (Job::Create, false) => format!(
-            "interrupted while reading back parcel {}: it is recorded, but its volumes in {dirs} were not checked; run `parcel verify` on them before they are shipped",
-            u.stem
+            "interrupted while reading back parcel {}: it is recorded, but its volumes in {dirs} were not checked; run `{} verify` on them before they are shipped",
+            u.stem, u.command
         ),
     };
     output::warn(&text);

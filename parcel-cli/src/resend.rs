@@ -5,10 +5,11 @@
 
 use std::cell::RefCell;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use parcel_format::manifest::Manifest;
-use parcel_format::repair_request::RepairRequest;
+use parcel_format::repair_request::{RepairRequest, MAX_REQUEST_LEN};
 use parcel_format::resend::FileSteps;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -29,7 +30,12 @@ pub fn run(
 ) -> Result<(), CliError> {
     let mut catalog = ctx.home.open_catalog()?;
     let (site, key) = ctx.home.site_identity(&catalog)?;
-    let bytes = fs::read(request_path).map_err(CliError::io("read", request_path))?;
+    // One byte over the cap, so that a longer file is refused as too long
+    // without reading it all.
+    let mut bytes = Vec::new();
+    fs::File::open(request_path)
+        .and_then(|f| f.take(MAX_REQUEST_LEN as u64 + 1).read_to_end(&mut bytes))
+        .map_err(CliError::io("read", request_path))?;
     let subject = format!("repair request {}", request_path.display());
     let (request, signer) = RepairRequest::parse(&bytes).map_err(|e| CliError::Verification {
         subject: subject.clone(),
@@ -67,12 +73,17 @@ pub fn run(
         )));
     }
     let kept = ctx.home.sent_dir().join(format!("{id}.index"));
-    let bytes = fs::read(&kept).map_err(CliError::io("read the sent index", &kept))?;
     let unusable = |why: String| {
         refused(format!(
-            "the index of parcel {id} kept in {} is unusable ({why})",
+            "the index of parcel {id} kept in {} is unusable ({why}), and its volumes cannot be rebuilt without it; send the package again as a new parcel",
             kept.display()
         ))
+    };
+    let bytes = match fs::read(&kept) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(unusable("the file is missing".into()))
+        }
+        read => read.map_err(CliError::io("read the sent index", &kept))?,
     };
     let (raw_len, stored) = bytes
         .split_first_chunk::<8>()

@@ -212,12 +212,17 @@ pub fn sent(ctx: &Context, args: &SentArgs) -> Result<(), CliError> {
         ReadBack::Failed => {
             return Err(CliError::Refused {
                 subject: format!("parcel {}", parcel.parcel_id),
-                reason: "its volumes did not read back intact when it was made and could not be removed (`parcel show` names them); delete them and create the parcel again".into(),
+                reason: format!(
+                    "its volumes did not read back intact when it was made and could not be removed (`{} show {}` names them); delete them and create the parcel again",
+                    ctx.parcel_command(),
+                    short_id(&parcel.parcel_id)
+                ),
             })
         }
         ReadBack::Unchecked => output::warn(&format!(
-            "parcel {} was never read back from its media (made with --no-verify, or the read-back was interrupted); run `parcel verify` on its media before they leave, if that is not done yet",
-            short_id(&parcel.parcel_id)
+            "parcel {} was never read back from its media (made with --no-verify, or the read-back was interrupted); run `{} verify` on its media before they leave, if that is not done yet",
+            short_id(&parcel.parcel_id),
+            ctx.parcel_command()
         )),
         ReadBack::Verified => {}
     }

@@ -70,7 +70,15 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
         report
             .problems
             .retain(|p| !matches!(p, Problem::CannotDecrypt { .. }));
-        ctx.note("this parcel is encrypted to another site: only its media can be checked here (every byte against the signed hashes); its content is checked when its destination imports it");
+        if identity.is_some() {
+            ctx.note("this parcel is encrypted to another site: only its media can be checked here (every byte against the signed hashes); its content is checked when its destination imports it");
+        } else {
+            // Addressed here or not, it cannot be told without a key.
+            output::warn(&format!(
+                "this parcel is encrypted and this site has no usable encryption key ({}): only its media were checked (every byte against the signed hashes). If it is addressed to this site, put site.age back from this site's backup to check its content",
+                ctx.home.identity_path().display()
+            ));
+        }
     }
     report
         .problems

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use predicates::prelude::*;
 
-use common::{arg, names_in, package_view, snapshot, two_sites, Created, Site, World};
+use common::{arg, copy_tree, names_in, package_view, snapshot, two_sites, Created, Site, World};
 
 /// `from` sends `id` v`version` of `package` to `to` over two media, and `to`
 /// imports it. Returns the parcel and the receipt `to` wrote.
@@ -167,6 +167,69 @@ fn second_import_of_the_same_parcel_is_a_no_op_that_says_so() {
     assert_eq!(json["parcel_id"], created.parcel_id.as_str(), "{json}");
     assert_eq!(bxl.store_state(), before);
     assert_eq!(bxl.status(&created.parcel_id), "imported");
+}
+
+#[test]
+fn import_leaves_store_directories_the_catalog_does_not_know_and_removes_only_an_interrupted_one() {
+    let (world, cen, bxl) = two_sites();
+    deliver(&world, &cen, &bxl, &world.package("tools-1", 1), "tools", 1);
+    let outs = [world.medium(), world.medium()];
+    let v2 = cen.create(
+        &world.package("tools-2", 2),
+        "tools",
+        2,
+        "BXL",
+        &[&outs[0], &outs[1]],
+    );
+    let paths: Vec<&Path> = v2.volumes.iter().map(PathBuf::as_path).collect();
+    // What a fresh import of v2 installs, taken from a copy of BXL's home.
+    let pristine = world.dir("pristine-BXL-home");
+    copy_tree(&bxl.home, &pristine);
+    bxl.import(&paths).success();
+    let installed = world.dir("installed-v2");
+    copy_tree(&bxl.store("tools", 2), &installed);
+    fs::remove_dir_all(&bxl.home).expect("remove home");
+    copy_tree(&pristine, &bxl.home);
+
+    // Not the catalog's: v1 moved aside by hand, a version named otherwise
+    // than import names it, and a v2 with other content.
+    let store = bxl.home.join("packages").join("tools");
+    copy_tree(&store.join("1"), &store.join("1.old"));
+    copy_tree(&store.join("1"), &store.join("02"));
+    fs::create_dir(store.join("2")).expect("mkdir");
+    fs::write(
+        store.join("2").join("mine.txt"),
+        b"an administrator's file\n",
+    )
+    .expect("write");
+    let before = snapshot(&store);
+    for _ in 0..2 {
+        // Refused before anything is written; nothing of theirs removed,
+        // each named in a warning (shown under --quiet too).
+        bxl.import(&paths)
+            .code(1)
+            .stderr(predicate::str::contains(format!(
+                "{} already exists in the store, but this site's catalog does not record it; nothing was imported: move that directory out of the store",
+                store.join("2").display()
+            )))
+            .stderr(predicate::str::contains(format!(
+                "warning: {} is in the store but not in this site's catalog",
+                store.join("1.old").display()
+            )))
+            .stderr(predicate::str::contains(store.join("02").display().to_string()));
+        assert_eq!(snapshot(&store), before);
+        assert_eq!(bxl.status(&v2.parcel_id), "received");
+    }
+
+    // Exactly what the import installs, renamed in and never recorded (a
+    // kill between the two): the next import removes it and installs v2.
+    fs::remove_dir_all(store.join("2")).expect("remove");
+    copy_tree(&installed, &store.join("2"));
+    bxl.import(&paths).success();
+    assert_eq!(bxl.status(&v2.parcel_id), "imported");
+    bxl.assert_holds("tools", 2, &world.dir("tools-2"));
+    assert_eq!(snapshot(&store.join("1.old")), snapshot(&store.join("1")));
+    assert_eq!(snapshot(&store.join("02")), snapshot(&store.join("1")));
 }
 
 #[test]
@@ -565,7 +628,10 @@ fn sent_warns_about_a_parcel_never_read_back() {
         .stderr(predicate::str::contains(
             "was never read back from its media",
         ))
-        .stderr(predicate::str::contains("parcel verify"));
+        .stderr(predicate::str::contains(format!(
+            "run `parcel --home {} verify` on its media",
+            cen.home.display()
+        )));
     assert_eq!(cen.status(id), "sent");
 }
 

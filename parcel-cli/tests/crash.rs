@@ -28,7 +28,9 @@ use parcel_format::sign::TrustedKeys;
 use parcel_format::write::WriteOptions;
 
 use common::forge::{info, secret_key, small_options, write_small_package, Honest};
-use common::{arg, names_in, package_view, random_bytes, snapshot, two_sites, Node, Site, World};
+use common::{
+    arg, copy_tree, names_in, package_view, random_bytes, snapshot, two_sites, Node, Site, World,
+};
 
 /// Writes a package of `files` incompressible files of 96 KiB each (plus a
 /// few directories) at `root`: with many files, extraction and writing go
@@ -106,25 +108,6 @@ fn describe(kill: &Kill) -> String {
     match kill {
         Kill::After(delay) => format!("after {delay:?}"),
         Kill::When(name, _) => format!("when {name}"),
-    }
-}
-
-/// Copies a directory tree: directories, files with their modes, symlinks.
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("create dir");
-    fs::set_permissions(to, fs::metadata(from).expect("meta").permissions()).expect("chmod");
-    for entry in fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let (source, target) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type().expect("file type");
-        if kind.is_symlink() {
-            let link = fs::read_link(&source).expect("read link");
-            std::os::unix::fs::symlink(link, &target).expect("symlink");
-        } else if kind.is_dir() {
-            copy_tree(&source, &target);
-        } else {
-            fs::copy(&source, &target).expect("copy file");
-        }
     }
 }
 

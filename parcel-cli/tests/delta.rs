@@ -111,6 +111,26 @@ fn delta_parcel_is_small_and_imports_exactly_the_new_version() {
     bxl.assert_holds("tools", 1, &v1);
 }
 
+#[test]
+fn a_delta_on_a_version_whose_kept_index_is_gone_is_refused_asking_for_a_full_parcel() {
+    let (world, cen, bxl) = two_sites();
+    let v1 = v1_delivered_and_confirmed(&world, &cen, &bxl);
+    let v2 = next_version(&world, &v1);
+    let sent = cen.home.join("sent");
+    for name in names_in(&sent) {
+        fs::remove_file(sent.join(name)).expect("remove kept index");
+    }
+    let out = world.medium();
+    cen.create_cmd(&v2, "tools", 2, "BXL", &[&out])
+        .args(["--base", "1"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains(
+            "is unusable (the file is missing); send a full parcel",
+        ));
+    assert_eq!(names_in(&out), Vec::<String>::new());
+}
+
 /// `create` of v2 onto `outs`, media of 160 KiB (less than the 200 KiB blob
 /// alone) and the default volume size, so that the volume size follows the
 /// room check; `extra` adds `--base 1` and the like.

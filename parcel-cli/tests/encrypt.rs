@@ -359,7 +359,11 @@ fn home_made_before_encryption_gets_its_key_at_export() {
     bxl.trust(&cen);
     fs::remove_file(bxl.home.join("site.age")).expect("remove site.age");
     let file = world.dir("mail").join("BXL.pub");
-    bxl.run(&["key", "export", "--out", arg(&file)]).success();
+    bxl.run(&["key", "export", "--out", arg(&file)])
+        .success()
+        .stderr(predicate::str::contains(
+            "warning: this home had no encryption key; a new one was made",
+        ));
     let identity = bxl.home.join("site.age");
     assert!(identity.is_file());
     {
@@ -378,6 +382,57 @@ fn home_made_before_encryption_gets_its_key_at_export() {
     let medium = world.medium();
     create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
     bxl.import(&[&medium]).success();
+}
+
+#[test]
+fn a_lost_or_damaged_encryption_key_is_named_at_verify_and_import_and_its_backup_mends_it() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 12);
+    let medium = world.medium();
+    create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
+    let identity = bxl.home.join("site.age");
+    let backup = world.dir("backup").join("site.age");
+    fs::rename(&identity, &backup).expect("lose site.age");
+
+    // Lost: said so, not "encrypted to another site".
+    bxl.run(&["verify", arg(&medium)])
+        .success()
+        .stderr(predicate::str::contains(
+            "this parcel is encrypted and this site has no usable encryption key",
+        ))
+        .stderr(predicate::str::contains("put site.age back"));
+    let before = bxl.store_state();
+    bxl.import(&[&medium])
+        .code(4)
+        .stderr(predicate::str::contains(format!(
+            "this site has no encryption key ({} does not exist); nothing was imported",
+            identity.display()
+        )))
+        .stderr(predicate::str::contains(
+            "put site.age back from this site's backup",
+        ));
+    assert_eq!(bxl.store_state(), before);
+
+    // Damaged: named as the encryption key, with its own advice.
+    fs::write(&identity, "not a key\n").expect("write");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&identity, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    bxl.import(&[&medium])
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "encryption key {}: not a parcel encryption key",
+            identity.display()
+        )))
+        .stderr(predicate::str::contains(
+            "restore this site's site.age from its backup",
+        ));
+    assert_eq!(bxl.store_state(), before);
+
+    fs::copy(&backup, &identity).expect("restore site.age");
+    bxl.import(&[&medium]).success();
+    bxl.assert_holds("tools", 1, &package);
 }
 
 #[test]

@@ -1352,6 +1352,29 @@ fn replaying_an_old_parcel_after_a_newer_version_is_a_no_op() {
 }
 
 #[test]
+fn import_refuses_a_version_above_what_the_catalog_records_before_recording_anything() {
+    let s = scene();
+    let version = i64::MAX as u64 + 1;
+    let parcel = Honest::write(
+        &s.package,
+        &info("CEN", "BXL", "tools", version),
+        &s.key,
+        &small_options(),
+        &s.world.medium(),
+    );
+    s.import_refused(
+        &parcel.volumes,
+        4,
+        &[
+            &format!("its package version {version} is above {}", i64::MAX),
+            "ask CEN to send the package under a smaller version number",
+        ],
+    );
+    let id = parcel.manifest.parcel_id.to_string();
+    s.bxl.run(&["show", &id]).code(1);
+}
+
+#[test]
 fn import_refuses_another_parcel_reusing_the_id_of_an_imported_parcel() {
     let s = scene();
     s.bxl.import(&[&s.base.volumes[0]]).success();

@@ -368,6 +368,26 @@ pub fn write_package(root: &Path, seed: u64) {
     std::os::unix::fs::symlink("../docs/notes.txt", root.join("bin/notes")).expect("symlink");
 }
 
+/// Copies a directory tree: directories, files with their modes, symlinks.
+#[allow(dead_code)] // Used by the courier and crash tests.
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("create dir");
+    fs::set_permissions(to, fs::metadata(from).expect("meta").permissions()).expect("chmod");
+    for entry in fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().expect("file type");
+        if kind.is_symlink() {
+            let link = fs::read_link(&source).expect("read link");
+            std::os::unix::fs::symlink(link, &target).expect("symlink");
+        } else if kind.is_dir() {
+            copy_tree(&source, &target);
+        } else {
+            fs::copy(&source, &target).expect("copy file");
+        }
+    }
+}
+
 /// Names of every entry in `dir`, hidden ones included, sorted.
 pub fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
