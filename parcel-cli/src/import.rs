@@ -11,7 +11,7 @@
 //! new package, and the next run removes any leftovers.
 
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
 use parcel_format::manifest::hex;
@@ -53,7 +53,12 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     for note in &repair.notes {
         ctx.note(note);
     }
-    let identity = ctx.home.load_identity()?;
+    // Only an encrypted parcel needs the identity: a damaged `site.age` is
+    // reported for one, and does not stop the import of a plain parcel.
+    let (identity, identity_error) = match ctx.home.load_identity() {
+        Ok(identity) => (identity, None),
+        Err(err) => (None, Some(err)),
+    };
     let parcel = Parcel::open_with(&repair.paths, &trust.keys, identity.as_ref()).map_err(
         |mut problems| {
             let subject = subject_of(&files, &trust.keys);
@@ -62,10 +67,10 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                     .iter()
                     .any(|p| matches!(p, Problem::CannotDecrypt { .. }))
             {
-                return CliError::Refused {
+                return identity_error.unwrap_or_else(|| CliError::Refused {
                     subject,
                     reason: no_encryption_key(&ctx.home),
-                };
+                });
             }
             problems.extend(repair.problems.iter().cloned());
             problems_error(&subject, &problems, &trust, &[])
@@ -256,6 +261,21 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             }
         }
     };
+    // A new version goes where nothing may be yet: a directory the catalog
+    // does not list is someone's (`clean_up` has removed an interrupted
+    // import's), and is never written over.
+    if restoring.is_none() && existing.is_none() {
+        let target = store_dir(&ctx.home, &manifest.package_id, manifest.package_version);
+        if fs::symlink_metadata(&target).is_ok() {
+            return Err(CliError::Failed {
+                subject: subject.clone(),
+                reason: format!(
+                    "{} already exists in the store, but this site's catalog does not record it; nothing was imported: move that directory out of the store (keep it if it is yours) and run the import again",
+                    target.display()
+                ),
+            });
+        }
+    }
     let now = clock::now();
     if previous.is_none() {
         let record = ParcelRecord {
@@ -294,6 +314,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             .is_some_and(|p| !store_copy_missing(&ctx.home, p));
     let (files_written, bytes) = if let Some(held) = &restoring {
         let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)?;
+        installed(&ctx.home, &id);
         catalog.note(
             &id,
             clock::now(),
@@ -329,6 +350,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             clock::now(),
             &format!("imported into {}", store_path(&ctx.home, &record).display()),
         )?;
+        installed(&ctx.home, &id);
         (summary.files, summary.bytes)
     };
     let receipt_path = write_receipt(
@@ -351,11 +373,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         clock::now(),
         &format!("receipt written to {}", catalog_path(&receipt_path)),
     )?;
-    let store = ctx
-        .home
-        .packages_dir()
-        .join(&manifest.package_id)
-        .join(manifest.package_version.to_string());
+    let store = store_dir(&ctx.home, &manifest.package_id, manifest.package_version);
     if args.json {
         output::print_json(&json!({
             "parcel_id": id,
@@ -424,9 +442,7 @@ fn store_copy_missing(home: &Home, p: &PackageRecord) -> bool {
 }
 
 fn store_path(home: &Home, p: &PackageRecord) -> PathBuf {
-    home.packages_dir()
-        .join(&p.package_id)
-        .join(p.version.to_string())
+    store_dir(home, &p.package_id, p.version)
 }
 
 /// Each authenticated volume's number and file.
@@ -464,20 +480,6 @@ fn install(
             advice: "free some space and run the import again",
         });
     }
-    let target = ctx
-        .home
-        .packages_dir()
-        .join(&manifest.package_id)
-        .join(manifest.package_version.to_string());
-    if fs::symlink_metadata(&target).is_ok() {
-        return Err(CliError::Failed {
-            subject: subject.to_owned(),
-            reason: format!(
-                "{} already exists in the store, but this site's catalog does not record it; nothing was imported: move that directory out of the store (keep it if it is yours) and run the import again",
-                target.display()
-            ),
-        });
-    }
     let staging = staging_root.join(manifest.parcel_id.to_string());
     fs::create_dir(&staging).map_err(CliError::io("create", &staging))?;
     let bar = Progress::bytes(ctx, "Importing", manifest.content_bytes());
@@ -511,39 +513,105 @@ fn install(
     sync_filesystem(&staging).map_err(CliError::io("sync", &staging))?;
     let package_dir = ctx.home.packages_dir().join(&manifest.package_id);
     fs::create_dir_all(&package_dir).map_err(CliError::io("create", &package_dir))?;
+    let target = store_dir(&ctx.home, &manifest.package_id, manifest.package_version);
+    // Durable before the rename: a kill between the rename and the catalog's
+    // record leaves the marker, and the next import's `clean_up` knows the
+    // directory for this import's (and nothing else for one).
+    let marker = install_marker(&ctx.home, &manifest.parcel_id.to_string());
+    write_marker(
+        &marker,
+        &format!("{}/{}\n", manifest.package_id, manifest.package_version),
+    )
+    .map_err(CliError::io("write", &marker))?;
+    sync_dir(&staging_root).map_err(CliError::io("sync", &staging_root))?;
     fs::rename(&staging, &target).map_err(CliError::io("move the staged package into", &target))?;
     sync_dir(&package_dir).map_err(CliError::io("sync", &package_dir))?;
     Ok(summary)
 }
 
-/// Removes what an interrupted import left: staging directories, and a
-/// store directory renamed in by an import killed before the catalog
-/// recorded it. Called under the home lock.
+/// `<home>/packages/<id>/<version>`.
+fn store_dir(home: &Home, package_id: &str, version: u64) -> PathBuf {
+    home.packages_dir()
+        .join(package_id)
+        .join(version.to_string())
+}
+
+/// `<home>/staging/<parcel id>.installing`: present from just before an
+/// install's rename into the store until the catalog records it. It holds
+/// `<package id>/<version>`.
+fn install_marker(home: &Home, parcel_id: &str) -> PathBuf {
+    home.staging_dir()
+        .join(format!("{parcel_id}{MARKER_SUFFIX}"))
+}
+
+const MARKER_SUFFIX: &str = ".installing";
+
+fn write_marker(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut file = fs::File::create(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// The install of parcel `id` is recorded: its marker goes (best effort:
+/// left behind, the next `clean_up` finds the version recorded and only
+/// removes the marker).
+fn installed(home: &Home, id: &str) {
+    let _ = fs::remove_file(install_marker(home, id));
+}
+
+/// Removes what an interrupted import left, under the home lock: a package
+/// renamed into the store by an import killed before the catalog recorded
+/// it (its install marker says which), then everything in staging.
 ///
-/// A store directory the catalog's packages do not list is removed only
-/// when it is exactly what such an import leaves: named `<package id>/<version>`
-/// as import names it, with the tree digest of an incoming parcel of that
-/// package and version still `received` (an import records its parcel before
-/// it installs, and the package after). Its content is then that parcel's,
-/// which the next import installs again. Anything else (a directory moved
-/// aside or changed by hand, versions imported after the catalog's backup
-/// was taken) is someone's data: named in a warning and left alone.
+/// Nothing else in the store is ever removed: a directory the catalog does
+/// not list and no marker names (moved aside by hand, or imported after the
+/// catalog's backup was taken) is someone's data, named in a warning.
 fn clean_up(ctx: &Context, catalog: &Catalog) -> Result<(), CliError> {
     let staging = ctx.home.staging_dir();
-    if let Ok(entries) = fs::read_dir(&staging) {
-        for entry in entries.flatten() {
-            ctx.note(&format!(
-                "removing {}, left by an interrupted import",
-                entry.path().display()
-            ));
-            remove_any(&entry.path())?;
+    let entries: Vec<_> = fs::read_dir(&staging)
+        .map(|entries| entries.flatten().collect())
+        .unwrap_or_default();
+    for entry in entries.iter().filter(|e| {
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(MARKER_SUFFIX))
+    }) {
+        let marker = entry.path();
+        if let Some((id, version)) = read_marker(&marker) {
+            let target = store_dir(&ctx.home, &id, version);
+            if catalog.package(&id, version)?.is_none() && fs::symlink_metadata(&target).is_ok() {
+                ctx.note(&format!(
+                    "removing {}, an import interrupted before it was recorded",
+                    target.display()
+                ));
+                // Out of the store first, in one step: a kill during the
+                // removal leaves it in staging, emptied next time.
+                let doomed = staging.join(format!(
+                    "{}.removing",
+                    entry
+                        .file_name()
+                        .to_string_lossy()
+                        .trim_end_matches(MARKER_SUFFIX)
+                ));
+                match fs::rename(&target, &doomed) {
+                    Ok(()) => remove_any(&doomed)?,
+                    Err(_) => remove_any(&target)?,
+                }
+            }
         }
+        remove_any(&marker)?;
+    }
+    for entry in fs::read_dir(&staging).into_iter().flatten().flatten() {
+        ctx.note(&format!(
+            "removing {}, left by an interrupted import",
+            entry.path().display()
+        ));
+        remove_any(&entry.path())?;
     }
     let packages = ctx.home.packages_dir();
     let Ok(ids) = fs::read_dir(&packages) else {
         return Ok(());
     };
-    let mut received: Option<Vec<ParcelRecord>> = None;
     for id_dir in ids.flatten() {
         let id = id_dir.file_name().to_string_lossy().into_owned();
         let Ok(versions) = fs::read_dir(id_dir.path()) else {
@@ -559,41 +627,32 @@ fn clean_up(ctx: &Context, catalog: &Catalog) -> Result<(), CliError> {
                     continue;
                 }
             }
-            let received = match received {
-                Some(ref list) => list,
-                None => received.insert(
-                    catalog
-                        .parcels(Some(Direction::Incoming))?
-                        .into_iter()
-                        .filter(|p| p.status == Status::Received)
-                        .collect(),
-                ),
-            };
-            let path = version.path();
-            let candidates: Vec<&str> = received
-                .iter()
-                .filter(|p| p.package_id == id && Some(p.package_version) == parsed)
-                .map(|p| p.tree_digest.as_str())
-                .collect();
-            let interrupted = !candidates.is_empty()
-                && parcel_format::write::tree_digest_of_dir(&path)
-                    .is_ok_and(|digest| candidates.contains(&hex(&digest).as_str()));
-            if interrupted {
-                ctx.note(&format!(
-                    "removing {}, an import interrupted before it was recorded",
-                    path.display()
-                ));
-                remove_any(&path)?;
-            } else {
-                output::warn(&format!(
-                    "{} is in the store but not in this site's catalog, and is no import interrupted here; it is left alone: move it out of {} (while it is there, that version cannot be imported)",
-                    output::printable(&path.display().to_string()),
-                    packages.display()
-                ));
-            }
+            output::warn(&format!(
+                "{} is in the store but not in this site's catalog; it is left alone: move it out of {}{}",
+                output::printable(&version.path().display().to_string()),
+                packages.display(),
+                if parsed.is_some() {
+                    " (while it is there, that version cannot be imported)"
+                } else {
+                    ""
+                }
+            ));
         }
     }
     Ok(())
+}
+
+/// The package id and version an install marker names; `None` for a
+/// marker that is not one (it is removed all the same).
+fn read_marker(path: &Path) -> Option<(String, u64)> {
+    let mut text = String::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(1024).read_to_string(&mut text))
+        .ok()?;
+    let (id, version) = text.trim_end().split_once('/')?;
+    parcel_format::manifest::check_package_id(id).ok()?;
+    let parsed = version.parse::<u64>().ok()?;
+    (parsed.to_string() == version).then(|| (id.to_owned(), parsed))
 }
 
 fn remove_any(path: &Path) -> Result<(), CliError> {

@@ -240,10 +240,14 @@ fn import_killed_at_any_point_leaves_the_old_store_or_the_whole_new_package() {
             !v2_recorded || moved_in,
             "{at}: the catalog lists tools v2, the store does not hold it"
         );
-        // Only this parcel's staging directory may be left over.
+        // Only this parcel's staging directory and install marker may be
+        // left over.
+        let id = parcel.manifest.parcel_id.to_string();
         let leftovers = names_in(&staging);
         assert!(
-            leftovers.is_empty() || leftovers == [parcel.manifest.parcel_id.to_string()],
+            leftovers
+                .iter()
+                .all(|name| *name == id || *name == format!("{id}.installing")),
             "{at}: {leftovers:?}"
         );
         let stage = if v2_recorded {
@@ -290,6 +294,70 @@ fn import_killed_at_any_point_leaves_the_old_store_or_the_whole_new_package() {
             stages.contains_key(stage),
             "no kill left {stage}: {stages:?}"
         );
+    }
+}
+
+/// The states a kill leaves between an import's rename into the store and
+/// the catalog's record, and during the next import's clean-up, made by hand
+/// (the kills above reach them only by chance): each next import removes
+/// exactly the unrecorded package its marker names and completes.
+#[test]
+fn import_after_a_kill_between_rename_and_record_removes_only_what_the_marker_names() {
+    let (world, cen, bxl) = two_sites();
+    let key = secret_key(&cen);
+    let package = world.dir("tools-1");
+    write_small_package(&package, 1);
+    let medium = world.dir("v1");
+    let parcel = Honest::write(
+        &package,
+        &info("CEN", "BXL", "tools", 1),
+        &key,
+        &small_options(),
+        &medium,
+    );
+    let id = parcel.manifest.parcel_id.to_string();
+    let pristine = world.dir("pristine-BXL-home");
+    copy_tree(&bxl.home, &pristine);
+    let store = bxl.store("tools", 1);
+    let staging = bxl.home.join("staging");
+    let marker = staging.join(format!("{id}.installing"));
+    let stray = bxl.home.join("packages").join("tools").join("7");
+
+    for state in [
+        "renamed in",
+        "half removed by a killed clean-up",
+        "marker of nothing",
+    ] {
+        fs::remove_dir_all(&bxl.home).expect("remove home");
+        copy_tree(&pristine, &bxl.home);
+        fs::create_dir_all(&staging).expect("staging");
+        fs::create_dir_all(&stray).expect("stray");
+        fs::write(stray.join("mine.txt"), b"kept\n").expect("write");
+        match state {
+            "renamed in" => {
+                copy_tree(&package, &store);
+                fs::write(&marker, "tools/1\n").expect("marker");
+            }
+            "half removed by a killed clean-up" => {
+                copy_tree(&package, &staging.join(format!("{id}.removing")));
+                fs::write(&marker, "tools/1\n").expect("marker");
+            }
+            _ => fs::write(&marker, "../../etc\n").expect("marker"),
+        }
+        let output = parcel_cmd(&bxl)
+            .arg("import")
+            .arg(&medium)
+            .output()
+            .expect("import");
+        assert!(output.status.success(), "{state}: {}", stderr_of(&output));
+        assert_eq!(names_in(&staging), Vec::<String>::new(), "{state}");
+        assert_eq!(
+            package_view(&snapshot(&store)),
+            package_view(&snapshot(&package)),
+            "{state}"
+        );
+        assert_eq!(bxl.status(&id), "imported", "{state}");
+        assert_eq!(names_in(&stray), ["mine.txt"], "{state}");
     }
 }
 

@@ -429,6 +429,12 @@ fn a_lost_or_damaged_encryption_key_is_named_at_verify_and_import_and_its_backup
             "restore this site's site.age from its backup",
         ));
     assert_eq!(bxl.store_state(), before);
+    // A plain parcel needs no encryption key: it imports all the same.
+    let plain = world.package("notes", 13);
+    let outs = [world.medium(), world.medium()];
+    cen.create(&plain, "notes", 1, "BXL", &[&outs[0], &outs[1]]);
+    bxl.import(&[&outs[0], &outs[1]]).success();
+    bxl.assert_holds("notes", 1, &plain);
 
     fs::copy(&backup, &identity).expect("restore site.age");
     bxl.import(&[&medium]).success();

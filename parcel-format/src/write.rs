@@ -525,6 +525,15 @@ fn write_inner(
                 "parity of {percent}% is outside 1..=100"
             )));
         }
+        // Checked again on the volumes written (parity::plan); refused here
+        // before any is written.
+        if options.volume_size > crate::limits::MAX_PARITY_VOLUME_LEN {
+            return Err(WriteError::Invalid(format!(
+                "volume size {} is over the {} bytes repair data can cover; choose a smaller volume size or no parity",
+                options.volume_size,
+                crate::limits::MAX_PARITY_VOLUME_LEN
+            )));
+        }
     }
     let (chunking, pack_target) = fit_to_volume(options)?;
     let threads = if options.threads == 0 {
