@@ -406,6 +406,71 @@ fn package_from_row(row: &Row<'_>) -> rusqlite::Result<PackageRecord> {
     })
 }
 
+/// `TrustChanged` unless site `seen.code`'s trusted record is `seen`.
+fn still_trusted(tx: &Transaction<'_>, path: &str, seen: &TrustedSite) -> Result<(), CatalogError> {
+    if trusted_site_in(tx, &seen.code).at(path)?.as_ref() != Some(seen) {
+        return Err(CatalogError::TrustChanged(seen.code.clone()));
+    }
+    Ok(())
+}
+
+/// See [`Catalog::add_parcel`].
+fn add_parcel_in(
+    tx: &Transaction<'_>,
+    path: &str,
+    record: &ParcelRecord,
+    at: i64,
+    detail: &str,
+) -> Result<(), CatalogError> {
+    let exists = tx
+        .query_row(
+            "SELECT 1 FROM parcels WHERE parcel_id = ?1",
+            params![record.parcel_id],
+            |_| Ok(()),
+        )
+        .optional()
+        .at(path)?
+        .is_some();
+    if exists {
+        return Err(CatalogError::DuplicateParcel(record.parcel_id.clone()));
+    }
+    tx.execute(
+        "INSERT INTO parcels
+                 (parcel_id, direction, status, source_site, origin_site, destination_site,
+                  package_id, package_version, created, comment, bytes, volume_count,
+                  tree_digest, encrypted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            record.parcel_id,
+            direction_str(record.direction),
+            status_str(record.status),
+            record.source_site,
+            record.origin_site,
+            record.destination_site,
+            record.package_id,
+            record.package_version,
+            record.created,
+            record.comment,
+            record.bytes,
+            record.volume_count,
+            record.tree_digest,
+            record.encrypted
+        ],
+    )
+    .at(path)?;
+    {
+        let mut stmt = tx
+            .prepare_cached("INSERT INTO parcel_volumes (parcel_id, seq, path) VALUES (?1, ?2, ?3)")
+            .at(path)?;
+        for (seq, volume) in record.volumes.iter().enumerate() {
+            stmt.execute(params![record.parcel_id, seq, volume])
+                .at(path)?;
+        }
+    }
+    insert_event(tx, &record.parcel_id, at, record.status, detail).at(path)?;
+    Ok(())
+}
+
 /// The trusted site `code`, if any (in `conn`'s current transaction).
 fn trusted_site_in(conn: &Connection, code: &str) -> rusqlite::Result<Option<TrustedSite>> {
     conn.prepare_cached(
@@ -789,56 +854,23 @@ impl Catalog {
         at: i64,
         detail: &str,
     ) -> Result<(), CatalogError> {
+        self.write(|tx, path| add_parcel_in(tx, path, record, at, detail))
+    }
+
+    /// [`Catalog::add_parcel`], only while the trusted record of site
+    /// `seen.code` is still `seen`, the one the caller decided on (a `key
+    /// revoke` or `key trust` may have run meanwhile): else `TrustChanged`,
+    /// and nothing is written. The check and the write are one transaction.
+    pub fn add_parcel_trusting(
+        &mut self,
+        record: &ParcelRecord,
+        at: i64,
+        detail: &str,
+        seen: &TrustedSite,
+    ) -> Result<(), CatalogError> {
         self.write(|tx, path| {
-            let exists = tx
-                .query_row(
-                    "SELECT 1 FROM parcels WHERE parcel_id = ?1",
-                    params![record.parcel_id],
-                    |_| Ok(()),
-                )
-                .optional()
-                .at(path)?
-                .is_some();
-            if exists {
-                return Err(CatalogError::DuplicateParcel(record.parcel_id.clone()));
-            }
-            tx.execute(
-                "INSERT INTO parcels
-                     (parcel_id, direction, status, source_site, origin_site, destination_site,
-                      package_id, package_version, created, comment, bytes, volume_count,
-                      tree_digest, encrypted)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                params![
-                    record.parcel_id,
-                    direction_str(record.direction),
-                    status_str(record.status),
-                    record.source_site,
-                    record.origin_site,
-                    record.destination_site,
-                    record.package_id,
-                    record.package_version,
-                    record.created,
-                    record.comment,
-                    record.bytes,
-                    record.volume_count,
-                    record.tree_digest,
-                    record.encrypted
-                ],
-            )
-            .at(path)?;
-            {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO parcel_volumes (parcel_id, seq, path) VALUES (?1, ?2, ?3)",
-                    )
-                    .at(path)?;
-                for (seq, volume) in record.volumes.iter().enumerate() {
-                    stmt.execute(params![record.parcel_id, seq, volume])
-                        .at(path)?;
-                }
-            }
-            insert_event(tx, &record.parcel_id, at, record.status, detail).at(path)?;
-            Ok(())
+            still_trusted(tx, path, seen)?;
+            add_parcel_in(tx, path, record, at, detail)
         })
     }
 
@@ -852,6 +884,22 @@ impl Catalog {
         detail: &str,
     ) -> Result<(), CatalogError> {
         self.write(|tx, path| advance_in(tx, path, parcel_id, to, at, detail))
+    }
+
+    /// [`Catalog::advance`], only while the trusted record of site
+    /// `seen.code` is still `seen` (see [`Catalog::add_parcel_trusting`]).
+    pub fn advance_trusting(
+        &mut self,
+        parcel_id: &str,
+        to: Status,
+        at: i64,
+        detail: &str,
+        seen: &TrustedSite,
+    ) -> Result<(), CatalogError> {
+        self.write(|tx, path| {
+            still_trusted(tx, path, seen)?;
+            advance_in(tx, path, parcel_id, to, at, detail)
+        })
     }
 
     /// Records an event without changing the status (e.g. "re-import: no-op").
@@ -1327,6 +1375,42 @@ mod tests {
             Some(trusted("CCC", 3))
         );
         assert_eq!(catalog.trusted_site("DDD").unwrap(), None);
+    }
+
+    #[test]
+    fn a_parcel_is_added_or_confirmed_trusting_only_the_record_the_caller_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open(&db(&dir)).unwrap();
+        catalog.trust_site(&trusted("BBB", 2), None).unwrap();
+        let seen = catalog.trusted_site("BBB").unwrap().unwrap();
+        let mut record = parcel_record(&id(1), Direction::Outgoing, 100);
+        record.destination_site = "BBB".into();
+        catalog
+            .add_parcel_trusting(&record, 1000, "written", &seen)
+            .unwrap();
+        catalog
+            .advance_trusting(&id(1), Status::Sent, 1001, "post", &seen)
+            .unwrap();
+        // Revoked after it was read: nothing written.
+        catalog.revoke_site("BBB", 1002).unwrap();
+        let changed = |r: Result<(), CatalogError>| matches!(r, Err(CatalogError::TrustChanged(code)) if code == "BBB");
+        assert!(changed(catalog.advance_trusting(
+            &id(1),
+            Status::Confirmed,
+            1003,
+            "receipt",
+            &seen
+        )));
+        assert_eq!(
+            catalog.find_parcel(&id(1)).unwrap().unwrap().status,
+            Status::Sent
+        );
+        let mut other = parcel_record(&id(2), Direction::Outgoing, 100);
+        other.destination_site = "BBB".into();
+        assert!(changed(
+            catalog.add_parcel_trusting(&other, 1004, "written", &seen)
+        ));
+        assert_eq!(catalog.find_parcel(&id(2)).unwrap(), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use parcel_format::write::{self, ParcelInfo, WriteOptions};
 use parcel_format::ParcelId;
 use serde_json::json;
 
-use crate::catalog::{Catalog, Direction, Event, ParcelRecord, Status};
+use crate::catalog::{Catalog, Direction, Event, ParcelRecord, Status, TrustedSite};
 use crate::cli::CreateArgs;
 use crate::clock;
 use crate::disk::{available_space, human_bytes, sync_dir};
@@ -523,6 +523,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
                 &paths,
                 &parity_paths,
                 false,
+                &destination,
             )
         });
         match recorded {
@@ -628,6 +629,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
                     &paths,
                     &parity_paths,
                     o.verify,
+                    &destination,
                 )
             });
             match recorded {
@@ -835,6 +837,7 @@ fn record_created(
     paths: &[PathBuf],
     parity_paths: &[PathBuf],
     verified: bool,
+    destination: &TrustedSite,
 ) -> Result<ParcelRecord, CliError> {
     let manifest = &written.manifest;
     let kept = keep_index(ctx, manifest, o.level)?;
@@ -860,7 +863,7 @@ fn record_created(
         tree_digest: hex(&manifest.tree_digest()),
         encrypted: o.encrypt,
     };
-    let added = catalog.add_parcel(
+    let added = catalog.add_parcel_trusting(
         &record,
         clock::now(),
         &format!(
@@ -878,6 +881,9 @@ fn record_created(
             )),
             if verified { CREATED_VERIFIED } else { "" }
         ),
+        // A `key revoke` or `key trust` of the destination while this ran
+        // would otherwise be ignored: the parcel is given up instead.
+        destination,
     );
     if let Err(e) = added {
         // Not recorded: no index kept for it either.

@@ -402,7 +402,9 @@ impl Home {
 
     /// Takes the home-wide exclusive lock (`<home>/lock`), waiting for another
     /// `parcel` process that holds it. Held until the guard is dropped. Imports
-    /// take it so that two imports never switch the store at the same time.
+    /// take it so that two imports never switch the store at the same time,
+    /// and `key trust` and `key revoke` so that no import finishes on a trust
+    /// list changed under it.
     pub fn lock_exclusive(&self, quiet: bool) -> Result<HomeLock, CliError> {
         let path = self.lock_path();
         let file = OpenOptions::new()

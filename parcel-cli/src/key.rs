@@ -466,6 +466,10 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
                 .filter(|old| old.public_key == file.key.to_bytes())
                 .and_then(|old| old.encryption_key.clone())
         });
+    // Not while an import runs: it checked signatures against the trust
+    // list it loaded, and records its result as of then (the lock is taken
+    // after the prompt, which may wait long).
+    let _lock = ctx.home.lock_exclusive(ctx.quiet)?;
     // Written only if nothing changed since `previous` was read (a prompt
     // may have waited a long time).
     catalog.trust_site(
@@ -629,6 +633,9 @@ pub fn revoke(ctx: &Context, args: &KeyRevokeArgs) -> Result<(), CliError> {
             ));
         }
     }
+    // Waits for a running import, which trusts the key until it ends: the
+    // revocation then holds for everything after this message.
+    let _lock = ctx.home.lock_exclusive(ctx.quiet)?;
     catalog.revoke_site(&args.code, clock::now())?;
     output::print(&format!(
         "Revoked the key of site {}; parcels and receipts it signs are refused from now on.\n",

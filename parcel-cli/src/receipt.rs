@@ -96,7 +96,8 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
     if parcel.status == Status::Confirmed {
         return already();
     }
-    let advanced = catalog.advance(
+    // Only while the signer's key is still the one checked above.
+    let advanced = catalog.advance_trusting(
         &parcel.parcel_id,
         Status::Confirmed,
         clock::now(),
@@ -105,6 +106,7 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
             r.destination_site,
             clock::format_utc(r.imported)
         ),
+        &site,
     );
     match advanced {
         // Another `receipt apply` of it got there first.

@@ -728,6 +728,89 @@ fn sent_waits_for_the_read_back_of_the_create_that_made_the_parcel() {
 }
 
 #[test]
+fn a_key_revoked_while_a_create_writes_gives_the_parcel_up_and_one_revoked_during_an_import_waits()
+{
+    let (world, cen, bxl) = two_sites();
+    let package = world.dir("tools");
+    write_big_package(&package, 96);
+
+    // CEN revokes BXL's key while a parcel to BXL is being written: the
+    // parcel is not recorded, its volumes go.
+    let out = world.medium();
+    let create = KillOnDrop(create_until_writing(&cen, &package, &out, None));
+    send_signal(&create.0, libc::SIGSTOP);
+    cen.run(&["key", "revoke", "BXL"]).success();
+    send_signal(&create.0, libc::SIGCONT);
+    let output = create.wait_with_output();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the trusted keys changed while this ran"),
+        "{stderr}"
+    );
+    assert_eq!(names_in(&out), Vec::<String>::new(), "{stderr}");
+    assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+
+    // BXL revokes CEN's key while importing a parcel from CEN: the revocation
+    // waits for the import, which checked the signature while it was trusted.
+    let key = secret_key(&cen);
+    let medium = world.dir("v1");
+    let parcel = Honest::write(
+        &package,
+        &info("CEN", "BXL", "tools", 1),
+        &key,
+        &WriteOptions {
+            volume_size: 2 << 20,
+            ..WriteOptions::default()
+        },
+        &medium,
+    );
+    let staged = bxl
+        .home
+        .join("staging")
+        .join(parcel.manifest.parcel_id.to_string());
+    let mut cmd = parcel_cmd(&bxl);
+    cmd.arg("import")
+        .arg(&medium)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut import = KillOnDrop(cmd.spawn().expect("spawn import"));
+    let start = Instant::now();
+    while !staged.exists() {
+        assert!(
+            import.0.try_wait().expect("wait").is_none(),
+            "import ended before staging"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60), "never staged");
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    send_signal(&import.0, libc::SIGSTOP);
+    let mut revoke = parcel_cmd(&bxl);
+    revoke
+        .args(["key", "revoke", "CEN"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut revoke = KillOnDrop(revoke.spawn().expect("spawn revoke"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        revoke.0.try_wait().expect("wait").is_none(),
+        "revoke did not wait for the import"
+    );
+    send_signal(&import.0, libc::SIGCONT);
+    let imported = import.wait_with_output();
+    assert!(imported.status.success(), "{}", stderr_of(&imported));
+    let revoked = revoke.wait_with_output();
+    assert!(revoked.status.success(), "{}", stderr_of(&revoked));
+    assert_eq!(
+        bxl.status(&parcel.manifest.parcel_id.to_string()),
+        "imported"
+    );
+    let keys = bxl.json(&["key", "list", "--json"]);
+    assert!(keys.to_string().contains("revoked"), "{keys}");
+}
+
+#[test]
 fn create_repair_interrupted_removes_its_unfinished_volumes_and_a_rerun_succeeds() {
     let (world, cen, bxl) = two_sites();
     let package = world.dir("tools");
