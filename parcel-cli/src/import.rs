@@ -345,11 +345,18 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             bytes: summary.bytes,
             imported_at: imported,
         };
-        catalog.record_import(
-            &record,
-            clock::now(),
-            &format!("imported into {}", store_path(&ctx.home, &record).display()),
-        )?;
+        catalog
+            .record_import(
+                &record,
+                clock::now(),
+                &format!("imported into {}", store_path(&ctx.home, &record).display()),
+            )
+            .map_err(|e| CliError::Failed {
+                subject: subject.clone(),
+                reason: format!(
+                    "{e}; the package is in the store but not recorded: run the same import again once the catalog can be written (it installs the package afresh)"
+                ),
+            })?;
         installed(&ctx.home, &id);
         (summary.files, summary.bytes)
     };
