@@ -406,9 +406,18 @@ fn package_from_row(row: &Row<'_>) -> rusqlite::Result<PackageRecord> {
     })
 }
 
-/// `TrustChanged` unless site `seen.code`'s trusted record is `seen`.
+/// `TrustChanged` unless site `seen.code` still has the keys and the
+/// revocation state of `seen` (its name and trust time may change: `key
+/// trust` of the same file again rewrites them).
 fn still_trusted(tx: &Transaction<'_>, path: &str, seen: &TrustedSite) -> Result<(), CatalogError> {
-    if trusted_site_in(tx, &seen.code).at(path)?.as_ref() != Some(seen) {
+    let same = trusted_site_in(tx, &seen.code)
+        .at(path)?
+        .is_some_and(|now| {
+            now.public_key == seen.public_key
+                && now.revoked_at == seen.revoked_at
+                && now.encryption_key == seen.encryption_key
+        });
+    if !same {
         return Err(CatalogError::TrustChanged(seen.code.clone()));
     }
     Ok(())
@@ -1387,6 +1396,16 @@ mod tests {
         record.destination_site = "BBB".into();
         catalog
             .add_parcel_trusting(&record, 1000, "written", &seen)
+            .unwrap();
+        // The same key trusted again (a new trust time) is no change.
+        catalog
+            .trust_site(
+                &TrustedSite {
+                    trusted_at: seen.trusted_at + 60,
+                    ..seen.clone()
+                },
+                Some(&seen),
+            )
             .unwrap();
         catalog
             .advance_trusting(&id(1), Status::Sent, 1001, "post", &seen)

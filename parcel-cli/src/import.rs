@@ -531,7 +531,11 @@ fn install(
     )
     .map_err(CliError::io("write", &marker))?;
     sync_dir(&staging_root).map_err(CliError::io("sync", &staging_root))?;
-    fs::rename(&staging, &target).map_err(CliError::io("move the staged package into", &target))?;
+    if let Err(err) = fs::rename(&staging, &target) {
+        // Nothing moved: the marker must not name what is there now.
+        let _ = fs::remove_file(&marker);
+        return Err(CliError::io("move the staged package into", &target)(err));
+    }
     sync_dir(&package_dir).map_err(CliError::io("sync", &package_dir))?;
     Ok(summary)
 }
@@ -656,7 +660,8 @@ fn read_marker(path: &Path) -> Option<(String, u64)> {
     fs::File::open(path)
         .and_then(|f| f.take(1024).read_to_string(&mut text))
         .ok()?;
-    let (id, version) = text.trim_end().split_once('/')?;
+    // Whole, as written: a cut line could name another version.
+    let (id, version) = text.strip_suffix('\n')?.split_once('/')?;
     parcel_format::manifest::check_package_id(id).ok()?;
     let parsed = version.parse::<u64>().ok()?;
     (parsed.to_string() == version).then(|| (id.to_owned(), parsed))

@@ -327,6 +327,8 @@ fn import_after_a_kill_between_rename_and_record_removes_only_what_the_marker_na
         "renamed in",
         "half removed by a killed clean-up",
         "marker of nothing",
+        "marker outside the store",
+        "recorded, marker left",
     ] {
         fs::remove_dir_all(&bxl.home).expect("remove home");
         copy_tree(&pristine, &bxl.home);
@@ -342,7 +344,21 @@ fn import_after_a_kill_between_rename_and_record_removes_only_what_the_marker_na
                 copy_tree(&package, &staging.join(format!("{id}.removing")));
                 fs::write(&marker, "tools/1\n").expect("marker");
             }
-            _ => fs::write(&marker, "../../etc\n").expect("marker"),
+            "marker of nothing" => fs::write(&marker, "tools/12\n").expect("marker"),
+            "marker outside the store" => {
+                // `<home>/packages/../7` would be `<home>/7`.
+                fs::create_dir_all(bxl.home.join("7")).expect("outside");
+                fs::write(bxl.home.join("7").join("mine.txt"), b"kept\n").expect("write");
+                fs::write(&marker, "../7\n").expect("marker");
+            }
+            _ => {
+                // Killed after the record, before the marker went: the
+                // recorded package stays (the import below is a no-op).
+                let done = parcel_cmd(&bxl).arg("import").arg(&medium).output();
+                assert!(done.expect("import").status.success(), "{state}");
+                fs::write(&marker, "tools/1\n").expect("marker");
+                fs::write(store.join("added-after.txt"), b"mark\n").expect("write");
+            }
         }
         let output = parcel_cmd(&bxl)
             .arg("import")
@@ -351,6 +367,16 @@ fn import_after_a_kill_between_rename_and_record_removes_only_what_the_marker_na
             .expect("import");
         assert!(output.status.success(), "{state}: {}", stderr_of(&output));
         assert_eq!(names_in(&staging), Vec::<String>::new(), "{state}");
+        if state == "recorded, marker left" {
+            assert!(
+                store.join("added-after.txt").exists(),
+                "{state}: the recorded copy was removed"
+            );
+            fs::remove_file(store.join("added-after.txt")).expect("remove");
+        }
+        if state == "marker outside the store" {
+            assert_eq!(names_in(&bxl.home.join("7")), ["mine.txt"], "{state}");
+        }
         assert_eq!(
             package_view(&snapshot(&store)),
             package_view(&snapshot(&package)),
@@ -753,6 +779,10 @@ fn a_key_revoked_while_a_create_writes_gives_the_parcel_up_and_one_revoked_durin
 
     // BXL revokes CEN's key while importing a parcel from CEN: the revocation
     // waits for the import, which checked the signature while it was trusted.
+    let lux = world.site("LUX");
+    let lux_key = world.dir("mail").join("LUX.pub");
+    lux.run(&["key", "export", "--out", arg(&lux_key)])
+        .success();
     let key = secret_key(&cen);
     let medium = world.dir("v1");
     let parcel = Honest::write(
@@ -792,16 +822,30 @@ fn a_key_revoked_while_a_create_writes_gives_the_parcel_up_and_one_revoked_durin
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut revoke = KillOnDrop(revoke.spawn().expect("spawn revoke"));
+    // And a new site trusted meanwhile: it waits too.
+    let mut trust = parcel_cmd(&bxl);
+    trust
+        .args(["key", "trust", arg(&lux_key)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut trust = KillOnDrop(trust.spawn().expect("spawn trust"));
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         revoke.0.try_wait().expect("wait").is_none(),
         "revoke did not wait for the import"
+    );
+    assert!(
+        trust.0.try_wait().expect("wait").is_none(),
+        "trust did not wait for the import"
     );
     send_signal(&import.0, libc::SIGCONT);
     let imported = import.wait_with_output();
     assert!(imported.status.success(), "{}", stderr_of(&imported));
     let revoked = revoke.wait_with_output();
     assert!(revoked.status.success(), "{}", stderr_of(&revoked));
+    let trusted = trust.wait_with_output();
+    assert!(trusted.status.success(), "{}", stderr_of(&trusted));
     assert_eq!(
         bxl.status(&parcel.manifest.parcel_id.to_string()),
         "imported"
