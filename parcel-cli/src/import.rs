@@ -472,11 +472,7 @@ fn install(
     let manifest = parcel.manifest();
     let staging_root = ctx.home.staging_dir();
     fs::create_dir_all(&staging_root).map_err(CliError::io("create", &staging_root))?;
-    // Saturating: a delta's files taken whole from its base are not capped
-    // by the manifest's checks, and a sum that wrapped would pass the check.
-    let needed = manifest
-        .content_bytes()
-        .saturating_add((manifest.entries.len() as u64).saturating_mul(4096));
+    let needed = needed_bytes(manifest, base_dir);
     let available = available_space(&staging_root)
         .map_err(CliError::io("check free space of", &staging_root))?;
     if available < needed {
@@ -538,6 +534,34 @@ fn install(
     }
     sync_dir(&package_dir).map_err(CliError::io("sync", &package_dir))?;
     Ok(summary)
+}
+
+/// What an import writes into staging: each file's size and a block per
+/// entry, where a file a delta takes whole from its base counts as the
+/// base's copy (no more than declared). A signed size that is not the
+/// base's is refused by the extraction as a changed base, not here as a
+/// disk too small for a size no disk has. Saturating: the sizes of those
+/// files are not capped by the manifest's checks.
+fn needed_bytes(manifest: &parcel_format::Manifest, base_dir: Option<&Path>) -> u64 {
+    manifest
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let declared = match entry.kind {
+                parcel_format::EntryKind::File { size, .. } => size,
+                _ => 0,
+            };
+            let size = match base_dir {
+                Some(base) if manifest.is_whole_from_base(i) => {
+                    fs::symlink_metadata(base.join(&entry.path))
+                        .map_or(0, |meta| meta.len().min(declared))
+                }
+                _ => declared,
+            };
+            size.saturating_add(4096)
+        })
+        .fold(0, u64::saturating_add)
 }
 
 /// `<home>/packages/<id>/<version>`.

@@ -1375,6 +1375,51 @@ fn import_refuses_a_version_above_what_the_catalog_records_before_recording_anyt
 }
 
 #[test]
+fn import_refuses_a_delta_whose_whole_base_files_declare_absurd_sizes_as_a_changed_base() {
+    let s = scene();
+    // BXL holds v1; CEN's delta v2 on it, its unchanged files taken whole
+    // from v1, then re-signed declaring 2^64 - 2 bytes for each of them.
+    let mut v1_info = info("CEN", "BXL", "tools", 1);
+    v1_info.parcel_id = ParcelId::random();
+    let v1_written = Honest::write(
+        &s.package,
+        &v1_info,
+        &s.key,
+        &small_options(),
+        &s.world.medium(),
+    );
+    let package = s.world.dir("tools-3");
+    write_small_package(&package, 1);
+    fs::write(package.join("CHANGES"), b"3: more\n").expect("write");
+    let delta = Honest::write_delta(
+        &package,
+        &info("CEN", "BXL", "tools", 3),
+        &v1_written.manifest,
+        &s.key,
+        &small_options(),
+        &s.world.medium(),
+    );
+    let forged = delta.forge(&s.key, &s.world.medium(), |manifest, _| {
+        let whole = manifest.base.as_ref().expect("a delta").whole.clone();
+        assert!(!whole.is_empty());
+        for i in whole {
+            if let EntryKind::File { size, .. } = &mut manifest.entries[i as usize].kind {
+                *size = u64::MAX - 1;
+            }
+        }
+    });
+    let stderr = s.import_refused(
+        &forged,
+        4,
+        &[
+            "tools v3",
+            "the base version's copy does not hold what the parcel names",
+        ],
+    );
+    assert!(!stderr.contains("not enough space"), "{stderr}");
+}
+
+#[test]
 fn import_refuses_another_parcel_reusing_the_id_of_an_imported_parcel() {
     let s = scene();
     s.bxl.import(&[&s.base.volumes[0]]).success();

@@ -12,10 +12,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
+use parcel_format::delta::BaseIndex;
 use parcel_format::header::VolumeHeader;
 use parcel_format::pack::decompress_exact;
 use parcel_format::volume::{DirSink, OutputDir};
-use parcel_format::write::{scan, write_parcel, ParcelInfo, WriteOptions};
+use parcel_format::write::{scan, write_delta_parcel, write_parcel, ParcelInfo, WriteOptions};
 use parcel_format::{testkit, ChunkParams, Manifest, ParcelId};
 
 use super::{random_bytes, Site};
@@ -96,6 +97,29 @@ impl Honest {
         options: &WriteOptions,
         out: &Path,
     ) -> Honest {
+        Honest::write_on(package, info, None, key, options, out)
+    }
+
+    /// Writes `package` as a delta parcel on `base` (FORMAT.md §11).
+    pub fn write_delta(
+        package: &Path,
+        info: &ParcelInfo,
+        base: &Manifest,
+        key: &SigningKey,
+        options: &WriteOptions,
+        out: &Path,
+    ) -> Honest {
+        Honest::write_on(package, info, Some(base), key, options, out)
+    }
+
+    fn write_on(
+        package: &Path,
+        info: &ParcelInfo,
+        base: Option<&Manifest>,
+        key: &SigningKey,
+        options: &WriteOptions,
+        out: &Path,
+    ) -> Honest {
         let name = stem(&info.package_id, info.package_version, info.parcel_id);
         let mut sink = DirSink::new(
             vec![OutputDir {
@@ -106,8 +130,19 @@ impl Honest {
             options.volume_size,
         );
         let scanned = scan(package).expect("scan package");
-        let written = write_parcel(scanned, info, key, options, &mut sink, &mut |_| {})
-            .expect("write parcel");
+        let written = match base {
+            None => write_parcel(scanned, info, key, options, &mut sink, &mut |_| {}),
+            Some(base) => write_delta_parcel(
+                scanned,
+                info,
+                &BaseIndex::from_manifest(base),
+                key,
+                options,
+                &mut sink,
+                &mut |_| {},
+            ),
+        }
+        .expect("write parcel");
         let volumes: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
         let packs = written
             .manifest
