@@ -227,14 +227,15 @@ pub fn rebuild_volumes(
     let mut written = Vec::new();
     for (v, temp) in &temps {
         let path = out.join(name(*v));
-        let renamed = if path.symlink_metadata().is_ok() {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                format!("{} appeared while the volumes were rebuilt", path.display()),
-            ))
-        } else {
-            steps.run(&mut || std::fs::rename(temp, &path))
-        };
+        let renamed = steps
+            .run(&mut || crate::volume::rename_no_replace(temp, &path))
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("{} appeared while the volumes were rebuilt", path.display()),
+                ),
+                _ => e,
+            });
         if let Err(source) = renamed {
             remove(&mut temps.iter().map(|(_, p)| p).chain(&written));
             return Err(WriteError::Volume { volume: *v, source });

@@ -313,17 +313,14 @@ impl VolumeSink for DirSink {
         for (temp, name) in named {
             let dir = temp.parent().unwrap_or(Path::new("."));
             let path = dir.join(name);
-            if path.exists() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{} already exists", path.display()),
-                ));
+            if path.symlink_metadata().is_ok() {
+                return Err(already_exists(&path));
             }
             renames.push((temp.clone(), path.clone()));
             finals.push(path);
         }
         for (temp, path) in &renames {
-            fs::rename(temp, path)?;
+            rename_no_replace(temp, path)?;
         }
         let mut dirs: Vec<&Path> = finals.iter().filter_map(|p| p.parent()).collect();
         dirs.sort();
@@ -930,9 +927,59 @@ impl Write for IndexWriter<'_, '_> {
     }
 }
 
+/// Renames `from` to `to` unless something is at `to` already: in one step
+/// where the file system can (`renameat2` with `RENAME_NOREPLACE`: ext4, xfs,
+/// btrfs, tmpfs, vfat and exFAT on Linux), else checked just before (a file
+/// appearing between the check and the rename is then replaced).
+pub(crate) fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        use rustix::io::Errno;
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EXIST) => return Err(already_exists(to)),
+            // Not supported by this file system or kernel: checked below.
+            Err(Errno::INVAL | Errno::NOSYS) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if to.symlink_metadata().is_ok() {
+        return Err(already_exists(to));
+    }
+    fs::rename(from, to)
+}
+
+fn already_exists(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{} already exists", path.display()),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_final_name_taken_meanwhile_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (temp, taken, free) = (
+            dir.path().join(".v.partial"),
+            dir.path().join("v1.tar"),
+            dir.path().join("v2.tar"),
+        );
+        fs::write(&temp, b"new volume").unwrap();
+        fs::write(&taken, b"someone's file").unwrap();
+        let err = rename_no_replace(&temp, &taken).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert!(err.to_string().contains("v1.tar already exists"), "{err}");
+        assert_eq!(fs::read(&taken).unwrap(), b"someone's file");
+        assert_eq!(fs::read(&temp).unwrap(), b"new volume");
+        rename_no_replace(&temp, &free).unwrap();
+        assert_eq!(fs::read(&free).unwrap(), b"new volume");
+        assert!(!temp.exists());
+    }
 
     #[test]
     fn parity_volumes_go_after_the_data_then_beside_it() {
