@@ -159,6 +159,17 @@ fn pair() -> Pair {
     }
 }
 
+/// Opens the parcel of `volumes` and extracts it over `p`'s v1 tree into a
+/// new directory: the extraction must fail, and this is its problem.
+fn extract_over_v1_fails(p: &Pair, volumes: &[PathBuf]) -> Problem {
+    let parcel = Parcel::open(volumes, &trust()).unwrap();
+    let dest = p._tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    parcel
+        .extract_with_base(&dest, Some(&p.v1_tree), &mut |_| {})
+        .unwrap_err()
+}
+
 #[test]
 fn delta_parcel_carries_only_what_the_base_lacks_and_rebuilds_the_exact_tree() {
     let p = pair();
@@ -218,12 +229,7 @@ fn delta_parcel_over_a_modified_base_is_refused_naming_the_file() {
     let mut tool = fs::read(p.v1_tree.join("bin/tool")).unwrap();
     tool[100] ^= 1;
     fs::write(p.v1_tree.join("bin/tool"), tool).unwrap();
-    let parcel = Parcel::open(&paths(&p.delta), &trust()).unwrap();
-    let dest = p._tmp.path().join("dest");
-    fs::create_dir(&dest).unwrap();
-    let problem = parcel
-        .extract_with_base(&dest, Some(&p.v1_tree), &mut |_| {})
-        .unwrap_err();
+    let problem = extract_over_v1_fails(&p, &paths(&p.delta));
     assert!(
         matches!(&problem, Problem::BaseModified { path, .. } if path.ends_with("bin/tool")),
         "{problem}"
@@ -246,12 +252,7 @@ fn unchanged_files_travel_as_whole_base_files_and_are_checked_against_the_base()
     assert!(!whole.contains(&"doc/note1.txt"), "{whole:?}");
 
     fs::write(p.v1_tree.join("doc/note0.txt"), noise(5, 20_000)).unwrap();
-    let parcel = Parcel::open(&paths(&p.delta), &trust()).unwrap();
-    let dest = p._tmp.path().join("dest");
-    fs::create_dir(&dest).unwrap();
-    let problem = parcel
-        .extract_with_base(&dest, Some(&p.v1_tree), &mut |_| {})
-        .unwrap_err();
+    let problem = extract_over_v1_fails(&p, &paths(&p.delta));
     assert!(
         matches!(&problem, Problem::BaseModified { path, .. } if path.ends_with("doc/note0.txt")),
         "{problem}"
@@ -342,12 +343,7 @@ fn whole_base_files_declaring_absurd_sizes_are_verified_and_refused_without_over
     assert!(report.is_ok(), "{:?}", report.problems);
     assert_eq!(totals.last(), Some(&u64::MAX));
 
-    let parcel = Parcel::open(&forged, &trust()).unwrap();
-    let dest = p._tmp.path().join("dest");
-    fs::create_dir(&dest).unwrap();
-    let problem = parcel
-        .extract_with_base(&dest, Some(&p.v1_tree), &mut |_| {})
-        .unwrap_err();
+    let problem = extract_over_v1_fails(&p, &forged);
     assert!(
         matches!(&problem, Problem::BaseModified { .. }),
         "{problem}"
