@@ -417,7 +417,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
 
 /// Why an encrypted parcel cannot be read at a site whose home has no
 /// encryption key: it may be addressed elsewhere, or `site.age` was lost.
-pub fn no_encryption_key(home: &Home) -> String {
+fn no_encryption_key(home: &Home) -> String {
     format!(
         "the parcel is encrypted, and this site has no encryption key ({} does not exist); nothing was imported. If the parcel is addressed to this site, put site.age back from this site's backup and import again; otherwise import it at the site it is addressed to",
         home.identity_path().display()
