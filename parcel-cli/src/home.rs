@@ -273,9 +273,9 @@ impl Home {
         Ok(Catalog::open(&self.catalog_path())?)
     }
 
-    /// Writes a new secret key to `site.key`. The file is created with mode
-    /// 0600 and `create_new`, so it is never readable by others, not even
-    /// briefly, and an existing key is never overwritten.
+    /// Writes a new secret key to `site.key`. The file has mode 0600 from
+    /// its creation, so it is never readable by others, not even briefly; it
+    /// appears whole or not at all, and an existing key is never overwritten.
     pub fn write_secret_key(&self, key: &SecretKey) -> Result<(), CliError> {
         write_private_file(&self.secret_key_path(), key.as_bytes())
     }
@@ -375,7 +375,17 @@ impl Home {
             return Ok(identity);
         }
         let identity = Identity::generate();
-        self.write_identity(&identity)?;
+        match self.write_identity(&identity) {
+            Ok(()) => {}
+            // Another command made one since it was looked for: that one
+            // is the key (it may already be exported), not this one.
+            Err(CliError::SecretKeyExists(path)) => {
+                return self.load_identity()?.ok_or_else(|| {
+                    CliError::io("read encryption key", &path)(std::io::ErrorKind::NotFound.into())
+                });
+            }
+            Err(err) => return Err(err),
+        }
         // A home made before encryption has none; a key deleted by mistake
         // looks the same, and parcels already encrypted to it need it back.
         output::warn(&format!(
@@ -490,28 +500,36 @@ fn check_private(file: &File, path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Writes a secret file: created with mode 0600 and `create_new`, so it is
-/// never readable by others, not even briefly, and an existing one is never
-/// overwritten; synced, and removed again if writing fails.
+/// Writes a secret file: mode 0600 from its creation, so it is never
+/// readable by others, not even briefly; synced, then put in place only if
+/// nothing is there ([`CliError::SecretKeyExists`] otherwise, leaving both
+/// alone), and its directory synced.
 fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|err| {
-            if err.kind() == std::io::ErrorKind::AlreadyExists {
-                CliError::SecretKeyExists(path.to_owned())
-            } else {
-                CliError::io("create", path)(err)
-            }
-        })?;
-    let written = file.write_all(bytes).and_then(|()| file.sync_all());
-    if let Err(err) = written {
-        let _ = fs::remove_file(path);
-        return Err(CliError::io("write", path)(err));
-    }
-    Ok(())
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    // Whole or not at all: written and synced under a temporary name (0600
+    // from the start), then moved into place only if nothing is there, so a
+    // crash never leaves a key cut short and two commands making one at the
+    // same time never see each other's half-written file.
+    let mut temp = tempfile::Builder::new()
+        .prefix(".key-")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(CliError::temp_in("write a key in", dir))?;
+    temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(CliError::io("write", path))?;
+    temp.persist_noclobber(path).map_err(|err| {
+        if err.error.kind() == std::io::ErrorKind::AlreadyExists {
+            CliError::SecretKeyExists(path.to_owned())
+        } else {
+            CliError::io("create", path)(err.error)
+        }
+    })?;
+    crate::disk::sync_dir(dir).map_err(CliError::io("sync", dir))
 }
 
 #[cfg(test)]
@@ -545,6 +563,61 @@ mod tests {
         assert!(!home.is_being_read_back(&a).expect("check"));
         assert!(!home.read_back_lock_path(&a).exists());
         drop(other);
+    }
+
+    #[test]
+    fn commands_making_the_encryption_key_at_once_all_get_the_one_kept() {
+        // Homes made before encryption get their key from the first `key
+        // export`; several at once must agree on one key, and none may read
+        // another's file half-written.
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let home = home_in(&dir);
+            home.create_dirs().expect("dirs");
+            let start = std::sync::Barrier::new(4);
+            let keys: Vec<String> = std::thread::scope(|scope| {
+                let makers: Vec<_> = (0..4)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            home.identity_or_create()
+                                .map(|id| id.to_public().to_string())
+                        })
+                    })
+                    .collect();
+                makers
+                    .into_iter()
+                    .map(|m| m.join().expect("thread").expect("a key"))
+                    .collect()
+            });
+            let kept = home.load_identity().expect("load").expect("a key file");
+            for key in &keys {
+                assert_eq!(key, &kept.to_public().to_string());
+            }
+            let names: Vec<_> = fs::read_dir(home.root())
+                .expect("list")
+                .flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n.to_string_lossy().starts_with(".key-"))
+                .collect();
+            assert!(names.is_empty(), "temporary key files left: {names:?}");
+        }
+    }
+
+    #[test]
+    fn an_existing_key_file_is_left_as_it_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = home_in(&dir);
+        home.create_dirs().expect("dirs");
+        fs::write(home.secret_key_path(), b"someone else's").expect("existing file");
+        assert!(matches!(
+            home.write_secret_key(&parcel_format::sign::generate_secret_key()),
+            Err(CliError::SecretKeyExists(_))
+        ));
+        assert_eq!(
+            fs::read(home.secret_key_path()).expect("read"),
+            b"someone else's"
+        );
     }
 
     #[test]
