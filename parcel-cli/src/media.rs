@@ -347,13 +347,10 @@ fn process_exists(pid: i32) -> bool {
 
 impl Drop for RepairScratch {
     fn drop(&mut self) {
+        // Only its own directory: the parent (`<home>/repair/`) stays, since
+        // removing it when empty could pull it from under a second command
+        // that is about to make its scratch there.
         let _ = fs::remove_dir_all(&self.0);
-        // The parent too, when nothing else is in it (`<home>/repair/`).
-        if let Some(parent) = self.0.parent() {
-            if parent.file_name().is_some_and(|n| n == "repair") {
-                let _ = fs::remove_dir(parent);
-            }
-        }
     }
 }
 
