@@ -14,11 +14,26 @@ use parcel_format::resend::FileSteps;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::catalog::Direction;
+use crate::catalog::{Catalog, Direction};
 use crate::clock;
 use crate::error::CliError;
 use crate::home::Context;
 use crate::output;
+
+/// Why a repair request signed with `signer` for `site` is not answered:
+/// the site is unknown here, its key is revoked, or the request is not
+/// signed with its trusted key. `None` when it is answered.
+fn untrusted(catalog: &Catalog, site: &str, signer: &[u8; 32]) -> Result<Option<String>, CliError> {
+    Ok(match catalog.trusted_site(site)? {
+        Some(t) if t.revoked_at.is_none() && &t.public_key == signer => None,
+        Some(t) if t.revoked_at.is_some() => Some(format!(
+            "it is signed by site {site}, whose key is revoked here"
+        )),
+        _ => Some(format!(
+            "it is not signed by the trusted key of site {site}; exchange keys first"
+        )),
+    })
+}
 
 /// Runs `parcel create --repair REQUEST --package DIR --out DIR`.
 pub fn run(
@@ -45,21 +60,8 @@ pub fn run(
         subject: subject.clone(),
         reason,
     };
-    let trusted = catalog.trusted_site(&request.destination_site)?;
-    match trusted {
-        Some(t) if t.revoked_at.is_none() && t.public_key == signer => {}
-        Some(t) if t.revoked_at.is_some() => {
-            return Err(refused(format!(
-                "it is signed by site {}, whose key is revoked here",
-                request.destination_site
-            )))
-        }
-        _ => {
-            return Err(refused(format!(
-                "it is not signed by the trusted key of site {}; exchange keys first",
-                request.destination_site
-            )))
-        }
+    if let Some(reason) = untrusted(&catalog, &request.destination_site, &signer)? {
+        return Err(refused(reason));
     }
     let id = request.parcel_id.to_string();
     let record = catalog
@@ -128,6 +130,17 @@ pub fn run(
     let written =
         parcel_format::resend::rebuild_volumes(&request, &sent, package, &key, out, &stem, &steps)?;
     drop(steps);
+    // The rebuild can take minutes: a `key revoke` meanwhile is answered
+    // with nothing, as `create` gives up a parcel to a site revoked while it
+    // wrote.
+    if let Some(reason) = untrusted(&catalog, &request.destination_site, &signer)? {
+        for path in &written {
+            let _ = fs::remove_file(path);
+        }
+        return Err(refused(format!(
+            "{reason} (it changed while the volumes were rebuilt: they were removed)"
+        )));
+    }
     let numbers: Vec<String> = request.missing.iter().map(u32::to_string).collect();
     catalog.note(
         &id,

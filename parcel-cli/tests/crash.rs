@@ -854,20 +854,19 @@ fn a_key_revoked_while_a_create_writes_gives_the_parcel_up_and_one_revoked_durin
     assert!(keys.to_string().contains("revoked"), "{keys}");
 }
 
-#[test]
-fn create_repair_interrupted_removes_its_unfinished_volumes_and_a_rerun_succeeds() {
-    let (world, cen, bxl) = two_sites();
-    let package = world.dir("tools");
-    write_big_package(&package, 96);
+/// Writes a big package to `package`, sends it from CEN to BXL in 1 MiB
+/// volumes, loses all but the last two, and has BXL's `verify` write a
+/// repair request: the medium, the request and how many volumes were lost.
+fn lose_volumes_and_ask_for_them(
+    world: &World,
+    cen: &Site,
+    bxl: &Site,
+    package: &Path,
+) -> (PathBuf, PathBuf, usize) {
+    write_big_package(package, 96);
     let out = world.medium();
-    let created = parcel_cmd(&cen)
-        .args([
-            "create",
-            "--package",
-            arg(&package),
-            "--package-id",
-            "tools",
-        ])
+    let created = parcel_cmd(cen)
+        .args(["create", "--package", arg(package), "--package-id", "tools"])
         .args(["--version", "1", "--to", "BXL", "--volume-size", "1MiB"])
         .args(["--out", arg(&out), "--json"])
         .output()
@@ -887,33 +886,33 @@ fn create_repair_interrupted_removes_its_unfinished_volumes_and_a_rerun_succeeds
         fs::remove_file(volume).expect("lose a volume");
     }
     let request = world.dir("mail").join("request.txt");
-    let asked = parcel_cmd(&bxl)
+    let asked = parcel_cmd(bxl)
         .args(["verify", arg(&out), "--repair-request", arg(&request)])
         .output()
         .expect("verify");
     assert_eq!(asked.status.code(), Some(3), "{}", stderr_of(&asked));
 
-    let answer = world.medium();
-    let repair = || {
-        let mut cmd = parcel_cmd(&cen);
-        cmd.args([
-            "create",
-            "--repair",
-            arg(&request),
-            "--package",
-            arg(&package),
-        ])
-        .args(["--out", arg(&answer)]);
-        cmd
-    };
-    let mut cmd = repair();
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    (out, request, lost)
+}
+
+/// Starts `create --repair` at CEN and waits until it writes a volume.
+fn repair_until_writing(cen: &Site, request: &Path, package: &Path, answer: &Path) -> Child {
+    let mut cmd = parcel_cmd(cen);
+    cmd.args([
+        "create",
+        "--repair",
+        arg(request),
+        "--package",
+        arg(package),
+    ])
+    .args(["--out", arg(answer)])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     signals_as_at_a_terminal(&mut cmd, None);
     let mut child = cmd.spawn().expect("spawn parcel");
     let start = Instant::now();
-    while !names_in(&answer).iter().any(|n| n.ends_with(".partial")) {
+    while !names_in(answer).iter().any(|n| n.ends_with(".partial")) {
         assert!(
             child.try_wait().expect("wait").is_none(),
             "create --repair ended first"
@@ -924,6 +923,17 @@ fn create_repair_interrupted_removes_its_unfinished_volumes_and_a_rerun_succeeds
         );
         std::thread::sleep(Duration::from_micros(100));
     }
+    child
+}
+
+#[test]
+fn create_repair_interrupted_removes_its_unfinished_volumes_and_a_rerun_succeeds() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.dir("tools");
+    let (out, request, lost) = lose_volumes_and_ask_for_them(&world, &cen, &bxl, &package);
+
+    let answer = world.medium();
+    let child = repair_until_writing(&cen, &request, &package, &answer);
     send_signal(&child, libc::SIGINT);
     let output = child.wait_with_output().expect("wait");
     let stderr = stderr_of(&output);
@@ -936,7 +946,17 @@ fn create_repair_interrupted_removes_its_unfinished_volumes_and_a_rerun_succeeds
     let left = names_in(&answer);
     assert!(left.iter().all(|n| !n.starts_with('.')), "{left:?}");
 
-    let rerun = repair().output().expect("rerun");
+    let rerun = parcel_cmd(&cen)
+        .args([
+            "create",
+            "--repair",
+            arg(&request),
+            "--package",
+            arg(&package),
+        ])
+        .args(["--out", arg(&answer)])
+        .output()
+        .expect("rerun");
     assert!(rerun.status.success(), "{}", stderr_of(&rerun));
     assert_eq!(names_in(&answer).len(), lost, "{:?}", names_in(&answer));
     let imported = parcel_cmd(&bxl)
@@ -946,6 +966,26 @@ fn create_repair_interrupted_removes_its_unfinished_volumes_and_a_rerun_succeeds
         .output()
         .expect("import");
     assert!(imported.status.success(), "{}", stderr_of(&imported));
+}
+
+#[test]
+fn create_repair_for_a_site_revoked_while_it_rebuilt_answers_nothing() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.dir("tools");
+    let (_out, request, _lost) = lose_volumes_and_ask_for_them(&world, &cen, &bxl, &package);
+    let answer = world.medium();
+    let repair = KillOnDrop(repair_until_writing(&cen, &request, &package, &answer));
+    send_signal(&repair.0, libc::SIGSTOP);
+    cen.run(&["key", "revoke", "BXL"]).success();
+    send_signal(&repair.0, libc::SIGCONT);
+    let output = repair.wait_with_output();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("whose key is revoked here (it changed while the volumes were rebuilt: they were removed)"),
+        "{stderr}"
+    );
+    assert_eq!(names_in(&answer), Vec::<String>::new(), "{stderr}");
 }
 
 // ---------------------------------------------------------------------------
