@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use sha2::{Digest, Sha256};
@@ -244,19 +244,35 @@ impl Parcel {
         // Saturating: a delta's files taken whole from its base are not
         // capped by the manifest's checks (their base is checked later).
         let total = stored.saturating_add(self.manifest().content_bytes());
-        let mut problems = self.hash_bodies(&mut |done| progress(done, total));
-        let mut done = stored;
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut content = std::thread::scope(|scope| {
+        // The volume bodies are hashed beside the content check rather than
+        // before it: a parcel of one large volume otherwise hashes it on one
+        // core while the other waits. The content check reads the same bytes
+        // a little behind the hashing, from the page cache.
+        let hashed = AtomicU64::new(0);
+        let (mut problems, mut content) = std::thread::scope(|scope| {
+            let media =
+                scope.spawn(|| self.hash_bodies(&mut |done| hashed.store(done, Ordering::Relaxed)));
+            let mut checked = 0u64;
             let mut cache = PackCache::with_workers(self, scope, workers);
             let mut found = Vec::new();
             self.check_files(&mut cache, &mut found, &mut |n| {
-                done = done.saturating_add(n);
-                progress(done, total);
+                checked = checked.saturating_add(n);
+                progress(
+                    hashed.load(Ordering::Relaxed).saturating_add(checked),
+                    total,
+                );
             });
             // Pack and chunk problems come before the file problems they cause.
             cache.problems.append(&mut found);
-            std::mem::take(&mut cache.problems)
+            let content = std::mem::take(&mut cache.problems);
+            drop(cache);
+            let media = match media.join() {
+                Ok(problems) => problems,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            progress(stored.saturating_add(checked), total);
+            (media, content)
         });
         problems.append(&mut content);
         problems
