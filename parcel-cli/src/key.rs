@@ -26,7 +26,7 @@
 
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use parcel_format::encrypt::Recipient;
 use parcel_format::sign::{fingerprint, fingerprints_match, PublicKey, SecretKey};
@@ -37,6 +37,7 @@ use crate::cli::{KeyExportArgs, KeyListArgs, KeyRevokeArgs, KeyTrustArgs};
 use crate::clock;
 use crate::error::CliError;
 use crate::home::Context;
+use crate::out_file;
 use crate::output::{self, printable};
 use crate::site::{is_site_code, is_site_name};
 
@@ -314,7 +315,10 @@ pub fn export(ctx: &Context, args: &KeyExportArgs) -> Result<(), CliError> {
     let Some(out) = &args.out else {
         return output::print(&text);
     };
-    write_file_atomically(out, text.as_bytes())?;
+    out_file::check_replaceable(out, "--out", "a public key file of this site", |path| {
+        SiteKeyFile::read(path).is_ok_and(|old| old.site == site.code)
+    })?;
+    out_file::write_atomically(out, text.as_bytes())?;
     output::print(&format!(
         "Wrote the public key of site {} to {}\nFingerprint: {}\n",
         file.site,
@@ -327,29 +331,6 @@ pub fn export(ctx: &Context, args: &KeyExportArgs) -> Result<(), CliError> {
         out.display(),
         file.fingerprint()
     ));
-    Ok(())
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory, so
-/// that a crash never leaves a half-written key file.
-fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut temp = tempfile::NamedTempFile::new_in(&dir)
-        .map_err(CliError::temp_in("write a file in", &dir))?;
-    temp.write_all(bytes)
-        .and_then(|()| temp.as_file().sync_all())
-        .map_err(CliError::io("write", path))?;
-    // Public: readable by everyone like any exported key.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(CliError::io("set permissions of", temp.path()))?;
-    }
-    temp.persist(path)
-        .map_err(|err| CliError::io("write", path)(err.error))?;
     Ok(())
 }
 

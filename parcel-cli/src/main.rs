@@ -14,6 +14,7 @@ mod import;
 mod interrupt;
 mod key;
 mod media;
+mod out_file;
 mod output;
 mod progress;
 mod receipt;

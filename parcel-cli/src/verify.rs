@@ -14,7 +14,9 @@
 
 use serde_json::json;
 
-use parcel_format::repair_request::RepairRequest;
+use std::io::Read;
+
+use parcel_format::repair_request::{RepairRequest, MAX_REQUEST_LEN};
 use parcel_format::verify::{verify_with, Depth};
 use parcel_format::Problem;
 
@@ -23,6 +25,7 @@ use crate::clock;
 use crate::error::CliError;
 use crate::home::Context;
 use crate::media::{one_parcel, problems_error, volume_files, RepairScratch, Trust};
+use crate::out_file;
 use crate::output;
 use crate::progress::Progress;
 
@@ -39,6 +42,20 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
         ));
         None
     });
+    if let Some(path) = &args.repair_request {
+        // Checked before the volumes are: a request is written only after
+        // them, when a mistyped path could name one of them.
+        out_file::check_replaceable(path, "--repair-request", "a repair request", |path| {
+            std::fs::File::open(path)
+                .and_then(|f| {
+                    let mut bytes = Vec::new();
+                    f.take(MAX_REQUEST_LEN as u64 + 1)
+                        .read_to_end(&mut bytes)
+                        .map(|_| bytes)
+                })
+                .is_ok_and(|bytes| RepairRequest::parse(&bytes).is_ok())
+        })?;
+    }
     let files = volume_files(&args.paths)?;
     one_parcel(&files, &trust.keys)?;
     let scratch_parent = ctx.home.root().join("repair");
@@ -213,18 +230,7 @@ fn write_repair_request(
         return Ok(());
     };
     let text = request.to_signed_text(&key);
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(CliError::io("write a repair request in", dir))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(CliError::io("write", path))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(CliError::io("sync", path))?;
-    tmp.persist(path)
-        .map_err(|e| CliError::io("write", path)(e.error))?;
+    out_file::write_atomically(path, text.as_bytes())?;
     let numbers: Vec<String> = lost.iter().map(u32::to_string).collect();
     output::warn(&format!(
         "repair request for volume(s) {} written to {}: send it to site {}; there, run `parcel create --repair FILE --package DIR --out DIR`",

@@ -344,6 +344,45 @@ fn nonsense_parity_is_a_usage_error() {
 }
 
 #[test]
+fn a_repair_request_is_written_over_nothing_but_a_repair_request() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 6);
+    let out = world.medium();
+    let stdout = cen
+        .create_cmd(&package, "tools", 1, "BXL", &[&out])
+        .arg("--json")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&stdout).expect("create --json");
+    let volumes = paths(&json, "volumes");
+    assert!(volumes.len() >= 3, "{volumes:?}");
+    fs::remove_file(&volumes[1]).expect("lose a volume");
+    // A mistyped path naming a volume of the set, or the catalog: refused
+    // before anything is checked, and left as it was.
+    for target in [volumes[0].clone(), bxl.home.join("catalog.db")] {
+        let before = fs::read(&target).expect("read before");
+        bxl.run(&["verify", arg(&out), "--repair-request", arg(&target)])
+            .code(2)
+            .stderr(predicate::str::contains(
+                "already exists and is not a repair request",
+            ));
+        assert_eq!(fs::read(&target).expect("read after"), before);
+    }
+    // An earlier request is replaced: asking again is a rerun.
+    let request = world.dir("mail").join("request.txt");
+    for _ in 0..2 {
+        bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
+            .code(3)
+            .stderr(predicate::str::contains(
+                "repair request for volume(s) 2 written to",
+            ));
+    }
+}
+
+#[test]
 fn a_repair_request_brings_back_the_lost_volumes_and_the_import_completes() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 6);

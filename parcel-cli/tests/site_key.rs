@@ -176,6 +176,44 @@ fn commands_on_a_home_without_a_site_say_to_run_site_init() {
 }
 
 #[test]
+fn key_export_writes_over_nothing_but_this_sites_own_key_file() {
+    let (dir, home) = site("CEN", "Central office");
+    let (file, _) = export_key(&dir, &home, "CEN");
+    // A rerun replaces the site's own key file.
+    let (again, _) = export_key(&dir, &home, "CEN");
+    assert_eq!(again, file);
+
+    let (lux_dir, lux_home) = site("LUX", "Luxembourg");
+    let (lux_file, _) = export_key(&lux_dir, &lux_home, "LUX");
+    let volume = dir.path().join("CEN-v1-0011aabb.001-of-002.tar");
+    std::fs::write(&volume, b"a volume on its way").expect("volume");
+    for target in [
+        home.join("site.key"),
+        home.join("catalog.db"),
+        volume,
+        lux_file,
+    ] {
+        let before = std::fs::read(&target).expect("read before");
+        parcel(&home)
+            .args(["key", "export", "--out"])
+            .arg(&target)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "already exists and is not a public key file of this site",
+            ));
+        assert_eq!(
+            std::fs::read(&target).expect("read after"),
+            before,
+            "{} was written over",
+            target.display()
+        );
+    }
+    // The site still works: its secret key and catalog are intact.
+    parcel(&home).args(["key", "export"]).assert().success();
+}
+
+#[test]
 fn exported_key_file_has_the_documented_format() {
     let (dir, home) = site("CEN", "Central office");
     let to_stdout = stdout_of(parcel(&home).args(["key", "export"]));
