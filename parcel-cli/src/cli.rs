@@ -200,7 +200,7 @@ pub struct KeyTrustArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// The fingerprint the site gave you by another channel; must match
-    #[arg(long, value_name = "FP")]
+    #[arg(long, value_name = "FP", value_parser = parse_fingerprint)]
     pub fingerprint: Option<String>,
 }
 
@@ -445,6 +445,22 @@ fn parse_site_code(text: &str) -> Result<String, String> {
         Ok(text.to_string())
     } else {
         Err("a site code is exactly 3 characters A-Z or 0-9, e.g. CEN".to_string())
+    }
+}
+
+/// clap parser of a fingerprint as people read it: 30 digits, in groups
+/// separated by spaces or dashes (a mistyped one is a usage error, not a key
+/// that does not match).
+fn parse_fingerprint(text: &str) -> Result<String, String> {
+    let digits = text.bytes().filter(u8::is_ascii_digit).count();
+    if digits == 30
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b' ' || b == b'-')
+    {
+        Ok(text.to_string())
+    } else {
+        Err("a fingerprint is 30 digits in six groups of five, as `parcel site show` prints it, e.g. '12345 67890 12345 67890 12345 67890'".to_string())
     }
 }
 

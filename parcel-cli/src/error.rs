@@ -119,8 +119,9 @@ pub enum CliError {
     OwnSite { path: PathBuf, site: String },
 
     /// The user answered no (or nothing) when asked to confirm a fingerprint.
-    #[error("site {site} was not trusted: the fingerprint was not confirmed")]
-    TrustDeclined { site: String },
+    /// `outcome` says what stays as it was.
+    #[error("the fingerprint was not confirmed: {outcome}")]
+    TrustDeclined { outcome: String },
 
     /// `sent` on a parcel that came from another site.
     #[error(

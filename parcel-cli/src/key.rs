@@ -409,7 +409,19 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
             ),
         })?
     {
-        return Err(CliError::TrustDeclined { site: file.site });
+        let outcome = match &previous {
+            Some(old) if replaces && old.revoked_at.is_none() => format!(
+                "the key of site {} was not replaced; it stays trusted with its old key (fingerprint {})",
+                file.site, old.fingerprint
+            ),
+            Some(_) if unrevokes => format!("the key of site {} stays revoked", file.site),
+            Some(_) if replaces => format!(
+                "the key of site {} was not replaced; its old key stays revoked",
+                file.site
+            ),
+            _ => format!("site {} was not trusted", file.site),
+        };
+        return Err(CliError::TrustDeclined { outcome });
     } else if (replaces || unrevokes)
         && !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal())
     {
@@ -428,7 +440,7 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
         return Err(CliError::Refused {
             subject: format!("key file {}", args.file.display()),
             reason: format!(
-                "site {} {what}; nothing was changed. To trust this key without a terminal, check its fingerprint {actual} with site {} and run again with --fingerprint '{actual}'",
+                "site {} {what}; nothing was changed. The key in this file has fingerprint {actual}: to trust it without a terminal, have site {} read you its fingerprint by another channel (telephone), and if the two match, run again with --fingerprint and the fingerprint they read",
                 file.site, file.site
             ),
         });

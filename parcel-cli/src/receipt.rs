@@ -44,14 +44,23 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
         subject: subject.clone(),
         reason,
     };
+    let own = catalog.site()?.code;
     let parcel = catalog
         .find_parcel(&r.parcel_id.to_string())?
         .filter(|p| p.direction == Direction::Outgoing)
         .ok_or_else(|| {
-            refused(format!(
-                "it is for parcel {}, which this site did not send",
-                r.parcel_id
-            ))
+            refused(if r.source_site == own {
+                format!(
+                    "it is for parcel {}, which this site did not send",
+                    r.parcel_id
+                )
+            } else {
+                // Applied at the wrong site: say where it belongs.
+                format!(
+                    "it is for parcel {}, which site {} sent to site {}; apply it at site {}",
+                    r.parcel_id, r.source_site, r.destination_site, r.source_site
+                )
+            })
         })?;
     let site = match catalog.trusted_site(&r.destination_site)? {
         Some(site) if site.revoked_at.is_none() => site,

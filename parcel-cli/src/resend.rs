@@ -60,6 +60,13 @@ pub fn run(
         subject: subject.clone(),
         reason,
     };
+    if request.source_site != site.code {
+        // Run at the wrong site, most likely the one that wrote it.
+        return Err(refused(format!(
+            "it asks site {} for volumes of parcel {}; this is site {}: send it to site {}, and run `parcel create --repair` there",
+            request.source_site, request.parcel_id, site.code, request.source_site
+        )));
+    }
     if let Some(reason) = untrusted(&catalog, &request.destination_site, &signer)? {
         return Err(refused(reason));
     }

@@ -595,7 +595,10 @@ fn receipt_for_a_parcel_this_site_did_not_send_is_refused() {
     cen.run(&["receipt", "apply", arg(&receipt)])
         .code(4)
         .stderr(predicate::str::contains(&created.parcel_id))
-        .stderr(predicate::str::contains("did not send"));
+        // Applied at the wrong site: it says where it belongs.
+        .stderr(predicate::str::contains(
+            "which site LUX sent to site BXL; apply it at site LUX",
+        ));
     assert_eq!(cen.json(&["list", "--json"]), before);
 }
 

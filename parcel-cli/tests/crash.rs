@@ -1044,11 +1044,31 @@ fn open_pty() -> (fs::File, OwnedFd) {
 
 impl AtTerminal {
     fn create(cen: &Site, package: &Path, out: &Path) -> AtTerminal {
+        AtTerminal::run(
+            cen,
+            &[
+                "create",
+                "--package",
+                arg(package),
+                "--package-id",
+                "tools",
+                "--version",
+                "1",
+                "--to",
+                "BXL",
+                "--volume-size",
+                "1MiB",
+                "--out",
+                arg(out),
+            ],
+        )
+    }
+
+    /// `parcel ARGS` at `site`, at a terminal.
+    fn run(site: &Site, args: &[&str]) -> AtTerminal {
         let (master, slave) = open_pty();
-        let mut cmd = parcel_cmd(cen);
-        cmd.args(["create", "--package", arg(package), "--package-id", "tools"])
-            .args(["--version", "1", "--to", "BXL", "--volume-size", "1MiB"])
-            .args(["--out", arg(out)])
+        let mut cmd = parcel_cmd(site);
+        cmd.args(args)
             .stdin(slave.try_clone().expect("dup pty"))
             .stdout(Stdio::null())
             .stderr(slave);
@@ -1715,4 +1735,27 @@ fn create_that_fills_the_medium_removes_its_volumes_and_succeeds_once_there_is_r
 
     tmpfs.resize("32m");
     create_and_verify(&cen, &bxl, &package, &tmpfs.dir);
+}
+
+#[test]
+fn a_key_replacement_declined_at_a_terminal_leaves_the_old_key_trusted() {
+    let (world, _cen, bxl) = two_sites();
+    let before = bxl.json(&["key", "list", "--json"]);
+    // CEN set up again elsewhere: the same code, a new key.
+    let elsewhere = World::new();
+    let new_cen = elsewhere.site("CEN");
+    let file = world.dir("mail").join("new-CEN.pub");
+    new_cen
+        .run(&["key", "export", "--out", arg(&file)])
+        .success();
+    let mut trust = AtTerminal::run(&bxl, &["key", "trust", arg(&file)]);
+    trust.wait_for("[y/N]", 1);
+    trust.type_line("n");
+    let (status, screen) = trust.finish();
+    assert_eq!(status.code(), Some(1), "{screen}");
+    assert!(
+        screen.contains("the key of site CEN was not replaced; it stays trusted with its old key"),
+        "{screen}"
+    );
+    assert_eq!(bxl.json(&["key", "list", "--json"]), before);
 }

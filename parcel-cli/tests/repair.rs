@@ -380,6 +380,21 @@ fn a_repair_request_is_written_over_nothing_but_a_repair_request() {
                 "repair request for volume(s) 2 written to",
             ));
     }
+    // Answered at the site that wrote it: it says where it goes.
+    let answer = world.medium();
+    bxl.run(&[
+        "create",
+        "--repair",
+        arg(&request),
+        "--package",
+        arg(&package),
+        "--out",
+        arg(&answer),
+    ])
+    .code(4)
+    .stderr(predicate::str::contains(
+        "this is site BXL: send it to site CEN, and run `parcel create --repair` there",
+    ));
 }
 
 #[test]
