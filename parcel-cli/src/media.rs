@@ -262,7 +262,9 @@ pub fn describe(problems: &[Problem], volumes: &[(u32, PathBuf)]) -> String {
 /// A problem with what the user can do about it.
 fn hint(problem: &Problem) -> String {
     let advice = match problem {
-        Problem::MissingVolume { .. } => "",
+        Problem::MissingVolume { .. } => {
+            "; if that medium is lost, `parcel verify --repair-request FILE` on the volumes at hand writes a request the sender answers with the lost volumes"
+        }
         Problem::UntrustedSigner { .. } => {
             "; trust the sender's key with `parcel key trust` after checking its fingerprint"
         }
@@ -270,7 +272,7 @@ fn hint(problem: &Problem) -> String {
         | Problem::VolumeCorrupt { .. }
         | Problem::PackCorrupt { .. }
         | Problem::ChunkCorrupt { .. } => {
-            "; copy the volume again from the original medium or ask the sender for a new copy"
+            "; copy the volume again from the original medium, or ask the sender for a new copy (`parcel verify --repair-request FILE` writes the request)"
         }
         Problem::ForeignVolume { .. } | Problem::DuplicateVolume { .. } => "",
         Problem::BaseModified { .. } => {

@@ -123,6 +123,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             "class": report.class().map(|c| c.name()),
             "signer": report.signer,
             "source_site": report.source_site,
+            "destinations": report.destinations,
             "package_id": report.package.as_ref().map(|p| &p.0),
             "version": report.package.as_ref().map(|p| p.1),
             "volume_count": report.volume_count,
@@ -193,6 +194,19 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             report.volume_count.unwrap_or(0),
             report.signer.as_deref().unwrap_or("?"),
         ))?;
+    }
+    if !report.destinations.is_empty() && !report.destinations.contains(&site.code) {
+        // Intact, and still not for here: import would refuse it (exit 4).
+        ctx.note(&format!(
+            "it is addressed to site {}, not to this site ({}): only {} can import it",
+            report.destinations.join(", "),
+            site.code,
+            if report.destinations.len() == 1 {
+                "that site"
+            } else {
+                "those sites"
+            }
+        ));
     }
     Ok(())
 }

@@ -895,6 +895,24 @@ fn import_refuses_a_parcel_for_another_site() {
     deliver(&world, &cen, &bxl, &package, "tools", 1);
     let (out1, out2) = (world.medium(), world.medium());
     cen.create(&package, "tools", 2, "LUX", &[&out1, &out2]);
+    // Verify finds it intact, and says it is not for here.
+    let verified = std::process::Command::new(assert_cmd::cargo::cargo_bin("parcel"))
+        .env_remove("PARCEL_HOME")
+        .arg("--home")
+        .arg(&bxl.home)
+        .args(["verify", arg(&out1), arg(&out2), "--json"])
+        .output()
+        .expect("verify");
+    assert!(verified.status.success());
+    let stderr = String::from_utf8_lossy(&verified.stderr);
+    assert!(
+        stderr.contains(
+            "it is addressed to site LUX, not to this site (BXL): only that site can import it"
+        ),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&verified.stdout).expect("verify --json");
+    assert_eq!(json["destinations"], serde_json::json!(["LUX"]));
     let before = bxl.store_state();
     bxl.import(&[&out1, &out2])
         .code(4)
@@ -1025,9 +1043,13 @@ fn verify_and_import_report_a_missing_volume() {
         }
         assert!(!stderr.contains("is unavailable"), "{stderr}");
         if n == 2 {
+            // And what to do if the medium is lost for good.
             bxl.import(&[&out1, &out2])
                 .code(3)
-                .stderr(predicate::str::contains(message.as_str()));
+                .stderr(predicate::str::contains(message.as_str()))
+                .stderr(predicate::str::contains(
+                    "if that medium is lost, `parcel verify --repair-request FILE`",
+                ));
         }
         fs::rename(&moved, missing).expect("put volume back");
     }

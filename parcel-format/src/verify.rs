@@ -41,6 +41,9 @@ pub struct VerifyReport {
     pub source_site: Option<String>,
     /// Package id and version.
     pub package: Option<(String, u64)>,
+    /// The sites the parcel is addressed to (from its authenticated
+    /// manifest; empty when it could not be read).
+    pub destinations: Vec<String>,
     /// The parcel's volume count.
     pub volume_count: Option<u32>,
     /// Authenticated volumes present: number and path.
@@ -156,6 +159,7 @@ fn verify_to(
                     parcel.manifest().package_id.clone(),
                     parcel.manifest().package_version,
                 )),
+                destinations: parcel.manifest().destinations.clone(),
                 volume_count: Some(parcel.manifest().volume_count),
                 volumes: parcel
                     .volumes()
@@ -220,6 +224,7 @@ fn verify_without_key(
         signer,
         source_site: Some(set.header.source_site.clone()),
         package: None,
+        destinations: Vec::new(),
         volume_count: Some(set.header.volume_count),
         volumes: set
             .volumes
