@@ -660,6 +660,19 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             conflicting.join(", ")
         ));
     }
+    let shared = media_with_both(&paths, &parity_paths);
+    if o.outs.len() > 1 && !shared.is_empty() {
+        // Parity goes where there is room after the data: with too few
+        // media, beside it, where one lost medium takes both.
+        output::warn(&format!(
+            "the repair data shares {} with data volumes: should that medium be lost, the parity volumes on it go too, and those left may not rebuild it. To keep them apart, create again with one more --out for the repair data",
+            shared
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if o.json {
         output::print_json(&json!({
             "parcel_id": record.parcel_id,
@@ -725,6 +738,19 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         ));
     }
     Ok(())
+}
+
+/// The directories holding both a data volume and a parity volume.
+fn media_with_both<'a>(data: &[PathBuf], parity: &'a [PathBuf]) -> Vec<&'a Path> {
+    let data_dirs: std::collections::HashSet<&Path> =
+        data.iter().filter_map(|p| p.parent()).collect();
+    let mut shared: Vec<&Path> = parity
+        .iter()
+        .filter_map(|p| p.parent())
+        .filter(|d| data_dirs.contains(d))
+        .collect();
+    shared.dedup();
+    shared
 }
 
 /// Refuses outputs that are no directory, or that lie inside the site home

@@ -95,6 +95,55 @@ fn parity_volumes_go_on_the_next_medium_and_rebuild_a_lost_first_medium() {
     bxl.assert_holds("tools", 1, &package);
 }
 
+#[test]
+fn create_warns_when_the_repair_data_shares_a_medium_with_data() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.package("tools", 3);
+    let create = |outs: &[&Path]| {
+        let output = cen
+            .create_cmd(&package, "tools", 1, "BXL", outs)
+            .args([
+                "--parity",
+                "34",
+                "--medium-size",
+                "256KiB",
+                // The bound before compression is above 512 KiB.
+                "--no-space-check",
+                "--json",
+            ])
+            .output()
+            .expect("create");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        (
+            paths(&json, "volumes"),
+            paths(&json, "parity_volumes"),
+            stderr,
+        )
+    };
+    // Two media: the data fills the first and spills onto the second, where
+    // the repair data goes too.
+    let (usb1, usb2) = (world.medium(), world.medium());
+    let (volumes, parity, stderr) = create(&[&usb1, &usb2]);
+    assert!(volumes.iter().any(|v| v.starts_with(&usb2)), "{volumes:?}");
+    assert!(parity.iter().all(|p| p.starts_with(&usb2)), "{parity:?}");
+    assert!(
+        stderr.contains(&format!(
+            "the repair data shares {} with data volumes",
+            usb2.display()
+        )),
+        "{stderr}"
+    );
+    // One more medium: the repair data has its own, and nothing is said.
+    fs::remove_dir_all(&usb1).expect("clear");
+    fs::remove_dir_all(&usb2).expect("clear");
+    let (usb3, usb4, usb5) = (world.medium(), world.medium(), world.medium());
+    let (_, parity, stderr) = create(&[&usb3, &usb4, &usb5]);
+    assert!(parity.iter().all(|p| p.starts_with(&usb5)), "{parity:?}");
+    assert!(!stderr.contains("shares"), "{stderr}");
+}
+
 /// `verify --json` of `dir` at `site`: exit code and JSON.
 fn verify_json(site: &Site, dir: &Path) -> (i32, serde_json::Value) {
     let out = site
