@@ -427,12 +427,14 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         });
     }
     let parcel_id = ParcelId::random();
-    let stem = format!(
-        "{}-v{}-{}",
-        o.package_id,
-        o.version,
-        &parcel_id.to_string()[..8]
-    );
+    let short_id = &parcel_id.to_string()[..8];
+    // The names of an encrypted parcel's volumes do not tell what its
+    // encryption hides (FORMAT.md §2.5, §12.3).
+    let stem = if o.encrypt {
+        format!("parcel-{short_id}")
+    } else {
+        format!("{}-v{}-{short_id}", o.package_id, o.version)
+    };
     let info = ParcelInfo {
         parcel_id,
         source_site: site.code.clone(),

@@ -82,6 +82,12 @@ fn encrypted_parcel_imports_at_its_destination_and_nowhere_else() {
     let medium = world.medium();
     let created = create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
     assert!(created.volumes.len() >= 3, "{:?}", created.volumes);
+    // Nor do the volumes' names show what the parcel holds.
+    let prefix = format!("parcel-{}.", &created.parcel_id[..8]);
+    for volume in &created.volumes {
+        let name = volume.file_name().expect("name").to_string_lossy();
+        assert!(name.starts_with(&prefix), "{name}");
+    }
 
     // A site it is not for can check the media, and only the media.
     nor.run(&["verify", "--media", arg(&medium)])
