@@ -248,7 +248,16 @@ impl SiteKeyFile {
             path: path.to_path_buf(),
             problem,
         };
-        let file = File::open(path).map_err(CliError::io("open site key file", path))?;
+        let file = File::open(path).map_err(|err| {
+            if err.kind() == std::io::ErrorKind::NotFound {
+                CliError::Usage(format!(
+                    "key file {} does not exist; give the file `parcel key export` wrote at the other site",
+                    path.display()
+                ))
+            } else {
+                CliError::io("open site key file", path)(err)
+            }
+        })?;
         let mut bytes = Vec::new();
         file.take(MAX_KEY_FILE + 1)
             .read_to_end(&mut bytes)

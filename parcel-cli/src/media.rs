@@ -26,7 +26,17 @@ const LISTED_PROBLEMS: usize = 20;
 pub fn volume_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     let mut files = Vec::new();
     for path in paths {
-        let meta = fs::metadata(path).map_err(CliError::io("read", path))?;
+        let meta = fs::metadata(path).map_err(|err| {
+            if err.kind() == std::io::ErrorKind::NotFound {
+                // Mistyped, or the medium not mounted: as `create --package`.
+                CliError::Usage(format!(
+                    "{} does not exist; give the volume files or the directories that hold them (is the medium mounted?)",
+                    path.display()
+                ))
+            } else {
+                CliError::io("read", path)(err)
+            }
+        })?;
         if meta.is_dir() {
             let mut found: Vec<PathBuf> = fs::read_dir(path)
                 .map_err(CliError::io("list", path))?

@@ -887,6 +887,23 @@ fn create_refuses_media_too_small_and_writes_nothing() {
 }
 
 #[test]
+fn a_path_that_does_not_exist_is_a_usage_error() {
+    let (world, _cen, bxl) = two_sites();
+    let nowhere = world.dir("media").join("usb9");
+    for command in ["verify", "import"] {
+        bxl.run(&[command, arg(&nowhere)])
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "{} does not exist; give the volume files or the directories that hold them",
+                nowhere.display()
+            )));
+    }
+    bxl.run(&["key", "trust", arg(&world.dir("mail").join("NOR.pub"))])
+        .code(2)
+        .stderr(predicate::str::contains("does not exist"));
+}
+
+#[test]
 fn import_refuses_a_parcel_for_another_site() {
     let (world, cen, bxl) = two_sites();
     let lux = world.site("LUX");
