@@ -210,6 +210,24 @@ pub fn problems_error(
             reason: format!("signed with the revoked key of site {site}; ask {site} for a parcel signed with its new key"),
         };
     }
+    // Signed by a key other than the one trusted for the site it names: a
+    // key changed without notice, or a forgery. Either way, ask that site.
+    let impostor = problems.iter().find_map(|p| match p {
+        Problem::UntrustedSigner {
+            fingerprint,
+            claimed_site,
+            ..
+        } if trust.keys.has_label(claimed_site) => Some((claimed_site, fingerprint)),
+        _ => None,
+    });
+    if let Some((site, fingerprint)) = impostor {
+        return CliError::Verification {
+            subject: subject.to_owned(),
+            reason: format!(
+                "it says it comes from site {site}, but it is signed with a key this site does not trust for {site} (fingerprint {fingerprint}). Do not import it: ask site {site} by another channel whether it changed its key; if it did, trust its new key file with `parcel key trust`"
+            ),
+        };
+    }
     let reason = describe(problems, volumes);
     match problems.iter().map(Problem::class).min() {
         Some(FailureClass::Policy) => CliError::Refused {
@@ -276,7 +294,7 @@ fn hint(problem: &Problem) -> String {
             "; if that medium is lost, `parcel verify --repair-request FILE` on the volumes at hand writes a request the sender answers with the lost volumes"
         }
         Problem::UntrustedSigner { .. } => {
-            "; trust the sender's key with `parcel key trust` after checking its fingerprint"
+            "; if that site is to be trusted, trust its key with `parcel key trust` after checking its fingerprint"
         }
         Problem::VolumeLength { .. }
         | Problem::VolumeCorrupt { .. }

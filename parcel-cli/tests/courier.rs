@@ -949,7 +949,30 @@ fn import_refuses_a_parcel_signed_by_an_untrusted_key() {
     let before = bxl.store_state();
     bxl.import(&[&out1, &out2])
         .code(3)
-        .stderr(predicate::str::contains("untrusted key"));
+        .stderr(predicate::str::contains("untrusted key"))
+        .stderr(predicate::str::contains("it says it comes from site LUX"));
+    assert_eq!(bxl.store_state(), before);
+}
+
+#[test]
+fn a_parcel_from_a_trusted_site_code_under_another_key_is_named_as_such() {
+    let (world, _cen, bxl) = two_sites();
+    // Another "CEN" (a reinstalled machine, or an impostor) with a new key.
+    let elsewhere = World::new();
+    let other_cen = elsewhere.site("CEN");
+    other_cen.trust(&bxl);
+    let package = world.package("tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    other_cen.create(&package, "tools", 1, "BXL", &[&out1, &out2]);
+    let before = bxl.store_state();
+    for command in ["verify", "import"] {
+        bxl.run(&[command, arg(&out1), arg(&out2)])
+            .code(3)
+            .stderr(predicate::str::contains(
+                "it says it comes from site CEN, but it is signed with a key this site does not trust for CEN",
+            ))
+            .stderr(predicate::str::contains("Do not import it"));
+    }
     assert_eq!(bxl.store_state(), before);
 }
 

@@ -93,7 +93,7 @@ pub enum Problem {
         path: PathBuf,
     },
     /// A volume is signed by a key the reader does not trust.
-    #[error("{path}: signed by an untrusted key (fingerprint {fingerprint})")]
+    #[error("{path}: signed by an untrusted key (fingerprint {fingerprint}); it says it comes from site {claimed_site}")]
     UntrustedSigner {
         /// The file.
         path: PathBuf,
@@ -101,6 +101,9 @@ pub enum Problem {
         key: [u8; 32],
         /// The signer's fingerprint.
         fingerprint: String,
+        /// The source site its header names (signed by that untrusted key,
+        /// so only a claim).
+        claimed_site: String,
     },
     /// A volume belongs to another parcel than the one being read.
     #[error("{path}: volume {volume} of another parcel ({parcel}); remove it from the set")]

@@ -119,6 +119,7 @@ pub fn authenticate_volume(
             path: path.to_owned(),
             key: header.signer,
             fingerprint: fingerprint(&key),
+            claimed_site: header.source_site.clone(),
         });
     }
     Ok((header, len))

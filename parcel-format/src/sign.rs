@@ -103,6 +103,11 @@ impl TrustedKeys {
             .map(|(label, _)| label.as_str())
     }
 
+    /// Whether a key is trusted under `label`.
+    pub fn has_label(&self, label: &str) -> bool {
+        self.keys.iter().any(|(l, _)| l == label)
+    }
+
     /// Whether no key is trusted.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
