@@ -174,6 +174,26 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             // recorded, a medium gone): write it again, the same receipt
             // (same import time, and Ed25519 signs deterministically); the
             // store is untouched.
+            // Nothing to import; but the copy in the store is read back
+            // against what was imported, so that one changed by hand since
+            // is not passed over in silence.
+            let store_path = ctx
+                .home
+                .packages_dir()
+                .join(&manifest.package_id)
+                .join(manifest.package_version.to_string());
+            let store_intact = held.as_ref().map(|_| {
+                parcel_format::write::tree_digest_of_dir(&store_path)
+                    .is_ok_and(|d| hex(&d) == digest)
+            });
+            if store_intact == Some(false) {
+                output::warn(&format!(
+                    "the copy of {} v{} in the store ({}) is not what was imported: something changed it since. To restore it, move that directory out of the store and run this import again",
+                    manifest.package_id,
+                    manifest.package_version,
+                    store_path.display()
+                ));
+            }
             let imported = first_import_time(&catalog, &id, held.as_ref())?;
             let path = write_receipt(
                 ctx,
@@ -189,7 +209,8 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                     "parcel_id": id,
                     "package_id": manifest.package_id,
                     "version": manifest.package_version,
-                    "path": ctx.home.packages_dir().join(&manifest.package_id).join(manifest.package_version.to_string()),
+                    "path": store_path,
+                    "store_intact": store_intact,
                     "files": 0,
                     "bytes": 0,
                     "receipt": path,

@@ -164,9 +164,29 @@ fn second_import_of_the_same_parcel_is_a_no_op_that_says_so() {
     args.extend(paths.iter().map(|p| arg(p)));
     let json = bxl.json(&args);
     assert_eq!(json["already_imported"], true, "{json}");
+    assert_eq!(json["store_intact"], true, "{json}");
     assert_eq!(json["parcel_id"], created.parcel_id.as_str(), "{json}");
     assert_eq!(bxl.store_state(), before);
     assert_eq!(bxl.status(&created.parcel_id), "imported");
+
+    // A file of the store copy changed by hand: the import says so, and
+    // after the copy is moved out, restores it.
+    let store = bxl.home.join("packages").join("tools").join("1");
+    let changed = store.join("docs").join("Überblick – café ñ.txt");
+    let mut text = fs::read_to_string(&changed).expect("read");
+    text.push_str("appended by hand\n");
+    fs::write(&changed, text).expect("change a store file");
+    let json = bxl.json(&args);
+    assert_eq!(json["store_intact"], false, "{json}");
+    bxl.import(&paths)
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "the copy of tools v1 in the store ({}) is not what was imported",
+            store.display()
+        )));
+    fs::rename(&store, world.dir("aside").join("1")).expect("move it out");
+    bxl.import(&paths).success();
+    assert_eq!(bxl.store_state(), before);
 }
 
 #[test]
