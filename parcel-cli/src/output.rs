@@ -36,9 +36,15 @@ pub fn json_printed() -> bool {
 
 /// Writes `value` to stdout as pretty JSON followed by a newline, with the
 /// characters [`printable`] escapes written as `\uXXXX` (serde_json escapes
-/// only U+0000–U+001F, and JSON is read on terminals too).
+/// only U+0000–U+001F, and JSON is read on terminals too). An object that
+/// does not say `"ok"` itself gets `"ok": true`, as a failure's gets
+/// `"ok": false`: a script reads one field either way.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
-    let mut text = escape_json(serde_json::to_string_pretty(value)?);
+    let mut value = serde_json::to_value(value)?;
+    if let serde_json::Value::Object(map) = &mut value {
+        map.entry("ok").or_insert(serde_json::Value::Bool(true));
+    }
+    let mut text = escape_json(serde_json::to_string_pretty(&value)?);
     text.push('\n');
     JSON_PRINTED.store(true, Ordering::Relaxed);
     print(&text)

@@ -163,6 +163,7 @@ fn second_import_of_the_same_parcel_is_a_no_op_that_says_so() {
     let mut args = vec!["import", "--json"];
     args.extend(paths.iter().map(|p| arg(p)));
     let json = bxl.json(&args);
+    assert_eq!(json["ok"], true, "{json}");
     assert_eq!(json["already_imported"], true, "{json}");
     assert_eq!(json["store_intact"], true, "{json}");
     assert_eq!(json["parcel_id"], created.parcel_id.as_str(), "{json}");
