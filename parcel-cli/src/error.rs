@@ -229,6 +229,27 @@ impl CliError {
             source,
         }
     }
+
+    /// Like [`CliError::io`] for a file named on the command line: one that
+    /// does not exist is a usage error (exit 2) naming `what` it should be.
+    pub fn input(
+        action: &'static str,
+        path: &std::path::Path,
+        what: &'static str,
+    ) -> impl FnOnce(io::Error) -> CliError {
+        let path = path.to_path_buf();
+        move |source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                CliError::Usage(format!("{} does not exist; give {what}", path.display()))
+            } else {
+                CliError::Io {
+                    action,
+                    path,
+                    source,
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -182,10 +182,22 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                 .packages_dir()
                 .join(&manifest.package_id)
                 .join(manifest.package_version.to_string());
-            let store_intact = held.as_ref().map(|_| {
-                parcel_format::write::tree_digest_of_dir(&store_path)
-                    .is_ok_and(|d| hex(&d) == digest)
-            });
+            let store_intact = match held
+                .as_ref()
+                .map(|_| parcel_format::write::tree_digest_of_dir(&store_path))
+            {
+                Some(Ok(read)) => Some(hex(&read) == digest),
+                Some(Err(err)) => {
+                    output::warn(&format!(
+                        "the copy of {} v{} in the store ({}) could not be read back to check it: {err}",
+                        manifest.package_id,
+                        manifest.package_version,
+                        store_path.display()
+                    ));
+                    None
+                }
+                None => None,
+            };
             if store_intact == Some(false) {
                 output::warn(&format!(
                     "the copy of {} v{} in the store ({}) is not what was imported: something changed it since. To restore it, move that directory out of the store and run this import again",

@@ -187,7 +187,7 @@ impl Writing {
         let removed = clean_up(&u);
         format!(
             "parcel {} was not made; {removed} of its file(s) removed from {}{elsewhere}",
-            u.stem,
+            shown(&u.stem),
             list(&u.dirs),
         )
     }
@@ -336,19 +336,19 @@ fn say_interrupted(u: &Unfinished, removed: usize, elsewhere: &str) {
     let text = match (u.job, u.finals) {
         (Job::Repair, _) => format!(
             "interrupted: the lost volumes of parcel {} were not all rebuilt; {removed} unfinished file(s) removed from {dirs}; run the same `create --repair` again into an empty directory",
-            u.stem
+            shown(&u.stem)
         ),
         (_, true) => format!(
             "interrupted: parcel {} was not made; {removed} of its file(s) removed from {dirs}{elsewhere}",
-            u.stem,
+            shown(&u.stem),
         ),
         (Job::CopyToMedia, false) => format!(
             "interrupted: parcel {} is made and recorded, its volumes copied onto the media",
-            u.stem
+            shown(&u.stem)
         ),
         (Job::Create, false) => format!(
             "interrupted while reading back parcel {}: it is recorded, but its volumes in {dirs} were not checked; run `{} verify` on them before they are shipped",
-            u.stem, u.command
+            shown(&u.stem), u.command
         ),
     };
     output::warn(&text);
@@ -373,6 +373,12 @@ fn elsewhere(u: &Unfinished) -> String {
 fn list(dirs: &[PathBuf]) -> String {
     let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     dirs.join(", ")
+}
+
+/// A parcel's file stem as messages name it: `tools-v1-3c4ea301`, or for an
+/// encrypted parcel (`parcel-3c4ea301`) just its short id.
+fn shown(stem: &str) -> &str {
+    stem.strip_prefix("parcel-").unwrap_or(stem)
 }
 
 #[cfg(test)]

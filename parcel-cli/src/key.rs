@@ -248,16 +248,11 @@ impl SiteKeyFile {
             path: path.to_path_buf(),
             problem,
         };
-        let file = File::open(path).map_err(|err| {
-            if err.kind() == std::io::ErrorKind::NotFound {
-                CliError::Usage(format!(
-                    "key file {} does not exist; give the file `parcel key export` wrote at the other site",
-                    path.display()
-                ))
-            } else {
-                CliError::io("open site key file", path)(err)
-            }
-        })?;
+        let file = File::open(path).map_err(CliError::input(
+            "open site key file",
+            path,
+            "the file `parcel key export` wrote at the other site",
+        ))?;
         let mut bytes = Vec::new();
         file.take(MAX_KEY_FILE + 1)
             .read_to_end(&mut bytes)
@@ -309,6 +304,12 @@ pub fn export(ctx: &Context, args: &KeyExportArgs) -> Result<(), CliError> {
     let catalog = ctx.home.open_catalog()?;
     let (site, secret) = ctx.home.site_identity(&catalog)?;
     let key = secret.verifying_key();
+    if let Some(out) = &args.out {
+        // Before anything is made (the encryption key of an older home).
+        out_file::check_replaceable(out, "--out", "a public key file of this site", |path| {
+            SiteKeyFile::read(path).is_ok_and(|old| old.site == site.code)
+        })?;
+    }
     let identity = ctx.home.identity_or_create()?;
     let file = SiteKeyFile {
         site: site.code.clone(),
@@ -324,9 +325,6 @@ pub fn export(ctx: &Context, args: &KeyExportArgs) -> Result<(), CliError> {
     let Some(out) = &args.out else {
         return output::print(&text);
     };
-    out_file::check_replaceable(out, "--out", "a public key file of this site", |path| {
-        SiteKeyFile::read(path).is_ok_and(|old| old.site == site.code)
-    })?;
     out_file::write_atomically(out, text.as_bytes())?;
     output::print(&format!(
         "Wrote the public key of site {} to {}\nFingerprint: {}\n",
@@ -428,7 +426,11 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
                 "the key of site {} was not replaced; its old key stays revoked",
                 file.site
             ),
-            _ => format!("site {} was not trusted", file.site),
+            Some(_) => format!(
+                "nothing was changed; site {} stays trusted as it was",
+                file.site
+            ),
+            None => format!("site {} was not trusted", file.site),
         };
         return Err(CliError::TrustDeclined { outcome });
     } else if (replaces || unrevokes)

@@ -26,17 +26,13 @@ const LISTED_PROBLEMS: usize = 20;
 pub fn volume_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     let mut files = Vec::new();
     for path in paths {
-        let meta = fs::metadata(path).map_err(|err| {
-            if err.kind() == std::io::ErrorKind::NotFound {
-                // Mistyped, or the medium not mounted: as `create --package`.
-                CliError::Usage(format!(
-                    "{} does not exist; give the volume files or the directories that hold them (is the medium mounted?)",
-                    path.display()
-                ))
-            } else {
-                CliError::io("read", path)(err)
-            }
-        })?;
+        // Mistyped, or the medium not mounted: a usage error, as for
+        // `create --package`.
+        let meta = fs::metadata(path).map_err(CliError::input(
+            "read",
+            path,
+            "the volume files or the directories that hold them (is the medium mounted?)",
+        ))?;
         if meta.is_dir() {
             let mut found: Vec<PathBuf> = fs::read_dir(path)
                 .map_err(CliError::io("list", path))?
@@ -130,9 +126,9 @@ pub fn subject_of(files: &[PathBuf], trust: &TrustedKeys) -> String {
 }
 
 /// Whether the file's name is a volume's as `parcel create` names them:
-/// `PACKAGE-vVERSION-XXXXXXXX.NNN-of-MMM.tar` or `….par-NNN-of-MMM.tar`,
-/// `XXXXXXXX` the first 8 hex digits of the parcel id (an unrelated split
-/// archive is not taken for one).
+/// `PACKAGE-vVERSION-XXXXXXXX.NNN-of-MMM.tar`, or `parcel-XXXXXXXX.…` for an
+/// encrypted parcel, or `….par-NNN-of-MMM.tar`, `XXXXXXXX` the first 8 hex
+/// digits of the parcel id (an unrelated split archive is not taken for one).
 fn named_like_volume(path: &Path) -> bool {
     let digits = |s: &str| s.len() >= 3 && s.bytes().all(|b| b.is_ascii_digit());
     let parse = || -> Option<bool> {
@@ -141,14 +137,16 @@ fn named_like_volume(path: &Path) -> bool {
         let (stem, number) = rest.rsplit_once('.')?;
         let number = number.strip_prefix("par-").unwrap_or(number);
         let (stem, id) = stem.rsplit_once('-')?;
-        let (_, version) = stem.rsplit_once("-v")?;
+        let package = stem == "parcel"
+            || stem
+                .rsplit_once("-v")
+                .is_some_and(|(_, v)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
         Some(
             digits(number)
                 && digits(count)
                 && id.len() == 8
                 && id.bytes().all(|b| b.is_ascii_hexdigit())
-                && !version.is_empty()
-                && version.bytes().all(|b| b.is_ascii_digit()),
+                && package,
         )
     };
     parse().unwrap_or(false)
@@ -160,6 +158,8 @@ pub struct Trust {
     /// (so a source can verify the media it wrote).
     pub keys: TrustedKeys,
     revoked: Vec<(String, [u8; 32])>,
+    /// This site's code.
+    own: String,
 }
 
 impl Trust {
@@ -177,7 +177,11 @@ impl Trust {
                 keys.add(site.code, key);
             }
         }
-        Ok(Trust { keys, revoked })
+        Ok(Trust {
+            keys,
+            revoked,
+            own: own.code.clone(),
+        })
     }
 
     /// The site whose revoked key this is.
@@ -211,7 +215,8 @@ pub fn problems_error(
         };
     }
     // Signed by a key other than the one trusted for the site it names: a
-    // key changed without notice, or a forgery. Either way, ask that site.
+    // key changed without notice, or a forgery. Either way, ask that site
+    // (this site's own code: not its current key, so not made here now).
     let impostor = problems.iter().find_map(|p| match p {
         Problem::UntrustedSigner {
             fingerprint,
@@ -221,11 +226,14 @@ pub fn problems_error(
         _ => None,
     });
     if let Some((site, fingerprint)) = impostor {
+        let advice = if *site == trust.own {
+            format!("it names this site ({site}) as its source, but this site's key did not sign it (fingerprint {fingerprint}): it was not made here with this site's key. Do not import it")
+        } else {
+            format!("it says it comes from site {site}, but it is signed with a key this site does not trust for {site} (fingerprint {fingerprint}). Do not import it: ask site {site} by another channel whether it changed its key; if it did, trust its new key file with `parcel key trust`")
+        };
         return CliError::Verification {
             subject: subject.to_owned(),
-            reason: format!(
-                "it says it comes from site {site}, but it is signed with a key this site does not trust for {site} (fingerprint {fingerprint}). Do not import it: ask site {site} by another channel whether it changed its key; if it did, trust its new key file with `parcel key trust`"
-            ),
+            reason: format!("{advice}.{}", describe(problems, volumes)),
         };
     }
     let reason = describe(problems, volumes);
@@ -387,4 +395,31 @@ impl Drop for RepairScratch {
 /// Whether the directory of `path` accepts a new file.
 pub fn dir_writable(dir: &Path) -> bool {
     tempfile::NamedTempFile::new_in(dir).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_names_of_plain_and_encrypted_parcels_are_recognised() {
+        for name in [
+            "CEN00012-v24-3c4ea301.001-of-002.tar",
+            "tools-v1-0011aabb.par-001-of-002.tar",
+            "parcel-3c4ea301.001-of-002.tar",
+            "parcel-3c4ea301.par-002-of-002.tar",
+        ] {
+            assert!(named_like_volume(Path::new(name)), "{name}");
+        }
+        for name in [
+            "backup.tar.001-of-002.tar",
+            "parcel-3c4ea30.001-of-002.tar",
+            "parcel-3c4ea301.01-of-002.tar",
+            "CEN00012-vX-3c4ea301.001-of-002.tar",
+            "notes-3c4ea301.001-of-002.tar",
+            "parcel-3c4ea301.001-of-002.zip",
+        ] {
+            assert!(!named_like_volume(Path::new(name)), "{name}");
+        }
+    }
 }

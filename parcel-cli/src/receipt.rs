@@ -22,7 +22,11 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|f| f.take(MAX_RECEIPT_LEN as u64 + 1).read_to_end(&mut bytes))
-        .map_err(CliError::io("read", path))?;
+        .map_err(CliError::input(
+            "read",
+            path,
+            "the receipt file the destination sent back",
+        ))?;
     let subject = format!("receipt {}", path.display());
     let bad = |reason: String| CliError::Verification {
         subject: subject.clone(),

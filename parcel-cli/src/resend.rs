@@ -50,7 +50,11 @@ pub fn run(
     let mut bytes = Vec::new();
     fs::File::open(request_path)
         .and_then(|f| f.take(MAX_REQUEST_LEN as u64 + 1).read_to_end(&mut bytes))
-        .map_err(CliError::io("read", request_path))?;
+        .map_err(CliError::input(
+            "read",
+            request_path,
+            "the repair request file the destination sent",
+        ))?;
     let subject = format!("repair request {}", request_path.display());
     let (request, signer) = RepairRequest::parse(&bytes).map_err(|e| CliError::Verification {
         subject: subject.clone(),

@@ -43,18 +43,10 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
         None
     });
     if let Some(path) = &args.repair_request {
-        // Checked before the volumes are: a request is written only after
-        // them, when a mistyped path could name one of them.
-        out_file::check_replaceable(path, "--repair-request", "a repair request", |path| {
-            std::fs::File::open(path)
-                .and_then(|f| {
-                    let mut bytes = Vec::new();
-                    f.take(MAX_REQUEST_LEN as u64 + 1)
-                        .read_to_end(&mut bytes)
-                        .map(|_| bytes)
-                })
-                .is_ok_and(|bytes| RepairRequest::parse(&bytes).is_ok())
-        })?;
+        // Checked before the volumes are (a request is written only after
+        // them, when a mistyped path could name one of them), and again
+        // just before it is written.
+        check_request_path(path, &site.code)?;
     }
     let files = volume_files(&args.paths)?;
     one_parcel(&files, &trust.keys)?;
@@ -244,6 +236,7 @@ fn write_repair_request(
         return Ok(());
     };
     let text = request.to_signed_text(&key);
+    check_request_path(path, &site.code)?;
     out_file::write_atomically(path, text.as_bytes())?;
     let numbers: Vec<String> = lost.iter().map(u32::to_string).collect();
     output::warn(&format!(
@@ -253,6 +246,29 @@ fn write_repair_request(
         request.source_site
     ));
     Ok(())
+}
+
+/// Refuses a `--repair-request` path that holds anything but a repair
+/// request this site wrote (one received from another site, not yet
+/// answered, is not written over either).
+fn check_request_path(path: &std::path::Path, site: &str) -> Result<(), CliError> {
+    out_file::check_replaceable(
+        path,
+        "--repair-request",
+        "a repair request of this site",
+        |path| {
+            std::fs::File::open(path)
+                .and_then(|f| {
+                    let mut bytes = Vec::new();
+                    f.take(MAX_REQUEST_LEN as u64 + 1)
+                        .read_to_end(&mut bytes)
+                        .map(|_| bytes)
+                })
+                .ok()
+                .and_then(|bytes| RepairRequest::parse(&bytes).ok())
+                .is_some_and(|(request, _)| request.destination_site == site)
+        },
+    )
 }
 
 /// Whether any of the volumes given authenticates as part of an encrypted

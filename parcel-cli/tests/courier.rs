@@ -919,9 +919,28 @@ fn a_path_that_does_not_exist_is_a_usage_error() {
                 nowhere.display()
             )));
     }
-    bxl.run(&["key", "trust", arg(&world.dir("mail").join("NOR.pub"))])
-        .code(2)
-        .stderr(predicate::str::contains("does not exist"));
+    let mail = world.dir("mail");
+    let (package, out) = (world.package("tools", 1), world.medium());
+    for args in [
+        vec!["key", "trust", "NOR.pub"],
+        vec!["receipt", "apply", "receipt.txt"],
+        vec![
+            "create",
+            "--repair",
+            "request.txt",
+            "--package",
+            arg(&package),
+            "--out",
+            arg(&out),
+        ],
+    ] {
+        bxl.cmd()
+            .current_dir(&mail)
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("does not exist; give the"));
+    }
 }
 
 #[test]
@@ -992,7 +1011,9 @@ fn a_parcel_from_a_trusted_site_code_under_another_key_is_named_as_such() {
             .stderr(predicate::str::contains(
                 "it says it comes from site CEN, but it is signed with a key this site does not trust for CEN",
             ))
-            .stderr(predicate::str::contains("Do not import it"));
+            .stderr(predicate::str::contains("Do not import it"))
+            // And which files, as every other failure lists them.
+            .stderr(predicate::str::contains(arg(&out1)));
     }
     assert_eq!(bxl.store_state(), before);
 }
