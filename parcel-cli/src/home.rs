@@ -333,17 +333,26 @@ impl Home {
             path: path.clone(),
             reason,
         };
-        let file = match File::open(&path) {
-            Ok(file) => file,
+        let open = || match File::open(&path) {
+            Ok(file) => Ok(Some(file)),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 // A symbolic link to nothing is a lost key, not a home
                 // without one (and a new key could not be written there).
-                return match fs::symlink_metadata(&path) {
-                    Ok(_) => Err(invalid("a symbolic link to a file that does not exist")),
+                match fs::symlink_metadata(&path) {
+                    Ok(meta) if meta.file_type().is_symlink() => {
+                        Err(invalid("a symbolic link to a file that does not exist"))
+                    }
+                    // Made by another command since the open: read it.
+                    Ok(_) => File::open(&path)
+                        .map(Some)
+                        .map_err(CliError::io("open encryption key", &path)),
                     Err(_) => Ok(None),
-                };
+                }
             }
-            Err(err) => return Err(CliError::io("open encryption key", &path)(err)),
+            Err(err) => Err(CliError::io("open encryption key", &path)(err)),
+        };
+        let Some(file) = open()? else {
+            return Ok(None);
         };
         check_private(&file, &path).map_err(|err| match err {
             CliError::SecretKeyInvalid { reason, .. } => invalid(reason),
@@ -587,7 +596,11 @@ mod tests {
                     .collect();
                 makers
                     .into_iter()
-                    .map(|m| m.join().expect("thread").expect("a key"))
+                    .map(|m| {
+                        m.join()
+                            .expect("thread")
+                            .unwrap_or_else(|e| panic!("a key: {e}"))
+                    })
                     .collect()
             });
             let kept = home.load_identity().expect("load").expect("a key file");

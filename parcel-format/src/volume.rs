@@ -80,6 +80,31 @@ pub(crate) const PARTIAL_SUFFIX: &str = ".partial";
 /// The suffix of a writer's lock file.
 const LOCK_SUFFIX: &str = ".lock";
 
+/// What a writer's lock file holds, so that [`DirSink::sweep_stale`] never
+/// takes a file of the same shape that is not one (`.myapp.lock`).
+const LOCK_CONTENT: &[u8] = b"parcel volume writer lock\n";
+
+/// Whether `inner` (a hidden file's name without its leading `.` and its
+/// `.partial`) is a temporary file's name as writers make them: `STEM.NNNN`
+/// or `STEM.par-NNNN` ([`DirSink`]), `STEM.NNN-of-MMM.tar` or
+/// `STEM.par-NNN-of-MMM.tar` (a volume copied to a medium by the `parcel`
+/// command). Returns the stem. A user's `.thesis.pdf.partial` is not one.
+fn temporary_stem(inner: &str) -> Option<&str> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let shaped = |rest: &str| {
+        let rest = rest.strip_prefix("par-").unwrap_or(rest);
+        match rest.strip_suffix(".tar").and_then(|r| r.split_once("-of-")) {
+            Some((number, count)) => digits(number) && digits(count),
+            None => digits(rest),
+        }
+    };
+    inner
+        .match_indices('.')
+        .map(|(at, _)| at)
+        .find(|&at| at > 0 && inner.get(at + 1..).is_some_and(shaped))
+        .and_then(|at| inner.get(..at))
+}
+
 /// A writer's claim on its temporary files `.STEM.*.partial` in one
 /// directory: the file `.STEM.lock`, held under an exclusive `flock` for as
 /// long as the writer works there. A writer that is killed leaves the lock
@@ -101,11 +126,12 @@ impl WriterLock {
         // A sweep may take a lock file in the instant between its creation
         // and its locking, and remove it: then it is made again.
         for _ in 0..8 {
-            let file = OpenOptions::new()
+            let mut file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&path)?;
             file.lock()?;
+            file.write_all(LOCK_CONTENT)?;
             let ours = file.metadata()?.ino();
             match fs::symlink_metadata(&path) {
                 Ok(meta) if meta.ino() == ours => return Ok(WriterLock { path, _file: file }),
@@ -141,10 +167,13 @@ impl DirSink {
         }
     }
 
-    /// Removes from `dir` the temporary volume files (`.*.partial`) of
-    /// writers that are gone — killed, or on a machine that crashed — and
-    /// returns their paths. A temporary file whose writer is at work (its
-    /// [`WriterLock`] is held) is left alone.
+    /// Removes from `dir` the temporary volume files (`.STEM.NNNN.partial`
+    /// and the other shapes writers make) of writers that are gone —
+    /// killed, or on a machine that crashed — and their lock files, and
+    /// returns the temporary files' paths. A temporary file whose writer is
+    /// at work (its [`WriterLock`] is held) is left alone, and so is every
+    /// file not of those shapes (a user's `.thesis.pdf.partial` or
+    /// `.myapp.lock`).
     pub fn sweep_stale(dir: &Path) -> io::Result<Vec<PathBuf>> {
         use std::os::unix::fs::MetadataExt;
         let hidden_files = |suffix: &str| -> io::Result<Vec<(String, PathBuf)>> {
@@ -165,20 +194,34 @@ impl DirSink {
         // Temporary files first, locks second: a writer takes its lock
         // before it makes a temporary file, so the lock of every temporary
         // file listed here is in the second listing.
-        let partials = hidden_files(PARTIAL_SUFFIX)?;
+        let partials: Vec<(String, PathBuf)> = hidden_files(PARTIAL_SUFFIX)?
+            .into_iter()
+            .filter(|(inner, _)| temporary_stem(inner).is_some())
+            .collect();
         let mut live = Vec::new();
         for (stem, path) in hidden_files(LOCK_SUFFIX)? {
-            let Ok(file) = File::open(&path) else {
+            let Ok(mut file) = File::open(&path) else {
                 continue;
             };
             match file.try_lock() {
                 Ok(()) => {
-                    // Nobody holds it: a writer that is gone. Removed only if
-                    // the name still means the file locked here.
+                    // Nobody holds it: a writer that is gone, if it is a
+                    // writer's lock (its content, or, from a writer that
+                    // wrote none, its temporary files beside it). Removed
+                    // only if the name still means the file locked here.
+                    let mut head = Vec::new();
+                    (&mut file)
+                        .take(LOCK_CONTENT.len() as u64 + 1)
+                        .read_to_end(&mut head)?;
+                    let writers = head == LOCK_CONTENT
+                        || (head.is_empty()
+                            && partials
+                                .iter()
+                                .any(|(inner, _)| temporary_stem(inner) == Some(stem.as_str())));
                     let same = fs::symlink_metadata(&path)
                         .and_then(|m| Ok(m.ino() == file.metadata()?.ino()))
                         .unwrap_or(false);
-                    if same {
+                    if writers && same {
                         ignore_missing(fs::remove_file(&path))?;
                     }
                 }
@@ -1049,6 +1092,49 @@ mod tests {
                 dir.path().join(".busy.0002.partial")
             ]
         );
+    }
+
+    #[test]
+    fn sweeping_leaves_files_that_are_no_writers_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        // A user's files of the same look: kept.
+        for name in [
+            ".thesis.pdf.partial",
+            ".notes.partial",
+            ".myapp.lock",
+            ".x.0001.tmp",
+        ] {
+            fs::write(path(name), b"mine").unwrap();
+        }
+        // An empty lock file with no temporary file of its stem: kept.
+        fs::write(path(".alone.lock"), b"").unwrap();
+        // A killed writer of this version (its lock says so) and one that
+        // wrote empty locks, each with temporary files of every shape.
+        fs::write(path(".new.lock"), LOCK_CONTENT).unwrap();
+        fs::write(path(".new.par-0002.partial"), b"half").unwrap();
+        fs::write(path(".old.lock"), b"").unwrap();
+        fs::write(path(".old.001-of-002.tar.partial"), b"half").unwrap();
+        let mut removed = DirSink::sweep_stale(dir.path()).unwrap();
+        removed.sort();
+        assert_eq!(
+            removed,
+            vec![
+                path(".new.par-0002.partial"),
+                path(".old.001-of-002.tar.partial")
+            ]
+        );
+        assert!(!path(".new.lock").exists());
+        assert!(!path(".old.lock").exists());
+        for name in [
+            ".thesis.pdf.partial",
+            ".notes.partial",
+            ".myapp.lock",
+            ".x.0001.tmp",
+        ] {
+            assert_eq!(fs::read(path(name)).unwrap(), b"mine", "{name}");
+        }
+        assert!(path(".alone.lock").exists());
     }
 
     #[test]
