@@ -517,6 +517,18 @@ fn install(
         });
     }
     let staging = staging_root.join(manifest.parcel_id.to_string());
+    let package_dir = ctx.home.packages_dir().join(&manifest.package_id);
+    let target = store_dir(&ctx.home, &manifest.package_id, manifest.package_version);
+    // The package's directory in the store if there is one (it may be a
+    // link to another disk), else the store's.
+    let packages = ctx.home.packages_dir();
+    fs::create_dir_all(&packages).map_err(CliError::io("create", &packages))?;
+    let store_side = if package_dir.is_dir() {
+        &package_dir
+    } else {
+        &packages
+    };
+    check_store_reachable(&staging_root, store_side, &staging, &target, manifest)?;
     fs::create_dir(&staging).map_err(CliError::io("create", &staging))?;
     let bar = Progress::bytes(ctx, "Importing", manifest.content_bytes());
     let result = parcel.extract_with_base(&staging, base_dir, &mut |done| bar.set(done));
@@ -546,27 +558,83 @@ fn install(
             ));
         }
     };
-    sync_filesystem(&staging).map_err(CliError::io("sync", &staging))?;
-    let package_dir = ctx.home.packages_dir().join(&manifest.package_id);
-    fs::create_dir_all(&package_dir).map_err(CliError::io("create", &package_dir))?;
-    let target = store_dir(&ctx.home, &manifest.package_id, manifest.package_version);
-    // Durable before the rename: a kill between the rename and the catalog's
-    // record leaves the marker, and the next import's `clean_up` knows the
-    // directory for this import's (and nothing else for one).
-    let marker = install_marker(&ctx.home, &manifest.parcel_id.to_string());
-    write_marker(
-        &marker,
-        &format!("{}/{}\n", manifest.package_id, manifest.package_version),
-    )
-    .map_err(CliError::io("write", &marker))?;
-    sync_dir(&staging_root).map_err(CliError::io("sync", &staging_root))?;
-    if let Err(err) = fs::rename(&staging, &target) {
-        // Nothing moved: the marker must not name what is there now.
-        let _ = fs::remove_file(&marker);
-        return Err(CliError::io("move the staged package into", &target)(err));
+    let switched = (|| {
+        sync_filesystem(&staging).map_err(CliError::io("sync", &staging))?;
+        fs::create_dir_all(&package_dir).map_err(CliError::io("create", &package_dir))?;
+        // Durable before the rename: a kill between the rename and the
+        // catalog's record leaves the marker, and the next import's
+        // `clean_up` knows the directory for this import's (and nothing else
+        // for one).
+        let marker = install_marker(&ctx.home, &manifest.parcel_id.to_string());
+        write_marker(
+            &marker,
+            &format!("{}/{}\n", manifest.package_id, manifest.package_version),
+        )
+        .map_err(CliError::io("write", &marker))?;
+        sync_dir(&staging_root).map_err(CliError::io("sync", &staging_root))?;
+        if let Err(err) = fs::rename(&staging, &target) {
+            // Nothing moved: the marker must not name what is there now.
+            let _ = fs::remove_file(&marker);
+            return Err(CliError::io("move the staged package into", &target)(err));
+        }
+        Ok(())
+    })();
+    if let Err(err) = switched {
+        // Nothing reached the store: the staged copy goes now, not at the
+        // next import (which would call it the leftover of an interrupted one).
+        let _ = fs::remove_dir_all(&staging);
+        return Err(err);
     }
     sync_dir(&package_dir).map_err(CliError::io("sync", &package_dir))?;
     Ok(summary)
+}
+
+/// Refuses, before anything is extracted, a store the staged package could
+/// not be moved into: one on another file system than the staging directory
+/// (the switch is one `rename`, which cannot cross file systems), or paths
+/// that would be too long for the system there (the file table allows
+/// 4,096 bytes relative to the package; the home's own path comes on top).
+fn check_store_reachable(
+    staging_root: &Path,
+    store: &Path,
+    staging: &Path,
+    target: &Path,
+    manifest: &parcel_format::manifest::Manifest,
+) -> Result<(), CliError> {
+    use std::os::unix::fs::MetadataExt;
+    let device = |dir: &Path| {
+        fs::metadata(dir)
+            .map(|m| m.dev())
+            .map_err(CliError::io("inspect", dir))
+    };
+    if device(staging_root)? != device(store)? {
+        return Err(CliError::Failed {
+            subject: format!("the store directory {}", store.display()),
+            reason: format!(
+                "it is on another file system than the staging directory {}, and a package is moved into the store by one rename, which cannot cross file systems; nothing was imported. Put the staging directory on the store's file system (move it there and leave a symbolic link in its place), or mount that disk at the home itself",
+                staging_root.display()
+            ),
+        });
+    }
+    // PATH_MAX counts the terminating NUL.
+    const PATH_LIMIT: usize = 4095;
+    let prefix = staging.as_os_str().len().max(target.as_os_str().len()) + 1;
+    if let Some(entry) = manifest
+        .entries
+        .iter()
+        .find(|e| prefix + e.path.len() > PATH_LIMIT)
+    {
+        return Err(CliError::Failed {
+            subject: format!("the file {}", crate::output::printable(&entry.path)),
+            reason: format!(
+                "its path is {} bytes, and under this home's store it would be {}, over the system's limit of {PATH_LIMIT}; nothing was imported. Import it into a home whose path is shorter by {} bytes or more (`--home`)",
+                entry.path.len(),
+                prefix + entry.path.len(),
+                prefix + entry.path.len() - PATH_LIMIT
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// What an import writes into staging: each file's size and a block per
@@ -734,8 +802,8 @@ fn remove_any(path: &Path) -> Result<(), CliError> {
 }
 
 /// Free space a receipt needs on its filesystem: the receipt is about 500
-/// bytes; a block or two, with room to spare.
-const RECEIPT_ROOM: u64 = 64 * 1024;
+/// bytes; two blocks of the largest common size.
+const RECEIPT_ROOM: u64 = 8 * 1024;
 
 /// Refuses, before anything is imported, a `--receipt` path the receipt
 /// could not be written to: an existing file (a receipt is never written
@@ -757,8 +825,9 @@ fn check_receipt_path(path: &Path) -> Result<(), CliError> {
     } else {
         match available_space(dir) {
             Ok(free) if free < RECEIPT_ROOM => format!(
-                "is on a full disk ({} free); give a file on another disk",
-                human_bytes(free)
+                "is on a disk with {} free, less than the {} a receipt may need; give a file on another disk",
+                human_bytes(free),
+                human_bytes(RECEIPT_ROOM)
             ),
             _ => return Ok(()),
         }

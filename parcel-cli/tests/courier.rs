@@ -944,6 +944,85 @@ fn a_path_that_does_not_exist_is_a_usage_error() {
 }
 
 #[test]
+fn an_import_that_cannot_reach_the_store_extracts_nothing_and_leaves_nothing() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    cen.create(&package, "tools", 1, "BXL", &[&out1, &out2]);
+    let staging = bxl.home.join("staging");
+    let staged = || {
+        fs::read_dir(&staging)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+
+    // The package's place in the store taken by a file: found only at the
+    // switch, after extraction; the staged copy goes at once.
+    let packages = bxl.home.join("packages");
+    fs::create_dir_all(&packages).expect("packages");
+    fs::write(packages.join("tools"), b"not a directory").expect("file");
+    bxl.import(&[&out1, &out2])
+        .code(1)
+        .stderr(predicate::str::contains("tools"));
+    assert_eq!(staged(), Vec::<std::ffi::OsString>::new());
+    fs::remove_file(packages.join("tools")).expect("remove");
+
+    // The store on another file system than staging (a RAM disk, if this
+    // machine has one apart from the test's): refused before extracting.
+    let shm = Path::new("/dev/shm");
+    let device = |p: &Path| std::os::unix::fs::MetadataExt::dev(&fs::metadata(p).expect("meta"));
+    if shm.is_dir() && device(shm) != device(&bxl.home) {
+        let elsewhere = tempfile::tempdir_in(shm).expect("tempdir in /dev/shm");
+        fs::remove_dir(&packages).expect("rmdir");
+        std::os::unix::fs::symlink(elsewhere.path(), &packages).expect("symlink");
+        bxl.import(&[&out1, &out2])
+            .code(1)
+            .stderr(predicate::str::contains(
+                "is on another file system than the staging directory",
+            ))
+            .stderr(predicate::str::contains("nothing was imported"));
+        assert_eq!(staged(), Vec::<std::ffi::OsString>::new());
+        assert!(fs::read_dir(elsewhere.path())
+            .expect("list")
+            .next()
+            .is_none());
+        fs::remove_file(&packages).expect("unlink");
+    }
+    bxl.import(&[&out1, &out2]).success();
+    bxl.assert_holds("tools", 1, &package);
+}
+
+#[test]
+fn an_import_whose_paths_would_be_too_long_in_this_store_is_refused_before_extracting() {
+    let (world, cen, bxl) = two_sites();
+    // 20 directories of 200 bytes and a file: a 4,060-byte path, within the
+    // format's 4,096, but over the system's limit under any home. Made by a
+    // shell walking down (an absolute path that long cannot be opened).
+    let package = world.dir("deep");
+    let dir = "d".repeat(200);
+    let script = format!(
+        "for i in $(seq 20); do mkdir {dir} && cd {dir} || exit 1; done; echo deep > {}",
+        "f".repeat(40)
+    );
+    let made = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(&package)
+        .status()
+        .expect("sh");
+    assert!(made.success());
+    let (out1, out2) = (world.medium(), world.medium());
+    cen.create(&package, "deep", 1, "BXL", &[&out1, &out2]);
+    let before = bxl.store_state();
+    bxl.import(&[&out1, &out2])
+        .code(1)
+        .stderr(predicate::str::contains("its path is 4060 bytes"))
+        .stderr(predicate::str::contains(
+            "over the system's limit of 4095; nothing was imported",
+        ));
+    assert_eq!(bxl.store_state(), before);
+}
+
+#[test]
 fn import_refuses_a_parcel_for_another_site() {
     let (world, cen, bxl) = two_sites();
     let lux = world.site("LUX");
