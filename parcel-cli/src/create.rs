@@ -780,8 +780,19 @@ pub(crate) fn check_outputs(
     }
     let package_dir = fs::canonicalize(package).map_err(CliError::io("read", package))?;
     let home_dir = fs::canonicalize(ctx.home.root()).ok();
+    let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
     for out in outs {
         let out_dir = fs::canonicalize(out).map_err(CliError::io("read", out))?;
+        // One medium given twice (or through a link) would have its room
+        // counted twice.
+        if let Some((_, first)) = seen.iter().find(|(dir, _)| *dir == out_dir) {
+            return Err(CliError::Usage(format!(
+                "outputs {} and {} are the same directory; give each medium once",
+                first.display(),
+                out.display()
+            )));
+        }
+        seen.push((out_dir.clone(), out));
         if home_dir.as_ref().is_some_and(|h| out_dir.starts_with(h)) {
             return Err(CliError::Usage(format!(
                 "output {} is inside the site home {}, which parcel manages (its store, catalog and keys); write the volumes to a medium outside it",

@@ -387,6 +387,20 @@ fn create_refuses_an_output_inside_the_package_or_a_package_that_is_no_directory
         .assert()
         .code(2)
         .stderr(predicate::str::contains("is not a directory"));
+    // One medium given twice, by its path or through a link: its room
+    // would be counted twice.
+    let usb = world.medium();
+    let alias = world.dir("links").join("usb");
+    std::os::unix::fs::symlink(&usb, &alias).expect("symlink");
+    for second in [&usb, &alias] {
+        cen.create_cmd(&package, "tools", 1, "BXL", &[&usb, second])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "are the same directory; give each medium once",
+            ));
+    }
+    assert_eq!(names_in(&usb), Vec::<String>::new());
     assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
 }
 
