@@ -387,6 +387,14 @@ pub enum WriteError {
         /// Bytes read.
         actual: u64,
     },
+    /// A package file was written to while it was being read (its size
+    /// stayed the same, but its modification or change time moved): what
+    /// was read may be half old, half new.
+    #[error("{path}: modified while being read; retry when nothing writes to the package")]
+    Modified {
+        /// The package path.
+        path: PathBuf,
+    },
     /// Writing a volume failed.
     #[error("writing volume {volume}: {source}")]
     Volume {

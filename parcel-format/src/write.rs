@@ -1138,10 +1138,12 @@ fn read_file_chunks(
     if let Some(sha256) = unchanged_since_base(base, &request.path, full, size)? {
         return Ok(Some(FileMsg::Whole(sha256)));
     }
-    let file = File::open(full).map_err(|source| WriteError::Read {
+    let read_err = |source| WriteError::Read {
         path: full.to_owned(),
         source,
-    })?;
+    };
+    let file = File::open(full).map_err(read_err)?;
+    let opened = Stamp::of(&file).map_err(read_err)?;
     let mut hasher = Sha256::new();
     // A file that is one chunk has the chunk's hash: hashed once, not twice
     // (most files of an installed tree are smaller than a chunk), and sent
@@ -1153,7 +1155,7 @@ fn read_file_chunks(
     let mut listening = true;
     let stopped = || ChunkError::Write(WriteError::Invalid("stopped".into()));
     let read = chunk_stream(
-        file,
+        &file,
         params,
         size,
         buffer,
@@ -1206,6 +1208,12 @@ fn read_file_chunks(
             actual: read,
         });
     }
+    // Rewritten in place meanwhile (same size): what was read may be torn.
+    if Stamp::of(&file).map_err(read_err)? != opened {
+        return Err(WriteError::Modified {
+            path: full.to_owned(),
+        });
+    }
     Ok(Some(match one_chunk {
         Some((data, sha256)) => FileMsg::Chunk {
             data,
@@ -1214,6 +1222,25 @@ fn read_file_chunks(
         },
         None => FileMsg::End(hasher.finalize().into()),
     }))
+}
+
+/// When an open file's content last changed, as far as the system says:
+/// its modification and status-change times, to the nanosecond. A write
+/// moves both, whatever it writes.
+#[derive(PartialEq, Eq)]
+struct Stamp([i64; 4]);
+
+impl Stamp {
+    fn of(file: &File) -> io::Result<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata()?;
+        Ok(Stamp([
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+        ]))
+    }
 }
 
 /// The SHA-256 of the file at `full` when the base holds a file at the same

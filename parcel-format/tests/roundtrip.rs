@@ -391,3 +391,55 @@ fn a_medium_filling_up_mid_write_fails_the_write_instead_of_hanging_it() {
         "temporary volumes removed"
     );
 }
+
+#[test]
+fn a_file_rewritten_in_place_while_it_is_read_is_refused_not_sent_torn() {
+    use std::os::unix::fs::FileExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    // Large enough that reading it spans many clock ticks of the file
+    // system's timestamps, while another thread keeps rewriting bytes in
+    // place (the size never changes).
+    let big = src.join("database.img");
+    fs::write(&big, noise(0x1234_5678_9ABC_DEF1, 96 << 20)).unwrap();
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let done = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let file = fs::OpenOptions::new().write(true).open(&big).unwrap();
+            let mut at = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                file.write_at(&[at as u8], at % (96 << 20)).unwrap();
+                at = at.wrapping_add(7_919);
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        });
+        let mut sink = DirSink::new(
+            vec![OutputDir {
+                dir: out.clone(),
+                capacity: None,
+            }],
+            "torn",
+            1 << 30,
+        );
+        let written = write_parcel(
+            scan(&src).unwrap(),
+            &info(),
+            &key(),
+            &WriteOptions::default(),
+            &mut sink,
+            &mut |_| {},
+        );
+        done.store(true, Ordering::Relaxed);
+        written.map(|_| ())
+    });
+    match result {
+        Err(parcel_format::WriteError::Modified { path }) => assert_eq!(path, big),
+        other => panic!("expected the file refused as modified, got {other:?}"),
+    }
+    // Nothing is left on the medium.
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
+}
