@@ -42,7 +42,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let message = err.to_string();
-            let _ = writeln!(std::io::stderr(), "parcel: error: {message}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "parcel: error: {}",
+                output::printable_lines(&message)
+            );
             // Messages built without the command's context name commands as
             // a bare `parcel`, which would run on another home than this one.
             if let Some(command) = here.filter(|_| names_bare_command(&message)) {

@@ -90,13 +90,28 @@ fn unsafe_char(c: char) -> bool {
 /// A hint or progress note on stderr, left out under `--quiet`.
 pub fn note(quiet: bool, text: &str) {
     if !quiet {
-        let _ = writeln!(io::stderr(), "{text}");
+        let _ = writeln!(io::stderr(), "{}", printable_lines(text));
     }
 }
 
 /// A warning on stderr, shown even under `--quiet`.
 pub fn warn(text: &str) {
-    let _ = writeln!(io::stderr(), "parcel: warning: {text}");
+    let _ = writeln!(io::stderr(), "parcel: warning: {}", printable_lines(text));
+}
+
+/// [`printable`] for a message of several lines: its own line breaks stay.
+/// Messages name paths from packages and media, which may hold anything.
+pub fn printable_lines(text: &str) -> Cow<'_, str> {
+    if text.split('\n').any(|line| line.chars().any(unsafe_char)) {
+        Cow::Owned(
+            text.split('\n')
+                .map(printable)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 /// Text from a catalog or a file written elsewhere, safe to show on a
@@ -178,6 +193,15 @@ mod tests {
         assert_eq!(printable("a\u{9b}2J"), "a\\u{9b}2J");
         assert_eq!(printable("RED\u{202e}txt.exe"), "RED\\u{202e}txt.exe");
         assert_eq!(printable("Zürich – 東京"), "Zürich – 東京");
+    }
+
+    #[test]
+    fn messages_keep_their_lines_and_lose_what_a_path_brought() {
+        assert_eq!(
+            printable_lines("cannot read esc\u{1b}[31mred:\n  - volume 2"),
+            "cannot read esc\\u{1b}[31mred:\n  - volume 2"
+        );
+        assert_eq!(printable_lines("two\nlines"), "two\nlines");
     }
 
     #[test]

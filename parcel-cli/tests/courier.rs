@@ -387,6 +387,19 @@ fn create_refuses_an_output_inside_the_package_or_a_package_that_is_no_directory
         .assert()
         .code(2)
         .stderr(predicate::str::contains("is not a directory"));
+    // A name that would recolour the terminal is shown escaped.
+    let odd = world.dir("odd");
+    fs::write(odd.join("esc\u{1b}[31mred"), b"x").expect("odd name");
+    let refused = cen
+        .create_cmd(&odd, "tools", 1, "BXL", &[&world.medium()])
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8_lossy(&refused);
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    assert!(stderr.contains("esc\\u{1b}[31mred"), "{stderr:?}");
     // One medium given twice, by its path or through a link: its room
     // would be counted twice.
     let usb = world.medium();
