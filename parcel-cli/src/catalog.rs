@@ -125,6 +125,10 @@ fn advice(error: &rusqlite::Error) -> &'static str {
             "; check that this user can read and write the home directory and catalog.db"
         }
         Some(ErrorCode::DiskFull) => "; free some space on the home's disk and run it again",
+        // SQLite reports a write that failed for want of space this way too.
+        Some(ErrorCode::SystemIoFailure) => {
+            "; the disk failed a read or write: check that the home's disk has free space (`df`) and works, then run it again"
+        }
         _ => "",
     }
 }
