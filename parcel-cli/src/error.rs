@@ -152,7 +152,7 @@ pub enum CliError {
     Failed { subject: String, reason: String },
 
     /// Writing a parcel failed.
-    #[error("{0}")]
+    #[error("{0}{advice}", advice = write_advice(.0))]
     Write(#[from] parcel_format::WriteError),
 
     /// `create` gave its parcel up after `cause` and removed its volumes,
@@ -252,9 +252,32 @@ impl CliError {
     }
 }
 
+/// What to do about a package file that could not be read.
+fn write_advice(error: &parcel_format::WriteError) -> &'static str {
+    match error {
+        parcel_format::WriteError::Read { source, .. }
+            if source.kind() == io::ErrorKind::PermissionDenied =>
+        {
+            "; run parcel as a user who can read the whole package, or fix the file's permissions"
+        }
+        _ => "",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_package_file_says_what_to_do() {
+        let denied = CliError::Write(parcel_format::WriteError::Read {
+            path: "pkg/secret.conf".into(),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        });
+        let text = denied.to_string();
+        assert!(text.starts_with("pkg/secret.conf: cannot read: "), "{text}");
+        assert!(text.ends_with("or fix the file's permissions"), "{text}");
+    }
 
     #[test]
     fn policy_and_verification_errors_have_their_own_exit_codes() {
