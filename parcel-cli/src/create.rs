@@ -360,24 +360,30 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     };
     let scan = write::scan(o.package_dir)?;
     let room = Room::of(&scan, base.as_ref(), encryption.is_some(), o.parity);
-    let mut outputs: Vec<OutputDir> = Vec::new();
+    let mut disks = Vec::with_capacity(o.outs.len());
     for out in o.outs {
+        use std::os::unix::fs::MetadataExt;
+        let check = CliError::io("check free space of", out);
+        let device = fs::metadata(out).map_err(check)?.dev();
         let free = available_space(out).map_err(CliError::io("check free space of", out))?;
-        let available = o
-            .medium_size
-            .map_or(free, |m| if o.space_check { m.min(free) } else { m });
-        outputs.push(OutputDir {
-            dir: out.clone(),
-            capacity: (o.space_check || o.medium_size.is_some()).then_some(available),
-        });
+        disks.push((device, free));
     }
+    let mut outputs: Vec<OutputDir> = o
+        .outs
+        .iter()
+        .zip(&disks)
+        .map(|(out, &(_, free))| OutputDir {
+            dir: out.clone(),
+            capacity: (o.space_check || o.medium_size.is_some()).then(|| {
+                o.medium_size
+                    .map_or(free, |m| if o.space_check { m.min(free) } else { m })
+            }),
+        })
+        .collect();
     let largest_room = outputs.iter().filter_map(|out| out.capacity).max();
     let volume_size = room.volume_size(o.volume_size, largest_room);
-    let usable: u64 = outputs
-        .iter()
-        .filter_map(|out| out.capacity)
-        .map(|available| available / volume_size * volume_size)
-        .fold(0, u64::saturating_add);
+    let capacities: Vec<Option<u64>> = outputs.iter().map(|out| out.capacity).collect();
+    let usable = usable_room(&disks, &capacities, volume_size, o.space_check);
     // One medium too small, and someone at the terminal: spool the parcel in
     // the home, then copy it out volume by volume, asking for each next medium.
     let swap_media = o.space_check
@@ -740,6 +746,38 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         ));
     }
     Ok(())
+}
+
+/// The room for whole volumes of `volume_size` the outputs offer together:
+/// each one's `capacity` in whole volumes, and, with the space check, the
+/// outputs on one file system (`disks`: its device and free space, in the
+/// order of the outputs) no more together than its free space holds (two
+/// folders on one disk share it; it is not counted twice).
+fn usable_room(
+    disks: &[(u64, u64)],
+    capacities: &[Option<u64>],
+    volume_size: u64,
+    space_check: bool,
+) -> u64 {
+    let whole = |bytes: u64| bytes / volume_size.max(1) * volume_size.max(1);
+    let mut per_disk: Vec<(u64, u64, u64)> = Vec::new();
+    for (&(device, free), capacity) in disks.iter().zip(capacities) {
+        let Some(capacity) = capacity else { continue };
+        match per_disk.iter_mut().find(|(d, _, _)| *d == device) {
+            Some(entry) => entry.2 = entry.2.saturating_add(whole(*capacity)),
+            None => per_disk.push((device, free, whole(*capacity))),
+        }
+    }
+    per_disk
+        .iter()
+        .map(|&(_, free, room)| {
+            if space_check {
+                room.min(whole(free))
+            } else {
+                room
+            }
+        })
+        .fold(0, u64::saturating_add)
 }
 
 /// The directories holding both a data volume and a parity volume.
@@ -1122,4 +1160,33 @@ fn copy_to_media(
         placed.push(target);
     }
     Ok(placed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_on_one_disk_share_its_free_space() {
+        const G: u64 = 1 << 30;
+        const V: u64 = G / 4;
+        // Two folders on one 10 GiB disk, one on a 3 GiB disk: 13 GiB, not 23.
+        let disks = [(1, 10 * G), (1, 10 * G), (2, 3 * G)];
+        let free = [Some(10 * G), Some(10 * G), Some(3 * G)];
+        assert_eq!(usable_room(&disks, &free, V, true), 13 * G);
+        // Capped at 4 GiB per medium (folders to burn to discs later): both
+        // caps fit on the disk.
+        let capped = [Some(4 * G), Some(4 * G), Some(3 * G)];
+        assert_eq!(usable_room(&disks, &capped, V, true), 11 * G);
+        // Without the space check the caps alone count.
+        assert_eq!(
+            usable_room(&[(1, G), (1, G)], &[Some(4 * G), Some(4 * G)], V, false),
+            8 * G
+        );
+        // Whole volumes only: 1.1 GiB holds four volumes of 0.25 GiB.
+        assert_eq!(
+            usable_room(&[(1, G + G / 10)], &[Some(G + G / 10)], V, true),
+            G
+        );
+    }
 }

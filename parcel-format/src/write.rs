@@ -1224,22 +1224,20 @@ fn read_file_chunks(
     }))
 }
 
-/// When an open file's content last changed, as far as the system says:
-/// its modification and status-change times, to the nanosecond. A write
-/// moves both, whatever it writes.
+/// When an open file's content last changed, as far as the system says: its
+/// modification time, to the nanosecond. A write moves it; a change of
+/// owner, mode or links, or a backup tool putting the access time back,
+/// does not (the status-change time would refuse those too). A write within
+/// the file system's timestamp granularity of the open (2 s on FAT), or
+/// through a shared memory map, can go unseen.
 #[derive(PartialEq, Eq)]
-struct Stamp([i64; 4]);
+struct Stamp([i64; 2]);
 
 impl Stamp {
     fn of(file: &File) -> io::Result<Stamp> {
         use std::os::unix::fs::MetadataExt;
         let meta = file.metadata()?;
-        Ok(Stamp([
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.ctime(),
-            meta.ctime_nsec(),
-        ]))
+        Ok(Stamp([meta.mtime(), meta.mtime_nsec()]))
     }
 }
 

@@ -407,6 +407,13 @@ fn a_file_rewritten_in_place_while_it_is_read_is_refused_not_sent_torn() {
     let out = tmp.path().join("out");
     fs::create_dir(&out).unwrap();
     let done = AtomicBool::new(false);
+    // Set however the writer ends (a panic too), so the rewriter stops.
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
     let result = std::thread::scope(|scope| {
         scope.spawn(|| {
             let file = fs::OpenOptions::new().write(true).open(&big).unwrap();
@@ -417,6 +424,7 @@ fn a_file_rewritten_in_place_while_it_is_read_is_refused_not_sent_torn() {
                 std::thread::sleep(std::time::Duration::from_micros(200));
             }
         });
+        let _stop = Stop(&done);
         let mut sink = DirSink::new(
             vec![OutputDir {
                 dir: out.clone(),
@@ -433,7 +441,6 @@ fn a_file_rewritten_in_place_while_it_is_read_is_refused_not_sent_torn() {
             &mut sink,
             &mut |_| {},
         );
-        done.store(true, Ordering::Relaxed);
         written.map(|_| ())
     });
     match result {
