@@ -397,16 +397,7 @@ fn a_repair_request_is_written_over_nothing_but_a_repair_request() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 6);
     let out = world.medium();
-    let stdout = cen
-        .create_cmd(&package, "tools", 1, "BXL", &[&out])
-        .arg("--json")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&stdout).expect("create --json");
-    let volumes = paths(&json, "volumes");
+    let volumes = create_onto(&cen, &package, 1, &[&out], &[]).volumes;
     assert!(volumes.len() >= 3, "{volumes:?}");
     fs::remove_file(&volumes[1]).expect("lose a volume");
     // A mistyped path naming a volume of the set, or the catalog: refused
@@ -452,16 +443,7 @@ fn a_repair_request_brings_back_the_lost_volumes_and_the_import_completes() {
     let package = world.package("tools", 6);
     let out = world.medium();
     // No parity: only the source can help.
-    let stdout = cen
-        .create_cmd(&package, "tools", 1, "BXL", &[&out])
-        .arg("--json")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&stdout).expect("create --json");
-    let volumes = paths(&json, "volumes");
+    let volumes = create_onto(&cen, &package, 1, &[&out], &[]).volumes;
     let count = volumes.len();
     assert!(count >= 3, "{volumes:?}");
     let lost = [1, count - 1]; // the index volume among them
