@@ -144,6 +144,24 @@ fn create_warns_when_the_repair_data_shares_a_medium_with_data() {
     assert!(!stderr.contains("shares"), "{stderr}");
 }
 
+/// `parcel create --repair REQUEST --package PACKAGE --out OUT` at `site`.
+fn answer_request(
+    site: &Site,
+    request: &Path,
+    package: &Path,
+    out: &Path,
+) -> assert_cmd::assert::Assert {
+    site.run(&[
+        "create",
+        "--repair",
+        arg(request),
+        "--package",
+        arg(package),
+        "--out",
+        arg(out),
+    ])
+}
+
 /// `verify --json` of `dir` at `site`: exit code and JSON.
 fn verify_json(site: &Site, dir: &Path) -> (i32, serde_json::Value) {
     let out = site
@@ -422,19 +440,11 @@ fn a_repair_request_is_written_over_nothing_but_a_repair_request() {
     }
     // Answered at the site that wrote it: it says where it goes.
     let answer = world.medium();
-    bxl.run(&[
-        "create",
-        "--repair",
-        arg(&request),
-        "--package",
-        arg(&package),
-        "--out",
-        arg(&answer),
-    ])
-    .code(4)
-    .stderr(predicate::str::contains(
-        "this is site BXL: send it to site CEN, and run `parcel create --repair` there",
-    ));
+    answer_request(&bxl, &request, &package, &answer)
+        .code(4)
+        .stderr(predicate::str::contains(
+            "this is site BXL: send it to site CEN, and run `parcel create --repair` there",
+        ));
 }
 
 #[test]
@@ -465,62 +475,29 @@ fn a_repair_request_brings_back_the_lost_volumes_and_the_import_completes() {
     let forged = world.dir("mail").join("forged.txt");
     fs::write(&forged, text.replace("missing: 2", "missing: 1")).expect("forge");
     let answer = world.medium();
-    cen.run(&[
-        "create",
-        "--repair",
-        arg(&forged),
-        "--package",
-        arg(&package),
-        "--out",
-        arg(&answer),
-    ])
-    .code(3);
+    answer_request(&cen, &forged, &package, &answer).code(3);
     // A package that changed since is refused, naming the file.
     let changed = world.dir("changed");
     common::write_package(&changed, 7);
-    cen.run(&[
-        "create",
-        "--repair",
-        arg(&request),
-        "--package",
-        arg(&changed),
-        "--out",
-        arg(&answer),
-    ])
-    .failure()
-    .stderr(predicate::str::contains("the parcel was made from"));
+    answer_request(&cen, &request, &changed, &answer)
+        .failure()
+        .stderr(predicate::str::contains("the parcel was made from"));
     assert!(fs::read_dir(&answer).expect("list").next().is_none());
     // Another directory altogether (the parcel's files are not there).
     let elsewhere = world.dir("elsewhere");
-    cen.run(&[
-        "create",
-        "--repair",
-        arg(&request),
-        "--package",
-        arg(&elsewhere),
-        "--out",
-        arg(&answer),
-    ])
-    .failure()
-    .stderr(predicate::str::contains(
-        "is missing, and the parcel carried it",
-    ))
-    .stderr(predicate::str::contains("the parcel was made from"));
+    answer_request(&cen, &request, &elsewhere, &answer)
+        .failure()
+        .stderr(predicate::str::contains(
+            "is missing, and the parcel carried it",
+        ))
+        .stderr(predicate::str::contains("the parcel was made from"));
     assert!(fs::read_dir(&answer).expect("list").next().is_none());
 
-    cen.run(&[
-        "create",
-        "--repair",
-        arg(&request),
-        "--package",
-        arg(&package),
-        "--out",
-        arg(&answer),
-    ])
-    .success()
-    .stdout(predicate::str::contains(format!(
-        "rebuilt volume(s) 2, {count} of parcel"
-    )));
+    answer_request(&cen, &request, &package, &answer)
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "rebuilt volume(s) 2, {count} of parcel"
+        )));
     for &v in &lost {
         let name = volumes[v].file_name().expect("name");
         assert_eq!(
@@ -591,16 +568,7 @@ fn a_repair_request_is_answered_only_for_its_destination_and_a_parcel_sent_there
     let answer = world.medium();
     // BXL's request, answered: the rebuilt volumes come with the parity
     // layout, and the import takes them with the rest.
-    cen.run(&[
-        "create",
-        "--repair",
-        arg(&request),
-        "--package",
-        arg(&package),
-        "--out",
-        arg(&answer),
-    ])
-    .success();
+    answer_request(&cen, &request, &package, &answer).success();
     bxl.import(&[&out, &answer]).success();
     bxl.assert_holds("tools", 1, &package);
     // A request from a site the parcel did not go to is refused.
