@@ -106,6 +106,9 @@ pub(crate) fn decompress_exact_into(
 /// Checks that `stored` is exactly one zstd frame declaring `raw_len` bytes
 /// of content (FORMAT.md §5.2, rules 1 and 2).
 fn check_frame(stored: &[u8], raw_len: u64) -> Result<(), DecompressError> {
+    if !starts_data_frame(stored) {
+        return Err(DecompressError::NotOneFrame);
+    }
     match zstd::zstd_safe::find_frame_compressed_size(stored) {
         Ok(n) if n == stored.len() => {}
         _ => return Err(DecompressError::NotOneFrame),
@@ -119,6 +122,17 @@ fn check_frame(stored: &[u8], raw_len: u64) -> Result<(), DecompressError> {
         Err(_) => Err(DecompressError::NotOneFrame),
     }
 }
+
+/// Whether `stored` starts with a zstd data frame's magic number. zstd's
+/// frame functions also take a *skippable* frame (magic 0x184D2A5?), which
+/// declares no content and decompresses to nothing: for a reader of this
+/// format that is not a frame of content at all (FORMAT.md §5.2, rule 1).
+fn starts_data_frame(stored: &[u8]) -> bool {
+    stored.get(..4) == Some(&ZSTD_MAGIC.to_le_bytes()[..])
+}
+
+/// The magic number that opens a zstd data frame (RFC 8878 §3.1.1).
+const ZSTD_MAGIC: u32 = 0xFD2F_B528;
 
 /// Reads one zstd frame as a stream, by the same rules as
 /// [`decompress_exact`] but without holding the input or the output whole:
@@ -146,6 +160,9 @@ impl<R: io::Read> ExactReader<R> {
             .take(18)
             .read_to_end(&mut prefix)
             .map_err(|e| DecompressError::Zstd(e.to_string()))?;
+        if !starts_data_frame(&prefix) {
+            return Err(DecompressError::NotOneFrame);
+        }
         match zstd::zstd_safe::get_frame_content_size(&prefix) {
             Ok(Some(n)) if n == raw_len => {}
             Ok(declared) => {
@@ -279,5 +296,29 @@ mod tests {
             Err(DecompressError::NotOneFrame)
         );
         assert!(decompress_exact(&stored[..stored.len() - 1], raw.len()).is_err());
+    }
+
+    #[test]
+    fn a_skippable_frame_is_not_a_frame_of_content() {
+        // zstd itself reads a skippable frame as one frame of size 0.
+        let mut skippable = 0x184D_2A50_u32.to_le_bytes().to_vec();
+        skippable.extend_from_slice(&0u32.to_le_bytes());
+        assert!(matches!(
+            zstd::zstd_safe::get_frame_content_size(&skippable),
+            Ok(Some(0))
+        ));
+        assert_eq!(
+            decompress_exact(&skippable, 0),
+            Err(DecompressError::NotOneFrame)
+        );
+        assert!(matches!(
+            ExactReader::new(&skippable[..], 0),
+            Err(DecompressError::NotOneFrame)
+        ));
+        // An empty pack as the writer stores it is a data frame.
+        let empty = PackCompressor::new(3)
+            .and_then(|mut c| c.compress(&[]))
+            .unwrap_or_default();
+        assert_eq!(decompress_exact(&empty, 0).as_deref(), Ok(&[][..]));
     }
 }

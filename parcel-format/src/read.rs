@@ -241,29 +241,33 @@ pub(crate) fn open_volumes(
 ) -> Result<VolumeSet, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut good: Vec<Volume> = Vec::new();
-    let mut damaged: Vec<u32> = Vec::new();
+    // Volumes of a parcel set aside for their length (§7.1 step 8): named
+    // damaged, not missing, if that parcel is the one read.
+    let mut damaged: Vec<(ParcelId, u32)> = Vec::new();
     for path in paths {
         // Parity volumes carry repair data, not the parcel: the repairing
         // reader (`repair.rs`) uses them before this one runs.
-        let checked = authenticate_volume(path, trust).and_then(|(header, len)| {
-            if header.is_parity_volume() {
-                return Ok(None);
-            }
-            check_volume_len(path, &header, len).map(|()| Some(header))
-        });
-        match checked {
-            Ok(None) => {}
-            Ok(Some(header)) => good.push(Volume {
-                path: path.clone(),
-                header,
-            }),
-            Err(problem) => {
-                if let Problem::VolumeLength { volume, .. } = problem {
-                    damaged.push(volume);
+        let header = match authenticate_volume(path, trust) {
+            Ok((header, _)) if header.is_parity_volume() => continue,
+            Ok((header, len)) => match check_volume_len(path, &header, len) {
+                Ok(()) => header,
+                Err(problem) => {
+                    if matches!(problem, Problem::VolumeLength { .. }) {
+                        damaged.push((header.parcel_id, header.volume));
+                    }
+                    problems.push(problem);
+                    continue;
                 }
+            },
+            Err(problem) => {
                 problems.push(problem);
+                continue;
             }
-        }
+        };
+        good.push(Volume {
+            path: path.clone(),
+            header,
+        });
     }
     // The parcel read is the one with the most volumes given (the first on a tie).
     let mut counts: HashMap<ParcelId, (usize, usize)> = HashMap::new();
@@ -307,7 +311,7 @@ pub(crate) fn open_volumes(
         return Err(problems);
     };
     for n in 1..=header.volume_count {
-        if !volumes.contains_key(&n) && !damaged.contains(&n) {
+        if !volumes.contains_key(&n) && !damaged.contains(&(header.parcel_id, n)) {
             problems.push(Problem::MissingVolume {
                 volume: n,
                 count: header.volume_count,

@@ -53,6 +53,10 @@ fn small_options(volume_size: u64) -> WriteOptions {
 }
 
 fn write(src: &Path, out: &Path, options: &WriteOptions) -> Vec<PathBuf> {
+    write_as(src, out, options, info())
+}
+
+fn write_as(src: &Path, out: &Path, options: &WriteOptions, info: ParcelInfo) -> Vec<PathBuf> {
     let scan = scan(src).unwrap();
     let mut sink = DirSink::new(
         vec![OutputDir {
@@ -62,7 +66,7 @@ fn write(src: &Path, out: &Path, options: &WriteOptions) -> Vec<PathBuf> {
         "CEN00012-3",
         options.volume_size,
     );
-    let summary = write_parcel(scan, &info(), &key(), options, &mut sink, &mut |_| {}).unwrap();
+    let summary = write_parcel(scan, &info, &key(), options, &mut sink, &mut |_| {}).unwrap();
     summary.volumes.into_iter().map(|(p, _)| p).collect()
 }
 
@@ -131,6 +135,46 @@ fn missing_volume_is_named() {
             .problems
             .iter()
             .any(|p| matches!(p, parcel_format::Problem::MissingVolume { volume: 2, .. })),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn a_truncated_volume_of_another_parcel_does_not_hide_a_missing_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let (out_a, out_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    fs::create_dir_all(&out_a).unwrap();
+    fs::create_dir_all(&out_b).unwrap();
+    sample_tree(&src);
+    let mut given = write(&src, &out_a, &small_options(64 * 1024));
+    assert!(given.len() > 2);
+    given.remove(1);
+    let other = ParcelInfo {
+        parcel_id: ParcelId([2; 16]),
+        ..info()
+    };
+    let b = write_as(&src, &out_b, &small_options(64 * 1024), other);
+    let truncated = &b[1];
+    let len = fs::metadata(truncated).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(truncated)
+        .and_then(|f| f.set_len(len - 1000))
+        .unwrap();
+    given.push(truncated.clone());
+    let report = parcel_format::verify::verify(&given, &trust(), &mut |_, _| {});
+    assert_eq!(report.class(), Some(FailureClass::Volume));
+    let missing = |p: &parcel_format::Problem| {
+        matches!(p, parcel_format::Problem::MissingVolume { volume: 2, .. })
+    };
+    assert!(report.problems.iter().any(missing), "{:?}", report.problems);
+    assert!(
+        report.problems.iter().any(|p| matches!(
+            p,
+            parcel_format::Problem::VolumeLength { volume: 2, .. }
+        )),
         "{:?}",
         report.problems
     );
