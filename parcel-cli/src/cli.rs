@@ -319,6 +319,12 @@ pub struct ImportArgs {
     /// Write the signed receipt for the sending site to FILE
     #[arg(long, value_name = "FILE")]
     pub receipt: Option<PathBuf>,
+    /// Accept the package although the store holds it from another origin
+    /// site: give the new origin's code, after the old origin said it hands
+    /// the package over (by default a package id keeps the site it first
+    /// came from)
+    #[arg(long, value_name = "CODE", value_parser = parse_site_code)]
+    pub new_origin: Option<String>,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,

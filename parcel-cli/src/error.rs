@@ -55,6 +55,13 @@ pub enum CliError {
     )]
     NoHome(PathBuf),
 
+    /// The home holds a site's secret key but its catalog is gone.
+    #[error(
+        "{} holds a site's secret key (site.key) but no catalog (catalog.db): the catalog, with the trusted keys, the parcels and the store's contents, was removed or lost; nothing was changed. Restore catalog.db from a backup of this home (only if this home never held a site, move site.key and site.age away and run `parcel site init`)",
+        .0.display()
+    )]
+    CatalogMissing(PathBuf),
+
     /// `site init` on a home that already has a site.
     #[error(
         "home {} already holds site {code}; a home holds one site (use another --home for another site)",

@@ -263,9 +263,19 @@ impl Home {
     pub fn open_catalog(&self) -> Result<Catalog, CliError> {
         let path = self.catalog_path();
         if !path.is_file() {
-            return Err(CliError::NoHome(self.root.clone()));
+            return Err(self.no_catalog());
         }
         Ok(Catalog::open(&path)?)
+    }
+
+    /// Why there is no catalog: no site here yet, or a site's catalog lost
+    /// (its secret key is still there).
+    pub fn no_catalog(&self) -> CliError {
+        if fs::symlink_metadata(self.secret_key_path()).is_ok() {
+            CliError::CatalogMissing(self.root.clone())
+        } else {
+            CliError::NoHome(self.root.clone())
+        }
     }
 
     /// Opens the catalog, creating it if needed; only for `site init`.

@@ -4,10 +4,10 @@
 //!
 //! Steps, under the home-wide lock: clean up what an interrupted run left;
 //! authenticate the volumes; apply policy (addressed to this site, signer is
-//! the source, no rollback, no conflicting content, not already imported);
-//! check free space; extract into a fresh staging directory (every hash is
-//! checked on the way); one `syncfs`; rename into the store; record in the
-//! catalog. A crash at any point leaves either the old store or the complete
+//! the source, the package's origin unchanged, no rollback, no conflicting
+//! content, not already imported); check free space; extract into a fresh
+//! staging directory (every hash is checked on the way); one `syncfs`; rename
+//! into the store; record in the catalog. A crash at any point leaves either the old store or the complete
 //! new package, and the next run removes any leftovers.
 
 use std::fs;
@@ -244,10 +244,46 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         .latest_package(&manifest.package_id)?
         .filter(|_| restoring.is_none())
     {
+        // A package id belongs to the site it comes from: any trusted site
+        // can sign a parcel, and one bringing another origin's package id
+        // would otherwise add its versions beside (or above) the real ones,
+        // and be forwarded on as that package.
+        if latest.origin_site != manifest.origin_site {
+            match &args.new_origin {
+                Some(accepted) if *accepted == manifest.origin_site => output::warn(&format!(
+                    "{} changes origin from {} to {} here (--new-origin): later versions must come from {}",
+                    manifest.package_id, latest.origin_site, manifest.origin_site, manifest.origin_site
+                )),
+                Some(accepted) => {
+                    return Err(CliError::Usage(format!(
+                        "--new-origin {accepted} does not match this parcel, whose package {} comes from site {}; nothing was imported",
+                        manifest.package_id, manifest.origin_site
+                    )))
+                }
+                None => {
+                    return Err(refused(format!(
+                        "the store holds {} from site {} (v{}, parcel {}), but this parcel brings a package of that id from site {} (signed by {}); nothing was imported. A package id keeps its origin: ask {} whether {} now publishes it, and only then import with --new-origin {}",
+                        manifest.package_id,
+                        latest.origin_site,
+                        latest.version,
+                        latest.parcel_id,
+                        manifest.origin_site,
+                        parcel.signer(),
+                        latest.origin_site,
+                        manifest.origin_site,
+                        manifest.origin_site
+                    )))
+                }
+            }
+        }
         if latest.version > manifest.package_version {
             return Err(refused(format!(
-                "the store holds version {} of {}, newer than this parcel's version {} (rollback refused); an older version is never imported over a newer one: ask the sender for a newer version",
-                latest.version, manifest.package_id, manifest.package_version
+                "the store holds version {} of {} (from site {}, parcel {}), newer than this parcel's version {} (rollback refused); an older version is never imported over a newer one: ask the sender for a newer version",
+                latest.version,
+                manifest.package_id,
+                latest.origin_site,
+                latest.parcel_id,
+                manifest.package_version
             )));
         }
     }

@@ -384,6 +384,15 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
     let unrevokes = previous
         .as_ref()
         .is_some_and(|old| old.public_key == file.key.to_bytes() && old.revoked_at.is_some());
+    // The same key, trusted, under another name: the name line is not
+    // signed (anyone may edit it in a copy of the file), so it replaces the
+    // recorded one only when the user confirms it (at a terminal, or by
+    // giving the fingerprint they checked).
+    let trusted_as = previous
+        .as_ref()
+        .filter(|old| old.public_key == file.key.to_bytes() && old.revoked_at.is_none());
+    let renames = trusted_as.is_some_and(|old| old.name != file.name);
+    let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
 
     if let Some(expected) = &args.fingerprint {
         if !fingerprints_match(expected, &actual) {
@@ -394,8 +403,7 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
                 actual,
             });
         }
-    } else if std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal()
+    } else if terminal
         && !confirm(&match (&previous, replaces, unrevokes) {
             (Some(old), true, _) => format!(
                 "Replace the key of site {} (fingerprint {}) with the key in {} (fingerprint {})? [y/N] ",
@@ -407,6 +415,13 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
             (_, _, true) => format!(
                 "Trust again the REVOKED key of site {} (fingerprint {})? [y/N] ",
                 file.site, actual
+            ),
+            (Some(old), _, _) if renames => format!(
+                "Site {} is trusted with this key as \"{}\"; {} names it \"{}\". Record the new name? [y/N] ",
+                file.site,
+                printable(&old.name),
+                args.file.display(),
+                printable(&file.name)
             ),
             _ => format!(
                 "Trust site {} ({}) with fingerprint {}? [y/N] ",
@@ -433,9 +448,7 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
             None => format!("site {} was not trusted", file.site),
         };
         return Err(CliError::TrustDeclined { outcome });
-    } else if (replaces || unrevokes)
-        && !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal())
-    {
+    } else if (replaces || unrevokes) && !terminal {
         // Trusting a new site unasked is how a script adds one; replacing the
         // key of a site already trusted, or undoing a revocation, unseen, is
         // how a key is swapped.
@@ -474,22 +487,28 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
     // list it loaded, and records its result as of then (the lock is taken
     // after the prompt, which may wait long).
     let _lock = ctx.home.lock_exclusive(ctx.quiet)?;
+    let rename_confirmed = terminal || args.fingerprint.is_some();
+    let name = match trusted_as {
+        Some(old) if renames && !rename_confirmed => old.name.clone(),
+        _ => file.name.clone(),
+    };
     // Written only if nothing changed since `previous` was read (a prompt
     // may have waited a long time).
     catalog.trust_site(
         &TrustedSite {
             code: file.site.clone(),
-            name: file.name.clone(),
+            name: name.clone(),
             public_key: file.key.to_bytes(),
             fingerprint: actual.clone(),
-            trusted_at: now,
+            // Trusted since it was first trusted, when the same key stays.
+            trusted_at: trusted_as.map_or(now, |old| old.trusted_at),
             revoked_at: None,
             encryption_key: encryption_key.clone(),
         },
         previous.as_ref(),
     )?;
 
-    let summary = match previous {
+    let summary = match &previous {
         Some(old) if old.public_key != file.key.to_bytes() => {
             output::warn(&format!(
                 "SITE {} HAD A DIFFERENT KEY. The old key (fingerprint {}) is replaced by the key \
@@ -513,14 +532,25 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
         Some(old) if old.encryption_key != encryption_key => {
             "Recorded the new encryption key of the already trusted site"
         }
+        Some(_) if renames && rename_confirmed => "Renamed the already trusted site",
         Some(_) => "Already trusted: site",
         None => "Trusted site",
     };
     output::print(&format!(
         "{summary} {} ({})\nFingerprint: {actual}\n",
         file.site,
-        printable(&file.name)
+        printable(&name)
     ))?;
+    if renames && !rename_confirmed {
+        output::warn(&format!(
+            "{} names site {} \"{}\", but this site knows it as \"{}\" and keeps that name: a key file's name line is not signed. If {} did change its name, run again with --fingerprint {actual} (or at a terminal) to record it",
+            args.file.display(),
+            file.site,
+            printable(&file.name),
+            printable(&name),
+            file.site
+        ));
+    }
     if encryption_key.is_none() {
         ctx.note(&format!(
             "{} has no encryption key in this file, so `parcel create --encrypt --to {}` is refused; ask {} for a new key file (`parcel key export`) and trust it",
@@ -595,7 +625,9 @@ pub fn list(ctx: &Context, args: &KeyListArgs) -> Result<(), CliError> {
                 site.fingerprint.clone(),
                 state_of(site).to_string(),
                 since,
-                if site.encryption_key.is_some() {
+                if site.revoked_at.is_some() {
+                    "no (revoked)"
+                } else if site.encryption_key.is_some() {
                     "yes"
                 } else {
                     "no (old key file)"

@@ -70,21 +70,21 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
         Some(site) if site.revoked_at.is_none() => site,
         Some(_) => {
             return Err(refused(format!(
-                "it is signed for site {}, whose key is revoked here; if {} has a new key, trust its new key file and ask for the receipt again",
+                "it comes from site {} (the parcel's destination), whose key is revoked here; if {} has a new key, trust its new key file and ask for the receipt again",
                 r.destination_site, r.destination_site
             )))
         }
         None => {
             return Err(refused(format!(
-                "it is signed for site {}, which is not trusted here",
+                "it comes from site {} (the parcel's destination), which is not trusted here",
                 r.destination_site
             )))
         }
     };
     if signed.signer != site.public_key {
         return Err(bad(format!(
-            "it is not signed with the key of site {} (forged?); do not count the parcel as delivered, and check with site {} whether it imported it",
-            r.destination_site, r.destination_site
+            "it is not signed with the key of site {} trusted here (forged, or signed with a key {} had before it changed keys); do not count the parcel as delivered: check with site {} whether it imported it, and if so ask it for the receipt again (`parcel import` of the same volumes there writes it with its current key)",
+            r.destination_site, r.destination_site, r.destination_site
         )));
     }
     // The index hash is not kept in the catalog; the tree digest binds the

@@ -42,6 +42,13 @@ pub fn init(ctx: &Context, args: &SiteInitArgs) -> Result<(), CliError> {
     let home = &ctx.home;
     home.create_dirs()?;
     let _lock = home.lock_exclusive(ctx.quiet)?;
+    // A secret key without a catalog is a site whose catalog was lost, not
+    // a place for a new one (an empty catalog made here would hide that).
+    if !home.catalog_path().exists() {
+        if let err @ CliError::CatalogMissing(_) = home.no_catalog() {
+            return Err(err);
+        }
+    }
     let mut catalog = home.create_catalog()?;
     match catalog.site() {
         Ok(existing) => {

@@ -1168,6 +1168,62 @@ fn import_refuses_an_older_version_than_the_store_holds() {
 }
 
 #[test]
+fn import_refuses_a_package_id_another_origin_brings_unless_told_its_new_origin() {
+    let (world, cen, bxl) = two_sites();
+    let lux = world.site("LUX");
+    lux.trust(&bxl);
+    bxl.trust(&lux);
+    let package = world.package("tools", 1);
+    deliver(&world, &cen, &bxl, &package, "tools", 1);
+    // A trusted site (compromised, or mistaken) sends CEN's package id
+    // under a version above CEN's.
+    let (out1, out2) = (world.medium(), world.medium());
+    let other = world.package("tools-lux", 2);
+    lux.create(&other, "tools", 99, "BXL", &[&out1, &out2]);
+    let before = bxl.store_state();
+    bxl.import(&[&out1, &out2])
+        .code(4)
+        .stderr(predicate::str::contains(
+            "the store holds tools from site CEN (v1",
+        ))
+        .stderr(predicate::str::contains(
+            "brings a package of that id from site LUX",
+        ))
+        .stderr(predicate::str::contains("--new-origin LUX"));
+    assert_eq!(bxl.store_state(), before);
+    // Naming another site is a usage error, and changes nothing either.
+    bxl.run(&["import", arg(&out1), arg(&out2), "--new-origin", "ANT"])
+        .code(2)
+        .stderr(predicate::str::contains("comes from site LUX"));
+    assert_eq!(bxl.store_state(), before);
+    // CEN's next version still goes in as before.
+    deliver(&world, &cen, &bxl, &package, "tools", 2);
+    // Told, the administrator hands the package over to LUX.
+    bxl.run(&["import", arg(&out1), arg(&out2), "--new-origin", "LUX"])
+        .success();
+    bxl.assert_holds("tools", 99, &other);
+    let packages = bxl.json(&["packages", "--json"]);
+    let origins: Vec<(u64, &str)> = packages
+        .as_array()
+        .expect("package list")
+        .iter()
+        .map(|p| {
+            (
+                p["version"].as_u64().expect("version"),
+                p["origin_site"].as_str().expect("origin"),
+            )
+        })
+        .collect();
+    assert!(origins.contains(&(99, "LUX")), "{origins:?}");
+    // And from then on CEN is the other origin.
+    let (out3, out4) = (world.medium(), world.medium());
+    cen.create(&package, "tools", 100, "BXL", &[&out3, &out4]);
+    bxl.import(&[&out3, &out4])
+        .code(4)
+        .stderr(predicate::str::contains("the store holds tools from site LUX"));
+}
+
+#[test]
 fn import_refuses_the_same_version_with_other_content() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 1);

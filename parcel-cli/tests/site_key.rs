@@ -140,6 +140,30 @@ fn site_init_refuses_a_second_site_in_the_same_home() {
 }
 
 #[test]
+fn a_home_whose_catalog_was_lost_says_to_restore_it_and_init_keeps_out() {
+    let (_dir, home) = site("CEN", "Central office");
+    std::fs::remove_file(home.join("catalog.db")).expect("lose the catalog");
+    for args in [
+        &["list"][..],
+        &["site", "init", "--code", "CEN"][..],
+        &["site", "show"][..],
+    ] {
+        parcel(&home)
+            .args(args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(
+                "holds a site's secret key (site.key) but no catalog",
+            ))
+            .stderr(predicate::str::contains(
+                "Restore catalog.db from a backup of this home",
+            ));
+    }
+    // The refused init made no empty catalog for the next command to use.
+    assert!(!home.join("catalog.db").exists());
+}
+
+#[test]
 fn site_init_with_a_bad_code_is_a_usage_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
@@ -301,6 +325,58 @@ fn key_trust_without_a_terminal_trusts_and_prints_the_fingerprint() {
         .assert()
         .success()
         .stdout(predicate::str::contains(fingerprint));
+}
+
+#[test]
+fn key_trust_keeps_the_recorded_name_of_a_trusted_key_unless_told_otherwise() {
+    let (cen_dir, cen) = site("CEN", "Central office");
+    let (_nor_dir, nor) = site("NOR", "North depot");
+    let (file, fingerprint) = export_key(&cen_dir, &cen, "CEN");
+    parcel(&nor).args(["key", "trust"]).arg(&file).assert().success();
+    let before = stdout_of(parcel(&nor).args(["key", "list", "--json"]));
+    // A copy of the file with its (unsigned) name line edited.
+    let edited = cen_dir.path().join("CEN-edited.pub");
+    let text = std::fs::read_to_string(&file).expect("key file");
+    std::fs::write(
+        &edited,
+        text.replace("name: Central office", "name: Head quarters"),
+    )
+    .expect("edited key file");
+    // The trust date must stay too: let the clock move on.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&edited)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Already trusted: site CEN (Central office)",
+        ))
+        .stderr(predicate::str::contains(
+            "names site CEN \"Head quarters\", but this site knows it as \"Central office\"",
+        ))
+        .stderr(predicate::str::contains("--fingerprint"));
+    assert_eq!(
+        stdout_of(parcel(&nor).args(["key", "list", "--json"])),
+        before
+    );
+    // Confirmed with the fingerprint, the new name is recorded (and the
+    // site stays trusted since it was first trusted).
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&edited)
+        .args(["--fingerprint", &fingerprint])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Renamed the already trusted site CEN (Head quarters)",
+        ));
+    let after: serde_json::Value =
+        serde_json::from_str(&stdout_of(parcel(&nor).args(["key", "list", "--json"])))
+            .expect("json");
+    let before: serde_json::Value = serde_json::from_str(&before).expect("json");
+    assert_eq!(after[0]["name"], "Head quarters");
+    assert_eq!(after[0]["trusted_at"], before[0]["trusted_at"]);
 }
 
 #[test]
