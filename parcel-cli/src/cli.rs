@@ -72,7 +72,9 @@ pub enum Command {
     )]
     Import(ImportArgs),
     /// Apply receipts that confirm parcels arrived
-    #[command(after_help = "Example:\n  parcel receipt apply ./receipt-from-NOR.txt")]
+    #[command(
+        after_help = "Examples:\n  parcel receipt apply ./CEN00012-24-1f3a9c2e.receipt\n  parcel receipt apply /media/usb1      # every receipt on a medium that came back"
+    )]
     Receipt {
         #[command(subcommand)]
         command: ReceiptCommand,
@@ -334,16 +336,20 @@ pub struct ImportArgs {
 #[derive(Debug, Subcommand)]
 pub enum ReceiptCommand {
     /// Check a receipt's signature and mark its parcel confirmed
-    #[command(after_help = "Example:\n  parcel receipt apply ./receipt-from-NOR.txt")]
+    #[command(
+        after_help = "Examples:\n  parcel receipt apply ./CEN00012-24-1f3a9c2e.receipt\n  parcel receipt apply /media/usb1      # every receipt on a medium that came back"
+    )]
     Apply(ReceiptApplyArgs),
 }
 
 /// `parcel receipt apply`
 #[derive(Debug, Args)]
 pub struct ReceiptApplyArgs {
-    /// The receipt file written by `parcel import --receipt` at the destination
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// The receipt files written by `parcel import` at the destination, or
+    /// directories holding them (a medium that came back: every `*.receipt`
+    /// file in it)
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
 }
 
 /// `parcel forward`

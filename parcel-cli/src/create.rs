@@ -55,6 +55,29 @@ pub struct Outgoing<'a> {
     pub expected_digest: Option<&'a str>,
 }
 
+/// Warns, before anything is written, when the destination confirmed a
+/// newer version of the package from this site: it refuses this one as a
+/// rollback (exit 4 there). Only a warning: its store may have been reset.
+fn warn_of_rollback(catalog: &Catalog, o: &Outgoing<'_>) -> Result<(), CliError> {
+    let newest = catalog
+        .parcels(Some(Direction::Outgoing))?
+        .into_iter()
+        .filter(|p| {
+            p.destination_site == o.to
+                && p.package_id == o.package_id
+                && p.status == Status::Confirmed
+                && p.package_version > o.version
+        })
+        .max_by_key(|p| p.package_version);
+    if let Some(p) = newest {
+        output::warn(&format!(
+            "site {} confirmed {} v{} already (parcel {}), newer than v{}: it refuses this parcel as a rollback. Send a version above v{} instead",
+            o.to, o.package_id, p.package_version, p.parcel_id, o.version, p.package_version
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `parcel create`.
 pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), CliError> {
     if let Some(request) = &args.repair {
@@ -340,6 +363,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     } else {
         None
     };
+    warn_of_rollback(&catalog, o)?;
     check_outputs(ctx, o.outs, o.package_dir)?;
     // Temporary volumes an interrupted create left behind go first: they are
     // never finished, and they take room on the medium (FORMAT.md §2.4).
@@ -656,7 +680,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
                 && p.package_version == record.package_version
                 && p.tree_digest != record.tree_digest
         })
-        .map(|p| format!("{} (to {})", p.parcel_id, p.destination_site))
+        .map(|p| format!("{} (to {}, {})", p.parcel_id, p.destination_site, p.status))
         .collect();
     if !conflicting.is_empty() {
         // A version's content never changes: a site that imported the other

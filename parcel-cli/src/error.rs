@@ -171,6 +171,15 @@ pub enum CliError {
         advice: &'static str,
     },
 
+    /// Some of several receipts were not applied (each error printed
+    /// already); the exit code is the first failure's.
+    #[error("{failed} of {total} receipts were not applied (see above); the others were")]
+    SomeReceipts {
+        failed: usize,
+        total: usize,
+        code: u8,
+    },
+
     /// Not enough free space.
     #[error("not enough space on {place}: needs {needed}, {available}; {advice}")]
     NoSpace {
@@ -200,6 +209,7 @@ impl CliError {
                 CatalogError::BadTransition { .. } | CatalogError::DuplicateParcel(_),
             ) => EXIT_POLICY,
             CliError::GivenUp { cause, .. } => cause.exit_code(),
+            CliError::SomeReceipts { code, .. } => *code,
             _ => EXIT_FAILURE,
         }
     }

@@ -99,6 +99,12 @@ pub fn warn(text: &str) {
     let _ = writeln!(io::stderr(), "parcel: warning: {}", printable_lines(text));
 }
 
+/// Prints an error on stderr as `main` does, for a command that goes on
+/// after it (one of several receipts).
+pub fn error(text: &str) {
+    let _ = writeln!(io::stderr(), "parcel: error: {}", printable_lines(text));
+}
+
 /// [`printable`] for a message of several lines: its own line breaks stay.
 /// Messages name paths from packages and media, which may hold anything.
 pub fn printable_lines(text: &str) -> Cow<'_, str> {

@@ -2,23 +2,80 @@
 //! against the destination site's trusted key and marks the outgoing parcel
 //! `confirmed`.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use parcel_format::manifest::hex;
 use parcel_format::receipt::{SignedReceipt, MAX_RECEIPT_LEN};
 
-use crate::catalog::{CatalogError, Direction, Status};
+use crate::catalog::{Catalog, CatalogError, Direction, Status};
 use crate::cli::ReceiptApplyArgs;
 use crate::clock;
 use crate::error::CliError;
 use crate::home::Context;
 use crate::output;
 
-/// Runs `parcel receipt apply`.
+/// Runs `parcel receipt apply`: each receipt in turn, every one even when
+/// one fails (each is checked on its own).
 pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
     let mut catalog = ctx.home.open_catalog()?;
-    let path = &args.file;
+    let files = receipt_files(&args.paths)?;
+    if let [only] = &files[..] {
+        return apply(&mut catalog, only);
+    }
+    let mut first_failure = None;
+    let mut failed = 0;
+    for file in &files {
+        if let Err(err) = apply(&mut catalog, file) {
+            output::error(&err.to_string());
+            failed += 1;
+            first_failure.get_or_insert(err.exit_code());
+        }
+    }
+    match first_failure {
+        None => Ok(()),
+        Some(code) => Err(CliError::SomeReceipts {
+            failed,
+            total: files.len(),
+            code,
+        }),
+    }
+}
+
+/// The receipt files given: files as they are, and the `*.receipt` files of
+/// directories (not recursing), in name order.
+fn receipt_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let entries = fs::read_dir(path).map_err(CliError::input(
+            "read",
+            path,
+            "the receipt file, or the medium holding it",
+        ))?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "receipt") && p.is_file())
+            .collect();
+        if found.is_empty() {
+            return Err(CliError::Usage(format!(
+                "{} holds no receipt (*.receipt file); give the receipt file the destination sent back, or the directory it is in",
+                path.display()
+            )));
+        }
+        found.sort();
+        files.append(&mut found);
+    }
+    Ok(files)
+}
+
+/// Applies one receipt file.
+fn apply(catalog: &mut Catalog, path: &Path) -> Result<(), CliError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|f| f.take(MAX_RECEIPT_LEN as u64 + 1).read_to_end(&mut bytes))

@@ -564,6 +564,49 @@ fn receipt_apply_marks_the_outgoing_parcel_confirmed() {
 }
 
 #[test]
+fn receipt_apply_of_a_returned_medium_applies_every_receipt_on_it() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (first, receipt1) = deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let (second, receipt2) = deliver(&world, &cen, &bxl, &package, "tools", 2);
+    let back = world.dir("back");
+    fs::copy(&receipt1, back.join("a.receipt")).expect("copy");
+    fs::copy(&receipt2, back.join("b.receipt")).expect("copy");
+    let text = fs::read_to_string(&receipt1).expect("receipt");
+    let imported = text
+        .lines()
+        .find(|l| l.starts_with("imported: "))
+        .expect("imported line");
+    fs::write(
+        back.join("c.receipt"),
+        text.replace(imported, "imported: 1700000000"),
+    )
+    .expect("forged receipt");
+    fs::write(back.join("notes.txt"), "not a receipt").expect("other file");
+    // Every receipt is tried; the forged one fails (exit 3) without
+    // keeping the others from being applied.
+    cen.run(&["receipt", "apply", arg(&back)])
+        .code(3)
+        .stdout(predicate::str::contains(format!(
+            "parcel {} confirmed",
+            first.parcel_id
+        )))
+        .stdout(predicate::str::contains(format!(
+            "parcel {} confirmed",
+            second.parcel_id
+        )))
+        .stderr(predicate::str::contains("c.receipt"))
+        .stderr(predicate::str::contains("1 of 3 receipts were not applied"));
+    assert_eq!(cen.status(&first.parcel_id), "confirmed");
+    assert_eq!(cen.status(&second.parcel_id), "confirmed");
+    // A directory without a receipt is a usage error.
+    let empty = world.dir("empty");
+    cen.run(&["receipt", "apply", arg(&empty)])
+        .code(2)
+        .stderr(predicate::str::contains("holds no receipt"));
+}
+
+#[test]
 fn receipt_edited_after_signing_is_refused_as_forged() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 1);
@@ -1220,7 +1263,33 @@ fn import_refuses_a_package_id_another_origin_brings_unless_told_its_new_origin(
     cen.create(&package, "tools", 100, "BXL", &[&out3, &out4]);
     bxl.import(&[&out3, &out4])
         .code(4)
-        .stderr(predicate::str::contains("the store holds tools from site LUX"));
+        .stderr(predicate::str::contains(
+            "the store holds tools from site LUX",
+        ));
+}
+
+#[test]
+fn create_warns_before_writing_a_version_older_than_the_destination_confirmed() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (_, receipt) = deliver(&world, &cen, &bxl, &package, "tools", 2);
+    // Unconfirmed, nothing is known of the destination's store yet.
+    let out = world.medium();
+    cen.create_cmd(&package, "tools", 1, "BXL", &[&out])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("rollback").not());
+    cen.run(&["receipt", "apply", arg(&receipt)]).success();
+    let out = world.medium();
+    cen.create_cmd(&package, "tools", 1, "BXL", &[&out])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "site BXL confirmed tools v2 already",
+        ))
+        .stderr(predicate::str::contains(
+            "refuses this parcel as a rollback",
+        ));
 }
 
 #[test]

@@ -332,7 +332,11 @@ fn key_trust_keeps_the_recorded_name_of_a_trusted_key_unless_told_otherwise() {
     let (cen_dir, cen) = site("CEN", "Central office");
     let (_nor_dir, nor) = site("NOR", "North depot");
     let (file, fingerprint) = export_key(&cen_dir, &cen, "CEN");
-    parcel(&nor).args(["key", "trust"]).arg(&file).assert().success();
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&file)
+        .assert()
+        .success();
     let before = stdout_of(parcel(&nor).args(["key", "list", "--json"]));
     // A copy of the file with its (unsigned) name line edited.
     let edited = cen_dir.path().join("CEN-edited.pub");

@@ -171,10 +171,10 @@ fn a_truncated_volume_of_another_parcel_does_not_hide_a_missing_one() {
     };
     assert!(report.problems.iter().any(missing), "{:?}", report.problems);
     assert!(
-        report.problems.iter().any(|p| matches!(
-            p,
-            parcel_format::Problem::VolumeLength { volume: 2, .. }
-        )),
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, parcel_format::Problem::VolumeLength { volume: 2, .. })),
         "{:?}",
         report.problems
     );
