@@ -17,7 +17,7 @@ use serde_json::json;
 use std::io::Read;
 
 use parcel_format::repair_request::{RepairRequest, MAX_REQUEST_LEN};
-use parcel_format::verify::{verify_with, Depth};
+use parcel_format::verify::{verify_with, Depth, VerifyReport};
 use parcel_format::Problem;
 
 use crate::cli::VerifyArgs;
@@ -144,7 +144,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
                 // encrypted volumes (FORMAT.md §13.8).
                 output::warn("no repair request written: the parcel is encrypted, and its source cannot rebuild encrypted volumes; ask the sender for a new parcel");
             } else if let Err(err) =
-                write_repair_request(ctx, &catalog, &files, &report.problems, &trust, path)
+                write_repair_request(ctx, &catalog, &files, &report, &trust, path)
             {
                 // The verification failure stays the outcome (exit 3).
                 output::warn(&format!("no repair request written: {err}"));
@@ -203,22 +203,35 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Writes a signed request for the data volumes `problems` say are missing
-/// or damaged (FORMAT.md §13.8), and says where it went.
+/// Writes a signed request for the data volumes of the parcel read that the
+/// report says are missing or damaged (FORMAT.md §13.8), and says where it
+/// went.
 fn write_repair_request(
     ctx: &Context,
     catalog: &crate::catalog::Catalog,
     files: &[std::path::PathBuf],
-    problems: &[Problem],
+    report: &VerifyReport,
     trust: &Trust,
     path: &std::path::Path,
 ) -> Result<(), CliError> {
-    let mut lost: Vec<u32> = problems
+    let Some(parcel_id) = report.parcel_id else {
+        output::warn("no repair request written: no volume of the parcel authenticates");
+        return Ok(());
+    };
+    // A volume of the wrong length may be another parcel's (a stray file
+    // on the medium): it is that parcel's to ask for, not this one's.
+    let ours = |file: &std::path::Path| {
+        parcel_format::read::authenticate_volume(file, &trust.keys)
+            .is_ok_and(|(header, _)| header.parcel_id == parcel_id)
+    };
+    let mut lost: Vec<u32> = report
+        .problems
         .iter()
         .filter_map(|p| match p {
-            Problem::MissingVolume { volume, .. }
-            | Problem::VolumeCorrupt { volume, .. }
-            | Problem::VolumeLength { volume, .. } => Some(*volume),
+            Problem::MissingVolume { volume, .. } | Problem::VolumeCorrupt { volume, .. } => {
+                Some(*volume)
+            }
+            Problem::VolumeLength { path, volume, .. } if ours(path) => Some(*volume),
             _ => None,
         })
         .collect();
@@ -229,9 +242,14 @@ fn write_repair_request(
         return Ok(());
     }
     let (site, key) = ctx.home.site_identity(catalog)?;
-    let Some(request) =
-        RepairRequest::for_volumes(files, &trust.keys, &lost, &site.code, clock::now())
-    else {
+    let Some(request) = RepairRequest::for_volumes(
+        files,
+        &trust.keys,
+        parcel_id,
+        &lost,
+        &site.code,
+        clock::now(),
+    ) else {
         output::warn("no repair request written: no volume of the parcel authenticates");
         return Ok(());
     };

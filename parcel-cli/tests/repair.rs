@@ -530,6 +530,30 @@ fn a_repair_request_brings_back_the_lost_volumes_and_the_import_completes() {
 }
 
 #[test]
+fn a_repair_request_asks_only_for_the_volumes_of_the_parcel_read() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 6);
+    let out = world.medium();
+    let volumes = create_onto(&cen, &package, 1, &[&out], &[]).volumes;
+    assert!(volumes.len() >= 3, "{volumes:?}");
+    fs::remove_file(&volumes[1]).expect("lose volume 2");
+    // A truncated volume 3 of another parcel lies on the same medium.
+    let other = world.medium();
+    let stray = create_onto(&cen, &package, 2, &[&other], &[]).volumes;
+    let name = stray[2].file_name().expect("name");
+    let bytes = fs::read(&stray[2]).expect("stray volume");
+    fs::write(out.join(name), &bytes[..bytes.len() - 1000]).expect("truncated copy");
+    let request = world.dir("mail").join("request.txt");
+    bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
+        .code(3)
+        .stderr(predicate::str::contains(
+            "repair request for volume(s) 2 written to",
+        ));
+    let text = fs::read_to_string(&request).expect("request written");
+    assert!(text.contains("\nmissing: 2\n"), "{text}");
+}
+
+#[test]
 fn a_repair_request_is_answered_only_for_its_destination_and_a_parcel_sent_there() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 8);

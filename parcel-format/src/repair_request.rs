@@ -71,26 +71,23 @@ fn numbers<T: ToString>(list: impl Iterator<Item = T>) -> String {
 }
 
 impl RepairRequest {
-    /// A request for the `missing` data volumes of the parcel whose volumes
-    /// (data or parity) are among `paths`: the parcel with the most
-    /// authenticated volumes given; `None` when none authenticates.
+    /// A request for the `missing` data volumes of parcel `chosen` (the one
+    /// a reader read from `paths`, FORMAT.md §7.2 step 2), from its
+    /// authenticated volumes (data or parity) among `paths`; `None` when
+    /// none of them authenticates.
     pub fn for_volumes(
         paths: &[PathBuf],
         trust: &TrustedKeys,
+        chosen: ParcelId,
         missing: &[u32],
         destination_site: &str,
         requested: i64,
     ) -> Option<RepairRequest> {
-        let headers: Vec<VolumeHeader> = paths
+        let ours: Vec<VolumeHeader> = paths
             .iter()
             .filter_map(|p| authenticate_volume(p, trust).ok().map(|(h, _)| h))
+            .filter(|h| h.parcel_id == chosen)
             .collect();
-        let mut counts: BTreeMap<ParcelId, usize> = BTreeMap::new();
-        for h in &headers {
-            *counts.entry(h.parcel_id).or_default() += 1;
-        }
-        let chosen = counts.iter().max_by_key(|(_, n)| **n).map(|(id, _)| *id)?;
-        let ours: Vec<&VolumeHeader> = headers.iter().filter(|h| h.parcel_id == chosen).collect();
         let reference = ours.first()?;
         let pieces = ours
             .iter()

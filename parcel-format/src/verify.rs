@@ -30,7 +30,8 @@ use crate::ParcelId;
 /// What verifying a set of volumes found.
 #[derive(Debug, Default)]
 pub struct VerifyReport {
-    /// The parcel read, when a manifest could be authenticated.
+    /// The parcel read: the one whose volumes FORMAT.md §7.2 chose, when
+    /// any volume header authenticated (its index may still have failed).
     pub parcel_id: Option<ParcelId>,
     /// The trusted signer's label.
     pub signer: Option<String>,
@@ -146,10 +147,32 @@ fn verify_to(
                 .collect();
             verify_without_key(paths, trust, content.then_some(why), progress)
         }
-        Err(problems) => VerifyReport {
-            problems,
-            ..VerifyReport::default()
-        },
+        Err(problems) => {
+            // The set of volumes may have been found, and the index failed
+            // after (§7.3): the report still says which parcel was read, so
+            // that the reader can ask its sender for what is missing.
+            let set = open_volumes(paths, trust).ok();
+            VerifyReport {
+                parcel_id: set.as_ref().map(|s| s.header.parcel_id),
+                signer: set
+                    .as_ref()
+                    .and_then(|s| trust.label_of_bytes(&s.header.signer))
+                    .map(str::to_owned),
+                source_site: set.as_ref().map(|s| s.header.source_site.clone()),
+                volume_count: set.as_ref().map(|s| s.header.volume_count),
+                volumes: set
+                    .as_ref()
+                    .map(|s| {
+                        s.volumes
+                            .iter()
+                            .map(|(n, v)| (*n, v.path.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                problems,
+                ..VerifyReport::default()
+            }
+        }
         Ok(mut parcel) => {
             let mut report = VerifyReport {
                 parcel_id: Some(parcel.manifest().parcel_id),
