@@ -6,9 +6,12 @@
 //! (a 4-byte file-table entry becomes a ~100-byte `Entry`). The caps on
 //! counts in [`crate::limits`] are checked after decoding, too late to bound
 //! that. So every list in the manifest is decoded through [`vec`], which
-//! charges each element's size to a budget set for the current thread by
-//! [`with_budget`] and fails as soon as the budget is spent. serde has no
-//! hook for this; the visitor below is the whole of it.
+//! charges its elements' size to a budget set for the current thread by
+//! [`with_budget`] and fails as soon as the budget is spent: the declared
+//! length's worth (as far as the budget and the input allow) when the list
+//! starts, before its elements and their own lists are decoded, then each
+//! element past that as it is decoded. serde has no hook for this; the
+//! visitor below is the whole of it.
 
 use std::cell::Cell;
 use std::fmt;

@@ -106,8 +106,10 @@ pub struct Manifest {
     /// The file table, parents before children.
     #[serde(deserialize_with = "crate::bounded::vec")]
     pub entries: Vec<Entry>,
-    /// For a delta parcel (format version 2), the base version it builds on;
-    /// encoded after the fields above, and only in version 2 (FORMAT.md §11).
+    /// For a delta parcel, the base version it builds on; encoded after the
+    /// fields above: in version 2 always (a `Base`), in version 3 as an
+    /// `Option<Base>` (`None` for a full parcel), never in version 1
+    /// (FORMAT.md §10, §11).
     #[serde(skip)]
     pub base: Option<Base>,
 }
@@ -467,8 +469,9 @@ impl Manifest {
         self.validate_entries()
     }
 
-    /// The base of a delta parcel: present exactly in version 2, and every
-    /// base chunk's file and length in range (FORMAT.md §11).
+    /// The base of a delta parcel, if any (always present in version 2,
+    /// optional in version 3, absent in version 1: FORMAT.md §10, §11):
+    /// every base chunk's file and length in range (FORMAT.md §11.2).
     fn validate_base(&self) -> Result<(), Problem> {
         let Some(base) = &self.base else {
             return Ok(());
