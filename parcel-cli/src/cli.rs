@@ -73,7 +73,7 @@ pub enum Command {
     Import(ImportArgs),
     /// Apply receipts that confirm parcels arrived
     #[command(
-        after_help = "Examples:\n  parcel receipt apply ./CEN00012-24-1f3a9c2e.receipt\n  parcel receipt apply /media/usb1      # every receipt on a medium that came back"
+        after_help = "Example:\n  parcel receipt apply ./CEN00012-v24-1f3a9c2e.receipt\n  parcel receipt apply /media/usb1      # every receipt on a medium that came back"
     )]
     Receipt {
         #[command(subcommand)]
@@ -337,7 +337,7 @@ pub struct ImportArgs {
 pub enum ReceiptCommand {
     /// Check a receipt's signature and mark its parcel confirmed
     #[command(
-        after_help = "Examples:\n  parcel receipt apply ./CEN00012-24-1f3a9c2e.receipt\n  parcel receipt apply /media/usb1      # every receipt on a medium that came back"
+        after_help = "Example:\n  parcel receipt apply ./CEN00012-v24-1f3a9c2e.receipt\n  parcel receipt apply /media/usb1      # every receipt on a medium that came back"
     )]
     Apply(ReceiptApplyArgs),
 }

@@ -40,7 +40,7 @@ pub fn volume_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
                 .map(|e| e.path())
                 .filter(|p| p.is_file() && (named_like_volume(p) || looks_like_volume(p)))
                 .collect();
-            if found.is_empty() {
+            if found.is_empty() && paths.len() > 1 {
                 output::warn(&format!("{} holds no parcel volume", path.display()));
             }
             found.sort();
@@ -53,6 +53,16 @@ pub fn volume_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
                 path.display()
             )));
         }
+    }
+    // Nothing to read at all: most often a medium not mounted (its mount
+    // point is an empty directory) or the wrong directory; a usage error, as
+    // a path that does not exist is, not a verification failure.
+    if files.is_empty() {
+        let given: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(CliError::Usage(format!(
+            "no parcel volume in {}: is the medium mounted? Give the volume files (….001-of-NNN.tar) or the directories that hold them",
+            given.join(", ")
+        )));
     }
     // The same file: same device and inode, whatever the path (links too).
     let mut seen = std::collections::HashSet::new();

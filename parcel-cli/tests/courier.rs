@@ -527,18 +527,27 @@ fn the_default_receipt_never_replaces_another_file_beside_the_volumes() {
 #[test]
 fn a_failed_command_asked_for_json_prints_json() {
     let (world, cen, bxl) = two_sites();
+    // An empty directory (a medium not mounted) is a usage error.
     let empty = world.medium();
-    let output = bxl.run(&["import", arg(&empty), "--json"]).code(3);
+    let output = bxl.run(&["import", arg(&empty), "--json"]).code(2);
     let json: serde_json::Value =
         serde_json::from_slice(&output.get_output().stdout).expect("JSON on stdout");
     assert_eq!(json["ok"], false);
-    assert_eq!(json["exit_code"], 3);
+    assert_eq!(json["exit_code"], 2);
     assert!(
-        json["error"].as_str().is_some_and(|e| !e.is_empty()),
+        json["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("is the medium mounted?")),
         "{json}"
     );
     // verify prints its own report; it is the only JSON document.
-    let output = bxl.run(&["verify", arg(&empty), "--json"]).code(3);
+    let damaged = world.medium();
+    fs::write(
+        damaged.join("tools-v1-0123abcd.001-of-002.tar"),
+        [0u8; 2048],
+    )
+    .expect("junk volume");
+    let output = bxl.run(&["verify", arg(&damaged), "--json"]).code(3);
     let report: serde_json::Value =
         serde_json::from_slice(&output.get_output().stdout).expect("one JSON document");
     assert_eq!(report["ok"], false);
