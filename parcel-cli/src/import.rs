@@ -512,7 +512,8 @@ fn first_import_time(
 }
 
 /// Whether the store's copy of `p` is gone (not merely unreadable).
-fn store_copy_missing(home: &Home, p: &PackageRecord) -> bool {
+/// Whether the store copy of a version the catalog lists is gone.
+pub(crate) fn store_copy_missing(home: &Home, p: &PackageRecord) -> bool {
     fs::symlink_metadata(store_path(home, p))
         .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
@@ -711,7 +712,7 @@ fn needed_bytes(manifest: &parcel_format::Manifest, base_dir: Option<&Path>) -> 
 }
 
 /// `<home>/packages/<id>/<version>`.
-fn store_dir(home: &Home, package_id: &str, version: u64) -> PathBuf {
+pub(crate) fn store_dir(home: &Home, package_id: &str, version: u64) -> PathBuf {
     home.packages_dir()
         .join(package_id)
         .join(version.to_string())

@@ -34,6 +34,15 @@ use home::Context;
 
 fn main() -> ExitCode {
     keep_large_buffers_out_of_arenas();
+    // clap would take an empty PARCEL_HOME for an empty --home, and name
+    // the option rather than the variable.
+    if std::env::var_os("PARCEL_HOME").is_some_and(|v| v.is_empty()) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "parcel: error: PARCEL_HOME is set but empty; set it to the site home directory, or unset it (`unset PARCEL_HOME`) to use the default home"
+        );
+        return ExitCode::from(error::EXIT_USAGE);
+    }
     // Usage errors exit with 2 and --help/--version with 0, from clap itself.
     let cli = Cli::parse();
     interrupt::install();

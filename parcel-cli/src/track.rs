@@ -226,6 +226,15 @@ pub fn sent(ctx: &Context, args: &SentArgs) -> Result<(), CliError> {
         )),
         ReadBack::Verified => {}
     }
+    if catalog
+        .trusted_site(&parcel.destination_site)?
+        .is_some_and(|t| t.revoked_at.is_some())
+    {
+        output::warn(&format!(
+            "the key of site {} (this parcel's destination) is revoked here: its receipt will not be accepted until its new key is trusted. If the site itself is in doubt, keep the parcel back",
+            parcel.destination_site
+        ));
+    }
     let detail = match &args.tracking {
         Some(tracking) => format!("via {}, tracking {}", args.via, tracking),
         None => format!("via {}", args.via),
@@ -251,6 +260,20 @@ pub fn sent(ctx: &Context, args: &SentArgs) -> Result<(), CliError> {
 pub fn packages(ctx: &Context, args: &PackagesArgs) -> Result<(), CliError> {
     let catalog = ctx.home.open_catalog()?;
     let packages = catalog.packages()?;
+    // The catalog lists what was imported; a copy moved or deleted since is
+    // named, with how to get it back.
+    for p in packages
+        .iter()
+        .filter(|p| crate::import::store_copy_missing(&ctx.home, p))
+    {
+        output::warn(&format!(
+            "the store copy of {} v{} ({}) is missing: import parcel {} again to restore it",
+            p.package_id,
+            p.version,
+            crate::import::store_dir(&ctx.home, &p.package_id, p.version).display(),
+            p.parcel_id
+        ));
+    }
     if args.json {
         return output::print_json(&packages);
     }

@@ -616,6 +616,32 @@ fn receipt_apply_of_a_returned_medium_applies_every_receipt_on_it() {
 }
 
 #[test]
+fn sent_to_a_revoked_destination_and_a_missing_store_copy_are_warned_of() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (created, _) = deliver(&world, &cen, &bxl, &package, "tools", 1);
+    cen.run(&["key", "revoke", "BXL"]).success();
+    cen.run(&["sent", &created.parcel_id, "--via", "post"])
+        .success()
+        .stderr(predicate::str::contains(
+            "the key of site BXL (this parcel's destination) is revoked here",
+        ));
+    // At the destination, the store copy moved away by hand.
+    bxl.run(&["packages"])
+        .success()
+        .stderr(predicate::str::contains("missing").not());
+    let moved = world.dir("moved").join("1");
+    fs::rename(bxl.store("tools", 1), &moved).expect("move the copy away");
+    bxl.run(&["packages"])
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "the store copy of tools v1 ({}) is missing: import parcel {} again",
+            bxl.store("tools", 1).display(),
+            created.parcel_id
+        )));
+}
+
+#[test]
 fn receipt_edited_after_signing_is_refused_as_forged() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 1);

@@ -164,6 +164,17 @@ fn a_home_whose_catalog_was_lost_says_to_restore_it_and_init_keeps_out() {
 }
 
 #[test]
+fn an_empty_parcel_home_variable_is_named_as_such() {
+    Command::cargo_bin("parcel")
+        .expect("parcel binary")
+        .env("PARCEL_HOME", "")
+        .arg("list")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("PARCEL_HOME is set but empty"));
+}
+
+#[test]
 fn site_init_with_a_bad_code_is_a_usage_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
