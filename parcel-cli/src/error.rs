@@ -195,7 +195,14 @@ impl CliError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) => EXIT_USAGE,
+            // A parcel id or site code that names nothing known (or several
+            // parcels) is a wrong argument, as a path that does not exist is.
+            CliError::Usage(_)
+            | CliError::Catalog(
+                CatalogError::UnknownParcel(_)
+                | CatalogError::AmbiguousParcel(_)
+                | CatalogError::UnknownSite(_),
+            ) => EXIT_USAGE,
             CliError::Verification { .. }
             | CliError::KeyFile {
                 problem: KeyFileProblem::EncryptionKeyForged { .. },
@@ -315,6 +322,8 @@ mod tests {
         });
         assert_eq!(backward.exit_code(), EXIT_POLICY);
         let unknown = CliError::Catalog(CatalogError::UnknownParcel("0123".into()));
-        assert_eq!(unknown.exit_code(), EXIT_FAILURE);
+        assert_eq!(unknown.exit_code(), EXIT_USAGE);
+        let io = CliError::io("read", std::path::Path::new("x"))(io::Error::other("disk"));
+        assert_eq!(io.exit_code(), EXIT_FAILURE);
     }
 }

@@ -1371,7 +1371,7 @@ fn import_refuses_a_version_above_what_the_catalog_records_before_recording_anyt
         ],
     );
     let id = parcel.manifest.parcel_id.to_string();
-    s.bxl.run(&["show", &id]).code(1);
+    s.bxl.run(&["show", &id]).code(2);
 }
 
 #[test]

@@ -555,7 +555,7 @@ fn key_revoke_keeps_the_site_listed_as_revoked() {
     parcel(&nor)
         .args(["key", "revoke", "SUD"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("SUD"));
     parcel(&nor)
         .args(["key", "revoke", "NOR"])
@@ -629,12 +629,12 @@ fn show_and_sent_of_an_unknown_parcel_fail_naming_it() {
     parcel(&home)
         .args(["show", "0123456789abcdef"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("0123456789abcdef"));
     parcel(&home)
         .args(["sent", "0123456789abcdef", "--via", "DHL"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::starts_with("parcel: error: "))
         .stderr(predicate::str::contains("0123456789abcdef"))
         .stderr(predicate::str::contains("parcel list"));
