@@ -899,6 +899,28 @@ impl Catalog {
         self.write(|tx, path| advance_in(tx, path, parcel_id, to, at, detail))
     }
 
+    /// Records parcel `parcel_id` imported, its content being in the store
+    /// already as `package_id` v`version`, whose origin becomes `origin`
+    /// (`import --new-origin`): both in one transaction.
+    pub fn record_handover(
+        &mut self,
+        parcel_id: &str,
+        at: i64,
+        detail: &str,
+        (package_id, version): (&str, u64),
+        origin: &str,
+    ) -> Result<(), CatalogError> {
+        self.write(|tx, path| {
+            advance_in(tx, path, parcel_id, Status::Imported, at, detail)?;
+            tx.execute(
+                "UPDATE packages SET origin_site = ?3 WHERE package_id = ?1 AND version = ?2",
+                params![package_id, version, origin],
+            )
+            .at(path)?;
+            Ok(())
+        })
+    }
+
     /// [`Catalog::advance`], only while the trusted record of site
     /// `seen.code` is still `seen` (see [`Catalog::add_parcel_trusting`]).
     pub fn advance_trusting(

@@ -173,7 +173,10 @@ pub enum CliError {
 
     /// Some of several receipts were not applied (each error printed
     /// already); the exit code is the first failure's.
-    #[error("{failed} of {total} receipts were not applied (see above); the others were")]
+    #[error(
+        "{failed} of {total} receipts were not applied (see above){}",
+        if failed < total { "; the others were" } else { "" }
+    )]
     SomeReceipts {
         failed: usize,
         total: usize,

@@ -240,6 +240,9 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             return Ok(());
         }
     }
+    // The origin the package had here, when this import hands it over to
+    // another (`--new-origin`).
+    let mut handed_over_from = None;
     if let Some(latest) = catalog
         .latest_package(&manifest.package_id)?
         .filter(|_| restoring.is_none())
@@ -250,10 +253,9 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         // and be forwarded on as that package.
         if latest.origin_site != manifest.origin_site {
             match &args.new_origin {
-                Some(accepted) if *accepted == manifest.origin_site => output::warn(&format!(
-                    "{} changes origin from {} to {} here (--new-origin): later versions must come from {}",
-                    manifest.package_id, latest.origin_site, manifest.origin_site, manifest.origin_site
-                )),
+                Some(accepted) if *accepted == manifest.origin_site => {
+                    handed_over_from = Some(latest.origin_site.clone());
+                }
                 Some(accepted) => {
                     return Err(CliError::Usage(format!(
                         "--new-origin {accepted} does not match this parcel, whose package {} comes from site {}; nothing was imported",
@@ -394,12 +396,17 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         )?;
         (summary.files, summary.bytes)
     } else if already_in_store {
-        catalog.advance(
-            &id,
-            Status::Imported,
-            imported,
-            "content already in the store; nothing written",
-        )?;
+        let detail = "content already in the store; nothing written";
+        match &handed_over_from {
+            Some(_) => catalog.record_handover(
+                &id,
+                imported,
+                detail,
+                (&manifest.package_id, manifest.package_version),
+                &manifest.origin_site,
+            )?,
+            None => catalog.advance(&id, Status::Imported, imported, detail)?,
+        }
         (0, 0)
     } else {
         let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)?;
@@ -449,6 +456,17 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         clock::now(),
         &format!("receipt written to {}", catalog_path(&receipt_path)),
     )?;
+    match (&handed_over_from, &args.new_origin) {
+        (Some(old), _) => output::warn(&format!(
+            "{} changed origin from {old} to {} here (--new-origin): its later versions are accepted from {} only",
+            manifest.package_id, manifest.origin_site, manifest.origin_site
+        )),
+        (None, Some(_)) => ctx.note(&format!(
+            "--new-origin had nothing to do: {} comes from {} here already, or is new to this store",
+            manifest.package_id, manifest.origin_site
+        )),
+        (None, None) => {}
+    }
     let store = store_dir(&ctx.home, &manifest.package_id, manifest.package_version);
     if args.json {
         output::print_json(&json!({
@@ -461,6 +479,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             "receipt": receipt_path,
             "already_imported": false,
             "already_in_store": already_in_store,
+            "origin_handed_over_from": handed_over_from,
             "restored": restoring.is_some(),
             "repaired": repaired,
         }))?;
@@ -511,8 +530,8 @@ fn first_import_time(
         .map_or_else(clock::now, |e| e.at))
 }
 
-/// Whether the store's copy of `p` is gone (not merely unreadable).
-/// Whether the store copy of a version the catalog lists is gone.
+/// Whether the store copy of a version the catalog lists is gone (not
+/// merely unreadable).
 pub(crate) fn store_copy_missing(home: &Home, p: &PackageRecord) -> bool {
     fs::symlink_metadata(store_path(home, p))
         .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)

@@ -34,17 +34,26 @@ use home::Context;
 
 fn main() -> ExitCode {
     keep_large_buffers_out_of_arenas();
-    // clap would take an empty PARCEL_HOME for an empty --home, and name
-    // the option rather than the variable.
-    if std::env::var_os("PARCEL_HOME").is_some_and(|v| v.is_empty()) {
-        let _ = writeln!(
-            std::io::stderr(),
-            "parcel: error: PARCEL_HOME is set but empty; set it to the site home directory, or unset it (`unset PARCEL_HOME`) to use the default home"
-        );
-        return ExitCode::from(error::EXIT_USAGE);
-    }
     // Usage errors exit with 2 and --help/--version with 0, from clap itself.
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap takes an empty PARCEL_HOME (with no --home given) for an
+            // empty --home, and names the option rather than the variable.
+            let empty_variable = std::env::var_os("PARCEL_HOME").is_some_and(|v| v.is_empty());
+            let about_home = err
+                .get(clap::error::ContextKind::InvalidArg)
+                .is_some_and(|arg| arg.to_string().starts_with("--home"));
+            if empty_variable && about_home {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "parcel: error: PARCEL_HOME is set but empty; set it to the site home directory, or unset it (`unset PARCEL_HOME`) to use the default home"
+                );
+                return ExitCode::from(error::EXIT_USAGE);
+            }
+            err.exit()
+        }
+    };
     interrupt::install();
     let mut here = None;
     match run(&cli, &mut here) {

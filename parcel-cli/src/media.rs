@@ -60,7 +60,7 @@ pub fn volume_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     if files.is_empty() {
         let given: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(CliError::Usage(format!(
-            "no parcel volume in {}: is the medium mounted? Give the volume files (….001-of-NNN.tar) or the directories that hold them",
+            "no parcel volume in {}: is the medium mounted? Give the volume files (….001-of-NNN.tar) or the directories that hold them (a file given by its own path is read whatever its name, so a renamed volume whose first bytes are damaged is reported)",
             given.join(", ")
         )));
     }

@@ -20,14 +20,14 @@ use crate::output;
 /// one fails (each is checked on its own).
 pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
     let mut catalog = ctx.home.open_catalog()?;
-    let files = receipt_files(&args.paths)?;
-    if let [only] = &files[..] {
-        return apply(&mut catalog, only);
+    let receipts = receipt_files(&args.paths)?;
+    if let [(only, _)] = &receipts[..] {
+        return apply(&mut catalog, only, false);
     }
     let mut first_failure = None;
     let mut failed = 0;
-    for file in &files {
-        if let Err(err) = apply(&mut catalog, file) {
+    for (file, in_directory) in &receipts {
+        if let Err(err) = apply(&mut catalog, file, *in_directory) {
             output::error(&err.to_string());
             failed += 1;
             first_failure.get_or_insert(err.exit_code());
@@ -37,19 +37,20 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
         None => Ok(()),
         Some(code) => Err(CliError::SomeReceipts {
             failed,
-            total: files.len(),
+            total: receipts.len(),
             code,
         }),
     }
 }
 
-/// The receipt files given: files as they are, and the `*.receipt` files of
-/// directories (not recursing), in name order.
-fn receipt_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
-    let mut files = Vec::new();
+/// The receipt files given, each once (by device and inode): files as they
+/// are, and the `*.receipt` files of directories (not recursing), in name
+/// order, marked as found in a directory.
+fn receipt_files(paths: &[PathBuf]) -> Result<Vec<(PathBuf, bool)>, CliError> {
+    let mut receipts = Vec::new();
     for path in paths {
         if !path.is_dir() {
-            files.push(path.clone());
+            receipts.push((path.clone(), false));
             continue;
         }
         let entries = fs::read_dir(path).map_err(CliError::input(
@@ -57,11 +58,14 @@ fn receipt_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
             path,
             "the receipt file, or the medium holding it",
         ))?;
-        let mut found: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "receipt") && p.is_file())
-            .collect();
+        let mut found = Vec::new();
+        for entry in entries {
+            // A medium that fails while listed is said to, not passed over.
+            let file = entry.map_err(CliError::io("list", path))?.path();
+            if file.extension().is_some_and(|e| e == "receipt") && file.is_file() {
+                found.push(file);
+            }
+        }
         if found.is_empty() {
             return Err(CliError::Usage(format!(
                 "{} holds no receipt (*.receipt file); give the receipt file the destination sent back, or the directory it is in",
@@ -69,13 +73,20 @@ fn receipt_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
             )));
         }
         found.sort();
-        files.append(&mut found);
+        receipts.extend(found.into_iter().map(|f| (f, true)));
     }
-    Ok(files)
+    let mut seen = std::collections::HashSet::new();
+    receipts.retain(|(f, _)| {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(f).map_or(true, |m| seen.insert((m.dev(), m.ino())))
+    });
+    Ok(receipts)
 }
 
-/// Applies one receipt file.
-fn apply(catalog: &mut Catalog, path: &Path) -> Result<(), CliError> {
+/// Applies one receipt file. One found in a directory (a medium that came
+/// back) for another site's parcel is passed over with a warning: a medium may
+/// carry receipts for several sources.
+fn apply(catalog: &mut Catalog, path: &Path, in_directory: bool) -> Result<(), CliError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|f| f.take(MAX_RECEIPT_LEN as u64 + 1).read_to_end(&mut bytes))
@@ -106,6 +117,15 @@ fn apply(catalog: &mut Catalog, path: &Path) -> Result<(), CliError> {
         reason,
     };
     let own = catalog.site()?.code;
+    if in_directory && r.source_site != own {
+        output::warn(&format!(
+            "{} is site {}'s receipt (for parcel {}); passed over: apply it there",
+            path.display(),
+            r.source_site,
+            r.parcel_id
+        ));
+        return Ok(());
+    }
     let parcel = catalog
         .find_parcel(&r.parcel_id.to_string())?
         .filter(|p| p.direction == Direction::Outgoing)

@@ -214,27 +214,52 @@ fn write_repair_request(
     trust: &Trust,
     path: &std::path::Path,
 ) -> Result<(), CliError> {
-    let Some(parcel_id) = report.parcel_id else {
-        output::warn("no repair request written: no volume of the parcel authenticates");
-        return Ok(());
-    };
-    // A volume of the wrong length may be another parcel's (a stray file
-    // on the medium): it is that parcel's to ask for, not this one's.
-    let ours = |file: &std::path::Path| {
+    let header_of = |file: &std::path::Path| {
         parcel_format::read::authenticate_volume(file, &trust.keys)
-            .is_ok_and(|(header, _)| header.parcel_id == parcel_id)
+            .ok()
+            .map(|(header, _)| header)
     };
-    let mut lost: Vec<u32> = report
-        .problems
-        .iter()
-        .filter_map(|p| match p {
-            Problem::MissingVolume { volume, .. } | Problem::VolumeCorrupt { volume, .. } => {
-                Some(*volume)
+    let (parcel_id, mut lost): (_, Vec<u32>) = match report.parcel_id {
+        Some(parcel_id) => (
+            parcel_id,
+            report
+                .problems
+                .iter()
+                .filter_map(|p| match p {
+                    Problem::MissingVolume { volume, .. }
+                    | Problem::VolumeCorrupt { volume, .. } => Some(*volume),
+                    // A volume of the wrong length may be another parcel's
+                    // (a stray file on the medium): that parcel's to ask for.
+                    Problem::VolumeLength { path, volume, .. }
+                        if header_of(path).is_some_and(|h| h.parcel_id == parcel_id) =>
+                    {
+                        Some(*volume)
+                    }
+                    _ => None,
+                })
+                .collect(),
+        ),
+        None => {
+            // No volume was read: every data volume given was set aside for
+            // its length (copies cut short). Their parcel is asked for
+            // whole, none of its volumes being usable.
+            let cut_short = report.problems.iter().find_map(|p| match p {
+                Problem::VolumeLength { path, .. } => header_of(path),
+                _ => None,
+            });
+            match cut_short {
+                Some(h) if h.volume_count <= parcel_format::limits::MAX_VOLUMES => {
+                    (h.parcel_id, (1..=h.volume_count).collect())
+                }
+                _ => {
+                    output::warn(
+                        "no repair request written: no volume of the parcel authenticates",
+                    );
+                    return Ok(());
+                }
             }
-            Problem::VolumeLength { path, volume, .. } if ours(path) => Some(*volume),
-            _ => None,
-        })
-        .collect();
+        }
+    };
     lost.sort_unstable();
     lost.dedup();
     if lost.is_empty() {

@@ -592,9 +592,17 @@ fn receipt_apply_of_a_returned_medium_applies_every_receipt_on_it() {
     )
     .expect("forged receipt");
     fs::write(back.join("notes.txt"), "not a receipt").expect("other file");
-    // Every receipt is tried; the forged one fails (exit 3) without
+    // Another source's receipt on the same medium is passed over.
+    let lux = world.site("LUX");
+    lux.trust(&bxl);
+    bxl.trust(&lux);
+    let (_, for_lux) = deliver(&world, &lux, &bxl, &package, "gadgets", 1);
+    fs::copy(&for_lux, back.join("d.receipt")).expect("copy");
+    // Every receipt is tried, each once (a.receipt is given twice: by the
+    // directory and by its path); the forged one fails (exit 3) without
     // keeping the others from being applied.
-    cen.run(&["receipt", "apply", arg(&back)])
+    let a = back.join("a.receipt");
+    cen.run(&["receipt", "apply", arg(&back), arg(&a)])
         .code(3)
         .stdout(predicate::str::contains(format!(
             "parcel {} confirmed",
@@ -605,7 +613,10 @@ fn receipt_apply_of_a_returned_medium_applies_every_receipt_on_it() {
             second.parcel_id
         )))
         .stderr(predicate::str::contains("c.receipt"))
-        .stderr(predicate::str::contains("1 of 3 receipts were not applied"));
+        .stderr(predicate::str::contains("is site LUX's receipt"))
+        .stderr(predicate::str::contains(
+            "1 of 4 receipts were not applied (see above); the others were",
+        ));
     assert_eq!(cen.status(&first.parcel_id), "confirmed");
     assert_eq!(cen.status(&second.parcel_id), "confirmed");
     // A directory without a receipt is a usage error.
@@ -1296,6 +1307,44 @@ fn import_refuses_a_package_id_another_origin_brings_unless_told_its_new_origin(
     // And from then on CEN is the other origin.
     let (out3, out4) = (world.medium(), world.medium());
     cen.create(&package, "tools", 100, "BXL", &[&out3, &out4]);
+    bxl.import(&[&out3, &out4])
+        .code(4)
+        .stderr(predicate::str::contains(
+            "the store holds tools from site LUX",
+        ));
+}
+
+#[test]
+fn new_origin_hands_over_a_version_already_in_the_store_with_the_same_content() {
+    let (world, cen, bxl) = two_sites();
+    let lux = world.site("LUX");
+    lux.trust(&bxl);
+    bxl.trust(&lux);
+    let package = world.package("tools", 1);
+    deliver(&world, &cen, &bxl, &package, "tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    lux.create(&package, "tools", 1, "BXL", &[&out1, &out2]);
+    bxl.import(&[&out1, &out2])
+        .code(4)
+        .stderr(predicate::str::contains(
+            "the store holds tools from site CEN",
+        ));
+    let imported = bxl.json(&[
+        "import",
+        arg(&out1),
+        arg(&out2),
+        "--new-origin",
+        "LUX",
+        "--json",
+    ]);
+    assert_eq!(imported["already_in_store"], true, "{imported}");
+    assert_eq!(imported["origin_handed_over_from"], "CEN", "{imported}");
+    let packages = bxl.json(&["packages", "--json"]);
+    assert_eq!(packages[0]["origin_site"], "LUX", "{packages}");
+    // LUX's next version goes in without the option, and CEN's no longer.
+    deliver(&world, &lux, &bxl, &package, "tools", 2);
+    let (out3, out4) = (world.medium(), world.medium());
+    cen.create(&package, "tools", 3, "BXL", &[&out3, &out4]);
     bxl.import(&[&out3, &out4])
         .code(4)
         .stderr(predicate::str::contains(

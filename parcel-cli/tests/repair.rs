@@ -554,6 +554,36 @@ fn a_repair_request_asks_only_for_the_volumes_of_the_parcel_read() {
 }
 
 #[test]
+fn a_repair_request_asks_for_the_whole_parcel_when_every_volume_was_cut_short() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 6);
+    let out = world.medium();
+    let volumes = create_onto(&cen, &package, 1, &[&out], &[]).volumes;
+    let count = volumes.len();
+    for volume in &volumes {
+        let len = fs::metadata(volume).expect("volume").len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(volume)
+            .and_then(|f| f.set_len(len - 100))
+            .expect("cut short");
+    }
+    let request = world.dir("mail").join("request.txt");
+    let all: Vec<String> = (1..=count).map(|n| n.to_string()).collect();
+    bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
+        .code(3)
+        .stderr(predicate::str::contains(format!(
+            "repair request for volume(s) {} written to",
+            all.join(", ")
+        )));
+    let text = fs::read_to_string(&request).expect("request written");
+    assert!(
+        text.contains(&format!("\nmissing: {}\n", all.join(" "))),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_repair_request_is_answered_only_for_its_destination_and_a_parcel_sent_there() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 8);
