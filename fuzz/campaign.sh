@@ -23,6 +23,11 @@
 #   CARGO_TARGET_DIR=/tmp/fz cargo +nightly fuzz build -a -s none --target-dir /tmp/fz
 #   CARGO_TARGET_DIR=/tmp/fz setsid nohup fuzz/campaign.sh verify_set 10000000 170 &
 #
+# Each segment's `cargo fuzz run` rebuilds the target if the sources of this
+# checkout changed since: to move a campaign to a new commit, build it into a
+# new target directory first, then stop the campaign and start it again with
+# that directory (the same LOGDIR goes on counting).
+#
 # Stop a campaign by killing this script and sending SIGINT to the fuzzer,
 # which then prints its final stats (add them to LOGDIR/total by hand).
 set -u
