@@ -27,8 +27,8 @@ use crate::disk::{available_space, human_bytes, sync_dir, sync_filesystem};
 use crate::error::CliError;
 use crate::home::{Context, Home};
 use crate::media::{
-    catalog_path, dir_writable, one_parcel, problems_error, subject_of, volume_files,
-    RepairScratch, Trust,
+    catalog_path, choose_copies, dir_writable, one_parcel, problems_error, subject_of,
+    volume_files, RepairScratch, Trust,
 };
 use crate::output;
 use crate::progress::Progress;
@@ -45,6 +45,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     let trust = Trust::load(&catalog, &site)?;
     let files = volume_files(&args.paths)?;
     one_parcel(&files, &trust.keys)?;
+    let files = choose_copies(ctx, files, &trust.keys);
     // Volumes lost or damaged within the repair data are rebuilt first, into
     // a scratch directory in the staging area (removed when done; `clean_up`
     // removes it after a crash), and the parcel is read from them.

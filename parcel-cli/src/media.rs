@@ -5,13 +5,103 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
+use parcel_format::header::VolumeHeader;
+use parcel_format::read::{authenticate_volume, check_volume_len};
 use parcel_format::sign::{PublicKey, TrustedKeys};
+use parcel_format::verify::body_matches;
 use parcel_format::volume::looks_like_volume;
-use parcel_format::{FailureClass, Problem};
+use parcel_format::{FailureClass, ParcelId, Problem};
 
 use crate::catalog::{Catalog, SiteRecord};
 use crate::error::CliError;
+use crate::home::Context;
 use crate::output;
+
+/// Leaves out of `files` the copies of a data volume that are not read: of
+/// several copies of one volume (a volume rebuilt by `create --repair` given
+/// beside its damaged original, a medium copied twice), the first whose
+/// bytes match the signed hash is read, and each other one is named (a
+/// damaged copy in a warning: its medium may be failing). When no copy is
+/// intact, all stay, for the reader to report. A file named as a parity
+/// volume whose header does not authenticate is left out too, with a
+/// warning: repair data is optional (FORMAT.md §13.1), and nothing is read
+/// from a file that does not authenticate, so an intact parcel is not
+/// refused for it.
+pub fn choose_copies(ctx: &Context, files: Vec<PathBuf>, trust: &TrustedKeys) -> Vec<PathBuf> {
+    let mut copies: BTreeMap<(ParcelId, u32), Vec<(usize, VolumeHeader)>> = BTreeMap::new();
+    let mut left_out = vec![false; files.len()];
+    for (i, file) in files.iter().enumerate() {
+        match authenticate_volume(file, trust) {
+            Ok((header, len))
+                if !header.is_parity_volume() && check_volume_len(file, &header, len).is_ok() =>
+            {
+                copies
+                    .entry((header.parcel_id, header.volume))
+                    .or_default()
+                    .push((i, header));
+            }
+            Ok(_) => {}
+            Err(problem) if named_like_volume(file) && is_parity_name(file) => {
+                output::warn(&format!(
+                    "{problem}; it is named as a parity volume (repair data): left out, the parcel is read without it"
+                ));
+                left_out[i] = true;
+            }
+            Err(_) => {}
+        }
+    }
+    for ((_, volume), group) in copies.into_iter().filter(|(_, g)| g.len() > 1) {
+        let intact: Vec<bool> = group
+            .iter()
+            .map(|(i, header)| {
+                files
+                    .get(*i)
+                    .is_some_and(|f| body_matches(f, header).unwrap_or(false))
+            })
+            .collect();
+        let Some(chosen) = intact.iter().position(|ok| *ok) else {
+            continue;
+        };
+        let read = group.get(chosen).and_then(|(i, _)| files.get(*i));
+        let Some(read) = read else { continue };
+        for (k, (i, _)) in group.iter().enumerate().filter(|(k, _)| *k != chosen) {
+            let Some(file) = files.get(*i) else { continue };
+            if intact.get(k).copied().unwrap_or(false) {
+                ctx.note(&format!(
+                    "{} is a second intact copy of volume {volume} ({} is read)",
+                    file.display(),
+                    read.display()
+                ));
+            } else {
+                output::warn(&format!(
+                    "{} is a damaged copy of volume {volume} (its bytes do not match the signed hash); the intact copy {} is read instead. The medium holding the damaged copy may be failing",
+                    file.display(),
+                    read.display()
+                ));
+            }
+            if let Some(flag) = left_out.get_mut(*i) {
+                *flag = true;
+            }
+        }
+    }
+    files
+        .into_iter()
+        .zip(left_out)
+        .filter_map(|(file, out)| (!out).then_some(file))
+        .collect()
+}
+
+/// Whether a volume file name is a parity volume's (`….par-NNN-of-MMM.tar`,
+/// FORMAT.md §2.5).
+fn is_parity_name(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit_once('.').map(|(rest, _)| rest))
+        .and_then(|n| n.rsplit_once('.'))
+        .is_some_and(|(_, number)| number.starts_with("par-"))
+}
 
 /// Most problems listed in one message; the rest are counted.
 const LISTED_PROBLEMS: usize = 20;

@@ -24,7 +24,7 @@ use crate::cli::VerifyArgs;
 use crate::clock;
 use crate::error::CliError;
 use crate::home::Context;
-use crate::media::{one_parcel, problems_error, volume_files, RepairScratch, Trust};
+use crate::media::{choose_copies, one_parcel, problems_error, volume_files, RepairScratch, Trust};
 use crate::out_file;
 use crate::output;
 use crate::progress::Progress;
@@ -50,6 +50,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     }
     let files = volume_files(&args.paths)?;
     one_parcel(&files, &trust.keys)?;
+    let files = choose_copies(ctx, files, &trust.keys);
     let scratch_parent = ctx.home.root().join("repair");
     RepairScratch::sweep_stale(&scratch_parent);
     let scratch = RepairScratch::new(&scratch_parent);

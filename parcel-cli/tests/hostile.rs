@@ -704,16 +704,39 @@ fn import_refuses_a_volume_cut_at_any_entry_boundary_or_inside_stored_data() {
 }
 
 #[test]
-fn import_refuses_a_volume_given_twice() {
+fn a_volume_given_twice_is_read_from_an_intact_copy_and_refused_when_none_is() {
     let s = scene();
     let parcel = s.multi_volume(12, 2, None);
-    let copy = s.world.dir("copies").join("second-copy.tar");
+    let copies = s.world.dir("copies");
+    let copy = copies.join("second-copy.tar");
     fs::copy(&parcel.volumes[1], &copy).expect("copy");
+    // The original damaged, a copy intact (a volume rebuilt by `create
+    // --repair` beside the original): the copy is read, the damage named.
+    let len = fs::metadata(&parcel.volumes[1]).expect("volume").len();
+    flip_byte(&parcel.volumes[1], len - 2000);
     let mut paths = parcel.volumes.clone();
-    paths.push(copy);
+    paths.push(copy.clone());
+    let args: Vec<&str> = paths.iter().map(|p| arg(p)).collect();
+    s.bxl
+        .run(&[&["verify"][..], &args].concat())
+        .success()
+        .stderr(predicates::str::contains(format!(
+            "{} is a damaged copy of volume 2",
+            parcel.volumes[1].display()
+        )))
+        .stderr(predicates::str::contains(format!(
+            "the intact copy {} is read instead",
+            copy.display()
+        )));
+    // Both copies damaged: the reader is given both, and refuses.
+    flip_byte(&copy, len - 2000);
     let needles = ["volume 2 given twice", "second-copy.tar"];
     s.verify_refused(&paths, &needles);
     s.import_refused(&paths, 3, &needles);
+    // Two intact copies: one is read.
+    flip_byte(&copy, len - 2000);
+    flip_byte(&parcel.volumes[1], len - 2000);
+    s.bxl.run(&[&["import"][..], &args].concat()).success();
 }
 
 #[test]

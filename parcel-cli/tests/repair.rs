@@ -584,6 +584,52 @@ fn a_repair_request_asks_for_the_whole_parcel_when_every_volume_was_cut_short() 
 }
 
 #[test]
+fn volumes_rebuilt_on_request_are_read_instead_of_their_damaged_originals() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 6);
+    let out = world.medium();
+    let volumes = create_onto(&cen, &package, 1, &[&out], &[]).volumes;
+    assert!(volumes.len() >= 3, "{volumes:?}");
+    // Volume 2 damaged in the middle, on a medium that cannot be written
+    // (a disc): the damaged copy stays where it is.
+    let len = fs::metadata(&volumes[1]).expect("volume").len();
+    flip_byte(&volumes[1], (len / 2) as usize);
+    let request = world.dir("mail").join("request.txt");
+    bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
+        .code(3);
+    let answer = world.medium();
+    answer_request(&cen, &request, &package, &answer).success();
+    // As the hint says: the rebuilt volumes together with those held.
+    bxl.run(&["import", arg(&out), arg(&answer)])
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "{} is a damaged copy of volume 2",
+            volumes[1].display()
+        )));
+    bxl.assert_holds("tools", 1, &package);
+}
+
+#[test]
+fn a_parity_volume_whose_header_is_damaged_is_left_out_of_an_intact_parcel() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 6);
+    let out = world.medium();
+    let parcel = create_with_parity(&cen, &package, 1, "50", &out);
+    let parity = parcel.parity.first().expect("a parity volume");
+    let mut bytes = fs::read(parity).expect("parity volume");
+    bytes[600..800].fill(0);
+    fs::write(parity, bytes).expect("damage its header");
+    for command in ["verify", "import"] {
+        bxl.run(&[command, arg(&out)])
+            .success()
+            .stderr(predicate::str::contains(
+                "it is named as a parity volume (repair data): left out",
+            ));
+    }
+    bxl.assert_holds("tools", 1, &package);
+}
+
+#[test]
 fn a_repair_request_is_answered_only_for_its_destination_and_a_parcel_sent_there() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 8);

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::content::PackCache;
 use crate::encrypt::Identity;
 use crate::error::{FailureClass, Problem};
+use crate::header::VolumeHeader;
 use crate::limits::VOLUME_PREFIX;
 use crate::manifest::EntryKind;
 use crate::read::{check_index, open_volumes, read_keys_entry, worst_class, Parcel, Volume};
@@ -433,6 +434,13 @@ impl Parcel {
 enum Hashed {
     Bytes(u64),
     Done(std::io::Result<[u8; 32]>),
+}
+
+/// Whether the body of the volume file at `path` hashes to the signed
+/// `body_sha256` of its (authenticated) `header`: the media check of one
+/// volume (FORMAT.md §7.4 step 1), for a reader choosing among copies of it.
+pub fn body_matches(path: &Path, header: &VolumeHeader) -> std::io::Result<bool> {
+    Ok(hash_body(path, &mut |_| {})? == header.body_sha256)
 }
 
 fn hash_body(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<[u8; 32]> {
