@@ -240,7 +240,7 @@ pub struct CreateArgs {
     pub to: Option<String>,
     /// Answer a repair request (written by `parcel verify --repair-request`
     /// at the destination): rebuild the volumes it asks for from --package
-    /// into the first --out directory, signed like the originals
+    /// into the one --out directory, signed like the originals
     #[arg(long, value_name = "FILE", conflicts_with_all = ["package_id", "version", "to", "base", "parity", "encrypt", "comment", "level", "volume_size", "medium_size", "force_base", "no_verify", "no_space_check"])]
     pub repair: Option<PathBuf>,
     /// Where to write volumes; repeat for one directory per medium, used in turn

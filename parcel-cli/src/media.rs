@@ -399,7 +399,7 @@ pub fn describe(problems: &[Problem], volumes: &[(u32, PathBuf)]) -> String {
 fn hint(problem: &Problem) -> String {
     let advice = match problem {
         Problem::MissingVolume { .. } => {
-            "; if that medium is lost, `parcel verify --repair-request FILE` on the volumes at hand writes a request the sender answers with the lost volumes"
+            "; if that medium is lost, `parcel verify --repair-request FILE` on the volumes at hand writes a request the sender answers with the lost volumes (for an encrypted parcel, whose source cannot rebuild volumes, ask the sender for a new parcel)"
         }
         Problem::UntrustedSigner { .. } => {
             "; if that site is to be trusted, trust its key with `parcel key trust` after checking its fingerprint"
@@ -408,7 +408,7 @@ fn hint(problem: &Problem) -> String {
         | Problem::VolumeCorrupt { .. }
         | Problem::PackCorrupt { .. }
         | Problem::ChunkCorrupt { .. } => {
-            "; copy the volume again from the original medium, or ask the sender for a new copy (`parcel verify --repair-request FILE` writes the request)"
+            "; copy the volume again from the original medium, or ask the sender for a new copy (`parcel verify --repair-request FILE` writes the request; for an encrypted parcel, ask for a new parcel)"
         }
         Problem::ForeignVolume { .. } | Problem::DuplicateVolume { .. } => "",
         Problem::BaseModified { .. } => {
