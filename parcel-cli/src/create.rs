@@ -705,6 +705,31 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
                 .join(", ")
         ));
     }
+    if let Some(percent) = o.parity {
+        let count = paths.len() as u64;
+        // The most data volumes one medium holds: what losing it costs.
+        let mut per_medium: std::collections::BTreeMap<&Path, u64> = Default::default();
+        for p in &paths {
+            *per_medium.entry(p.parent().unwrap_or(p)).or_default() += 1;
+        }
+        let media = per_medium.len();
+        let (medium, most) = per_medium
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .unwrap_or((Path::new(""), 1));
+        if u64::from(percent) * count < 100 {
+            ctx.note(&format!(
+                "with {count} volume(s), {percent}% repair data rebuilds damaged blocks but not a whole lost volume; that needs --parity {} or more",
+                100u64.div_ceil(count.max(1))
+            ));
+        } else if media > 1 && most > 1 && u64::from(percent) * count < 100 * most {
+            output::warn(&format!(
+                "{} holds {most} of the {count} volumes: {percent}% repair data rebuilds any one lost volume, but not that whole medium lost; that needs --parity {} or more (or smaller media)",
+                medium.display(),
+                (100 * most).div_ceil(count.max(1))
+            ));
+        }
+    }
     if o.json {
         output::print_json(&json!({
             "parcel_id": record.parcel_id,
@@ -754,15 +779,6 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             }
         }
         output::print(&text)?;
-        if let Some(percent) = o.parity {
-            let count = paths.len() as u64;
-            if u64::from(percent) * count < 100 {
-                ctx.note(&format!(
-                    "with {count} volume(s), {percent}% repair data rebuilds damaged blocks but not a whole lost volume; that needs --parity {} or more",
-                    100u64.div_ceil(count.max(1))
-                ));
-            }
-        }
         ctx.note(&format!(
             "next: ship the media, then `{} sent {} --via CARRIER`",
             ctx.parcel_command(),

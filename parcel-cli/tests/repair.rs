@@ -139,9 +139,24 @@ fn create_warns_when_the_repair_data_shares_a_medium_with_data() {
     fs::remove_dir_all(&usb1).expect("clear");
     fs::remove_dir_all(&usb2).expect("clear");
     let (usb3, usb4, usb5) = (world.medium(), world.medium(), world.medium());
-    let (_, parity, stderr) = create(&[&usb3, &usb4, &usb5]);
+    let (volumes, parity, stderr) = create(&[&usb3, &usb4, &usb5]);
     assert!(parity.iter().all(|p| p.starts_with(&usb5)), "{parity:?}");
     assert!(!stderr.contains("shares"), "{stderr}");
+    // But 34% does not rebuild a whole medium of several volumes, and
+    // that is said.
+    let on_usb3 = volumes.iter().filter(|v| v.starts_with(&usb3)).count();
+    assert!(
+        on_usb3 > 1 && 34 * volumes.len() < 100 * on_usb3,
+        "{volumes:?}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{} holds {on_usb3} of the {} volumes: 34% repair data rebuilds any one lost volume, but not that whole medium lost",
+            usb3.display(),
+            volumes.len()
+        )),
+        "{stderr}"
+    );
 }
 
 /// `parcel create --repair REQUEST --package PACKAGE --out OUT` at `site`.
