@@ -265,6 +265,8 @@ struct Room {
     needed: u64,
     /// The base version of a delta.
     base_version: Option<u64>,
+    /// Whether repair data is counted in (`--parity`).
+    parity: bool,
 }
 
 impl Room {
@@ -287,6 +289,7 @@ impl Room {
             bound,
             needed,
             base_version: base.map(BaseIndex::package_version),
+            parity: parity.is_some(),
         }
     }
 
@@ -302,13 +305,18 @@ impl Room {
 
     /// What the parcel needs, for the message of a failed room check.
     fn describe(&self) -> String {
+        let parity = if self.parity {
+            ", with its repair data"
+        } else {
+            ""
+        };
         match self.base_version {
             None => format!(
-                "up to {} (the parcel's size before compression)",
+                "up to {} (the parcel's size before compression{parity})",
                 human_bytes(self.needed)
             ),
             Some(v) => format!(
-                "up to {} (before compression, the files that differ from v{v} in size or modification time)",
+                "up to {} (before compression, the files that differ from v{v} in size or modification time{parity})",
                 human_bytes(self.needed)
             ),
         }
