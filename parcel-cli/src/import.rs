@@ -229,6 +229,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                     "receipt": path,
                     "already_imported": true,
                     "already_in_store": held.is_some(),
+                    "origin_handed_over_from": null,
                     "restored": false,
                     "repaired": repaired,
                 }))?;
@@ -385,7 +386,8 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             .as_ref()
             .is_some_and(|p| !store_copy_missing(&ctx.home, p));
     let (files_written, bytes) = if let Some(held) = &restoring {
-        let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)?;
+        let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)
+            .map_err(|e| note_failure(&mut catalog, &id, e))?;
         installed(&ctx.home, &id);
         catalog.note(
             &id,
@@ -410,7 +412,8 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         }
         (0, 0)
     } else {
-        let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)?;
+        let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)
+            .map_err(|e| note_failure(&mut catalog, &id, e))?;
         let record = PackageRecord {
             package_id: manifest.package_id.clone(),
             version: manifest.package_version,
@@ -475,6 +478,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             "package_id": manifest.package_id,
             "version": manifest.package_version,
             "path": store,
+            "store_intact": null,
             "files": files_written,
             "bytes": bytes,
             "receipt": receipt_path,
@@ -502,6 +506,27 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         ));
     }
     Ok(())
+}
+
+/// Records in the parcel's history why its install failed (on one line, at
+/// most `NOTE_CHARS` characters; best effort: the error is what the user
+/// gets either way), so that `show` does not leave a received parcel
+/// unexplained.
+fn note_failure(catalog: &mut Catalog, id: &str, error: CliError) -> CliError {
+    const NOTE_CHARS: usize = 400;
+    let text = error.to_string();
+    let mut line: String = text
+        .split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let Some((cut, _)) = line.char_indices().nth(NOTE_CHARS) {
+        line.truncate(cut);
+        line.push('…');
+    }
+    let _ = catalog.note(id, clock::now(), &format!("not imported: {line}"));
+    error
 }
 
 /// Why an encrypted parcel cannot be read at a site whose home has no

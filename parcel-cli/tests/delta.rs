@@ -276,7 +276,7 @@ fn import_refuses_a_delta_whose_base_is_missing_or_modified() {
     let v1 = v1_delivered_and_confirmed(&world, &cen, &bxl);
     let v2 = next_version(&world, &v1);
     let out = world.medium();
-    create_json(&cen, &v2, "BXL", &out, &["--base", "1"]);
+    let created = create_json(&cen, &v2, "BXL", &out, &["--base", "1"]);
 
     // Modified base: a byte of v1's large file changed in the store.
     let stored = bxl.store("tools", 1).join("data/blob.bin");
@@ -289,6 +289,20 @@ fn import_refuses_a_delta_whose_base_is_missing_or_modified() {
         .stderr(predicate::str::contains("data/blob.bin"))
         .stderr(predicate::str::contains("modified"));
     assert_eq!(bxl.store_state(), before);
+    // The parcel stays received, its history saying why it was not imported.
+    let id = created["parcel_id"].as_str().expect("parcel id");
+    let shown = bxl.json(&["show", id, "--json"]);
+    assert_eq!(shown["status"], "received", "{shown}");
+    assert!(
+        shown["history"]
+            .as_array()
+            .expect("history")
+            .iter()
+            .any(|e| e["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("not imported: ") && d.contains("modified"))),
+        "{shown}"
+    );
 
     // Missing base: a third site holding no v1.
     let lux = world.site("LUX");
