@@ -134,11 +134,11 @@ pub enum Problem {
         count: u32,
     },
     /// A volume's length differs from what its header declares (truncated or extended).
-    #[error("{path}: volume {volume} is {actual} bytes, its header says {expected}; the copy is truncated or damaged")]
+    #[error("{path}: {} is {actual} bytes, its header says {expected}; the copy is truncated or damaged", volume_name(*.volume))]
     VolumeLength {
         /// The file.
         path: PathBuf,
-        /// The volume number.
+        /// The volume number (0 for a parity volume, FORMAT.md §13.2).
         volume: u32,
         /// Declared length.
         expected: u64,
@@ -409,4 +409,13 @@ pub enum WriteError {
     /// The output would need more volumes than the format allows.
     #[error("the parcel needs more than {max} volumes; choose a larger --volume-size", max = crate::limits::MAX_VOLUMES)]
     TooManyVolumes,
+}
+
+/// "volume N", or "a parity volume" for number 0 (FORMAT.md §13.2).
+fn volume_name(volume: u32) -> String {
+    if volume == 0 {
+        "a parity volume".to_owned()
+    } else {
+        format!("volume {volume}")
+    }
 }
