@@ -45,7 +45,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     let trust = Trust::load(&catalog, &site)?;
     let files = volume_files(&args.paths)?;
     one_parcel(&files, &trust.keys)?;
-    let files = choose_copies(ctx, files, &trust.keys);
+    let (files, left_out) = choose_copies(ctx, files, &trust.keys);
     // Volumes lost or damaged within the repair data are rebuilt first, into
     // a scratch directory in the staging area (removed when done; `clean_up`
     // removes it after a crash), and the parcel is read from them.
@@ -232,6 +232,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                     "origin_handed_over_from": null,
                     "restored": false,
                     "repaired": repaired,
+                    "copies_left_out": left_out,
                 }))?;
             } else {
                 output::print(&format!(
@@ -387,7 +388,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             .is_some_and(|p| !store_copy_missing(&ctx.home, p));
     let (files_written, bytes) = if let Some(held) = &restoring {
         let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)
-            .map_err(|e| note_failure(&mut catalog, &id, e))?;
+            .map_err(|e| note_failure(&mut catalog, &id, "not installed again", e))?;
         installed(&ctx.home, &id);
         catalog.note(
             &id,
@@ -413,7 +414,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         (0, 0)
     } else {
         let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)
-            .map_err(|e| note_failure(&mut catalog, &id, e))?;
+            .map_err(|e| note_failure(&mut catalog, &id, "not imported", e))?;
         let record = PackageRecord {
             package_id: manifest.package_id.clone(),
             version: manifest.package_version,
@@ -487,6 +488,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             "origin_handed_over_from": handed_over_from,
             "restored": restoring.is_some(),
             "repaired": repaired,
+            "copies_left_out": left_out,
         }))?;
     } else {
         output::print(&format!(
@@ -508,11 +510,11 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Records in the parcel's history why its install failed (on one line, at
+/// Records in the parcel's history why its install failed, as `what` (on one line, at
 /// most `NOTE_CHARS` characters; best effort: the error is what the user
 /// gets either way), so that `show` does not leave a received parcel
 /// unexplained.
-fn note_failure(catalog: &mut Catalog, id: &str, error: CliError) -> CliError {
+fn note_failure(catalog: &mut Catalog, id: &str, what: &str, error: CliError) -> CliError {
     const NOTE_CHARS: usize = 400;
     let text = error.to_string();
     let mut line: String = text
@@ -525,7 +527,7 @@ fn note_failure(catalog: &mut Catalog, id: &str, error: CliError) -> CliError {
         line.truncate(cut);
         line.push('…');
     }
-    let _ = catalog.note(id, clock::now(), &format!("not imported: {line}"));
+    let _ = catalog.note(id, clock::now(), &format!("{what}: {line}"));
     error
 }
 

@@ -14,93 +14,183 @@ use parcel_format::verify::body_matches;
 use parcel_format::volume::looks_like_volume;
 use parcel_format::{FailureClass, ParcelId, Problem};
 
+use serde::Serialize;
+
 use crate::catalog::{Catalog, SiteRecord};
 use crate::error::CliError;
 use crate::home::Context;
 use crate::output;
 
+/// A file [`choose_copies`] leaves out, and why.
+#[derive(Debug, Serialize)]
+pub struct LeftOut {
+    /// The file.
+    pub path: PathBuf,
+    /// The data volume it is a copy of (none for a parity volume).
+    pub volume: Option<u32>,
+    /// `damaged copy`, `other copy` or `parity volume not authenticated`.
+    pub reason: &'static str,
+}
+
+/// A file authenticated as a data volume: its index among the files given,
+/// its header, and whether its length is the signed one.
+type VolumeCopy = (usize, VolumeHeader, bool);
+
+/// Copies of one volume examined at most; more are left to the reader
+/// (which refuses them as given twice): each is hashed whole.
+const MAX_COPIES: usize = 4;
+
 /// Leaves out of `files` the copies of a data volume that are not read: of
-/// several copies of one volume (a volume rebuilt by `create --repair` given
-/// beside its damaged original, a medium copied twice), the first whose
-/// bytes match the signed hash is read, and each other one is named (a
-/// damaged copy in a warning: its medium may be failing). When no copy is
-/// intact, all stay, for the reader to report. A file named as a parity
-/// volume whose header does not authenticate is left out too, with a
-/// warning: repair data is optional (FORMAT.md §13.1), and nothing is read
-/// from a file that does not authenticate, so an intact parcel is not
-/// refused for it.
-pub fn choose_copies(ctx: &Context, files: Vec<PathBuf>, trust: &TrustedKeys) -> Vec<PathBuf> {
-    let mut copies: BTreeMap<(ParcelId, u32), Vec<(usize, VolumeHeader)>> = BTreeMap::new();
-    let mut left_out = vec![false; files.len()];
+/// several copies of one volume with the same signed header (a volume
+/// rebuilt by `create --repair` given beside its damaged or cut-short
+/// original, a medium copied twice), the first whose length and bytes match
+/// the signed ones is read and the others are named (a damaged one in a
+/// warning: its medium may be failing); the copies after it are not read at
+/// all. When no copy is intact, the first is read, for the reader (and the
+/// repair data, if any) to deal with. Files whose headers differ in anything
+/// (another signer reusing the parcel id…) are not copies: they are all
+/// left to the reader, which refuses what does not belong. A file named as a
+/// parity volume whose header is damaged (bad signature, not a volume) is
+/// left out too, with a warning: repair data is optional (FORMAT.md §13.1)
+/// and nothing is read from it.
+pub fn choose_copies(
+    ctx: &Context,
+    files: Vec<PathBuf>,
+    trust: &TrustedKeys,
+) -> (Vec<PathBuf>, Vec<LeftOut>) {
+    // By parcel id and volume number: each file's index in `files`, its
+    // header, and whether its length is the signed one.
+    let mut copies: BTreeMap<(ParcelId, u32), Vec<VolumeCopy>> = BTreeMap::new();
+    let mut left_out: Vec<Option<LeftOut>> = files.iter().map(|_| None).collect();
     for (i, file) in files.iter().enumerate() {
         match authenticate_volume(file, trust) {
-            Ok((header, len))
-                if !header.is_parity_volume() && check_volume_len(file, &header, len).is_ok() =>
-            {
+            Ok((header, _)) if header.is_parity_volume() => {}
+            Ok((header, len)) => {
+                let length_ok = check_volume_len(file, &header, len).is_ok();
                 copies
                     .entry((header.parcel_id, header.volume))
                     .or_default()
-                    .push((i, header));
+                    .push((i, header, length_ok));
             }
-            Ok(_) => {}
-            Err(problem) if named_like_volume(file) && is_parity_name(file) => {
+            Err(problem @ (Problem::BadSignature { .. } | Problem::NotAVolume { .. }))
+                if is_parity_name(file) =>
+            {
                 output::warn(&format!(
                     "{problem}; it is named as a parity volume (repair data): left out, the parcel is read without it"
                 ));
-                left_out[i] = true;
+                if let Some(slot) = left_out.get_mut(i) {
+                    *slot = Some(LeftOut {
+                        path: file.clone(),
+                        volume: None,
+                        reason: "parity volume not authenticated",
+                    });
+                }
             }
             Err(_) => {}
         }
     }
-    for ((_, volume), group) in copies.into_iter().filter(|(_, g)| g.len() > 1) {
-        let intact: Vec<bool> = group
-            .iter()
-            .map(|(i, header)| {
-                files
-                    .get(*i)
-                    .is_some_and(|f| body_matches(f, header).unwrap_or(false))
-            })
-            .collect();
-        let Some(chosen) = intact.iter().position(|ok| *ok) else {
+    for ((_, volume), group) in copies {
+        let same = group
+            .first()
+            .is_some_and(|(_, first, _)| group.iter().all(|(_, h, _)| h == first));
+        if group.len() < 2 || group.len() > MAX_COPIES || !same {
+            continue;
+        }
+        // The first intact copy; those before it are damaged (or unreadable).
+        let mut damaged = Vec::new();
+        let mut read = None;
+        for (i, header, length_ok) in &group {
+            let Some(file) = files.get(*i) else { continue };
+            let intact = if *length_ok {
+                body_matches(file, header).map_err(|e| e.to_string())
+            } else {
+                Ok(false)
+            };
+            match intact {
+                Ok(true) => {
+                    read = Some(*i);
+                    break;
+                }
+                Ok(false) => damaged.push((*i, None)),
+                Err(error) => damaged.push((*i, Some(error))),
+            }
+        }
+        // None intact: the first is read, and found damaged there.
+        let read = read.or_else(|| group.first().map(|(i, _, _)| *i));
+        let Some(read_path) = read.and_then(|i| files.get(i)) else {
             continue;
         };
-        let read = group.get(chosen).and_then(|(i, _)| files.get(*i));
-        let Some(read) = read else { continue };
-        for (k, (i, _)) in group.iter().enumerate().filter(|(k, _)| *k != chosen) {
-            let Some(file) = files.get(*i) else { continue };
-            if intact.get(k).copied().unwrap_or(false) {
-                ctx.note(&format!(
-                    "{} is a second intact copy of volume {volume} ({} is read)",
-                    file.display(),
-                    read.display()
-                ));
-            } else {
-                output::warn(&format!(
-                    "{} is a damaged copy of volume {volume} (its bytes do not match the signed hash); the intact copy {} is read instead. The medium holding the damaged copy may be failing",
-                    file.display(),
-                    read.display()
-                ));
+        for (i, _, _) in &group {
+            if Some(*i) == read {
+                continue;
             }
-            if let Some(flag) = left_out.get_mut(*i) {
-                *flag = true;
+            let Some(file) = files.get(*i) else { continue };
+            let (reason, text) = match damaged.iter().find(|(d, _)| d == i) {
+                Some((_, error)) => (
+                    "damaged copy",
+                    format!(
+                        "{} is a damaged copy of volume {volume} ({}); {} is read instead{}",
+                        file.display(),
+                        match error {
+                            Some(error) => format!("it cannot be read: {error}"),
+                            None => "its length or bytes do not match the signed ones".to_owned(),
+                        },
+                        read_path.display(),
+                        if read == group.first().map(|(i, _, _)| *i) {
+                            " (no copy is intact)"
+                        } else {
+                            ". The medium holding the damaged copy may be failing"
+                        }
+                    ),
+                ),
+                None => (
+                    "other copy",
+                    format!(
+                        "{} is another copy of volume {volume}, not read: {} is read",
+                        file.display(),
+                        read_path.display()
+                    ),
+                ),
+            };
+            if reason == "damaged copy" {
+                output::warn(&text);
+            } else {
+                ctx.note(&text);
+            }
+            if let Some(slot) = left_out.get_mut(*i) {
+                *slot = Some(LeftOut {
+                    path: file.clone(),
+                    volume: Some(volume),
+                    reason,
+                });
             }
         }
     }
-    files
-        .into_iter()
-        .zip(left_out)
-        .filter_map(|(file, out)| (!out).then_some(file))
-        .collect()
+    let mut chosen = Vec::new();
+    let mut out = Vec::new();
+    for (file, slot) in files.into_iter().zip(left_out) {
+        match slot {
+            Some(left) => out.push(left),
+            None => chosen.push(file),
+        }
+    }
+    (chosen, out)
 }
 
 /// Whether a volume file name is a parity volume's (`….par-NNN-of-MMM.tar`,
 /// FORMAT.md §2.5).
 fn is_parity_name(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.rsplit_once('.').map(|(rest, _)| rest))
-        .and_then(|n| n.rsplit_once('.'))
-        .is_some_and(|(_, number)| number.starts_with("par-"))
+    named_like_volume(path)
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_ascii_lowercase)
+            .and_then(|n| {
+                n.rsplit_once('.').and_then(|(rest, _)| {
+                    rest.rsplit_once('.').map(|(_, number)| number.to_owned())
+                })
+            })
+            .is_some_and(|number| number.starts_with("par-"))
 }
 
 /// Most problems listed in one message; the rest are counted.
@@ -232,7 +322,9 @@ pub fn subject_of(files: &[PathBuf], trust: &TrustedKeys) -> String {
 fn named_like_volume(path: &Path) -> bool {
     let digits = |s: &str| s.len() >= 3 && s.bytes().all(|b| b.is_ascii_digit());
     let parse = || -> Option<bool> {
-        let name = path.file_name()?.to_str()?.strip_suffix(".tar")?;
+        // Discs may hold names upper-cased.
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        let name = name.strip_suffix(".tar")?;
         let (rest, count) = name.rsplit_once("-of-")?;
         let (stem, number) = rest.rsplit_once('.')?;
         let number = number.strip_prefix("par-").unwrap_or(number);

@@ -50,7 +50,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     }
     let files = volume_files(&args.paths)?;
     one_parcel(&files, &trust.keys)?;
-    let files = choose_copies(ctx, files, &trust.keys);
+    let (files, left_out) = choose_copies(ctx, files, &trust.keys);
     let scratch_parent = ctx.home.root().join("repair");
     RepairScratch::sweep_stale(&scratch_parent);
     let scratch = RepairScratch::new(&scratch_parent);
@@ -124,6 +124,8 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             "parity_percent": repair.percent,
             "repaired": repaired,
             "repair_notes": repair.notes,
+            // Copies of a volume not read, as `choose_copies` chose.
+            "copies_left_out": left_out,
             // A volume rebuilt from parity was read from a scratch file that
             // is gone when this returns: it has no path to give.
             "volumes": report.volumes.iter().map(|(n, p)| {

@@ -725,18 +725,36 @@ fn a_volume_given_twice_is_read_from_an_intact_copy_and_refused_when_none_is() {
             parcel.volumes[1].display()
         )))
         .stderr(predicates::str::contains(format!(
-            "the intact copy {} is read instead",
+            "; {} is read instead. The medium holding the damaged copy may be failing",
             copy.display()
         )));
-    // Both copies damaged: the reader is given both, and refuses.
+    // Both copies damaged: the first is read, found damaged, and refused.
     flip_byte(&copy, len - 2000);
-    let needles = ["volume 2 given twice", "second-copy.tar"];
+    let needles = [
+        "second-copy.tar is a damaged copy of volume 2",
+        "(no copy is intact)",
+        "volume 2",
+    ];
     s.verify_refused(&paths, &needles);
     s.import_refused(&paths, 3, &needles);
     // Two intact copies: one is read.
     flip_byte(&copy, len - 2000);
     flip_byte(&parcel.volumes[1], len - 2000);
     s.bxl.run(&[&["import"][..], &args].concat()).success();
+}
+
+#[test]
+fn intact_volumes_of_another_parcel_under_the_same_id_are_not_taken_for_copies() {
+    let s = scene();
+    // The same parcel id, other content (a buggy or hostile source reusing
+    // ids): each volume number has two intact files, whose headers differ.
+    let id = ParcelId::random();
+    let genuine = s.multi_volume(20, 2, Some(id));
+    let other = s.multi_volume(21, 2, Some(id));
+    let mut paths = other.volumes.clone();
+    paths.extend(genuine.volumes.iter().cloned());
+    s.verify_refused(&paths, &["of another parcel"]);
+    s.import_refused(&paths, 3, &["of another parcel"]);
 }
 
 #[test]

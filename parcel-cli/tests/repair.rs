@@ -605,10 +605,16 @@ fn volumes_rebuilt_on_request_are_read_instead_of_their_damaged_originals() {
     let out = world.medium();
     let volumes = create_onto(&cen, &package, 1, &[&out], &[]).volumes;
     assert!(volumes.len() >= 3, "{volumes:?}");
-    // Volume 2 damaged in the middle, on a medium that cannot be written
-    // (a disc): the damaged copy stays where it is.
+    // Volume 2 damaged in the middle and volume 3 cut short, on a medium
+    // that cannot be written (a disc): the damaged copies stay where they are.
     let len = fs::metadata(&volumes[1]).expect("volume").len();
     flip_byte(&volumes[1], (len / 2) as usize);
+    let len = fs::metadata(&volumes[2]).expect("volume").len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&volumes[2])
+        .and_then(|f| f.set_len(len - 100))
+        .expect("cut short");
     let request = world.dir("mail").join("request.txt");
     bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
         .code(3);
@@ -620,6 +626,10 @@ fn volumes_rebuilt_on_request_are_read_instead_of_their_damaged_originals() {
         .stderr(predicate::str::contains(format!(
             "{} is a damaged copy of volume 2",
             volumes[1].display()
+        )))
+        .stderr(predicate::str::contains(format!(
+            "{} is a damaged copy of volume 3",
+            volumes[2].display()
         )));
     bxl.assert_holds("tools", 1, &package);
 }
