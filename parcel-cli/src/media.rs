@@ -24,11 +24,11 @@ use crate::output;
 /// A file [`choose_copies`] leaves out, and why.
 #[derive(Debug, Serialize)]
 pub struct LeftOut {
-    /// The file.
-    pub path: PathBuf,
+    /// The file, as shown (a JSON string holds any name).
+    pub path: String,
     /// The data volume it is a copy of (none for a parity volume).
     pub volume: Option<u32>,
-    /// `damaged copy`, `other copy` or `parity volume not authenticated`.
+    /// `damaged copy`, `other copy` or `parity volume damaged or unreadable`.
     pub reason: &'static str,
 }
 
@@ -72,17 +72,19 @@ pub fn choose_copies(
                     .or_default()
                     .push((i, header, length_ok));
             }
-            Err(problem @ (Problem::BadSignature { .. } | Problem::NotAVolume { .. }))
-                if is_parity_name(file) =>
-            {
+            Err(
+                problem @ (Problem::BadSignature { .. }
+                | Problem::NotAVolume { .. }
+                | Problem::Unreadable { .. }),
+            ) if is_parity_name(file) => {
                 output::warn(&format!(
                     "{problem}; it is named as a parity volume (repair data): left out, the parcel is read without it"
                 ));
                 if let Some(slot) = left_out.get_mut(i) {
                     *slot = Some(LeftOut {
-                        path: file.clone(),
+                        path: file.display().to_string(),
                         volume: None,
-                        reason: "parity volume not authenticated",
+                        reason: "parity volume damaged or unreadable",
                     });
                 }
             }
@@ -115,8 +117,18 @@ pub fn choose_copies(
                 Err(error) => damaged.push((*i, Some(error))),
             }
         }
-        // None intact: the first is read, and found damaged there.
-        let read = read.or_else(|| group.first().map(|(i, _, _)| *i));
+        // None intact: the first of the right length that could be read
+        // (the repair data may mend a few bad blocks of it), else the first;
+        // the reader finds it damaged.
+        let read = read.or_else(|| {
+            group
+                .iter()
+                .find(|(i, _, length_ok)| {
+                    *length_ok && damaged.iter().any(|(d, e)| d == i && e.is_none())
+                })
+                .or_else(|| group.first())
+                .map(|(i, _, _)| *i)
+        });
         let Some(read_path) = read.and_then(|i| files.get(i)) else {
             continue;
         };
@@ -136,7 +148,7 @@ pub fn choose_copies(
                             None => "its length or bytes do not match the signed ones".to_owned(),
                         },
                         read_path.display(),
-                        if read == group.first().map(|(i, _, _)| *i) {
+                        if damaged.len() == group.len() {
                             " (no copy is intact)"
                         } else {
                             ". The medium holding the damaged copy may be failing"
@@ -159,7 +171,7 @@ pub fn choose_copies(
             }
             if let Some(slot) = left_out.get_mut(*i) {
                 *slot = Some(LeftOut {
-                    path: file.clone(),
+                    path: file.display().to_string(),
                     volume: Some(volume),
                     reason,
                 });

@@ -165,7 +165,7 @@ pub fn run(
     if json {
         output::print_json(&json!({
             "parcel_id": id,
-            "volumes": written,
+            "volumes": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "for": request.destination_site,
         }))?;
     } else {

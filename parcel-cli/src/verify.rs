@@ -130,7 +130,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             // is gone when this returns: it has no path to give.
             "volumes": report.volumes.iter().map(|(n, p)| {
                 let rebuilt = p.starts_with(scratch.path());
-                json!({"volume": n, "path": (!rebuilt).then_some(p), "rebuilt": rebuilt})
+                json!({"volume": n, "path": (!rebuilt).then(|| p.display().to_string()), "rebuilt": rebuilt})
             }).collect::<Vec<_>>(),
             "problems": report.problems.iter().map(|p| json!({"class": p.class().name(), "message": p.to_string()})).collect::<Vec<_>>(),
         }))?;

@@ -653,6 +653,29 @@ fn sent_to_a_revoked_destination_and_a_missing_store_copy_are_warned_of() {
 }
 
 #[test]
+fn json_output_names_volume_files_whose_names_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (out1, out2) = (world.medium(), world.medium());
+    let created = cen.create(&package, "tools", 1, "BXL", &[&out1, &out2]);
+    let odd = out1.join(std::ffi::OsStr::from_bytes(b"vol-\xff.tar"));
+    fs::rename(&created.volumes[0], &odd).expect("rename");
+    let mut paths: Vec<&Path> = vec![&odd];
+    paths.extend(created.volumes.iter().skip(1).map(PathBuf::as_path));
+    let mut cmd = bxl.cmd();
+    cmd.args(["verify", "--json"]).args(&paths);
+    let output = cmd.assert().success().get_output().stdout.clone();
+    let report: serde_json::Value = serde_json::from_slice(&output).expect("JSON");
+    assert_eq!(report["ok"], true, "{report}");
+    let mut cmd = bxl.cmd();
+    cmd.args(["import", "--json"]).args(&paths);
+    let output = cmd.assert().success().get_output().stdout.clone();
+    let imported: serde_json::Value = serde_json::from_slice(&output).expect("JSON");
+    assert_eq!(imported["ok"], true, "{imported}");
+}
+
+#[test]
 fn receipt_edited_after_signing_is_refused_as_forged() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 1);
