@@ -68,7 +68,7 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Verify a parcel addressed to this site and add its package to the store
     #[command(
-        after_help = "Example:\n  parcel import /media/dvd1 /media/dvd2 --receipt ./receipt-for-CEN.txt"
+        after_help = "Example:\n  parcel import /media/dvd1 /media/dvd2 --receipt ./CEN00012-v24.receipt"
     )]
     Import(ImportArgs),
     /// Apply receipts that confirm parcels arrived
@@ -175,8 +175,9 @@ pub enum KeyCommand {
         after_help = "Example:\n  parcel key trust NOR.pub --fingerprint '12345 67890 12345 67890 12345 67890'\n\n\
                       Without --fingerprint, parcel asks for confirmation at a terminal and otherwise\n\
                       trusts the key and prints its fingerprint for the record; replacing the key of\n\
-                      a site already trusted needs the confirmation or --fingerprint. A key already\n\
-                      trusted under another site code is refused."
+                      a site already trusted, trusting a revoked key again, or recording a new site\n\
+                      name for a trusted key (the name line is not signed) needs the confirmation or\n\
+                      --fingerprint. A key already trusted under another site code is refused."
     )]
     Trust(KeyTrustArgs),
     /// List the trusted sites, revoked ones included
@@ -272,7 +273,8 @@ pub struct CreateArgs {
     pub force_base: bool,
     /// Encrypt the package's content and file table so that only the
     /// destination site can read them (its key file must carry an encryption
-    /// key); anyone can still check the media with `parcel verify --media`
+    /// key); any site that trusts this one can still check the media with
+    /// `parcel verify --media`
     #[arg(long)]
     pub encrypt: bool,
     /// Add repair data: Reed-Solomon recovery blocks, PERCENT (1-100) of the
@@ -304,7 +306,9 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub media: bool,
     /// When volumes are missing or damaged beyond repair, write a signed
-    /// request for them to FILE, for the sending site (`parcel create --repair`)
+    /// request for them to FILE, for the sending site (`parcel create
+    /// --repair`); unencrypted parcels only (for an encrypted one, ask the
+    /// sender for a new parcel)
     #[arg(long, value_name = "FILE")]
     pub repair_request: Option<PathBuf>,
     /// Print the result as JSON

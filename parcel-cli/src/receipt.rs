@@ -21,8 +21,8 @@ use crate::output;
 pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
     let mut catalog = ctx.home.open_catalog()?;
     let receipts = receipt_files(&args.paths)?;
-    if let [(only, _)] = &receipts[..] {
-        return apply(&mut catalog, only, false);
+    if let [(only, in_directory)] = &receipts[..] {
+        return apply(&mut catalog, only, *in_directory);
     }
     let mut first_failure = None;
     let mut failed = 0;

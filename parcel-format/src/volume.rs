@@ -105,6 +105,19 @@ fn temporary_stem(inner: &str) -> Option<&str> {
         .and_then(|at| inner.get(..at))
 }
 
+/// Whether `stem` has the shape of the stems the `parcel` command writes
+/// under (FORMAT.md §2.5: ending in `-` and the first 8 hex digits of the
+/// parcel id): an empty, unlocked lock file of such a stem is a writer's
+/// that was killed between making it and writing its line, even with no
+/// temporary file beside it yet.
+fn parcel_stem(stem: &str) -> bool {
+    stem.rsplit_once('-').is_some_and(|(before, id)| {
+        !before.is_empty()
+            && id.len() == 8
+            && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
 /// A writer's claim on its temporary files `.STEM.*.partial` in one
 /// directory: the file `.STEM.lock`, held under an exclusive `flock` for as
 /// long as the writer works there. A writer that is killed leaves the lock
@@ -260,9 +273,10 @@ impl DirSink {
                         .read_to_end(&mut head)?;
                     let writers = head == LOCK_CONTENT
                         || (head.is_empty()
-                            && partials
-                                .iter()
-                                .any(|(inner, _)| temporary_stem(inner) == Some(stem.as_str())));
+                            && (parcel_stem(&stem)
+                                || partials.iter().any(|(inner, _)| {
+                                    temporary_stem(inner) == Some(stem.as_str())
+                                })));
                     let same = fs::symlink_metadata(&path)
                         .and_then(|m| Ok(m.ino() == file.metadata()?.ino()))
                         .unwrap_or(false);
@@ -1167,8 +1181,13 @@ mod tests {
         for name in [".thesis.pdf.partial", ".notes.partial", ".myapp.lock"] {
             fs::write(path(name), b"mine").unwrap();
         }
-        // An empty lock file with no temporary file of its stem: kept.
+        // An empty lock file with no temporary file of its stem: kept,
+        // unless its stem is one the parcel command writes under (a writer
+        // killed before it wrote its line, or any temporary file).
         fs::write(path(".alone.lock"), b"").unwrap();
+        fs::write(path(".my-backup.lock"), b"").unwrap();
+        fs::write(path(".tools-v2-0123abcd.lock"), b"").unwrap();
+        fs::write(path(".parcel-89abcdef.lock"), b"").unwrap();
         // A killed writer of this version (its lock says so) and one that
         // wrote empty locks, each with temporary files of every shape.
         fs::write(path(".new.lock"), LOCK_CONTENT).unwrap();
@@ -1190,6 +1209,9 @@ mod tests {
             assert_eq!(fs::read(path(name)).unwrap(), b"mine", "{name}");
         }
         assert!(path(".alone.lock").exists());
+        assert!(path(".my-backup.lock").exists());
+        assert!(!path(".tools-v2-0123abcd.lock").exists());
+        assert!(!path(".parcel-89abcdef.lock").exists());
     }
 
     #[test]
