@@ -46,13 +46,14 @@ const MAX_COPIES: usize = 4;
 /// original, a medium copied twice), the first whose length and bytes match
 /// the signed ones is read and the others are named (a damaged one in a
 /// warning: its medium may be failing); the copies after it are not read at
-/// all. When no copy is intact, the first is read, for the reader (and the
-/// repair data, if any) to deal with. Files whose headers differ in anything
-/// (another signer reusing the parcel id…) are not copies: they are all
-/// left to the reader, which refuses what does not belong. A file named as a
-/// parity volume whose header is damaged (bad signature, not a volume) is
-/// left out too, with a warning: repair data is optional (FORMAT.md §13.1)
-/// and nothing is read from it.
+/// all. When no copy is intact, the first of the right length that could be
+/// read (else the first) is read, for the reader (and the repair data, if
+/// any) to deal with. Files whose headers differ in anything (another signer
+/// reusing the parcel id…) are not copies: they are all left to the reader,
+/// which refuses what does not belong, as are more than [`MAX_COPIES`]. A
+/// file named as a parity volume whose header is damaged (bad signature, not
+/// a volume) or cannot be read is left out too, with a warning: repair data
+/// is optional (FORMAT.md §13.1) and nothing is read from it.
 pub fn choose_copies(
     ctx: &Context,
     files: Vec<PathBuf>,

@@ -105,17 +105,23 @@ fn temporary_stem(inner: &str) -> Option<&str> {
         .and_then(|at| inner.get(..at))
 }
 
-/// Whether `stem` has the shape of the stems the `parcel` command writes
-/// under (FORMAT.md §2.5: ending in `-` and the first 8 hex digits of the
-/// parcel id): an empty, unlocked lock file of such a stem is a writer's
-/// that was killed between making it and writing its line, even with no
-/// temporary file beside it yet.
+/// Whether `stem` is one the `parcel` command writes under (FORMAT.md
+/// §2.5): `PACKAGEID-vVERSION-xxxxxxxx` or `parcel-xxxxxxxx`, `xxxxxxxx`
+/// the first 8 lowercase hex digits of the parcel id. An empty, unlocked
+/// lock file of such a stem is a writer's that was killed between making it
+/// and writing its line, even with no temporary file beside it yet.
 fn parcel_stem(stem: &str) -> bool {
-    stem.rsplit_once('-').is_some_and(|(before, id)| {
-        !before.is_empty()
-            && id.len() == 8
-            && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
+    let Some((before, id)) = stem.rsplit_once('-') else {
+        return false;
+    };
+    let id_ok = id.len() == 8 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let package_ok = before == "parcel"
+        || before.rsplit_once("-v").is_some_and(|(package, version)| {
+            crate::manifest::check_package_id(package).is_ok()
+                && !version.is_empty()
+                && version.bytes().all(|b| b.is_ascii_digit())
+        });
+    id_ok && package_ok
 }
 
 /// A writer's claim on its temporary files `.STEM.*.partial` in one
@@ -1186,6 +1192,7 @@ mod tests {
         // killed before it wrote its line, or any temporary file).
         fs::write(path(".alone.lock"), b"").unwrap();
         fs::write(path(".my-backup.lock"), b"").unwrap();
+        fs::write(path(".backup-20261207.lock"), b"").unwrap();
         fs::write(path(".tools-v2-0123abcd.lock"), b"").unwrap();
         fs::write(path(".parcel-89abcdef.lock"), b"").unwrap();
         // A killed writer of this version (its lock says so) and one that
@@ -1210,6 +1217,7 @@ mod tests {
         }
         assert!(path(".alone.lock").exists());
         assert!(path(".my-backup.lock").exists());
+        assert!(path(".backup-20261207.lock").exists());
         assert!(!path(".tools-v2-0123abcd.lock").exists());
         assert!(!path(".parcel-89abcdef.lock").exists());
     }
