@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use predicates::prelude::*;
 
-use common::{arg, copy_tree, names_in, package_view, snapshot, two_sites, Created, Site, World};
+use common::{
+    arg, copy_tree, exchange_keys, names_in, package_view, snapshot, two_sites, Created, Site,
+    World,
+};
 
 /// `from` sends `id` v`version` of `package` to `to` over two media, and `to`
 /// imports it. Returns the parcel and the receipt `to` wrote.
@@ -594,8 +597,7 @@ fn receipt_apply_of_a_returned_medium_applies_every_receipt_on_it() {
     fs::write(back.join("notes.txt"), "not a receipt").expect("other file");
     // Another source's receipt on the same medium is passed over.
     let lux = world.site("LUX");
-    lux.trust(&bxl);
-    bxl.trust(&lux);
+    exchange_keys(&lux, &bxl);
     let (_, for_lux) = deliver(&world, &lux, &bxl, &package, "gadgets", 1);
     fs::copy(&for_lux, back.join("d.receipt")).expect("copy");
     // Every receipt is tried, each once (a.receipt is given twice: by the
@@ -747,8 +749,7 @@ fn receipt_applied_twice_at_once_confirms_once_and_both_succeed() {
 fn receipt_for_a_parcel_this_site_did_not_send_is_refused() {
     let (world, cen, bxl) = two_sites();
     let lux = world.site("LUX");
-    lux.trust(&bxl);
-    bxl.trust(&lux);
+    exchange_keys(&lux, &bxl);
     let package = world.package("tools", 1);
     let (created, receipt) = deliver(&world, &lux, &bxl, &package, "tools", 1);
     let before = cen.json(&["list", "--json"]);
@@ -847,8 +848,7 @@ fn sent_moves_created_to_sent_once_and_never_backward() {
 fn forward_sends_an_imported_package_on_with_its_origin_site() {
     let (world, cen, bxl) = two_sites();
     let lux = world.site("LUX");
-    lux.trust(&bxl);
-    bxl.trust(&lux);
+    exchange_keys(&lux, &bxl);
     let package = world.package("tools", 1);
     deliver(&world, &cen, &bxl, &package, "tools", 1);
 
@@ -904,8 +904,7 @@ fn forward_sends_an_imported_package_on_with_its_origin_site() {
 fn forward_refuses_a_store_copy_changed_or_gone_since_its_import() {
     let (world, cen, bxl) = two_sites();
     let lux = world.site("LUX");
-    lux.trust(&bxl);
-    bxl.trust(&lux);
+    exchange_keys(&lux, &bxl);
     let package = world.package("tools", 1);
     deliver(&world, &cen, &bxl, &package, "tools", 1);
     let forward = |out: &Path| {
@@ -1283,8 +1282,7 @@ fn import_refuses_an_older_version_than_the_store_holds() {
 fn import_refuses_a_package_id_another_origin_brings_unless_told_its_new_origin() {
     let (world, cen, bxl) = two_sites();
     let lux = world.site("LUX");
-    lux.trust(&bxl);
-    bxl.trust(&lux);
+    exchange_keys(&lux, &bxl);
     let package = world.package("tools", 1);
     deliver(&world, &cen, &bxl, &package, "tools", 1);
     // A trusted site (compromised, or mistaken) sends CEN's package id
@@ -1341,8 +1339,7 @@ fn import_refuses_a_package_id_another_origin_brings_unless_told_its_new_origin(
 fn new_origin_hands_over_a_version_already_in_the_store_with_the_same_content() {
     let (world, cen, bxl) = two_sites();
     let lux = world.site("LUX");
-    lux.trust(&bxl);
-    bxl.trust(&lux);
+    exchange_keys(&lux, &bxl);
     let package = world.package("tools", 1);
     deliver(&world, &cen, &bxl, &package, "tools", 1);
     let (out1, out2) = (world.medium(), world.medium());

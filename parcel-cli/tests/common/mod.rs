@@ -74,9 +74,14 @@ pub fn two_sites() -> (World, Site, Site) {
     let world = World::new();
     let cen = world.site("CEN");
     let bxl = world.site("BXL");
-    cen.trust(&bxl);
-    bxl.trust(&cen);
+    exchange_keys(&cen, &bxl);
     (world, cen, bxl)
+}
+
+/// Each of `a` and `b` trusts the other's key.
+pub fn exchange_keys(a: &Site, b: &Site) {
+    a.trust(b);
+    b.trust(a);
 }
 
 /// A site home of a test.
