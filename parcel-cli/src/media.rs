@@ -206,6 +206,20 @@ fn is_parity_name(path: &Path) -> bool {
             .is_some_and(|number| number.starts_with("par-"))
 }
 
+/// Tells files already seen from new ones by device and inode, whatever
+/// the path (links too): the same file given twice counts once.
+#[derive(Default)]
+pub struct SameFile(std::collections::HashSet<(u64, u64)>);
+
+impl SameFile {
+    /// Whether `path` is a file not seen before (a path that cannot be
+    /// looked up counts as new: its reader reports it).
+    pub fn first_time(&mut self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path).map_or(true, |m| self.0.insert((m.dev(), m.ino())))
+    }
+}
+
 /// Most problems listed in one message; the rest are counted.
 const LISTED_PROBLEMS: usize = 20;
 
@@ -257,12 +271,8 @@ pub fn volume_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
             given.join(", ")
         )));
     }
-    // The same file: same device and inode, whatever the path (links too).
-    let mut seen = std::collections::HashSet::new();
-    files.retain(|f| {
-        use std::os::unix::fs::MetadataExt;
-        fs::metadata(f).map_or(true, |m| seen.insert((m.dev(), m.ino())))
-    });
+    let mut seen = SameFile::default();
+    files.retain(|f| seen.first_time(f));
     Ok(files)
 }
 

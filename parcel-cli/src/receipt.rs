@@ -14,6 +14,7 @@ use crate::cli::ReceiptApplyArgs;
 use crate::clock;
 use crate::error::CliError;
 use crate::home::Context;
+use crate::media::SameFile;
 use crate::output;
 
 /// Runs `parcel receipt apply`: each receipt in turn, every one even when
@@ -75,11 +76,8 @@ fn receipt_files(paths: &[PathBuf]) -> Result<Vec<(PathBuf, bool)>, CliError> {
         found.sort();
         receipts.extend(found.into_iter().map(|f| (f, true)));
     }
-    let mut seen = std::collections::HashSet::new();
-    receipts.retain(|(f, _)| {
-        use std::os::unix::fs::MetadataExt;
-        fs::metadata(f).map_or(true, |m| seen.insert((m.dev(), m.ino())))
-    });
+    let mut seen = SameFile::default();
+    receipts.retain(|(f, _)| seen.first_time(f));
     Ok(receipts)
 }
 
