@@ -5,7 +5,7 @@
 //! Nothing unsigned is parsed beyond the fixed 512-byte header record, and the
 //! index is decoded only after its bytes hash to the signed value.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -243,7 +243,7 @@ pub(crate) fn open_volumes(
     let mut good: Vec<Volume> = Vec::new();
     // Volumes of a parcel set aside for their length (§7.1 step 8): named
     // damaged, not missing, if that parcel is the one read.
-    let mut damaged: Vec<(ParcelId, u32)> = Vec::new();
+    let mut damaged: HashSet<(ParcelId, u32)> = HashSet::new();
     for path in paths {
         // Parity volumes carry repair data, not the parcel: the repairing
         // reader (`repair.rs`) uses them before this one runs.
@@ -253,7 +253,7 @@ pub(crate) fn open_volumes(
                 Ok(()) => header,
                 Err(problem) => {
                     if matches!(problem, Problem::VolumeLength { .. }) {
-                        damaged.push((header.parcel_id, header.volume));
+                        damaged.insert((header.parcel_id, header.volume));
                     }
                     problems.push(problem);
                     continue;
@@ -385,11 +385,17 @@ impl Parcel {
 
     /// Stored bytes over all volumes of the parcel that are present.
     pub fn stored_bytes(&self) -> u64 {
-        self.volumes
-            .values()
-            .map(|v| v.header.body_len + VOLUME_PREFIX)
-            .sum()
+        self.volumes.values().fold(0u64, |sum, v| {
+            sum.saturating_add(v.header.body_len.saturating_add(VOLUME_PREFIX))
+        })
     }
+}
+
+/// The signed body lengths of `volumes` added up. Saturating: each is the
+/// length of a file present, but several sparse files on a large file
+/// system can still add up past 2^64.
+pub(crate) fn body_bytes<'a>(volumes: impl Iterator<Item = &'a Volume>) -> u64 {
+    volumes.fold(0u64, |sum, v| sum.saturating_add(v.header.body_len))
 }
 
 /// Checks the stored index (FORMAT.md §7.3 steps 1–4): where its pieces

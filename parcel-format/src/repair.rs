@@ -8,7 +8,7 @@
 //! to the signed table, and the rebuilt volumes are then checked by the
 //! reader exactly as the originals would have been (§7).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -155,9 +155,10 @@ pub fn repair(paths: &[PathBuf], trust: &TrustedKeys, scratch: &Path) -> Repair 
             Err(problem) => unusable.push((path.clone(), problem)),
         }
     }
+    let parity_paths: HashSet<&PathBuf> = parity.iter().map(|g| &g.path).collect();
     let unchanged: Vec<PathBuf> = paths
         .iter()
-        .filter(|p| !parity.iter().any(|g| &g.path == *p))
+        .filter(|p| !parity_paths.contains(p))
         .cloned()
         .collect();
     let mut outcome = Repair {
@@ -232,15 +233,16 @@ pub fn repair(paths: &[PathBuf], trust: &TrustedKeys, scratch: &Path) -> Repair 
     }
     // A data volume is a candidate when it is of this parcel and agrees
     // with the parity volumes on every parcel-wide field.
-    let mut candidates: Vec<Option<usize>> = (1..=n.min(MAX_VOLUMES))
-        .map(|v| {
-            data.iter().position(|g| {
-                g.header.volume == v
-                    && g.header.parcel_id == chosen
-                    && g.header.same_parcel(&reference)
-            })
-        })
-        .collect();
+    let mut candidates: Vec<Option<usize>> = vec![None; n.min(MAX_VOLUMES) as usize];
+    for (i, g) in data.iter().enumerate() {
+        if g.header.parcel_id == chosen && g.header.same_parcel(&reference) {
+            if let Some(slot @ None) =
+                candidates.get_mut((g.header.volume as usize).wrapping_sub(1))
+            {
+                *slot = Some(i);
+            }
+        }
+    }
     let table = load_table(&reference, fields, &parity_files, &mut parity_problems);
     let (layout, table) = match table {
         Ok(found) => found,
@@ -307,18 +309,31 @@ pub fn repair(paths: &[PathBuf], trust: &TrustedKeys, scratch: &Path) -> Repair 
     // blocks may be intact: a file whose first blocks hash to those of a
     // volume with no copy is taken as that volume's damaged copy (only its
     // blocks that hash right are used).
+    // Each such file's first blocks are hashed once, however many volumes
+    // are missing (a medium may hold any number of files named as volumes).
+    let mut first_blocks: Vec<Option<FirstBlocks>> = Vec::new();
     for (v, candidate) in candidates.iter_mut().enumerate() {
         if candidate.is_some() {
             continue;
         }
-        let found = unusable.iter().position(|(path, problem)| {
-            matches!(
-                problem,
-                Problem::BadSignature { .. } | Problem::NotAVolume { .. }
-            ) && holds_blocks_of(path, &layout, &table, v)
-        });
+        first_blocks.resize_with(unusable.len(), || None);
+        let found =
+            unusable
+                .iter()
+                .zip(first_blocks.iter_mut())
+                .position(|((path, problem), blocks)| {
+                    matches!(
+                        problem,
+                        Problem::BadSignature { .. } | Problem::NotAVolume { .. }
+                    ) && blocks
+                        .get_or_insert_with(|| FirstBlocks::read(path, &layout))
+                        .match_volume(&layout, &table, v)
+                });
         if let (Some(i), Some(len)) = (found, layout.lengths.get(v)) {
             let (path, _) = unusable.remove(i);
+            if i < first_blocks.len() {
+                first_blocks.remove(i);
+            }
             let file_len = std::fs::metadata(&path).map_or(0, |m| m.len());
             data.push(Given {
                 path,
@@ -366,7 +381,7 @@ pub fn repair(paths: &[PathBuf], trust: &TrustedKeys, scratch: &Path) -> Repair 
             // Volumes of other parcels, second copies and the like stay for
             // the reader to report; files that are not intact volumes at all
             // are set aside, since the parcel is now complete without them.
-            let used: Vec<&PathBuf> = scan
+            let used: HashSet<&PathBuf> = scan
                 .candidates
                 .iter()
                 .filter_map(|c| c.and_then(|i| data.get(i)).map(|g| &g.path))
@@ -542,25 +557,79 @@ fn load_table(
     Err(None)
 }
 
-/// Whether any of the first eight blocks of the file at `path` hashes to
-/// the table's hash for that block of data volume `v` (0-based).
-fn holds_blocks_of(path: &Path, layout: &Layout, table: &BlockTable, v: usize) -> bool {
-    let Ok(mut file) = File::open(path) else {
-        return false;
-    };
-    let file_len = file.metadata().map_or(0, |m| m.len());
-    let mut buf = vec![0u8; layout.block_size as usize];
-    (0..layout.blocks_of(v).min(8)).any(|row| {
-        read_block(&mut file, layout, v, row, file_len, &mut buf).is_ok()
-            && table
-                .data
-                .get(layout.data_index(v, row) as usize)
-                .is_some_and(|h| *h == <[u8; 32]>::from(Sha256::digest(&buf)))
-    })
+/// Blocks of a data volume copy read to recognise a copy whose header is
+/// damaged (§13.5 step 6).
+const RECOGNISED_ROWS: u64 = 8;
+
+/// The first blocks of a file that failed §7.1, hashed once: the hash of
+/// each of its first eight whole blocks (`None` where the file does not hold
+/// the block whole), to be compared with the table's hashes of a volume
+/// with no copy.
+struct FirstBlocks {
+    path: PathBuf,
+    len: u64,
+    whole: Vec<Option<[u8; 32]>>,
+}
+
+impl FirstBlocks {
+    fn read(path: &Path, layout: &Layout) -> FirstBlocks {
+        let mut blocks = FirstBlocks {
+            path: path.to_owned(),
+            len: 0,
+            whole: Vec::new(),
+        };
+        let Ok(mut file) = File::open(path) else {
+            return blocks;
+        };
+        blocks.len = file.metadata().map_or(0, |m| m.len());
+        let block = u64::from(layout.block_size);
+        let rows = (blocks.len / block.max(1)).min(RECOGNISED_ROWS);
+        let mut buf = vec![0u8; layout.block_size as usize];
+        for _ in 0..rows {
+            let hash = file
+                .read_exact(&mut buf)
+                .ok()
+                .map(|()| <[u8; 32]>::from(Sha256::digest(&buf)));
+            blocks.whole.push(hash);
+        }
+        blocks
+    }
+
+    /// Whether one of the first eight blocks of data volume `v` (0-based),
+    /// held whole by this file, hashes to the table's hash of that block.
+    fn match_volume(&self, layout: &Layout, table: &BlockTable, v: usize) -> bool {
+        let block = u64::from(layout.block_size);
+        let volume_len = layout.lengths.get(v).copied().unwrap_or(0);
+        (0..layout.blocks_of(v).min(RECOGNISED_ROWS)).any(|row| {
+            let Some(expected) = table.data.get(layout.data_index(v, row) as usize) else {
+                return false;
+            };
+            let end = (row + 1) * block;
+            if end <= volume_len {
+                // A whole block of the volume: hashed once with the file.
+                return self
+                    .whole
+                    .get(row as usize)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|h| h == *expected);
+            }
+            // The volume's last block, shorter than B and padded with zeros:
+            // its hash depends on the volume's length, so it is read here,
+            // and only from a file that holds it whole.
+            let mut buf = vec![0u8; layout.block_size as usize];
+            File::open(&self.path).is_ok_and(|mut file| {
+                read_block(&mut file, layout, v, row, self.len, &mut buf).is_ok_and(|held| held)
+                    && <[u8; 32]>::from(Sha256::digest(&buf)) == *expected
+            })
+        })
+    }
 }
 
 /// Reads block `row` of a data volume copy into `buf` (`block` bytes, zero
-/// past the volume's signed length or the copy's end).
+/// past the volume's signed length). `Ok(false)` when the copy, `file_len`
+/// bytes long, does not hold the block whole: such a block is lost (§13.5
+/// step 7), however its missing bytes would hash.
 fn read_block(
     file: &mut File,
     layout: &Layout,
@@ -568,18 +637,21 @@ fn read_block(
     row: u64,
     file_len: u64,
     buf: &mut [u8],
-) -> io::Result<()> {
+) -> io::Result<bool> {
     buf.fill(0);
     let block = u64::from(layout.block_size);
     let len = layout.lengths.get(v).copied().unwrap_or(0);
     let start = row * block;
-    let end = (start + block).min(len).min(file_len);
+    let end = (start + block).min(len);
+    if end > file_len {
+        return Ok(false);
+    }
     if end > start {
         file.seek(SeekFrom::Start(start))?;
         let slot = buf.get_mut(..(end - start) as usize).unwrap_or_default();
         file.read_exact(slot)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Hashes every block of every data volume copy against the table.
@@ -605,7 +677,8 @@ fn scan_blocks(
         })?;
         let mut bad = vec![false; blocks];
         for (row, slot) in bad.iter_mut().enumerate() {
-            let ok = read_block(&mut file, layout, v, row as u64, g.len, &mut buf).is_ok()
+            let ok = read_block(&mut file, layout, v, row as u64, g.len, &mut buf)
+                .is_ok_and(|held| held)
                 && table
                     .data
                     .get(layout.data_index(v, row as u64) as usize)
@@ -766,10 +839,12 @@ fn rebuild(
                         .and_then(|i| data.get(i))
                         .map(|g| g.path.clone())
                         .unwrap_or_default();
-                    read_block(file, layout, place.volume, place.row, *len, slot)
+                    // A block the copy does not hold whole was lost in the
+                    // scan, with the same length, so it is erased here.
+                    let held = read_block(file, layout, place.volume, place.row, *len, slot)
                         .map_err(unreadable(&path))?;
                     if let Some(p) = present.get_mut(shard) {
-                        *p = true;
+                        *p = held;
                     }
                 }
             }

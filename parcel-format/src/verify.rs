@@ -24,7 +24,9 @@ use crate::error::{FailureClass, Problem};
 use crate::header::VolumeHeader;
 use crate::limits::VOLUME_PREFIX;
 use crate::manifest::EntryKind;
-use crate::read::{check_index, open_volumes, read_keys_entry, worst_class, Parcel, Volume};
+use crate::read::{
+    body_bytes, check_index, open_volumes, read_keys_entry, worst_class, Parcel, Volume,
+};
 use crate::sign::TrustedKeys;
 use crate::ParcelId;
 
@@ -239,7 +241,7 @@ fn verify_without_key(
     if let Err(p) = read_keys_entry(&set.volumes, &set.header) {
         problems.push(p);
     }
-    let total: u64 = set.volumes.values().map(|v| v.header.body_len).sum();
+    let total = body_bytes(set.volumes.values());
     problems.extend(hash_bodies(&volumes, &mut |done| progress(done, total)));
     // A content check cannot be done: say why.
     problems.extend(undecryptable.unwrap_or_default());
@@ -269,7 +271,7 @@ impl Parcel {
     /// hash. Returns the problems found (the set-level ones are in
     /// [`Parcel::problems`]).
     pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> Vec<Problem> {
-        let stored: u64 = self.volumes().values().map(|v| v.header.body_len).sum();
+        let stored = body_bytes(self.volumes().values());
         // Saturating: a delta's files taken whole from its base are not
         // capped by the manifest's checks (their base is checked later).
         let total = stored.saturating_add(self.manifest().content_bytes());
@@ -311,7 +313,7 @@ impl Parcel {
     /// and names the damaged packs of each damaged volume. Returns the
     /// problems found (the set-level ones are in [`Parcel::problems`]).
     pub fn verify_media(&self, progress: &mut dyn FnMut(u64, u64)) -> Vec<Problem> {
-        let total: u64 = self.volumes().values().map(|v| v.header.body_len).sum();
+        let total = body_bytes(self.volumes().values());
         let mut problems = self.hash_bodies(&mut |done| progress(done, total));
         let damaged: Vec<u32> = problems
             .iter()
@@ -350,10 +352,14 @@ impl Parcel {
             }
         };
         let mut stored = Vec::new();
-        for (p, record) in self.manifest().packs.iter().enumerate() {
-            if record.volume != number {
-                continue;
-            }
+        // The pack table is in volume order (Manifest::validate): this
+        // volume's packs are one run of it, found without walking the rest
+        // (once per damaged volume, there may be thousands of each).
+        let packs = &self.manifest().packs;
+        let first = packs.partition_point(|r| r.volume < number);
+        let last = packs.partition_point(|r| r.volume <= number);
+        let ours = packs.get(first..last).unwrap_or_default();
+        for (p, record) in (first..).zip(ours) {
             // stored_len is at most MAX_PACK_STORED (Manifest::validate).
             stored.resize(record.stored_len as usize, 0);
             let read = file

@@ -239,6 +239,66 @@ fn a_truncated_copy_keeps_its_intact_blocks() {
     assert_eq!(read_back(&repair.paths, &w.root), Ok(w.tree));
 }
 
+#[test]
+fn bytes_a_copy_does_not_hold_are_rebuilt_from_parity_not_taken_as_zeros() {
+    // The volume ends in its tar trailer, 1,024 zero bytes: cut off, they
+    // would hash as the table says if the missing bytes were read as zeros.
+    // They are lost instead (FORMAT.md §13.5 step 7), so a copy cut short
+    // can never stand for more bytes than it holds.
+    let w = write_with_parity(34);
+    let data = w.data();
+    let bytes = fs::read(&data[0]).unwrap();
+    let (kept, trailer) = bytes.split_at(bytes.len() - 1024);
+    assert!(trailer.iter().all(|&b| b == 0));
+    fs::write(&data[0], kept).unwrap();
+    let repair = repair(&w.all(), &trust(), &w.scratch("s"));
+    assert!(repair.problems.is_empty(), "{:?}", repair.problems);
+    let [Repaired::Blocks {
+        volume: 1, blocks, ..
+    }] = repair.repaired.as_slice()
+    else {
+        panic!("{:?}", repair.repaired)
+    };
+    assert!(
+        *blocks >= 1,
+        "the cut-off blocks were not rebuilt: {blocks}"
+    );
+    assert_eq!(read_back(&repair.paths, &w.root), Ok(w.tree));
+}
+
+#[test]
+fn a_copy_whose_header_is_damaged_is_found_among_many_files_named_as_volumes() {
+    let w = write_with_parity(34);
+    let data = w.data();
+    // A byte of the signed header of volume 2 flipped: the copy no longer
+    // authenticates, but its other blocks are intact.
+    let mut bytes = fs::read(&data[1]).unwrap();
+    bytes[600] ^= 0x40;
+    fs::write(&data[1], &bytes).unwrap();
+    // Volume 3 lost, and a medium full of files that only look like
+    // volumes: empty, short, and as long as a volume but of zeros.
+    let mut given: Vec<PathBuf> = w.all().into_iter().filter(|p| *p != data[2]).collect();
+    let junk = w.scratch("junk");
+    for i in 0..200 {
+        let path = junk.join(format!("CEN00012-3.{:03}-of-003.tar", i % 3 + 1));
+        let path = path.with_extension(format!("{i}.tar"));
+        let len = [0, 700, bytes.len()][i % 3];
+        fs::write(&path, vec![0u8; len]).unwrap();
+        given.push(path);
+    }
+    let repair = repair(&given, &trust(), &w.scratch("s"));
+    assert!(repair.problems.is_empty(), "{:?}", repair.problems);
+    let volumes: Vec<u32> = repair
+        .repaired
+        .iter()
+        .map(|r| match r {
+            Repaired::Rebuilt { volume, .. } | Repaired::Blocks { volume, .. } => *volume,
+        })
+        .collect();
+    assert_eq!(volumes, [2, 3], "{:?}", repair.repaired);
+    assert_eq!(read_back(&repair.paths, &w.root), Ok(w.tree));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
