@@ -968,6 +968,89 @@ fn import_refuses_a_deduplication_bomb_before_writing_anything() {
     s.import_refused(&bomb, 1, &["not enough space on", "needs 4.0 TiB"]);
 }
 
+/// A parcel of `packs` packs of 16 MiB of zeros (a few KB stored each),
+/// 256 chunks of 64 KiB each, and one file reading chunk j of pack 0, 1, …,
+/// for j = 0 to 255, three times over: content met again far apart.
+fn read_again(s: &Scene, packs: u32) -> Vec<PathBuf> {
+    let chunk_len = 64 * 1024;
+    let per_pack = MAX_PACK_RAW / chunk_len;
+    let zero_chunk: [u8; 32] = Sha256::digest(vec![0u8; chunk_len as usize]).into();
+    let order: Vec<u32> = (0..per_pack)
+        .flat_map(|j| (0..packs).map(move |p| p * per_pack + j))
+        .collect();
+    let refs: Vec<u32> = order
+        .iter()
+        .copied()
+        .cycle()
+        .take(order.len() * 3)
+        .collect();
+    let mut content = Sha256::new();
+    for _ in &refs {
+        content.update(vec![0u8; chunk_len as usize]);
+    }
+    let content: [u8; 32] = content.finalize().into();
+    s.forge(|m, stored| {
+        m.chunks = (0..packs * per_pack)
+            .map(|c| ChunkRecord {
+                sha256: zero_chunk,
+                len: chunk_len,
+                pack: c / per_pack,
+                offset: (c % per_pack) * chunk_len,
+            })
+            .collect();
+        m.packs = (0..packs)
+            .map(|_| PackRecord {
+                volume: 1,
+                offset: 0,
+                stored_len: 0,
+                raw_len: MAX_PACK_RAW,
+                stored_sha256: [0; 32],
+            })
+            .collect();
+        *stored = (0..packs)
+            .map(|_| rle_frame(MAX_PACK_RAW.into(), 0, MAX_PACK_RAW as usize))
+            .collect();
+        m.entries = vec![Entry {
+            path: "zeros.bin".into(),
+            mtime: 1_700_000_000,
+            kind: EntryKind::File {
+                size: u64::from(chunk_len) * refs.len() as u64,
+                executable: false,
+                sha256: content,
+                chunks: refs.clone().into(),
+            },
+        }];
+    })
+}
+
+#[test]
+fn content_read_again_is_served_from_the_chunks_kept_without_decoding_packs_again() {
+    let s = scene();
+    // Eight packs: four stay cached and the chunks of the four that left
+    // are kept (64 MiB), so nothing is decoded twice. Without the kept
+    // chunks nearly every read decodes a 16 MiB pack again, over the cap.
+    let volumes = read_again(&s, 8);
+    s.bxl
+        .cmd()
+        .arg("verify")
+        .arg(&volumes[0])
+        .assert()
+        .success();
+}
+
+#[test]
+fn verify_and_import_stop_a_parcel_that_makes_them_decode_its_packs_over_and_over() {
+    let s = scene();
+    // Sixteen packs: four cached packs and 64 MiB of kept chunks hold half
+    // of the 256 MiB, and most other reads would decode a whole 16 MiB pack
+    // again, 256 times the bytes they declare (for days, on an index of a
+    // few MB). The bytes decoded again are capped (FORMAT.md §7.4).
+    let volumes = read_again(&s, 16);
+    let words = "bytes of packs decoded again";
+    s.verify_refused(&volumes, &[words, "limit"]);
+    s.import_refused(&volumes, 3, &[words, "limit failure"]);
+}
+
 // ---------------------------------------------------------------------------
 // Lying zstd frames, correctly hashed and signed.
 // ---------------------------------------------------------------------------

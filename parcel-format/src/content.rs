@@ -8,8 +8,12 @@
 //! [`PackCache::with_workers`] decodes the packs ahead of the reader on worker
 //! threads: worker `k` of `n` takes packs `k, k + n, k + 2n, …` and hands each
 //! over through a channel of one slot, so at most `2n` decoded packs wait.
-//! A pack needed again after it left the cache (a deduplicated chunk) is
-//! loaded again on the reader's thread.
+//! A chunk still to be read again when its pack leaves the cache (content
+//! met twice, stored once) is kept on its own, within [`KEPT_BYTES`]; past
+//! that, its pack is loaded again on the reader's thread when the chunk is
+//! needed, and the bytes decoded again that way are capped (FORMAT.md §7.4,
+//! §8.1): a trusted but hostile index cannot make the reader decode a
+//! 16 MiB pack for every byte it declares.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -34,6 +38,23 @@ const MAX_DECODERS: usize = 4;
 
 /// Decoded packs kept at once (each at most `MAX_PACK_RAW`).
 const CACHED_PACKS: usize = 4;
+
+/// Bytes of chunks kept on their own after their pack left the cache, each
+/// counted with [`KEPT_OVERHEAD`].
+pub(crate) const KEPT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What a kept chunk costs beyond its bytes (its allocation and map slot).
+const KEPT_OVERHEAD: u64 = 64;
+
+/// The cap on bytes decoded again (packs loaded after they left the cache):
+/// four times the packs' decoded size plus four times the declared content,
+/// plus 1 GiB (FORMAT.md §8.1).
+pub(crate) fn reload_cap(packs_raw: u64, content: u64) -> u64 {
+    packs_raw
+        .saturating_mul(4)
+        .saturating_add(content.saturating_mul(4))
+        .saturating_add(1 << 30)
+}
 
 /// A checked chunk: the decoded pack it lies in and its range.
 pub(crate) struct ChunkBytes {
@@ -85,6 +106,15 @@ pub(crate) struct PackCache<'p> {
     base_dir: Option<PathBuf>,
     base_files: HashMap<u32, File>,
     pub(crate) loaded: Vec<bool>,
+    /// References still to come to each of the parcel's own chunks
+    /// (`u16::MAX`: that many or more, never counted down).
+    remaining: Vec<u16>,
+    /// Chunks kept after their pack left the cache, and their cost.
+    kept: HashMap<u32, Arc<Vec<u8>>>,
+    kept_bytes: u64,
+    /// Bytes of packs decoded again, and the cap on them.
+    reloaded: u64,
+    reload_cap: u64,
     /// Every problem found, each once.
     pub(crate) problems: Vec<Problem>,
 }
@@ -99,6 +129,20 @@ impl<'p> PackCache<'p> {
                 *slot = i;
             }
         }
+        let mut remaining = vec![0u16; m.chunks.len()];
+        for entry in &m.entries {
+            if let crate::manifest::EntryKind::File { chunks, .. } = &entry.kind {
+                for &c in chunks {
+                    if let Some(n) = remaining.get_mut(c as usize) {
+                        *n = n.saturating_add(1);
+                    }
+                }
+            }
+        }
+        let packs_raw = m
+            .packs
+            .iter()
+            .fold(0u64, |sum, p| sum.saturating_add(p.raw_len.into()));
         PackCache {
             parcel,
             first_chunk: Arc::new(first_chunk),
@@ -112,8 +156,19 @@ impl<'p> PackCache<'p> {
             base_dir: None,
             base_files: HashMap::new(),
             loaded: vec![false; m.packs.len()],
+            remaining,
+            kept: HashMap::new(),
+            kept_bytes: 0,
+            reloaded: 0,
+            reload_cap: reload_cap(packs_raw, m.content_bytes()),
             problems: Vec::new(),
         }
+    }
+
+    /// Whether the cap on packs decoded again was reached: nothing more is
+    /// read, and the problem saying so is in `problems`.
+    pub(crate) fn exhausted(&self) -> bool {
+        self.reloaded > self.reload_cap
     }
 
     /// A cache whose packs are decoded in index order by `workers` threads
@@ -161,6 +216,30 @@ impl<'p> PackCache<'p> {
             return self.base_chunk(index, chunk);
         }
         let record = manifest.chunks.get(index as usize)?;
+        let left = match self.remaining.get_mut(index as usize) {
+            Some(n) if *n != u16::MAX => {
+                *n = n.saturating_sub(1);
+                *n
+            }
+            _ => u16::MAX,
+        };
+        let kept = if left == 0 {
+            self.kept.remove(&index).inspect(|bytes| {
+                self.kept_bytes = self
+                    .kept_bytes
+                    .saturating_sub(bytes.len() as u64 + KEPT_OVERHEAD);
+            })
+        } else {
+            self.kept.get(&index).cloned()
+        };
+        if let Some(bytes) = kept {
+            let end = bytes.len();
+            return Some(ChunkBytes {
+                pack: bytes,
+                start: 0,
+                end,
+            });
+        }
         let pack = self.pack(record.pack)?;
         if self.bad_chunks.contains(&index) {
             return None;
@@ -276,6 +355,27 @@ impl<'p> PackCache<'p> {
                 return None;
             }
         }
+        if self.exhausted() {
+            return None;
+        }
+        if self.loaded.get(p as usize).copied().unwrap_or(false) {
+            // Loaded before: a chunk of it is read again and was not kept.
+            let raw = self
+                .parcel
+                .manifest()
+                .packs
+                .get(p as usize)
+                .map_or(0, |r| u64::from(r.raw_len));
+            self.reloaded = self.reloaded.saturating_add(raw);
+            if self.exhausted() {
+                self.problems.push(Problem::Limit {
+                    what: "bytes of packs decoded again (chunks read again after their pack left the cache; FORMAT.md §8.1)".into(),
+                    value: self.reloaded,
+                    limit: self.reload_cap,
+                });
+                return None;
+            }
+        }
         let decoded = decode(
             self.parcel,
             &self.first_chunk,
@@ -312,9 +412,12 @@ impl<'p> PackCache<'p> {
         match decoded.raw {
             Some(data) => {
                 if self.slots.len() == CACHED_PACKS {
-                    // Reused unless a chunk of it is still being read.
-                    if let Some(Ok(old)) = self.slots.pop_front().map(|(_, o)| Arc::try_unwrap(o)) {
-                        self.spare.give(old);
+                    if let Some((q, old)) = self.slots.pop_front() {
+                        self.keep_chunks_of(q, &old);
+                        // Reused unless a chunk of it is still being read.
+                        if let Ok(old) = Arc::try_unwrap(old) {
+                            self.spare.give(old);
+                        }
                     }
                 }
                 self.slots.push_back((p, data));
@@ -322,6 +425,38 @@ impl<'p> PackCache<'p> {
             None => {
                 self.bad_packs.insert(p);
             }
+        }
+    }
+}
+
+impl PackCache<'_> {
+    /// Keeps, as the decoded pack `q` leaves the cache, each of its good
+    /// chunks still to be read again, as long as [`KEPT_BYTES`] allows.
+    fn keep_chunks_of(&mut self, q: u32, raw: &[u8]) {
+        let chunks = &self.parcel.manifest().chunks;
+        for c in chunk_range(&self.first_chunk, q) {
+            let wanted = self.remaining.get(c).is_some_and(|n| *n > 0);
+            if !wanted
+                || self.kept.contains_key(&(c as u32))
+                || self.bad_chunks.contains(&(c as u32))
+            {
+                continue;
+            }
+            let Some(record) = chunks.get(c) else {
+                continue;
+            };
+            let cost = u64::from(record.len) + KEPT_OVERHEAD;
+            if self.kept_bytes.saturating_add(cost) > KEPT_BYTES {
+                // Full: later chunks may be smaller, but the scan stops here
+                // (a pack holds up to 16 MiB of chunks to look through).
+                return;
+            }
+            let start = record.offset as usize;
+            let Some(bytes) = raw.get(start..start.saturating_add(record.len as usize)) else {
+                continue;
+            };
+            self.kept.insert(c as u32, Arc::new(bytes.to_vec()));
+            self.kept_bytes += cost;
         }
     }
 }

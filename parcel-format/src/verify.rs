@@ -400,6 +400,11 @@ impl Parcel {
         progress: &mut dyn FnMut(u64),
     ) {
         for (index, entry) in self.manifest().entries.iter().enumerate() {
+            if cache.exhausted() {
+                // The cap on packs decoded again was reached (a limit
+                // failure, in `cache.problems`): the rest is not read.
+                return;
+            }
             let EntryKind::File { sha256, chunks, .. } = &entry.kind else {
                 continue;
             };
