@@ -476,8 +476,8 @@ pub fn describe(problems: &[Problem], volumes: &[(u32, PathBuf)]) -> String {
     let mut sorted: Vec<&Problem> = problems
         .iter()
         .filter(|p| match p {
-            Problem::ChunkUnavailable { volume, .. } => {
-                *unavailable.entry(*volume).or_default() += 1;
+            Problem::ChunkUnavailable { volume, count, .. } => {
+                *unavailable.entry(*volume).or_default() += u64::from(*count);
                 false
             }
             _ => true,

@@ -1406,6 +1406,30 @@ fn import_refuses_a_pack_in_a_volume_the_parcel_does_not_have() {
 }
 
 #[test]
+fn the_bad_chunks_of_one_pack_are_one_problem_however_many() {
+    // A signer that wrote millions of tiny chunks with wrong hashes made as
+    // many problems, gigabytes of report; here, every chunk of pack 1.
+    let s = scene();
+    let bad: Vec<usize> = (0..s.base.manifest.chunks.len())
+        .filter(|&c| s.base.manifest.chunks[c].pack == 1)
+        .collect();
+    assert!(bad.len() >= 2, "pack 1 has several chunks");
+    let volumes = s.forge(|m, _| {
+        for &c in &bad {
+            m.chunks[c].sha256[0] ^= 1;
+        }
+    });
+    let words = format!(
+        "chunk {} is corrupt (pack 1), and {} more chunk(s) of that pack",
+        bad[0],
+        bad.len() - 1
+    );
+    let stderr = s.verify_refused(&volumes, &[words.as_str()]);
+    assert_eq!(stderr.matches("is corrupt (pack").count(), 1, "{stderr}");
+    s.import_refused(&volumes, 3, &[words.as_str()]);
+}
+
+#[test]
 fn import_refuses_a_chunk_that_does_not_match_its_hash_and_leaves_no_staging() {
     let s = scene();
     let i = s

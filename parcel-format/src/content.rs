@@ -100,7 +100,8 @@ pub(crate) struct PackCache<'p> {
     spare: Arc<BufferPool>,
     slots: VecDeque<(u32, Arc<Vec<u8>>)>,
     bad_packs: HashSet<u32>,
-    bad_chunks: HashSet<u32>,
+    /// Chunks that failed their hash, one bit each.
+    bad_chunks: ChunkSet,
     prefetch: Option<Prefetch>,
     /// Where a delta parcel's base version is, when it is available.
     base_dir: Option<PathBuf>,
@@ -151,7 +152,7 @@ impl<'p> PackCache<'p> {
             spare: Arc::new(BufferPool::new(MAX_DECODERS + 2)),
             slots: VecDeque::new(),
             bad_packs: HashSet::new(),
-            bad_chunks: HashSet::new(),
+            bad_chunks: ChunkSet::new(m.chunks.len()),
             prefetch: None,
             base_dir: None,
             base_files: HashMap::new(),
@@ -241,7 +242,7 @@ impl<'p> PackCache<'p> {
             });
         }
         let pack = self.pack(record.pack)?;
-        if self.bad_chunks.contains(&index) {
+        if self.bad_chunks.contains(index) {
             return None;
         }
         let start = record.offset as usize;
@@ -405,7 +406,9 @@ impl<'p> PackCache<'p> {
             // Problems are reported once, the first time a pack is loaded.
             if !*flag {
                 self.problems.extend(decoded.problems);
-                self.bad_chunks.extend(decoded.bad_chunks);
+                for c in decoded.bad_chunks {
+                    self.bad_chunks.insert(c);
+                }
             }
             *flag = true;
         }
@@ -436,9 +439,7 @@ impl PackCache<'_> {
         let chunks = &self.parcel.manifest().chunks;
         for c in chunk_range(&self.first_chunk, q) {
             let wanted = self.remaining.get(c).is_some_and(|n| *n > 0);
-            if !wanted
-                || self.kept.contains_key(&(c as u32))
-                || self.bad_chunks.contains(&(c as u32))
+            if !wanted || self.kept.contains_key(&(c as u32)) || self.bad_chunks.contains(c as u32)
             {
                 continue;
             }
@@ -458,6 +459,28 @@ impl PackCache<'_> {
             self.kept.insert(c as u32, Arc::new(bytes.to_vec()));
             self.kept_bytes += cost;
         }
+    }
+}
+
+/// A set of chunk numbers as bits: 2 MB for the most chunks an index may
+/// list, where a hash set of millions of bad chunks took tens of MB.
+struct ChunkSet(Vec<u64>);
+
+impl ChunkSet {
+    fn new(chunks: usize) -> ChunkSet {
+        ChunkSet(vec![0; chunks.div_ceil(64)])
+    }
+
+    fn insert(&mut self, c: u32) {
+        if let Some(word) = self.0.get_mut(c as usize / 64) {
+            *word |= 1 << (c % 64);
+        }
+    }
+
+    fn contains(&self, c: u32) -> bool {
+        self.0
+            .get(c as usize / 64)
+            .is_some_and(|word| word & (1 << (c % 64)) != 0)
     }
 }
 
@@ -489,9 +512,13 @@ fn decode(
         return decoded;
     };
     let Some(volume) = parcel.volumes().get(&record.volume) else {
-        for c in chunk_range(first_chunk, p) {
+        // One problem for the pack's chunks, not one each: a pack may hold
+        // millions of tiny chunks.
+        let chunks = chunk_range(first_chunk, p);
+        if !chunks.is_empty() {
             decoded.problems.push(Problem::ChunkUnavailable {
-                chunk: c as u32,
+                chunk: chunks.start as u32,
+                count: chunks.len() as u32,
                 volume: record.volume,
                 pack: p,
             });
@@ -567,13 +594,18 @@ fn decode(
         let digest: [u8; 32] = Sha256::digest(bytes).into();
         if digest != chunk.sha256 {
             decoded.bad_chunks.push(c as u32);
-            decoded.problems.push(Problem::ChunkCorrupt {
-                volume: record.volume,
-                offset: record.offset,
-                chunk: c as u32,
-                pack: p,
-            });
         }
+    }
+    // One problem for the pack, naming its first bad chunk and counting the
+    // others (as above, a pack may hold millions of chunks).
+    if let Some(&first) = decoded.bad_chunks.first() {
+        decoded.problems.push(Problem::ChunkCorrupt {
+            volume: record.volume,
+            offset: record.offset,
+            chunk: first,
+            pack: p,
+            more: decoded.bad_chunks.len().saturating_sub(1) as u32,
+        });
     }
     decoded.raw = Some(Arc::new(raw));
     decoded

@@ -189,23 +189,29 @@ pub enum Problem {
         /// What failed: stored hash, decompression, length.
         reason: String,
     },
-    /// A chunk does not hash to its recorded value.
-    #[error("volume {volume} offset {offset}: chunk {chunk} is corrupt (pack {pack})")]
+    /// Chunks of one pack do not hash to their recorded values: the first
+    /// of them, and how many more (one problem per pack, however many).
+    #[error("volume {volume} offset {offset}: chunk {chunk} is corrupt (pack {pack}){}", and_more(*.more))]
     ChunkCorrupt {
         /// Volume number.
         volume: u32,
         /// Byte offset of its pack in the volume file.
         offset: u64,
-        /// Chunk number in the index.
+        /// Chunk number in the index (the pack's first bad one).
         chunk: u32,
         /// Pack number.
         pack: u32,
+        /// Other chunks of the pack that are corrupt too.
+        more: u32,
     },
-    /// A chunk cannot be read because its volume is missing or its pack is corrupt.
-    #[error("chunk {chunk} is unavailable (volume {volume}, pack {pack} missing or corrupt)")]
+    /// The chunks of one pack cannot be read because their volume is
+    /// missing (one problem per pack).
+    #[error("{count} chunk(s) from chunk {chunk} are unavailable (volume {volume}, pack {pack} missing or corrupt)")]
     ChunkUnavailable {
-        /// Chunk number.
+        /// The pack's first chunk number.
         chunk: u32,
+        /// The pack's chunks, from `chunk` on.
+        count: u32,
         /// Volume that should hold it.
         volume: u32,
         /// Pack that should hold it.
@@ -417,5 +423,14 @@ fn volume_name(volume: u32) -> String {
         "a parity volume".to_owned()
     } else {
         format!("volume {volume}")
+    }
+}
+
+/// ", and N more chunk(s) of that pack" when N > 0.
+fn and_more(more: u32) -> String {
+    if more == 0 {
+        String::new()
+    } else {
+        format!(", and {more} more chunk(s) of that pack")
     }
 }

@@ -284,10 +284,10 @@ fn first_problem(cache: &mut PackCache<'_>, chunk: u32) -> Problem {
     // else the latest one recorded (the load that just failed).
     let pack = cache.pack_of(chunk);
     let found = cache.problems.iter().position(|p| match p {
-        Problem::ChunkCorrupt { chunk: c, .. } | Problem::ChunkUnavailable { chunk: c, .. } => {
-            *c == chunk
-        }
-        Problem::PackCorrupt { pack: p, .. } => Some(*p) == pack,
+        // One problem per pack names its chunks.
+        Problem::ChunkCorrupt { pack: p, .. }
+        | Problem::ChunkUnavailable { pack: p, .. }
+        | Problem::PackCorrupt { pack: p, .. } => Some(*p) == pack,
         Problem::BaseModified { .. } | Problem::BaseMissing { .. } => pack.is_none(),
         _ => false,
     });
@@ -296,6 +296,7 @@ fn first_problem(cache: &mut PackCache<'_>, chunk: u32) -> Problem {
         Some(i) => cache.problems.swap_remove(i),
         None => Problem::ChunkUnavailable {
             chunk,
+            count: 1,
             volume: 0,
             pack: pack.unwrap_or(0),
         },
