@@ -239,7 +239,21 @@ fn symlink(path: &str, target: &str) -> Entry {
 
 /// The base with `entries` added at the end of its file table.
 fn with_entries(s: &Scene, entries: Vec<Entry>) -> Vec<PathBuf> {
-    s.forge(move |m, _| m.entries.extend(entries))
+    s.forge(move |m, _| {
+        for entry in entries {
+            // Each where the writer's walk would put it (FORMAT.md §5.3.2),
+            // so that the fault tested is the only one.
+            let at = m
+                .entries
+                .partition_point(|e| walk_order(&e.path, &entry.path).is_le());
+            m.entries.insert(at, entry);
+        }
+    })
+}
+
+/// The order of the writer's walk: the paths' components compared in turn.
+fn walk_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.split('/').cmp(b.split('/'))
 }
 
 /// The offset within the header record of each of its fields (FORMAT.md §3).
@@ -1229,8 +1243,40 @@ fn import_refuses_paths_that_differ_only_in_unicode_normalisation() {
             file_like(&readme, "doc/cafe\u{301}.txt"),
         ],
     );
-    let quoted = format!("{:?}", "doc/cafe\u{301}.txt");
+    // In walk order the decomposed name comes first ("e" sorts before the
+    // first byte of "é"): the composed one collides with it.
+    let quoted = format!("{:?}", "doc/caf\u{e9}.txt");
     s.import_refused(&volumes, 3, &[&quoted, "collides with an earlier entry"]);
+}
+
+#[test]
+fn import_refuses_entries_out_of_the_writers_walk_order() {
+    // Parents before children, but `lib` before `doc`: the tree digest
+    // depends on the order, and the store copy, walked again, would no
+    // longer match it (every later import and forward would call the copy
+    // changed).
+    let s = scene();
+    let volumes = s.forge(|m, _| {
+        let paths: Vec<&str> = m.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "README",
+                "bin",
+                "bin/tool",
+                "doc",
+                "doc/guide.txt",
+                "lib",
+                "lib/libfoo.so.1"
+            ]
+        );
+        let lib = m.entries.split_off(5);
+        let doc = m.entries.split_off(3);
+        m.entries.extend(lib);
+        m.entries.extend(doc);
+    });
+    s.verify_refused(&volumes, &["\"doc\"", "the writer's walk puts after it"]);
+    s.import_refused(&volumes, 3, &["\"doc\"", "path failure"]);
 }
 
 #[test]

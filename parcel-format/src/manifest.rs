@@ -699,6 +699,16 @@ impl Manifest {
             if collisions.insert(&self.entries, index) {
                 return Err(Problem::path(&entry.path, "collides with an earlier entry (same name, or differs only in case or Unicode normalisation)"));
             }
+            // The walk order (§5.3.2), which the tree digest depends on: a
+            // destination compares the digest with its store copy's, walked
+            // again, to tell that the copy is unchanged.
+            let previous = index.checked_sub(1).and_then(|i| self.entries.get(i));
+            if previous.is_some_and(|p| walk_order(&p.path, &entry.path).is_ge()) {
+                return Err(Problem::path(
+                    &entry.path,
+                    "is listed after an entry the writer's walk puts after it (entries go depth first, the names in a directory sorted by their bytes)",
+                ));
+            }
             match &entry.kind {
                 EntryKind::Directory => {}
                 EntryKind::Symlink { target } => {
@@ -797,6 +807,13 @@ impl<S: std::hash::BuildHasher> CollisionKeys<S> {
             }
         }
     }
+}
+
+/// How the writer's walk orders two paths (FORMAT.md §5.3.2): depth first,
+/// each directory before its contents, names in a directory by their bytes;
+/// that is, the paths' components compared in turn.
+pub(crate) fn walk_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.split('/').cmp(b.split('/'))
 }
 
 /// The tree digest of a file table (see [`Manifest::tree_digest`]).

@@ -1541,7 +1541,13 @@ fn generate() -> Vec<Vector> {
             edit(&mut base, &mut entries);
             m.format_version = 2;
             m.base = Some(base);
-            m.entries.extend(entries);
+            // Where the writer's walk puts them (FORMAT.md §5.3.2).
+            for entry in entries {
+                let at = m
+                    .entries
+                    .partition_point(|e| e.path.split('/').le(entry.path.split('/')));
+                m.entries.insert(at, entry);
+            }
         })
     };
     v.push(failing(
