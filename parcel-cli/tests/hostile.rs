@@ -237,7 +237,7 @@ fn symlink(path: &str, target: &str) -> Entry {
     }
 }
 
-/// The base with `entries` added at the end of its file table.
+/// The base with `entries` added to its file table, where the walk puts them.
 fn with_entries(s: &Scene, entries: Vec<Entry>) -> Vec<PathBuf> {
     s.forge(move |m, _| {
         for entry in entries {
@@ -1247,6 +1247,23 @@ fn import_refuses_paths_that_differ_only_in_unicode_normalisation() {
     // first byte of "é"): the composed one collides with it.
     let quoted = format!("{:?}", "doc/caf\u{e9}.txt");
     s.import_refused(&volumes, 3, &[&quoted, "collides with an earlier entry"]);
+}
+
+#[test]
+fn import_refuses_a_symlink_target_too_long_for_the_kernel_before_extracting() {
+    // symlink(2) takes at most 4,095 bytes and the NUL: a target of 4,096
+    // passed verify and failed deep in the import, naming a staging path.
+    let s = scene();
+    let target = "a/".repeat(2047) + "bc";
+    assert_eq!(target.len(), 4096);
+    let volumes = with_entries(&s, vec![symlink("long", &target)]);
+    let needles = ["\"long\"", "symlink target of 4096 bytes", "path failure"];
+    s.verify_refused(&volumes, &needles[..2]);
+    s.import_refused(&volumes, 3, &needles);
+    let fits = "a/".repeat(2046) + "bcd";
+    assert_eq!(fits.len(), 4095);
+    let volumes = with_entries(&s, vec![symlink("long", &fits)]);
+    s.bxl.import(&[&volumes[0]]).success();
 }
 
 #[test]

@@ -84,8 +84,14 @@ pub fn check_symlink_target(link_path: &str, target: &str) -> Result<(), String>
     if target.is_empty() {
         return Err("symlink with an empty target".into());
     }
-    if target.len() > MAX_PATH {
-        return Err(format!("symlink target longer than {MAX_PATH} bytes"));
+    // symlink(2) takes the target with its terminating NUL within PATH_MAX:
+    // one of MAX_PATH bytes would pass here and fail only at extraction.
+    if target.len() >= MAX_PATH {
+        return Err(format!(
+            "symlink target of {} bytes, longer than the {} a symlink can hold",
+            target.len(),
+            MAX_PATH - 1
+        ));
     }
     if target.starts_with('/') {
         return Err(format!(
