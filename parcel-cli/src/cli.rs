@@ -331,6 +331,12 @@ pub struct ImportArgs {
     /// came from)
     #[arg(long, value_name = "CODE", value_parser = parse_site_code)]
     pub new_origin: Option<String>,
+    /// Accept a package of another origin relayed by a site that is not
+    /// this site's parent: give the relaying site's code, once it is known
+    /// to forward to this site (by default a site with a parent takes
+    /// packages of other sites only from it)
+    #[arg(long, value_name = "CODE", value_parser = parse_site_code)]
+    pub relayed_by: Option<String>,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,

@@ -113,6 +113,40 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
     parcel
         .check_destination(&site.code)
         .map_err(|p| refused(format!("{p}; it must be imported at its destination site")))?;
+    // Whose package this is (`origin_site`) is the signer's claim: any
+    // trusted site could relay a newer "version" of another site's package.
+    // A site with a parent takes packages of other sites only from it.
+    let relayed = manifest.origin_site != manifest.source_site;
+    if let Some(given) = &args.relayed_by {
+        if !relayed || *given != manifest.source_site {
+            return Err(CliError::Usage(format!(
+                "--relayed-by {given} does not match this parcel, {}; nothing was imported",
+                if relayed {
+                    format!(
+                        "relayed by site {} (package of site {})",
+                        manifest.source_site, manifest.origin_site
+                    )
+                } else {
+                    format!(
+                        "whose package is its signer's own ({})",
+                        manifest.source_site
+                    )
+                }
+            )));
+        }
+    }
+    if let Some(parent) = site.parent.as_deref() {
+        if relayed && parent != manifest.source_site && args.relayed_by.is_none() {
+            return Err(refused(format!(
+                "site {} relays package {} of site {}, but this site takes packages of other sites only from its parent, {parent}; nothing was imported. Ask {parent} to forward it; or, once {} is known to forward to this site, import with --relayed-by {}",
+                manifest.source_site,
+                manifest.package_id,
+                manifest.origin_site,
+                manifest.source_site,
+                manifest.source_site
+            )));
+        }
+    }
     // FORMAT.md allows any u64; the catalog (SQLite) holds up to i64::MAX,
     // as `create --version` does.
     if i64::try_from(manifest.package_version).is_err() {
@@ -282,8 +316,13 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             }
         }
         if latest.version > manifest.package_version {
+            let via = if latest.source_site == latest.origin_site {
+                String::new()
+            } else {
+                format!(" via {}", latest.source_site)
+            };
             return Err(refused(format!(
-                "the store holds version {} of {} (from site {}, parcel {}), newer than this parcel's version {} (rollback refused); an older version is never imported over a newer one: ask the sender for a newer version",
+                "the store holds version {} of {} (from site {}{via}, parcel {}), newer than this parcel's version {} (rollback refused); an older version is never imported over a newer one: ask the sender for a newer version",
                 latest.version,
                 manifest.package_id,
                 latest.origin_site,

@@ -1279,6 +1279,80 @@ fn import_refuses_an_older_version_than_the_store_holds() {
 }
 
 #[test]
+fn a_site_with_a_parent_takes_packages_of_other_sites_only_from_it() {
+    // CEN publishes `tools`; BXL is NOR's parent and forwards it; ANT, also
+    // trusted by NOR, holds it too. Whose package a parcel carries is its
+    // signer's claim: a relaying site other than the parent could push any
+    // "version" of CEN's package.
+    let (world, cen, bxl) = two_sites();
+    let nor = world.site_with("NOR", &["--parent", "BXL"]);
+    let ant = world.site("ANT");
+    exchange_keys(&bxl, &nor);
+    exchange_keys(&cen, &ant);
+    exchange_keys(&ant, &nor);
+    deliver(&world, &cen, &bxl, &world.package("tools", 1), "tools", 1);
+    deliver(&world, &cen, &ant, &world.package("tools-2", 2), "tools", 2);
+    let forward = |from: &Site| {
+        let out = world.medium();
+        from.run(&[
+            "forward",
+            "--package-id",
+            "tools",
+            "--to",
+            "NOR",
+            "--out",
+            arg(&out),
+        ])
+        .success();
+        out
+    };
+    let from_ant = forward(&ant);
+    let before = nor.store_state();
+    nor.import(&[&from_ant])
+        .code(4)
+        .stderr(predicate::str::contains(
+            "site ANT relays package tools of site CEN, but this site takes packages of other sites only from its parent, BXL",
+        ))
+        .stderr(predicate::str::contains("--relayed-by ANT"));
+    assert_eq!(nor.store_state(), before);
+    nor.run(&["import", arg(&from_ant), "--relayed-by", "LUX"])
+        .code(2)
+        .stderr(predicate::str::contains("relayed by site ANT"));
+    assert_eq!(nor.store_state(), before);
+    // From the parent, a relayed package is taken as ever.
+    nor.import(&[&forward(&bxl)]).success();
+    // A package of the relaying site's own is not a relay.
+    let own = [world.medium(), world.medium()];
+    ant.create(
+        &world.package("ant-tools", 3),
+        "ant-tools",
+        1,
+        "NOR",
+        &[&own[0], &own[1]],
+    );
+    nor.import(&[&own[0], &own[1]]).success();
+    // Told, NOR takes ANT's relay.
+    nor.run(&["import", arg(&from_ant), "--relayed-by", "ANT"])
+        .success();
+    let packages = nor.json(&["packages", "--json"]);
+    let held: Vec<(&str, u64, &str)> = packages
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| {
+            (
+                p["package_id"].as_str().expect("id"),
+                p["version"].as_u64().expect("version"),
+                p["source_site"].as_str().expect("source"),
+            )
+        })
+        .collect();
+    assert!(held.contains(&("tools", 1, "BXL")), "{held:?}");
+    assert!(held.contains(&("tools", 2, "ANT")), "{held:?}");
+    assert!(held.contains(&("ant-tools", 1, "ANT")), "{held:?}");
+}
+
+#[test]
 fn import_refuses_a_package_id_another_origin_brings_unless_told_its_new_origin() {
     let (world, cen, bxl) = two_sites();
     let lux = world.site("LUX");

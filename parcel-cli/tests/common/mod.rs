@@ -52,12 +52,19 @@ impl World {
 
     /// A site `code` set up in `<world>/<code>-home`.
     pub fn site(&self, code: &str) -> Site {
+        self.site_with(code, &[])
+    }
+
+    /// A site `code` set up with more `site init` arguments (`--parent`…).
+    pub fn site_with(&self, code: &str, args: &[&str]) -> Site {
         let site = Site {
             code: code.to_owned(),
             home: self.dir.path().join(format!("{code}-home")),
             world: self.dir.path().to_owned(),
         };
-        site.run(&["site", "init", "--code", code]).success();
+        let mut init = vec!["site", "init", "--code", code];
+        init.extend_from_slice(args);
+        site.run(&init).success();
         site
     }
 
