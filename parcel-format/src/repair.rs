@@ -758,6 +758,10 @@ fn rebuild(
             let _ = std::fs::remove_file(path);
         }
     };
+    // Write buffers share 64 MiB, 1 MiB each at most: a parcel may have
+    // thousands of volumes to rebuild.
+    let rebuilding = scan.rebuild.iter().filter(|&&w| w).count().max(1);
+    let buffer = ((64usize << 20) / rebuilding).clamp(64 << 10, 1 << 20);
     for (v, &wanted) in scan.rebuild.iter().enumerate() {
         if !wanted {
             outputs.push(None);
@@ -777,7 +781,7 @@ fn rebuild(
             }
         };
         created.push(path.clone());
-        outputs.push(Some((path, BufWriter::with_capacity(1 << 20, file))));
+        outputs.push(Some((path, BufWriter::with_capacity(buffer, file))));
     }
     let mut shards = vec![0u8; originals * block];
     let mut present = vec![false; originals];
