@@ -243,7 +243,7 @@ pub fn repair(paths: &[PathBuf], trust: &TrustedKeys, scratch: &Path) -> Repair 
             }
         }
     }
-    let table = load_table(&reference, fields, &parity_files, &mut parity_problems);
+    let table = load_table(&reference, fields, &mut parity_files, &mut parity_problems);
     let (layout, table) = match table {
         Ok(found) => found,
         Err(limit) => {
@@ -438,11 +438,12 @@ fn chosen_parcel(data: &[Given], parity: &[Given]) -> Option<ParcelId> {
 /// Reads the block table from the first parity volume holding an intact
 /// copy, after checking the caps its header declares. `Err(Some(limit))`
 /// when a cap is exceeded, `Err(None)` when no copy is usable (the reasons
-/// are added to `problems`).
+/// are added to `problems`). Parity volumes whose recovery blocks do not
+/// match the table are taken out of `parity`, with a problem each.
 fn load_table(
     reference: &VolumeHeader,
     fields: ParityFields,
-    parity: &HashMap<u32, &Given>,
+    parity: &mut HashMap<u32, &Given>,
     problems: &mut Vec<Problem>,
 ) -> Result<(Layout, BlockTable), Option<Problem>> {
     if reference.volume_count > MAX_VOLUMES {
@@ -473,10 +474,10 @@ fn load_table(
             crate::limits::MAX_PARITY_TABLE,
         )));
     }
-    let mut numbers: Vec<&u32> = parity.keys().collect();
-    numbers.sort();
+    let mut numbers: Vec<u32> = parity.keys().copied().collect();
+    numbers.sort_unstable();
     for number in numbers {
-        let Some(g) = parity.get(number) else {
+        let Some(g) = parity.get(&number).copied() else {
             continue;
         };
         let unusable = |reason: String| Problem::ParityUnusable {
@@ -533,24 +534,31 @@ fn load_table(
             ));
             continue;
         };
-        // Each parity volume must hold exactly its share of recovery blocks.
-        let mismatched = parity.iter().find(|(number, g)| {
-            let p = g.header.parity.unwrap_or_default();
-            let share = layout.recovery_count_of(number.saturating_sub(1));
-            let block = u64::from(layout.block_size);
-            p.recovery_count != share
-                || p.recovery_offset < crate::limits::VOLUME_PREFIX
-                || share
-                    .checked_mul(block)
-                    .and_then(|b| b.checked_add(p.recovery_offset))
-                    .is_none_or(|end| end > g.len)
-        });
-        if let Some((_, g)) = mismatched {
-            problems.push(Problem::ParityUnusable {
-                path: g.path.clone(),
-                reason: "its recovery blocks do not match the block table".into(),
-            });
-            return Err(None);
+        // Each parity volume must hold exactly its share of recovery blocks;
+        // one that does not is unusable, the others serve (§13.5 step 5).
+        let mut mismatched: Vec<u32> = parity
+            .iter()
+            .filter(|(number, g)| {
+                let p = g.header.parity.unwrap_or_default();
+                let share = layout.recovery_count_of(number.saturating_sub(1));
+                let block = u64::from(layout.block_size);
+                p.recovery_count != share
+                    || p.recovery_offset < crate::limits::VOLUME_PREFIX
+                    || share
+                        .checked_mul(block)
+                        .and_then(|b| b.checked_add(p.recovery_offset))
+                        .is_none_or(|end| end > g.len)
+            })
+            .map(|(number, _)| *number)
+            .collect();
+        mismatched.sort_unstable();
+        for number in mismatched {
+            if let Some(g) = parity.remove(&number) {
+                problems.push(Problem::ParityUnusable {
+                    path: g.path.clone(),
+                    reason: "its recovery blocks do not match the block table".into(),
+                });
+            }
         }
         return Ok((layout, table));
     }

@@ -187,6 +187,44 @@ fn any_one_lost_volume_is_rebuilt_byte_identical() {
 }
 
 #[test]
+fn a_parity_volume_whose_recovery_count_is_wrong_is_left_out_and_the_others_serve() {
+    let w = write_with_parity(50);
+    let parity = w.parity();
+    assert!(parity.len() >= 2, "{parity:?}");
+    // Signed by the source, but claiming one recovery block more than its
+    // share: that copy is unusable (§13.5 step 5), not the whole table.
+    parcel_format::testkit::resign_header(&parity[1], &key(), |h| {
+        if let Some(p) = h.parity.as_mut() {
+            p.recovery_count += 1;
+        }
+    })
+    .unwrap();
+    let data = w.data();
+    let mut bytes = fs::read(&data[0]).unwrap();
+    bytes[5000] ^= 1;
+    fs::write(&data[0], &bytes).unwrap();
+    let repair = repair(&w.all(), &trust(), &w.scratch("s"));
+    assert!(repair.problems.is_empty(), "{:?}", repair.problems);
+    assert!(
+        matches!(
+            repair.repaired.as_slice(),
+            [Repaired::Blocks { volume: 1, .. }]
+        ),
+        "{:?}",
+        repair.repaired
+    );
+    assert!(
+        repair
+            .notes
+            .iter()
+            .any(|n| n.contains("recovery blocks do not match the block table")),
+        "{:?}",
+        repair.notes
+    );
+    assert_eq!(read_back(&repair.paths, &w.root), Ok(w.tree));
+}
+
+#[test]
 fn a_lost_parity_volume_alone_needs_no_repair() {
     let w = write_with_parity(50);
     for lost in w.parity() {
