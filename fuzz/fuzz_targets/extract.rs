@@ -201,12 +201,16 @@ fuzz_target!(|case: Case| {
     let mut manifest = seed.manifest.clone();
     let keep = usize::from(case.keep) % (manifest.entries.len() + 1);
     manifest.entries.truncate(keep);
-    manifest.entries.extend(
-        case.entries
-            .iter()
-            .take(MAX_ENTRIES)
-            .map(|new| entry(seed, new)),
-    );
+    // Each new entry where the writer's walk puts it (readers refuse any
+    // other order, FORMAT.md §7.3 step 8.9), so that the paths reach
+    // extraction; the `index` target covers entries out of order.
+    for new in case.entries.iter().take(MAX_ENTRIES) {
+        let new = entry(seed, new);
+        let at = manifest
+            .entries
+            .partition_point(|e| e.path.split('/').le(new.path.split('/')));
+        manifest.entries.insert(at, new);
+    }
     for edit in case.chunk_edits.iter().take(MAX_CHUNK_EDITS) {
         let count = manifest.chunks.len();
         let chunk = &mut manifest.chunks[usize::from(edit.chunk) % count];

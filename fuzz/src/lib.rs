@@ -325,11 +325,12 @@ pub fn raw_seed() -> &'static RawSeed {
             mtime: CREATED - 30,
             kind: EntryKind::Directory,
         };
+        // In the writer's walk order (FORMAT.md §5.3.2), as readers require.
         let entries = vec![
+            file("README", false, &[2]),
             dir("bin"),
             file("bin/hello.sh", true, &[0]),
             dir("lib"),
-            file("lib/libfoo.so.1", false, &[1]),
             Entry {
                 path: "lib/libfoo.so".into(),
                 mtime: CREATED - 60,
@@ -337,7 +338,7 @@ pub fn raw_seed() -> &'static RawSeed {
                     target: "libfoo.so.1".into(),
                 },
             },
-            file("README", false, &[2]),
+            file("lib/libfoo.so.1", false, &[1]),
             dir("share"),
             file("share/data", false, &[3, 1]),
         ];

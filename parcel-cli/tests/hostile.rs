@@ -983,10 +983,9 @@ fn import_refuses_a_deduplication_bomb_before_writing_anything() {
 }
 
 /// A parcel of `packs` packs of 16 MiB of zeros (a few KB stored each),
-/// 256 chunks of 64 KiB each, and one file reading chunk j of pack 0, 1, …,
-/// for j = 0 to 255, three times over: content met again far apart.
-fn read_again(s: &Scene, packs: u32) -> Vec<PathBuf> {
-    let chunk_len = 64 * 1024;
+/// chunks of `chunk_len` bytes, and one file reading chunk j of pack 0, 1,
+/// …, for each j in turn, `passes` times over: content met again far apart.
+fn read_again(s: &Scene, packs: u32, chunk_len: u32, passes: usize) -> Vec<PathBuf> {
     let per_pack = MAX_PACK_RAW / chunk_len;
     let zero_chunk: [u8; 32] = Sha256::digest(vec![0u8; chunk_len as usize]).into();
     let order: Vec<u32> = (0..per_pack)
@@ -996,11 +995,12 @@ fn read_again(s: &Scene, packs: u32) -> Vec<PathBuf> {
         .iter()
         .copied()
         .cycle()
-        .take(order.len() * 3)
+        .take(order.len() * passes)
         .collect();
     let mut content = Sha256::new();
+    let zeros = vec![0u8; chunk_len as usize];
     for _ in &refs {
-        content.update(vec![0u8; chunk_len as usize]);
+        content.update(&zeros);
     }
     let content: [u8; 32] = content.finalize().into();
     s.forge(|m, stored| {
@@ -1040,10 +1040,11 @@ fn read_again(s: &Scene, packs: u32) -> Vec<PathBuf> {
 #[test]
 fn content_read_again_is_served_from_the_chunks_kept_without_decoding_packs_again() {
     let s = scene();
-    // Eight packs: four stay cached and the chunks of the four that left
-    // are kept (64 MiB), so nothing is decoded twice. Without the kept
-    // chunks nearly every read decodes a 16 MiB pack again, over the cap.
-    let volumes = read_again(&s, 8);
+    // Eight packs of 64 KiB chunks, three passes: four packs stay cached
+    // and the chunks of the four that left are kept (64 MiB, all but a few
+    // of them), so few packs are decoded again. Without the kept chunks
+    // nearly every read would decode a 16 MiB pack again, over the cap.
+    let volumes = read_again(&s, 8, 64 * 1024, 3);
     s.bxl
         .cmd()
         .arg("verify")
@@ -1055,11 +1056,12 @@ fn content_read_again_is_served_from_the_chunks_kept_without_decoding_packs_agai
 #[test]
 fn verify_and_import_stop_a_parcel_that_makes_them_decode_its_packs_over_and_over() {
     let s = scene();
-    // Sixteen packs: four cached packs and 64 MiB of kept chunks hold half
-    // of the 256 MiB, and most other reads would decode a whole 16 MiB pack
-    // again, 256 times the bytes they declare (for days, on an index of a
-    // few MB). The bytes decoded again are capped (FORMAT.md §7.4).
-    let volumes = read_again(&s, 16);
+    // Nine packs of 4 KiB chunks, two passes: the chunks kept (64 MiB)
+    // wait for the second pass, four packs are cached, and most other
+    // reads decode a whole 16 MiB pack again, 4,096 times the bytes they
+    // declare (for days, on an index of a few MB). The bytes decoded again
+    // are capped (FORMAT.md §7.4).
+    let volumes = read_again(&s, 9, 4096, 2);
     let words = "bytes of packs decoded again";
     s.verify_refused(&volumes, &[words, "limit"]);
     s.import_refused(&volumes, 3, &[words, "limit failure"]);
@@ -1490,6 +1492,52 @@ fn the_bad_chunks_of_one_pack_are_one_problem_however_many() {
     let stderr = s.verify_refused(&volumes, &[words.as_str()]);
     assert_eq!(stderr.matches("is corrupt (pack").count(), 1, "{stderr}");
     s.import_refused(&volumes, 3, &[words.as_str()]);
+}
+
+#[test]
+fn a_file_with_an_earlier_file_s_chunks_but_another_hash_is_refused() {
+    // The same content met twice is checked (verify) and written (import)
+    // from the first copy, without reading its chunks again: a second entry
+    // listing the same chunks under another hash must still fail.
+    let s = scene();
+    let tool = entry(&s.base.manifest, "bin/tool");
+    let EntryKind::File { chunks, .. } = &tool.kind else {
+        panic!("bin/tool is a file")
+    };
+    assert!(chunks.len() >= 2, "bin/tool has several chunks");
+    // A file of one chunk, read earlier as part of bin/tool.
+    let c = chunks[0];
+    let record = &s.base.manifest.chunks[c as usize];
+    let one = Entry {
+        path: "zz-copy".into(),
+        mtime: 1_700_000_000,
+        kind: EntryKind::File {
+            size: record.len.into(),
+            executable: false,
+            sha256: record.sha256,
+            chunks: vec![c].into(),
+        },
+    };
+    let mut several = tool.clone();
+    several.path = "zz-copy".into();
+    for like in [one, several] {
+        let mut wrong = like.clone();
+        if let EntryKind::File { sha256, .. } = &mut wrong.kind {
+            sha256[0] ^= 1;
+        }
+        let volumes = with_entries(&s, vec![wrong]);
+        let needles = ["\"zz-copy\"", "content does not match its recorded SHA-256"];
+        s.verify_refused(&volumes, &needles);
+        s.import_refused(&volumes, 3, &needles);
+        // With the right hash it is the same content met twice.
+        let volumes = with_entries(&s, vec![like]);
+        s.bxl
+            .cmd()
+            .arg("verify")
+            .arg(&volumes[0])
+            .assert()
+            .success();
+    }
 }
 
 #[test]

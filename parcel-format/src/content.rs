@@ -43,16 +43,17 @@ const CACHED_PACKS: usize = 4;
 /// counted with [`KEPT_OVERHEAD`].
 pub(crate) const KEPT_BYTES: u64 = 64 * 1024 * 1024;
 
-/// What a kept chunk costs beyond its bytes (its allocation and map slot).
-const KEPT_OVERHEAD: u64 = 64;
+/// What a kept chunk costs beyond its bytes: its `Arc` allocation, the
+/// allocator's rounding and minimum block, and its map slot.
+const KEPT_OVERHEAD: u64 = 128;
 
 /// The cap on bytes decoded again (packs loaded after they left the cache):
-/// four times the packs' decoded size plus four times the declared content,
-/// plus 1 GiB (FORMAT.md §8.1).
+/// sixteen times the packs' decoded size plus sixteen times the declared
+/// content, plus 1 GiB (FORMAT.md §7.4).
 pub(crate) fn reload_cap(packs_raw: u64, content: u64) -> u64 {
     packs_raw
-        .saturating_mul(4)
-        .saturating_add(content.saturating_mul(4))
+        .saturating_add(content)
+        .saturating_mul(16)
         .saturating_add(1 << 30)
 }
 
@@ -217,23 +218,7 @@ impl<'p> PackCache<'p> {
             return self.base_chunk(index, chunk);
         }
         let record = manifest.chunks.get(index as usize)?;
-        let left = match self.remaining.get_mut(index as usize) {
-            Some(n) if *n != u16::MAX => {
-                *n = n.saturating_sub(1);
-                *n
-            }
-            _ => u16::MAX,
-        };
-        let kept = if left == 0 {
-            self.kept.remove(&index).inspect(|bytes| {
-                self.kept_bytes = self
-                    .kept_bytes
-                    .saturating_sub(bytes.len() as u64 + KEPT_OVERHEAD);
-            })
-        } else {
-            self.kept.get(&index).cloned()
-        };
-        if let Some(bytes) = kept {
+        if let Some(bytes) = self.count_down(index) {
             let end = bytes.len();
             return Some(ChunkBytes {
                 pack: bytes,
@@ -248,6 +233,51 @@ impl<'p> PackCache<'p> {
         let start = record.offset as usize;
         let end = start + record.len as usize;
         Some(ChunkBytes { pack, start, end })
+    }
+
+    /// Counts one reference to own chunk `index` as read; its kept copy,
+    /// if any (let go after its last reference).
+    fn count_down(&mut self, index: u32) -> Option<Arc<Vec<u8>>> {
+        let left = match self.remaining.get_mut(index as usize) {
+            Some(n) if *n != u16::MAX => {
+                *n = n.saturating_sub(1);
+                *n
+            }
+            _ => u16::MAX,
+        };
+        if left == 0 {
+            self.kept.remove(&index).inspect(|bytes| {
+                self.kept_bytes = self
+                    .kept_bytes
+                    .saturating_sub(bytes.len() as u64 + KEPT_OVERHEAD);
+            })
+        } else {
+            self.kept.get(&index).cloned()
+        }
+    }
+
+    /// What is known of own chunk `index` without reading it: `Some(true)`
+    /// when its pack was loaded and the chunk hashed right, `Some(false)`
+    /// when it is bad or unavailable (the problem was recorded then),
+    /// `None` when its pack was not loaded yet (or it is a base chunk).
+    /// An answer counts the reference as read.
+    pub(crate) fn checked(&mut self, index: u32) -> Option<bool> {
+        let pack = self.parcel.manifest().chunks.get(index as usize)?.pack;
+        let known = if self.bad_packs.contains(&pack) {
+            false
+        } else if self.loaded.get(pack as usize).copied().unwrap_or(false) {
+            !self.bad_chunks.contains(index)
+        } else {
+            return None;
+        };
+        self.count_down(index);
+        Some(known)
+    }
+
+    /// Whether own chunk `index` is referred to again by entries not read
+    /// yet.
+    pub(crate) fn read_again(&self, index: u32) -> bool {
+        self.remaining.get(index as usize).is_some_and(|&n| n > 0)
     }
 
     /// Takes a delta parcel's base chunks from `dir`, the destination's copy
@@ -403,8 +433,10 @@ impl<'p> PackCache<'p> {
     /// Records what loading pack `p` found; a good pack enters the cache.
     fn absorb(&mut self, p: u32, decoded: Decoded) {
         if let Some(flag) = self.loaded.get_mut(p as usize) {
-            // Problems are reported once, the first time a pack is loaded.
-            if !*flag {
+            // Problems are reported once, the first time a pack is loaded;
+            // a pack that loaded before but fails now (a medium read again
+            // and no longer the same) says why too.
+            if !*flag || decoded.raw.is_none() {
                 self.problems.extend(decoded.problems);
                 for c in decoded.bad_chunks {
                     self.bad_chunks.insert(c);

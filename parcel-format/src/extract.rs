@@ -7,8 +7,9 @@
 //! every file and directory, so no write can pass through a link. Files get
 //! mode 0644 or 0755, directories 0755: never setuid, setgid or sticky.
 
+use std::collections::HashMap;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -124,6 +125,9 @@ impl Parcel {
         };
         let mut summary = ExtractSummary::default();
         let mut symlinks: Vec<(PathBuf, &str)> = Vec::new();
+        // Files written whose first chunk is read again, by that chunk (see
+        // below: the same content met twice is copied from the first).
+        let mut written: HashMap<u32, usize> = HashMap::new();
         let mut directories: Vec<(PathBuf, i64)> = Vec::new();
         for (index, entry) in self.manifest().entries.iter().enumerate() {
             let target = dest.join(&entry.path);
@@ -179,15 +183,58 @@ impl Parcel {
                         progress(summary.bytes);
                     }
                     // A one-chunk file's bytes were checked as its chunk's.
-                    let one_chunk = self.manifest().one_chunk_hash(index);
-                    for &c in chunks {
-                        let bytes = cache.chunk(c).ok_or_else(|| first_problem(cache, c))?;
-                        if one_chunk.is_none() {
-                            hasher.update(bytes.bytes());
+                    let mut one_chunk = self.manifest().one_chunk_hash(index);
+                    // The same content written before, as a file with the
+                    // same chunks: copied from there (hashed as it is read)
+                    // rather than from packs that may have left the cache.
+                    let first = chunks.first().copied();
+                    let earlier = first
+                        .and_then(|c| written.get(&c))
+                        .and_then(|&j| self.manifest().entries.get(j))
+                        .filter(|earlier| match &earlier.kind {
+                            EntryKind::File { chunks: cs, .. } => cs == chunks,
+                            _ => false,
+                        });
+                    if let Some(earlier) = earlier {
+                        let source = dest.join(&earlier.path);
+                        let copied = File::open(&source).and_then(|f| {
+                            io::copy(
+                                &mut f.take(*size),
+                                &mut HashingWriter {
+                                    out: &mut out,
+                                    hasher: &mut hasher,
+                                },
+                            )
+                        });
+                        match copied {
+                            Ok(n) if n == *size => {
+                                for &c in chunks {
+                                    cache.checked(c);
+                                }
+                                summary.bytes += n;
+                                progress(summary.bytes);
+                                // Hashed whole above, one chunk or many.
+                                one_chunk = None;
+                            }
+                            Ok(_) => return Err(Problem::Write {
+                                path: source,
+                                source: io::Error::other(
+                                    "a file written by this extraction changed size while it ran",
+                                )
+                                .into(),
+                            }),
+                            Err(e) => return Err(write_err(&target)(e)),
                         }
-                        out.write_all(bytes.bytes()).map_err(write_err(&target))?;
-                        summary.bytes += bytes.bytes().len() as u64;
-                        progress(summary.bytes);
+                    } else {
+                        for &c in chunks {
+                            let bytes = cache.chunk(c).ok_or_else(|| first_problem(cache, c))?;
+                            if one_chunk.is_none() {
+                                hasher.update(bytes.bytes());
+                            }
+                            out.write_all(bytes.bytes()).map_err(write_err(&target))?;
+                            summary.bytes += bytes.bytes().len() as u64;
+                            progress(summary.bytes);
+                        }
                     }
                     let actual = one_chunk
                         .copied()
@@ -213,6 +260,9 @@ impl Parcel {
                     file.set_modified(time_of(entry.mtime))
                         .map_err(write_err(&target))?;
                     summary.files += 1;
+                    if let Some(c) = first.filter(|&c| cache.read_again(c)) {
+                        written.entry(c).or_insert(index);
+                    }
                 }
             }
         }
@@ -283,6 +333,17 @@ fn first_problem(cache: &mut PackCache<'_>, chunk: u32) -> Problem {
     // The problem about this chunk, its pack or the base it comes from;
     // else the latest one recorded (the load that just failed).
     let pack = cache.pack_of(chunk);
+    if cache.exhausted() {
+        // The cap on packs decoded again stopped the read, whatever else the
+        // pack's problems say.
+        if let Some(i) = cache
+            .problems
+            .iter()
+            .position(|p| matches!(p, Problem::Limit { .. }))
+        {
+            return cache.problems.swap_remove(i);
+        }
+    }
     let found = cache.problems.iter().position(|p| match p {
         // One problem per pack names its chunks.
         Problem::ChunkCorrupt { pack: p, .. }
@@ -300,5 +361,23 @@ fn first_problem(cache: &mut PackCache<'_>, chunk: u32) -> Problem {
             volume: 0,
             pack: pack.unwrap_or(0),
         },
+    }
+}
+
+/// Hashes what it passes on to `out`.
+struct HashingWriter<'a, W: Write> {
+    out: &'a mut W,
+    hasher: &'a mut Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }

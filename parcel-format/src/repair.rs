@@ -577,6 +577,9 @@ struct FirstBlocks {
     path: PathBuf,
     len: u64,
     whole: Vec<Option<[u8; 32]>>,
+    /// The hashes of short last blocks read so far, by row and volume
+    /// length: each read once, however many volumes of that length.
+    short: HashMap<(u64, u64), Option<[u8; 32]>>,
 }
 
 impl FirstBlocks {
@@ -585,6 +588,7 @@ impl FirstBlocks {
             path: path.to_owned(),
             len: 0,
             whole: Vec::new(),
+            short: HashMap::new(),
         };
         let Ok(mut file) = File::open(path) else {
             return blocks;
@@ -605,7 +609,7 @@ impl FirstBlocks {
 
     /// Whether one of the first eight blocks of data volume `v` (0-based),
     /// held whole by this file, hashes to the table's hash of that block.
-    fn match_volume(&self, layout: &Layout, table: &BlockTable, v: usize) -> bool {
+    fn match_volume(&mut self, layout: &Layout, table: &BlockTable, v: usize) -> bool {
         let block = u64::from(layout.block_size);
         let volume_len = layout.lengths.get(v).copied().unwrap_or(0);
         (0..layout.blocks_of(v).min(RECOGNISED_ROWS)).any(|row| {
@@ -623,13 +627,21 @@ impl FirstBlocks {
                     .is_some_and(|h| h == *expected);
             }
             // The volume's last block, shorter than B and padded with zeros:
-            // its hash depends on the volume's length, so it is read here,
-            // and only from a file that holds it whole.
-            let mut buf = vec![0u8; layout.block_size as usize];
-            File::open(&self.path).is_ok_and(|mut file| {
-                read_block(&mut file, layout, v, row, self.len, &mut buf).is_ok_and(|held| held)
-                    && <[u8; 32]>::from(Sha256::digest(&buf)) == *expected
-            })
+            // its hash depends on the volume's length, so it is read here
+            // (once per length), and only from a file that holds it whole.
+            if self.len < volume_len {
+                return false;
+            }
+            let (path, len) = (&self.path, self.len);
+            let hash = *self.short.entry((row, volume_len)).or_insert_with(|| {
+                let mut buf = vec![0u8; layout.block_size as usize];
+                File::open(path).ok().and_then(|mut file| {
+                    read_block(&mut file, layout, v, row, len, &mut buf)
+                        .is_ok_and(|held| held)
+                        .then(|| <[u8; 32]>::from(Sha256::digest(&buf)))
+                })
+            });
+            hash == Some(*expected)
         })
     }
 }

@@ -10,6 +10,7 @@
 //! cannot: a trusted signer that wrote content inconsistent with its own file
 //! table. Import makes the content checks as it extracts.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -399,19 +400,62 @@ impl Parcel {
         problems: &mut Vec<Problem>,
         progress: &mut dyn FnMut(u64),
     ) {
-        for (index, entry) in self.manifest().entries.iter().enumerate() {
+        // Files checked whole and found right whose first chunk is read
+        // again, by that chunk: a later file with the same chunks and hash
+        // (the same content met twice) needs none of its bytes read again.
+        let mut checked_files: HashMap<u32, usize> = HashMap::new();
+        let entries = &self.manifest().entries;
+        for (index, entry) in entries.iter().enumerate() {
             if cache.exhausted() {
                 // The cap on packs decoded again was reached (a limit
                 // failure, in `cache.problems`): the rest is not read.
                 return;
             }
-            let EntryKind::File { sha256, chunks, .. } = &entry.kind else {
+            let EntryKind::File {
+                sha256,
+                chunks,
+                size,
+                ..
+            } = &entry.kind
+            else {
                 continue;
             };
             let mut hasher = Sha256::new();
             // A delta parcel's unchanged file is checked at import, against the base.
             let mut complete = !self.manifest().is_whole_from_base(index);
             let one_chunk = self.manifest().one_chunk_hash(index);
+            // A file of one chunk already checked (its hash is the chunk's)
+            // needs no bytes: §7.4 step 3 loads a pack only once.
+            if let (Some(hash), [c]) = (one_chunk, &chunks[..]) {
+                if let Some(good) = cache.checked(*c) {
+                    if good && complete && hash != sha256 {
+                        problems.push(Problem::FileCorrupt {
+                            path: entry.path.clone(),
+                        });
+                    }
+                    progress(*size);
+                    continue;
+                }
+            }
+            let first = chunks.first().copied();
+            let same_as_checked = first
+                .and_then(|c| checked_files.get(&c))
+                .and_then(|&j| entries.get(j))
+                .is_some_and(|earlier| match &earlier.kind {
+                    EntryKind::File {
+                        sha256: s,
+                        chunks: cs,
+                        ..
+                    } => s == sha256 && cs == chunks,
+                    _ => false,
+                });
+            if same_as_checked && complete {
+                for &c in chunks {
+                    cache.checked(c);
+                }
+                progress(*size);
+                continue;
+            }
             for &c in chunks {
                 match cache.chunk(c) {
                     Some(bytes) => {
@@ -430,6 +474,8 @@ impl Parcel {
                 problems.push(Problem::FileCorrupt {
                     path: entry.path.clone(),
                 });
+            } else if let Some(c) = first.filter(|&c| complete && cache.read_again(c)) {
+                checked_files.entry(c).or_insert(index);
             }
         }
         // Packs no file uses are still checked.

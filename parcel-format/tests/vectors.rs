@@ -1363,7 +1363,18 @@ fn generate() -> Vec<Vector> {
             target: target.into(),
         },
     };
-    let with = |entries: Vec<Entry>| hostile(&small, true, move |m, _| m.entries.extend(entries));
+    // Each entry goes where the writer's walk puts it (FORMAT.md §5.3.2), so
+    // that the fault a vector names is its only one.
+    let with = |entries: Vec<Entry>| {
+        hostile(&small, true, move |m, _| {
+            for entry in entries {
+                let at = m
+                    .entries
+                    .partition_point(|e| e.path.split('/').le(entry.path.split('/')));
+                m.entries.insert(at, entry);
+            }
+        })
+    };
     for (name, comment, entries) in [
         (
             "path-dot-dot",
@@ -1423,6 +1434,16 @@ fn generate() -> Vec<Vector> {
     ] {
         v.push(failing(name, Path, comment, with(entries)));
     }
+    v.push(failing(
+        "path-out-of-walk-order",
+        Path,
+        "the file table lists README after the entries under lib/, parents still before children",
+        hostile(&small, true, |m, _| {
+            let i = m.entries.iter().position(|e| e.path == "README").unwrap();
+            let readme = m.entries.remove(i);
+            m.entries.push(readme);
+        }),
+    ));
 
     // Chunk failures: signed, valid manifests whose contents do not match.
     v.push(failing(

@@ -185,7 +185,8 @@ fn hostile_fixtures(single: &SeedParcel) -> Result<Vec<(String, Volumes)>, Error
     let edits: [(&str, ManifestEdit); 2] = [
         ("fixture-chunk-hash-wrong", |m| m.chunks[1].sha256[0] ^= 1),
         ("fixture-file-hash-wrong", |m| {
-            if let Some(EntryKind::File { sha256, .. }) = m.entries.get_mut(1).map(|e| &mut e.kind)
+            // Entry 2 is bin/hello.sh (README, bin, bin/hello.sh, …).
+            if let Some(EntryKind::File { sha256, .. }) = m.entries.get_mut(2).map(|e| &mut e.kind)
             {
                 sha256[0] ^= 1;
             }
