@@ -100,7 +100,10 @@ pub(crate) struct PackCache<'p> {
     /// fault in, zero and unmap for every pack).
     spare: Arc<BufferPool>,
     slots: VecDeque<(u32, Arc<Vec<u8>>)>,
+    /// Packs found unavailable or corrupt (not loaded again), and those of
+    /// them whose first load failed.
     bad_packs: HashSet<u32>,
+    failed_first: HashSet<u32>,
     /// Chunks that failed their hash, one bit each.
     bad_chunks: ChunkSet,
     prefetch: Option<Prefetch>,
@@ -153,6 +156,7 @@ impl<'p> PackCache<'p> {
             spare: Arc::new(BufferPool::new(MAX_DECODERS + 2)),
             slots: VecDeque::new(),
             bad_packs: HashSet::new(),
+            failed_first: HashSet::new(),
             bad_chunks: ChunkSet::new(m.chunks.len()),
             prefetch: None,
             base_dir: None,
@@ -263,7 +267,8 @@ impl<'p> PackCache<'p> {
     /// An answer counts the reference as read.
     pub(crate) fn checked(&mut self, index: u32) -> Option<bool> {
         let pack = self.parcel.manifest().chunks.get(index as usize)?.pack;
-        let known = if self.bad_packs.contains(&pack) {
+        // What the first load found stands, even if a later one failed.
+        let known = if self.failed_first.contains(&pack) {
             false
         } else if self.loaded.get(pack as usize).copied().unwrap_or(false) {
             !self.bad_chunks.contains(index)
@@ -432,6 +437,10 @@ impl<'p> PackCache<'p> {
 
     /// Records what loading pack `p` found; a good pack enters the cache.
     fn absorb(&mut self, p: u32, decoded: Decoded) {
+        let first = !self.loaded.get(p as usize).copied().unwrap_or(true);
+        if first && decoded.raw.is_none() {
+            self.failed_first.insert(p);
+        }
         if let Some(flag) = self.loaded.get_mut(p as usize) {
             // Problems are reported once, the first time a pack is loaded;
             // a pack that loaded before but fails now (a medium read again

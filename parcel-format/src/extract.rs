@@ -197,17 +197,24 @@ impl Parcel {
                         });
                     if let Some(earlier) = earlier {
                         let source = dest.join(&earlier.path);
-                        let copied = File::open(&source).and_then(|f| {
-                            io::copy(
-                                &mut f.take(*size),
-                                &mut HashingWriter {
-                                    out: &mut out,
-                                    hasher: &mut hasher,
-                                },
-                            )
-                        });
+                        let unreadable = |e: io::Error| Problem::Unreadable {
+                            path: source.clone(),
+                            source: e.into(),
+                        };
+                        let mut from = File::open(&source).map_err(unreadable)?.take(*size);
+                        let mut buf = vec![0u8; buffer];
+                        let mut copied = 0u64;
+                        loop {
+                            let n = from.read(&mut buf).map_err(unreadable)?;
+                            let Some(bytes) = buf.get(..n).filter(|b| !b.is_empty()) else {
+                                break;
+                            };
+                            hasher.update(bytes);
+                            out.write_all(bytes).map_err(write_err(&target))?;
+                            copied += n as u64;
+                        }
                         match copied {
-                            Ok(n) if n == *size => {
+                            n if n == *size => {
                                 for &c in chunks {
                                     cache.checked(c);
                                 }
@@ -216,14 +223,13 @@ impl Parcel {
                                 // Hashed whole above, one chunk or many.
                                 one_chunk = None;
                             }
-                            Ok(_) => return Err(Problem::Write {
+                            _ => return Err(Problem::Unreadable {
                                 path: source,
                                 source: io::Error::other(
                                     "a file written by this extraction changed size while it ran",
                                 )
                                 .into(),
                             }),
-                            Err(e) => return Err(write_err(&target)(e)),
                         }
                     } else {
                         for &c in chunks {
@@ -361,23 +367,5 @@ fn first_problem(cache: &mut PackCache<'_>, chunk: u32) -> Problem {
             volume: 0,
             pack: pack.unwrap_or(0),
         },
-    }
-}
-
-/// Hashes what it passes on to `out`.
-struct HashingWriter<'a, W: Write> {
-    out: &'a mut W,
-    hasher: &'a mut Sha256,
-}
-
-impl<W: Write> Write for HashingWriter<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.out.write(buf)?;
-        self.hasher.update(buf.get(..n).unwrap_or_default());
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
     }
 }

@@ -8,7 +8,7 @@
 //! to the signed table, and the rebuilt volumes are then checked by the
 //! reader exactly as the originals would have been (§7).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -569,6 +569,13 @@ fn load_table(
 /// damaged (§13.5 step 6).
 const RECOGNISED_ROWS: u64 = 8;
 
+/// Short last blocks whose hash each such file remembers.
+const SHORT_BLOCKS_CACHED: usize = 8;
+
+/// A short last block read from a file: its (row, volume length), and its
+/// hash (`None` when the file does not hold it whole).
+type ShortBlock = ((u64, u64), Option<[u8; 32]>);
+
 /// The first blocks of a file that failed §7.1, hashed once: the hash of
 /// each of its first eight whole blocks (`None` where the file does not hold
 /// the block whole), to be compared with the table's hashes of a volume
@@ -577,9 +584,11 @@ struct FirstBlocks {
     path: PathBuf,
     len: u64,
     whole: Vec<Option<[u8; 32]>>,
-    /// The hashes of short last blocks read so far, by row and volume
-    /// length: each read once, however many volumes of that length.
-    short: HashMap<(u64, u64), Option<[u8; 32]>>,
+    /// The hashes of the last few short last blocks read, by row and
+    /// volume length: each read once for the many volumes of one length (an
+    /// honest parcel has at most two lengths), in bounded memory whatever a
+    /// hostile table lists.
+    short: VecDeque<ShortBlock>,
 }
 
 impl FirstBlocks {
@@ -588,7 +597,7 @@ impl FirstBlocks {
             path: path.to_owned(),
             len: 0,
             whole: Vec::new(),
-            short: HashMap::new(),
+            short: VecDeque::new(),
         };
         let Ok(mut file) = File::open(path) else {
             return blocks;
@@ -632,14 +641,20 @@ impl FirstBlocks {
             if self.len < volume_len {
                 return false;
             }
-            let (path, len) = (&self.path, self.len);
-            let hash = *self.short.entry((row, volume_len)).or_insert_with(|| {
+            let key = (row, volume_len);
+            let cached = self.short.iter().find(|(k, _)| *k == key).map(|(_, h)| *h);
+            let hash = cached.unwrap_or_else(|| {
                 let mut buf = vec![0u8; layout.block_size as usize];
-                File::open(path).ok().and_then(|mut file| {
-                    read_block(&mut file, layout, v, row, len, &mut buf)
+                let hash = File::open(&self.path).ok().and_then(|mut file| {
+                    read_block(&mut file, layout, v, row, self.len, &mut buf)
                         .is_ok_and(|held| held)
                         .then(|| <[u8; 32]>::from(Sha256::digest(&buf)))
-                })
+                });
+                if self.short.len() == SHORT_BLOCKS_CACHED {
+                    self.short.pop_front();
+                }
+                self.short.push_back((key, hash));
+                hash
             });
             hash == Some(*expected)
         })
