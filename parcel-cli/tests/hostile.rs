@@ -1045,12 +1045,7 @@ fn content_read_again_is_served_from_the_chunks_kept_without_decoding_packs_agai
     // of them), so few packs are decoded again. Without the kept chunks
     // nearly every read would decode a 16 MiB pack again, over the cap.
     let volumes = read_again(&s, 8, 64 * 1024, 3);
-    s.bxl
-        .cmd()
-        .arg("verify")
-        .arg(&volumes[0])
-        .assert()
-        .success();
+    s.bxl.run(&["verify", arg(&volumes[0])]).success();
 }
 
 #[test]
@@ -1531,12 +1526,7 @@ fn a_file_with_an_earlier_file_s_chunks_but_another_hash_is_refused() {
         s.import_refused(&volumes, 3, &needles);
         // With the right hash it is the same content met twice.
         let volumes = with_entries(&s, vec![like]);
-        s.bxl
-            .cmd()
-            .arg("verify")
-            .arg(&volumes[0])
-            .assert()
-            .success();
+        s.bxl.run(&["verify", arg(&volumes[0])]).success();
     }
 }
 
