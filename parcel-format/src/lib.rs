@@ -103,6 +103,7 @@ pub mod testkit;
 pub mod verify;
 pub mod volume;
 pub mod write;
+mod writeback;
 
 pub use error::{FailureClass, Problem, WriteError};
 pub use manifest::{ChunkParams, ChunkRefs, Entry, EntryKind, Hash, Manifest, ParcelId};

@@ -13,6 +13,7 @@ use crate::error::WriteError;
 use crate::header::{IndexPiece, VolumeHeader, RECORD_LEN};
 use crate::limits::{BLOCK, MAX_VOLUMES, VOLUME_PREFIX, VOLUME_TRAILER};
 use crate::manifest::Hash;
+use crate::writeback::EarlySync;
 
 /// Name of the first tar entry of every volume, holding the header record.
 pub const HEADER_ENTRY: &str = "parcel-volume";
@@ -574,7 +575,7 @@ impl<W: Write> Write for BodyHasher<W> {
 
 struct Current {
     number: u32,
-    tar: tar::Builder<BodyHasher<BufWriter<File>>>,
+    tar: tar::Builder<BodyHasher<BufWriter<EarlySync>>>,
     index_piece: IndexPiece,
 }
 
@@ -676,7 +677,7 @@ impl<'s> VolumeWriter<'s> {
                 source,
             })?;
         let inner = BodyHasher {
-            inner: BufWriter::with_capacity(1 << 20, file),
+            inner: BufWriter::with_capacity(1 << 20, EarlySync::new(file)),
             pos: 0,
             hasher: Sha256::new(),
         };
@@ -726,6 +727,12 @@ impl<'s> VolumeWriter<'s> {
                 volume: c.number,
                 source,
             })?;
+            file.finish()
+                .map(drop)
+                .map_err(|source| WriteError::Volume {
+                    volume: c.number,
+                    source,
+                })?;
             self.finished.push(Finished {
                 number: c.number,
                 body_len,

@@ -11,9 +11,10 @@
 //!
 //! Besides the packs, memory holds what the index will say and nothing twice:
 //! the walked file table (filled in place as files are read, not copied),
-//! the chunk list, a table of 4-byte references for deduplication, and no
-//! stored index: that is counted, then streamed onto the volumes. A million
-//! small files take about 240 MiB at the peak (bench/results/scale.md).
+//! the chunk list, a table of 4-byte references for deduplication, and, for
+//! many files, no stored index: that is counted, then streamed onto the
+//! volumes. A million small files take about 240 MiB at the peak
+//! (bench/results/scale.md).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -628,14 +629,22 @@ fn write_inner(
     for _ in 0..64 {
         manifest.volume_count = count_guess;
         let encode_err = |e: io::Error| WriteError::Invalid(format!("encoding the index: {e}"));
-        // An encrypted index is sealed whole; a plain one is only counted
-        // here and streamed onto the volumes below, never held whole.
+        // An encrypted index is sealed whole; a large plain one is only
+        // counted here and streamed onto the volumes below, never held whole.
         let (sealed, stored_len, raw_len) = match encryption {
             Some(e) => {
                 let (mut stored, raw_len) = manifest.encode(options.level).map_err(encode_err)?;
                 if !e.key().seal_index(&info.parcel_id, &mut stored) {
                     return Err(WriteError::Invalid("encrypting the index failed".into()));
                 }
+                let len = stored.len() as u64;
+                (Some(stored), len, raw_len)
+            }
+            // A small index is compressed once and kept until written (a
+            // toolchain's takes about 0.05 s to compress, on one core while
+            // the others wait).
+            None if manifest.entries.len() + manifest.chunks.len() <= KEEP_INDEX_ITEMS => {
+                let (stored, raw_len) = manifest.encode(options.level).map_err(encode_err)?;
                 let len = stored.len() as u64;
                 (Some(stored), len, raw_len)
             }
@@ -697,6 +706,13 @@ fn write_inner(
         "the volume count did not settle while placing the index".into(),
     ))
 }
+
+/// Entries and chunks up to which a plain index is compressed once and held
+/// whole while written (a few MiB; 200,000 items take at most about 30 MiB,
+/// most of it their hashes); past it, it is compressed twice, once to count
+/// its length and once as it is written, so that a million files do not
+/// hold it beside the file table.
+const KEEP_INDEX_ITEMS: usize = 200_000;
 
 /// Refuses to write an index a reader would refuse (FORMAT.md §8).
 fn check_index_caps(manifest: &Manifest, stored: u64, raw: u64) -> Result<(), WriteError> {
