@@ -117,6 +117,7 @@ impl Layout {
             pack_target: 32 * 1024,
             threads: 1,
             encryption: None,
+            read_back: false,
         }
     }
 }

@@ -132,6 +132,7 @@ pub fn small_options() -> WriteOptions {
         pack_target: 16 * 1024,
         threads: 1,
         encryption: None,
+        read_back: false,
     }
 }
 

@@ -487,6 +487,9 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         volume_size,
         level: o.level,
         encryption,
+        // Volumes written straight to the media are read back as they are
+        // written; spooled ones are read back from the media once copied.
+        read_back: o.verify && !swap_media,
         ..WriteOptions::default()
     };
     // `sent` waits for the read-back (which may withdraw the parcel): taken
@@ -578,11 +581,17 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         }
         let trust = Trust::load(&catalog, &site)?;
         let bar = Progress::bytes(ctx, "Verifying", 0);
-        let mut report =
-            parcel_format::verify::verify_media(&paths, &trust.keys, &mut |done, total| {
+        // Bodies read back while written are not read again; headers and
+        // index are read now, from the medium.
+        let mut report = parcel_format::verify::verify_written(
+            &paths,
+            &trust.keys,
+            &written.read_back,
+            &mut |done, total| {
                 bar.set_total(total);
                 bar.set(done);
-            });
+            },
+        );
         report
             .problems
             .extend(parcel_format::repair::check_parity_volumes(

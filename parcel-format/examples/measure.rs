@@ -174,6 +174,7 @@ fn write_once(
         pack_target,
         threads: 0,
         encryption: None,
+        read_back: false,
     };
     let info = ParcelInfo {
         parcel_id: ParcelId::random(),

@@ -24,7 +24,7 @@ use crate::encrypt::Identity;
 use crate::error::{FailureClass, Problem};
 use crate::header::VolumeHeader;
 use crate::limits::VOLUME_PREFIX;
-use crate::manifest::EntryKind;
+use crate::manifest::{EntryKind, Hash};
 use crate::read::{
     body_bytes, check_index, open_volumes, read_keys_entry, worst_class, Parcel, Volume,
 };
@@ -117,7 +117,14 @@ pub fn verify_with(
     depth: Depth,
     progress: &mut dyn FnMut(u64, u64),
 ) -> VerifyReport {
-    verify_to(paths, trust, identity, depth == Depth::Content, progress)
+    verify_to(
+        paths,
+        trust,
+        identity,
+        depth == Depth::Content,
+        &[],
+        progress,
+    )
 }
 
 /// Opens the parcel in `paths` and checks that the media hold exactly what
@@ -128,7 +135,22 @@ pub fn verify_media(
     trust: &TrustedKeys,
     progress: &mut dyn FnMut(u64, u64),
 ) -> VerifyReport {
-    verify_to(paths, trust, None, false, progress)
+    verify_to(paths, trust, None, false, &[], progress)
+}
+
+/// The read-back after writing: [`verify_media`], where a volume whose body
+/// was already read back from the medium as it was written
+/// ([`crate::write::WriteOptions::read_back`]) is judged by the SHA-256 read
+/// back, given with its path in `read_back`, instead of being read again.
+/// Headers and index are read from the media as in [`verify_media`]; a
+/// volume not in `read_back` is read whole.
+pub fn verify_written(
+    paths: &[PathBuf],
+    trust: &TrustedKeys,
+    read_back: &[(PathBuf, Hash)],
+    progress: &mut dyn FnMut(u64, u64),
+) -> VerifyReport {
+    verify_to(paths, trust, None, false, read_back, progress)
 }
 
 fn verify_to(
@@ -136,6 +158,7 @@ fn verify_to(
     trust: &TrustedKeys,
     identity: Option<&Identity>,
     content: bool,
+    read_back: &[(PathBuf, Hash)],
     progress: &mut dyn FnMut(u64, u64),
 ) -> VerifyReport {
     match Parcel::open_with(paths, trust, identity) {
@@ -149,7 +172,7 @@ fn verify_to(
                 .filter(|p| matches!(p, Problem::CannotDecrypt { .. }))
                 .take(1)
                 .collect();
-            verify_without_key(paths, trust, content.then_some(why), progress)
+            verify_without_key(paths, trust, content.then_some(why), read_back, progress)
         }
         Err(problems) => {
             // The set of volumes may have been found, and the index failed
@@ -206,7 +229,7 @@ fn verify_to(
             let mut found = if content {
                 parcel.verify(progress)
             } else {
-                parcel.verify_media(progress)
+                parcel.verify_media_read_back(read_back, progress)
             };
             report.problems = parcel.take_problems();
             report.problems.append(&mut found);
@@ -222,6 +245,7 @@ fn verify_without_key(
     paths: &[PathBuf],
     trust: &TrustedKeys,
     undecryptable: Option<Vec<Problem>>,
+    read_back: &[(PathBuf, Hash)],
     progress: &mut dyn FnMut(u64, u64),
 ) -> VerifyReport {
     let set = match open_volumes(paths, trust) {
@@ -243,7 +267,9 @@ fn verify_without_key(
         problems.push(p);
     }
     let total = body_bytes(set.volumes.values());
-    problems.extend(hash_bodies(&volumes, &mut |done| progress(done, total)));
+    problems.extend(hash_bodies(&volumes, read_back, &mut |done| {
+        progress(done, total)
+    }));
     // A content check cannot be done: say why.
     problems.extend(undecryptable.unwrap_or_default());
     VerifyReport {
@@ -283,8 +309,8 @@ impl Parcel {
         // a little behind the hashing, from the page cache.
         let hashed = AtomicU64::new(0);
         let (mut problems, mut content) = std::thread::scope(|scope| {
-            let media =
-                scope.spawn(|| self.hash_bodies(&mut |done| hashed.store(done, Ordering::Relaxed)));
+            let media = scope
+                .spawn(|| self.hash_bodies(&[], &mut |done| hashed.store(done, Ordering::Relaxed)));
             let mut checked = 0u64;
             let mut cache = PackCache::with_workers(self, scope, workers);
             let mut found = Vec::new();
@@ -314,8 +340,19 @@ impl Parcel {
     /// and names the damaged packs of each damaged volume. Returns the
     /// problems found (the set-level ones are in [`Parcel::problems`]).
     pub fn verify_media(&self, progress: &mut dyn FnMut(u64, u64)) -> Vec<Problem> {
+        self.verify_media_read_back(&[], progress)
+    }
+
+    /// [`Parcel::verify_media`], judging the volumes in `read_back` by the
+    /// SHA-256 of their body as read back while written (see
+    /// [`verify_written`]).
+    fn verify_media_read_back(
+        &self,
+        read_back: &[(PathBuf, Hash)],
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Vec<Problem> {
         let total = body_bytes(self.volumes().values());
-        let mut problems = self.hash_bodies(&mut |done| progress(done, total));
+        let mut problems = self.hash_bodies(read_back, &mut |done| progress(done, total));
         let damaged: Vec<u32> = problems
             .iter()
             .filter_map(|p| match p {
@@ -331,11 +368,16 @@ impl Parcel {
         problems
     }
 
-    /// Hashes each volume body (volumes in parallel, one reader each) and
-    /// compares it with the signed hash. `progress` gets bytes hashed so far.
-    fn hash_bodies(&self, progress: &mut dyn FnMut(u64)) -> Vec<Problem> {
+    /// Hashes each volume body not in `read_back` (volumes in parallel, one
+    /// reader each) and compares it with the signed hash. `progress` gets
+    /// bytes hashed so far.
+    fn hash_bodies(
+        &self,
+        read_back: &[(PathBuf, Hash)],
+        progress: &mut dyn FnMut(u64),
+    ) -> Vec<Problem> {
         let volumes: Vec<(&u32, &Volume)> = self.volumes().iter().collect();
-        hash_bodies(&volumes, progress)
+        hash_bodies(&volumes, read_back, progress)
     }
 
     /// The packs of a damaged volume whose stored bytes do not match their
@@ -520,22 +562,43 @@ fn hash_body(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<[u8;
 }
 
 /// Hashes each volume body (volumes in parallel, one reader each) and
-/// compares it with the signed hash. `progress` gets bytes hashed so far.
-fn hash_bodies(volumes: &[(&u32, &Volume)], progress: &mut dyn FnMut(u64)) -> Vec<Problem> {
+/// compares it with the signed hash; a volume whose path is in `read_back`
+/// is not read, the hash given there is compared instead. `progress` gets
+/// bytes hashed so far.
+fn hash_bodies(
+    volumes: &[(&u32, &Volume)],
+    read_back: &[(PathBuf, Hash)],
+    progress: &mut dyn FnMut(u64),
+) -> Vec<Problem> {
+    let known = |volume: &Volume| {
+        read_back
+            .iter()
+            .find(|(path, _)| *path == volume.path)
+            .map(|(_, hash)| *hash)
+    };
+    let mut results: Vec<Option<std::io::Result<[u8; 32]>>> = volumes
+        .iter()
+        .map(|(_, volume)| known(volume).map(Ok))
+        .collect();
+    // The volumes to read, by their place in `volumes`.
+    let todo: Vec<usize> = (0..volumes.len())
+        .filter(|&i| matches!(results.get(i), Some(None)))
+        .collect();
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
-        .min(volumes.len())
+        .min(todo.len())
         .max(1);
     let next = AtomicUsize::new(0);
-    let mut results: Vec<Option<std::io::Result<[u8; 32]>>> =
-        (0..volumes.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<(usize, Hashed)>();
         for _ in 0..workers {
             let tx = tx.clone();
             let next = &next;
+            let todo = &todo;
             scope.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    return;
+                };
                 let Some((_, volume)) = volumes.get(i) else {
                     return;
                 };
@@ -548,7 +611,16 @@ fn hash_bodies(volumes: &[(&u32, &Volume)], progress: &mut dyn FnMut(u64)) -> Ve
             });
         }
         drop(tx);
-        let mut done = 0u64;
+        // Bodies read back while written count as done.
+        let mut done = volumes
+            .iter()
+            .filter(|(_, volume)| known(volume).is_some())
+            .fold(0u64, |sum, (_, volume)| {
+                sum.saturating_add(volume.header.body_len)
+            });
+        if done > 0 {
+            progress(done);
+        }
         for (i, message) in rx {
             match message {
                 Hashed::Bytes(n) => {

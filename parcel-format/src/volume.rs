@@ -584,6 +584,8 @@ struct Finished {
     body_len: u64,
     body_sha256: [u8; 32],
     index_piece: IndexPiece,
+    /// The body's SHA-256 as read back from the medium, when it was.
+    body_read_back: Option<Hash>,
 }
 
 /// What [`VolumeWriter::seal`] made: each data volume's and each parity
@@ -591,6 +593,9 @@ struct Finished {
 pub(crate) struct Sealed {
     pub(crate) volumes: Vec<(PathBuf, u64)>,
     pub(crate) parity: Vec<(PathBuf, u64)>,
+    /// Each data volume read back as it was written: its final path and the
+    /// SHA-256 of its body as read back (see [`VolumeWriter::reading_back`]).
+    pub(crate) read_back: Vec<(PathBuf, Hash)>,
 }
 
 /// Lays entries out over volumes of at most `volume_size` bytes.
@@ -603,6 +608,8 @@ pub(crate) struct VolumeWriter<'s> {
     /// The `parcel-keys` entry every volume carries after its header, for an
     /// encrypted parcel (FORMAT.md §12).
     keys_entry: Option<Vec<u8>>,
+    /// Read each volume back from the medium as it is written.
+    read_back: bool,
 }
 
 fn padded(len: u64) -> u64 {
@@ -618,10 +625,18 @@ impl<'s> VolumeWriter<'s> {
             current: None,
             finished: Vec::new(),
             keys_entry: None,
+            read_back: false,
         }
     }
 
     /// Starts every volume with a `parcel-keys` entry holding `entry`.
+    /// Reads each volume's body back from the medium as it is written,
+    /// once synced and dropped from the page cache (see [`EarlySync`]).
+    pub(crate) fn reading_back(mut self) -> Self {
+        self.read_back = true;
+        self
+    }
+
     pub(crate) fn with_keys_entry(mut self, entry: &[u8]) -> Self {
         self.keys_entry = Some(entry.to_vec());
         self
@@ -676,8 +691,15 @@ impl<'s> VolumeWriter<'s> {
                 volume: number,
                 source,
             })?;
+        // A second handle to read it back through; without one the volume
+        // is not read back here (and the caller reads it back whole).
+        let reader = if self.read_back {
+            self.sink.reopen(number).ok()
+        } else {
+            None
+        };
         let inner = BodyHasher {
-            inner: BufWriter::with_capacity(1 << 20, EarlySync::new(file)),
+            inner: BufWriter::with_capacity(1 << 20, EarlySync::new(file, reader)),
             pos: 0,
             hasher: Sha256::new(),
         };
@@ -727,17 +749,16 @@ impl<'s> VolumeWriter<'s> {
                 volume: c.number,
                 source,
             })?;
-            file.finish()
-                .map(drop)
-                .map_err(|source| WriteError::Volume {
-                    volume: c.number,
-                    source,
-                })?;
+            let (_, synced) = file.finish().map_err(|source| WriteError::Volume {
+                volume: c.number,
+                source,
+            })?;
             self.finished.push(Finished {
                 number: c.number,
                 body_len,
                 body_sha256,
                 index_piece: c.index_piece,
+                body_read_back: synced.body_read_back,
             });
         }
         Ok(())
@@ -920,12 +941,18 @@ impl<'s> VolumeWriter<'s> {
                 (p, len)
             })
             .collect();
+        let read_back = paths
+            .iter()
+            .zip(&self.finished)
+            .filter_map(|(path, f)| f.body_read_back.map(|hash| (path.clone(), hash)))
+            .collect();
         Ok(Sealed {
             volumes: paths
                 .into_iter()
                 .zip(self.finished.iter().map(|f| VOLUME_PREFIX + f.body_len))
                 .collect(),
             parity,
+            read_back,
         })
     }
 }

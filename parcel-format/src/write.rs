@@ -83,6 +83,12 @@ pub struct WriteOptions {
     /// Encrypt the parcel to its destination (FORMAT.md §12): make one with
     /// [`Encryption::to_recipients`] for each parcel. `None`: not encrypted.
     pub encryption: Option<Encryption>,
+    /// Read each volume back from the medium as it is written (once synced,
+    /// its pages dropped from the system's cache) and give the SHA-256 of
+    /// its body in [`WriteSummary::read_back`], for
+    /// [`crate::verify::verify_written`]: the read-back after writing then
+    /// overlaps the writing instead of following it.
+    pub read_back: bool,
 }
 
 /// Default raw pack size (FORMAT.md §5.2 gives the measurements behind it).
@@ -97,6 +103,7 @@ impl Default for WriteOptions {
             pack_target: DEFAULT_PACK_TARGET,
             threads: 0,
             encryption: None,
+            read_back: false,
         }
     }
 }
@@ -287,6 +294,11 @@ pub struct WriteSummary {
     /// Each parity volume's final path and size (FORMAT.md §13); empty
     /// without repair data.
     pub parity_volumes: Vec<(PathBuf, u64)>,
+    /// With [`WriteOptions::read_back`]: each data volume read back from the
+    /// medium as it was written, by final path, with the SHA-256 of its body
+    /// as read back. A volume that could not be (no second handle or
+    /// thread could be had) is left out, to be read back whole.
+    pub read_back: Vec<(PathBuf, Hash)>,
 }
 
 impl WriteSummary {
@@ -547,6 +559,9 @@ fn write_inner(
     if let Some(e) = encryption {
         volumes = volumes.with_keys_entry(e.keys_entry());
     }
+    if options.read_back {
+        volumes = volumes.reading_back();
+    }
 
     let (job_tx, job_rx) = sync_channel::<PackJob>(threads);
     let (done_tx, done_rx) = sync_channel::<io::Result<StoredPack>>(threads);
@@ -700,6 +715,7 @@ fn write_inner(
             volumes: sealed.volumes,
             index_sha256,
             parity_volumes: sealed.parity,
+            read_back: sealed.read_back,
         });
     }
     Err(WriteError::Invalid(

@@ -221,6 +221,8 @@ fn options_strategy(
                 pack_target,
                 threads,
                 encryption: None,
+                // Half the parcels are read back as they are written.
+                read_back: threads % 2 == 1,
             },
         )
 }
@@ -612,6 +614,20 @@ fn check_round_trip(
 
     let report = verify_paths(&volumes);
     prop_assert!(report.is_ok(), "verify: {:?}", report.problems);
+    if options.read_back {
+        // Every volume was read back, and agrees with its signed hash.
+        let read_back: Vec<&PathBuf> = summary.read_back.iter().map(|(p, _)| p).collect();
+        prop_assert_eq!(read_back, volumes.iter().collect::<Vec<_>>());
+        let report = parcel_format::verify::verify_written(
+            &volumes,
+            &trust(),
+            &summary.read_back,
+            &mut |_, _| {},
+        );
+        prop_assert!(report.is_ok(), "read-back: {:?}", report.problems);
+    } else {
+        prop_assert!(summary.read_back.is_empty());
+    }
     prop_assert_eq!(report.volume_count, Some(volumes.len() as u32));
     prop_assert_eq!(report.content_bytes, summary.manifest.content_bytes());
 
@@ -725,6 +741,7 @@ proptest! {
             pack_target: 16 * 1024,
             threads: 0,
             encryption: None,
+            read_back: false,
         };
         let pieces = check_round_trip(&spec, &options, &order)?;
         prop_assert!(pieces >= 2, "the index fit in one volume; the test no longer splits it");

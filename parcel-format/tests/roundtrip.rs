@@ -8,6 +8,7 @@ use parcel_format::sign::TrustedKeys;
 use parcel_format::volume::{DirSink, OutputDir};
 use parcel_format::write::{scan, write_parcel, ParcelInfo, WriteOptions};
 use parcel_format::{ChunkParams, FailureClass, ParcelId};
+use sha2::{Digest, Sha256};
 
 fn key() -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&[42; 32])
@@ -224,6 +225,92 @@ fn media_check_names_the_damaged_pack_of_a_damaged_volume() {
         })
         .collect();
     assert_eq!(named, vec![(1, damaged as u32)], "{:?}", report.problems);
+}
+
+#[test]
+fn volumes_read_back_while_written_are_judged_by_what_was_read_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let out = tmp.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    sample_tree(&src);
+    fs::write(src.join("noise.bin"), noise(7, 300_000)).unwrap();
+    let options = WriteOptions {
+        read_back: true,
+        ..small_options(128 * 1024)
+    };
+    let mut sink = DirSink::new(
+        vec![OutputDir {
+            dir: out.clone(),
+            capacity: None,
+        }],
+        "CEN00012-3",
+        options.volume_size,
+    );
+    let summary = write_parcel(
+        scan(&src).unwrap(),
+        &info(),
+        &key(),
+        &options,
+        &mut sink,
+        &mut |_| {},
+    )
+    .unwrap();
+    let volumes: Vec<PathBuf> = summary.volumes.iter().map(|(p, _)| p.clone()).collect();
+    assert!(volumes.len() >= 3, "{} volumes", volumes.len());
+    // Every volume was read back, and what was read back is its body.
+    let read_back: Vec<&PathBuf> = summary.read_back.iter().map(|(p, _)| p).collect();
+    assert_eq!(read_back, volumes.iter().collect::<Vec<_>>());
+    for (path, hash) in &summary.read_back {
+        let bytes = fs::read(path).unwrap();
+        let body: [u8; 32] = Sha256::digest(&bytes[1024..]).into();
+        assert_eq!(*hash, body, "{}", path.display());
+    }
+    let report = parcel_format::verify::verify_written(
+        &volumes,
+        &trust(),
+        &summary.read_back,
+        &mut |_, _| {},
+    );
+    assert!(report.is_ok(), "{:?}", report.problems);
+
+    // A volume whose read-back differs from its signed hash fails, by
+    // number, and the damaged volume is searched for its packs as usual.
+    let mut wrong = summary.read_back.clone();
+    wrong[1].1[0] ^= 1;
+    let report = parcel_format::verify::verify_written(&volumes, &trust(), &wrong, &mut |_, _| {});
+    assert_eq!(report.class(), Some(FailureClass::Volume));
+    let bad: Vec<u32> = report
+        .problems
+        .iter()
+        .filter_map(|p| match p {
+            parcel_format::Problem::VolumeCorrupt { volume, .. } => Some(*volume),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bad, vec![2], "{:?}", report.problems);
+
+    // A volume left out of the read-back is read whole: damage made after
+    // the writing is found in it, not in the ones judged by their read-back.
+    let mut bytes = fs::read(&volumes[0]).unwrap();
+    let last = bytes.len() - 2000;
+    bytes[last] ^= 0x10;
+    fs::write(&volumes[0], &bytes).unwrap();
+    let report = parcel_format::verify::verify_written(
+        &volumes,
+        &trust(),
+        &summary.read_back[1..],
+        &mut |_, _| {},
+    );
+    let bad: Vec<u32> = report
+        .problems
+        .iter()
+        .filter_map(|p| match p {
+            parcel_format::Problem::VolumeCorrupt { volume, .. } => Some(*volume),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bad, vec![1], "{:?}", report.problems);
 }
 
 #[test]

@@ -591,6 +591,7 @@ fn options() -> WriteOptions {
         pack_target: 4096,
         threads: 1,
         encryption: None,
+        read_back: false,
     }
 }
 

@@ -73,6 +73,7 @@ pub fn small_options() -> WriteOptions {
         pack_target: 4096,
         threads: 1,
         encryption: None,
+        read_back: false,
     }
 }
 
