@@ -135,7 +135,8 @@ class Report:
             reps = "1 repetition" if m["reps"] == "1" else f"{m['reps']} repetitions"
             self.out(f"- {reps} (the larger mixed package: 1); in each, parcel and the peer run back to back and alternate which goes first")
         self.out(
-            "- Warm page cache (dropping it is not possible on a shared machine); an untimed `sync` before every timed"
+            "- Warm page cache (dropping it is not possible on a shared machine; both outputs are read once, untimed,"
+            " before the verify group, since parcel's create reads its volumes back past the cache); an untimed `sync` before every timed"
             " command; the measuring phase holds `flock /tmp/parcel-heavy.lock` (jobs that take it do not overlap;"
             " builds and tests that do not take it may)"
         )

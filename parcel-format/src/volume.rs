@@ -649,14 +649,14 @@ impl<'s> VolumeWriter<'s> {
         }
     }
 
-    /// Starts every volume with a `parcel-keys` entry holding `entry`.
     /// Reads each volume's body back from the medium as it is written,
-    /// once synced and dropped from the page cache (see [`EarlySync`]).
+    /// once synced (see [`EarlySync`]).
     pub(crate) fn reading_back(mut self) -> Self {
         self.read_back = true;
         self
     }
 
+    /// Starts every volume with a `parcel-keys` entry holding `entry`.
     pub(crate) fn with_keys_entry(mut self, entry: &[u8]) -> Self {
         self.keys_entry = Some(entry.to_vec());
         self

@@ -84,8 +84,8 @@ pub struct WriteOptions {
     /// [`Encryption::to_recipients`] for each parcel. `None`: not encrypted.
     pub encryption: Option<Encryption>,
     /// Read each volume back from the medium as it is written (once synced,
-    /// its pages dropped from the system's cache) and give the SHA-256 of
-    /// its body in [`WriteSummary::read_back`], for
+    /// with direct I/O) and give the SHA-256 of its body in
+    /// [`WriteSummary::read_back`], for
     /// [`crate::verify::verify_written`]: the read-back after writing then
     /// overlaps the writing instead of following it.
     pub read_back: bool,
@@ -728,8 +728,9 @@ fn write_inner(
 
 /// The size of a manifest in memory ([`Manifest::decode_memory`], which
 /// counts its tables, a delta's base included) up to which its plain index
-/// is compressed once and held whole while written: the stored index is
-/// smaller than that. Past it, it is compressed twice, once to count its
+/// is compressed once and held whole while written (the stored index is
+/// of the same order: hashes, numbers and path bytes, compressed). Past
+/// it, it is compressed twice, once to count its
 /// length and once as it is written, so that a million files do not hold it
 /// beside the file table.
 const KEEP_INDEX_MEMORY: u64 = 32 << 20;

@@ -18,11 +18,13 @@
 //! hashed every volume body once the parcel was sealed, on one core: 0.5 s
 //! for a 719 MiB volume. The same thread now does it behind the writer:
 //! once a window is synced it reads it back with direct I/O (`O_DIRECT`),
-//! which the system serves from the medium, never from its cache. (Asking
-//! the system to drop cached pages is not enough: it keeps a page that
-//! straddles the range's end, and pages may be up to 2 MiB.) Where direct
-//! I/O is refused (tmpfs, other systems), the volume is not read back here,
-//! and the caller reads it back whole once sealed, as before.
+//! which the system serves from the medium rather than its cache, having
+//! first asked it to drop those pages (some file systems take `O_DIRECT`
+//! and read through the cache all the same; dropping alone is not enough:
+//! a page that straddles the range's end stays, and pages may be 2 MiB).
+//! Where direct I/O is refused (other systems, some file systems), the
+//! volume is not read back here, and the caller reads it back whole once
+//! sealed, as before.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -61,16 +63,23 @@ pub(crate) struct EarlySync {
     flusher: Option<Flusher>,
 }
 
-/// The thread syncing one volume, and how to ask it to: each request is the
-/// number of bytes written so far. Dropped without [`Flusher::finish`] (the
-/// writing failed), it still waits for the thread.
+/// The thread syncing one volume, and how to ask it to. Dropped without
+/// [`Flusher::finish`] (the writing failed), it still waits for the thread.
 struct Flusher {
-    requests: Option<SyncSender<u64>>,
+    requests: Option<SyncSender<Request>>,
     thread: Option<JoinHandle<Synced>>,
     /// The first error the thread met; it stops then.
     failed: Arc<Mutex<Option<io::Error>>>,
     /// Whether the thread reads the volume back.
     reading_back: bool,
+}
+
+/// A request to the syncing thread: the bytes written so far, and whether
+/// that is all of them.
+#[derive(Clone, Copy)]
+struct Request {
+    written: u64,
+    last: bool,
 }
 
 /// What the syncing thread did.
@@ -99,7 +108,7 @@ impl EarlySync {
             let reading_back = back.is_some();
             // One request waits while a sync runs: requests made meanwhile
             // are covered by the next one, which says how far to go.
-            let (requests, pending) = sync_channel::<u64>(1);
+            let (requests, pending) = sync_channel::<Request>(1);
             let failed = Arc::new(Mutex::new(None));
             let slot = Arc::clone(&failed);
             std::thread::Builder::new()
@@ -144,7 +153,10 @@ impl Flusher {
             // Without a read-back the seal's sync covers the rest. Refused
             // only when the thread has stopped, on an error taken below.
             if self.reading_back {
-                let _ = requests.send(written);
+                let _ = requests.send(Request {
+                    written,
+                    last: true,
+                });
             }
         }
         let synced = match self.thread.take().map(JoinHandle::join) {
@@ -153,7 +165,12 @@ impl Flusher {
                 return Err(io::Error::other("the thread syncing the volume panicked"))
             }
         };
-        match take_error(&self.failed) {
+        match self
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             Some(e) => Err(e),
             None => Ok(synced),
         }
@@ -169,8 +186,14 @@ impl Drop for Flusher {
     }
 }
 
-fn take_error(slot: &Mutex<Option<io::Error>>) -> Option<io::Error> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+/// The error the syncing thread met, if any, as a copy: the error itself
+/// stays for [`Flusher::finish`] (should a caller retry a failed write, the
+/// volume still fails).
+fn copy_of_error(slot: &Mutex<Option<io::Error>>) -> Option<io::Error> {
+    let failed = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    failed
+        .as_ref()
+        .map(|e| io::Error::new(e.kind(), format!("syncing the volume: {e}")))
 }
 
 /// The syncing thread: for each request, syncs the file, then (reading
@@ -179,30 +202,32 @@ fn take_error(slot: &Mutex<Option<io::Error>>) -> Option<io::Error> {
 fn sync_as_written(
     handle: &File,
     mut back: Option<ReadingBack>,
-    requests: &Receiver<u64>,
+    requests: &Receiver<Request>,
     failed: &Mutex<Option<io::Error>>,
 ) -> Synced {
     let mut syncs = 0u32;
     let result = (|| -> io::Result<()> {
-        let mut last = 0;
-        for written in requests {
+        for Request { written, last } in requests {
             handle.sync_data()?;
             syncs = syncs.saturating_add(1);
-            last = written;
-            if let Some(reader) = &mut back {
-                // The block holding the end of what was written may not be
-                // whole yet: it is read with the next window.
-                let whole = written - written % ALIGN as u64;
-                if !reader.read_to(whole)? {
-                    back = None;
-                }
-            }
-        }
-        // The last request was the final one (`Flusher::finish`): nothing
-        // more is written, the rest is read to the end of the file.
-        if let Some(reader) = &mut back {
-            if !reader.read_to(last)? {
+            let Some(reader) = &mut back else { continue };
+            // Nothing more is written after the last request: the rest is
+            // read to the end of the file. Before it, the medium may take
+            // again the unit (page, block, record) holding the end of what
+            // was written, with the bytes before that end that share it:
+            // those are read with the next window, once a whole
+            // [`HEAD`]-aligned stretch, larger than any such unit, lies
+            // behind them.
+            let to = if last {
+                written
+            } else {
+                written - written % HEAD
+            };
+            if !reader.read_to(to)? {
                 back = None;
+            }
+            if last {
+                break;
             }
         }
         Ok(())
@@ -261,9 +286,16 @@ impl ReadingBack {
     /// reads are refused after all (the volume is then read back whole once
     /// sealed); an error when the medium fails or holds fewer bytes.
     fn read_to(&mut self, end: u64) -> io::Result<bool> {
+        if end <= self.pos {
+            return Ok(true);
+        }
         if self.buf.is_empty() {
             self.buf = vec![0; READ + ALIGN];
         }
+        // Some file systems take `O_DIRECT` and still serve reads from the
+        // cache (data journalling, compressed extents, FUSE): the synced
+        // pages are dropped first, so that there too the medium is read.
+        drop_cached(&self.file, self.pos, end - self.pos);
         let start = self.buf.as_ptr().align_offset(ALIGN);
         while self.pos < end {
             let left = end - self.pos;
@@ -277,9 +309,10 @@ impl ReadingBack {
                 Err(e) if is_refused(&e) => return Ok(false),
                 Err(e) => return Err(e),
             };
-            // Short only at the end of the file: anything short of `end` is
-            // a volume that reads back shorter than it was written.
-            if (n as u64) < left.min(want as u64) {
+            // A read cut short at a block boundary goes on from there; one
+            // that ends elsewhere, or reads nothing, met the end of the file
+            // before `end`: the volume reads back shorter than written.
+            if n == 0 || ((n as u64) < left && n % ALIGN != 0) {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     format!(
@@ -305,6 +338,23 @@ impl ReadingBack {
     }
 }
 
+/// Asks the system to forget its copy of bytes `offset..offset + len` of
+/// `file` (advice: a system without it is left alone).
+fn drop_cached(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{fadvise, Advice};
+        let _ = fadvise(
+            file,
+            offset,
+            std::num::NonZeroU64::new(len),
+            Advice::DontNeed,
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
 /// Whether `e` is the system refusing direct I/O (alignment, or a file
 /// system without it), rather than the medium failing.
 fn is_refused(e: &io::Error) -> bool {
@@ -324,7 +374,7 @@ impl Write for EarlySync {
         if let Some(flusher) = &self.flusher {
             // The syncing thread failed: stop here rather than at the end
             // of the volume.
-            if let Some(e) = take_error(&flusher.failed) {
+            if let Some(e) = copy_of_error(&flusher.failed) {
                 return Err(e);
             }
         }
@@ -335,9 +385,13 @@ impl Write for EarlySync {
             self.unsynced = 0;
             if let Some(requests) = self.flusher.as_ref().and_then(|f| f.requests.as_ref()) {
                 // Full: a request is waiting and the next one covers these
-                // bytes. Gone: the thread stopped on an error, taken above
-                // on the next write or by `finish`.
-                match requests.try_send(self.written) {
+                // bytes. Gone: the thread stopped on an error, reported at
+                // the next write and by `finish`.
+                let request = Request {
+                    written: self.written,
+                    last: false,
+                };
+                match requests.try_send(request) {
                     Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
                 }
             }
