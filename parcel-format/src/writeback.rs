@@ -42,7 +42,7 @@ use crate::manifest::Hash;
 const WINDOW: u64 = 16 << 20;
 
 /// Bytes read back at a time.
-const READ: usize = 8 << 20;
+const READ: usize = 1 << 20;
 
 /// What direct I/O wants offsets, lengths and buffers aligned to: the
 /// largest logical block size of the devices in use.
