@@ -58,6 +58,16 @@ fn write(src: &Path, out: &Path, options: &WriteOptions) -> Vec<PathBuf> {
 }
 
 fn write_as(src: &Path, out: &Path, options: &WriteOptions, info: ParcelInfo) -> Vec<PathBuf> {
+    let summary = write_summary(src, out, options, info);
+    summary.volumes.into_iter().map(|(p, _)| p).collect()
+}
+
+fn write_summary(
+    src: &Path,
+    out: &Path,
+    options: &WriteOptions,
+    info: ParcelInfo,
+) -> parcel_format::write::WriteSummary {
     let scan = scan(src).unwrap();
     let mut sink = DirSink::new(
         vec![OutputDir {
@@ -67,8 +77,7 @@ fn write_as(src: &Path, out: &Path, options: &WriteOptions, info: ParcelInfo) ->
         "CEN00012-3",
         options.volume_size,
     );
-    let summary = write_parcel(scan, &info, &key(), options, &mut sink, &mut |_| {}).unwrap();
-    summary.volumes.into_iter().map(|(p, _)| p).collect()
+    write_parcel(scan, &info, &key(), options, &mut sink, &mut |_| {}).unwrap()
 }
 
 fn trust() -> TrustedKeys {
@@ -239,23 +248,7 @@ fn volumes_read_back_while_written_are_judged_by_what_was_read_back() {
         read_back: true,
         ..small_options(128 * 1024)
     };
-    let mut sink = DirSink::new(
-        vec![OutputDir {
-            dir: out.clone(),
-            capacity: None,
-        }],
-        "CEN00012-3",
-        options.volume_size,
-    );
-    let summary = write_parcel(
-        scan(&src).unwrap(),
-        &info(),
-        &key(),
-        &options,
-        &mut sink,
-        &mut |_| {},
-    )
-    .unwrap();
+    let summary = write_summary(&src, &out, &options, info());
     let volumes: Vec<PathBuf> = summary.volumes.iter().map(|(p, _)| p.clone()).collect();
     assert!(volumes.len() >= 3, "{} volumes", volumes.len());
     if summary.read_back.is_empty() {
@@ -356,23 +349,7 @@ fn a_large_volume_is_read_back_in_windows_and_only_its_head_is_read_again() {
         read_back: true,
         ..WriteOptions::default()
     };
-    let mut sink = DirSink::new(
-        vec![OutputDir {
-            dir: out.clone(),
-            capacity: None,
-        }],
-        "CEN00012-3",
-        options.volume_size,
-    );
-    let summary = write_parcel(
-        scan(&src).unwrap(),
-        &info(),
-        &key(),
-        &options,
-        &mut sink,
-        &mut |_| {},
-    )
-    .unwrap();
+    let summary = write_summary(&src, &out, &options, info());
     let volumes: Vec<PathBuf> = summary.volumes.iter().map(|(p, _)| p.clone()).collect();
     assert_eq!(volumes.len(), 1);
     if summary.read_back.is_empty() {
