@@ -206,6 +206,9 @@ fn sync_as_written(
     failed: &Mutex<Option<io::Error>>,
 ) -> Synced {
     let mut syncs = 0u32;
+    // Whether the last request came: without it (the writing failed) what
+    // was read back is not the whole volume.
+    let mut complete = false;
     let result = (|| -> io::Result<()> {
         for Request { written, last } in requests {
             handle.sync_data()?;
@@ -227,6 +230,7 @@ fn sync_as_written(
                 back = None;
             }
             if last {
+                complete = true;
                 break;
             }
         }
@@ -235,7 +239,7 @@ fn sync_as_written(
     match result {
         Ok(()) => Synced {
             syncs,
-            read_back: back.map(ReadingBack::hashes),
+            read_back: back.filter(|_| complete).map(ReadingBack::hashes),
         },
         Err(e) => {
             *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
