@@ -582,12 +582,21 @@ fn decode(
         return decoded;
     };
     // stored_len is at most MAX_PACK_STORED (checked by Manifest::validate).
+    // Read into the buffer's spare room, not over zeros: zeroing every pack
+    // first was 2% of a full verify.
     stored.clear();
-    stored.resize(record.stored_len as usize, 0);
-    if let Err(source) = file
-        .seek(SeekFrom::Start(record.offset))
-        .and_then(|_| file.read_exact(stored))
-    {
+    let len = u64::from(record.stored_len);
+    let read = file.seek(SeekFrom::Start(record.offset)).and_then(|_| {
+        stored.reserve_exact(record.stored_len as usize);
+        match Read::by_ref(file).take(len).read_to_end(stored)? {
+            n if n as u64 == len => Ok(()),
+            n => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the volume ends {n} bytes into a pack of {len}"),
+            )),
+        }
+    });
+    if let Err(source) = read {
         decoded.problems.push(Problem::Unreadable {
             path: volume.path.clone(),
             source: source.into(),

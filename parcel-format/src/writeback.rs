@@ -191,9 +191,10 @@ impl Drop for Flusher {
 /// volume still fails).
 fn copy_of_error(slot: &Mutex<Option<io::Error>>) -> Option<io::Error> {
     let failed = slot.lock().unwrap_or_else(PoisonError::into_inner);
-    failed
-        .as_ref()
-        .map(|e| io::Error::new(e.kind(), format!("syncing the volume: {e}")))
+    failed.as_ref().map(|e| match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    })
 }
 
 /// The syncing thread: for each request, syncs the file, then (reading
