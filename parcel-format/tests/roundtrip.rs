@@ -264,6 +264,19 @@ fn volumes_read_back_while_written_are_judged_by_what_was_read_back() {
         let body: [u8; 32] = Sha256::digest(&bytes[1024..]).into();
         assert_eq!(r.body_sha256, body, "{}", r.path.display());
     }
+    // The volumes `verify_written` finds damaged, given `read_back`.
+    let damaged = |read_back: &[parcel_format::volume::ReadBack]| -> Vec<u32> {
+        let report =
+            parcel_format::verify::verify_written(&volumes, &trust(), read_back, &mut |_, _| {});
+        report
+            .problems
+            .iter()
+            .filter_map(|p| match p {
+                parcel_format::Problem::VolumeCorrupt { volume, .. } => Some(*volume),
+                _ => None,
+            })
+            .collect()
+    };
     let report = parcel_format::verify::verify_written(
         &volumes,
         &trust(),
@@ -276,38 +289,14 @@ fn volumes_read_back_while_written_are_judged_by_what_was_read_back() {
     // number, and the damaged volume is searched for its packs as usual.
     let mut wrong = summary.read_back.clone();
     wrong[1].body_sha256[0] ^= 1;
-    let report = parcel_format::verify::verify_written(&volumes, &trust(), &wrong, &mut |_, _| {});
-    assert_eq!(report.class(), Some(FailureClass::Volume));
-    let bad: Vec<u32> = report
-        .problems
-        .iter()
-        .filter_map(|p| match p {
-            parcel_format::Problem::VolumeCorrupt { volume, .. } => Some(*volume),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(bad, vec![2], "{:?}", report.problems);
+    assert_eq!(damaged(&wrong), vec![2]);
 
     // The head of a body, which sealing writes again, is read again: a
     // byte of it changed after the read-back is found.
     let mut bytes = fs::read(&volumes[2]).unwrap();
     bytes[1024 + 3000] ^= 0x10;
     fs::write(&volumes[2], &bytes).unwrap();
-    let report = parcel_format::verify::verify_written(
-        &volumes,
-        &trust(),
-        &summary.read_back,
-        &mut |_, _| {},
-    );
-    let bad: Vec<u32> = report
-        .problems
-        .iter()
-        .filter_map(|p| match p {
-            parcel_format::Problem::VolumeCorrupt { volume, .. } => Some(*volume),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(bad, vec![3], "{:?}", report.problems);
+    assert_eq!(damaged(&summary.read_back), vec![3]);
     bytes[1024 + 3000] ^= 0x10;
     fs::write(&volumes[2], &bytes).unwrap();
 
@@ -317,21 +306,7 @@ fn volumes_read_back_while_written_are_judged_by_what_was_read_back() {
     let last = bytes.len() - 2000;
     bytes[last] ^= 0x10;
     fs::write(&volumes[0], &bytes).unwrap();
-    let report = parcel_format::verify::verify_written(
-        &volumes,
-        &trust(),
-        &summary.read_back[1..],
-        &mut |_, _| {},
-    );
-    let bad: Vec<u32> = report
-        .problems
-        .iter()
-        .filter_map(|p| match p {
-            parcel_format::Problem::VolumeCorrupt { volume, .. } => Some(*volume),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(bad, vec![1], "{:?}", report.problems);
+    assert_eq!(damaged(&summary.read_back[1..]), vec![1]);
 }
 
 #[test]
