@@ -647,30 +647,24 @@ fn write_inner(
     for _ in 0..64 {
         manifest.volume_count = count_guess;
         let encode_err = |e: io::Error| WriteError::Invalid(format!("encoding the index: {e}"));
-        // An encrypted index is sealed whole; a large plain one is only
-        // counted here and streamed onto the volumes below, never held whole.
-        let (sealed, stored_len, raw_len) = match encryption {
-            Some(e) => {
-                let (mut stored, raw_len) = manifest.encode(options.level).map_err(encode_err)?;
+        // An encrypted index is sealed whole, and a small plain one is
+        // compressed once and kept until written (a toolchain's takes about
+        // 0.05 s to compress, on one core while the others wait); a large
+        // plain one is only counted here and streamed onto the volumes
+        // below, never held whole.
+        let keep = encryption.is_some() || manifest.decode_memory() <= KEEP_INDEX_MEMORY;
+        let (sealed, stored_len, raw_len) = if keep {
+            let (mut stored, raw_len) = manifest.encode(options.level).map_err(encode_err)?;
+            if let Some(e) = encryption {
                 if !e.key().seal_index(&info.parcel_id, &mut stored) {
                     return Err(WriteError::Invalid("encrypting the index failed".into()));
                 }
-                let len = stored.len() as u64;
-                (Some(stored), len, raw_len)
             }
-            // A small index is compressed once and kept until written (a
-            // toolchain's takes about 0.05 s to compress, on one core while
-            // the others wait).
-            None if manifest.decode_memory() <= KEEP_INDEX_MEMORY => {
-                let (stored, raw_len) = manifest.encode(options.level).map_err(encode_err)?;
-                let len = stored.len() as u64;
-                (Some(stored), len, raw_len)
-            }
-            None => {
-                let (stored_len, raw_len) =
-                    manifest.encoded_len(options.level).map_err(encode_err)?;
-                (None, stored_len, raw_len)
-            }
+            let len = stored.len() as u64;
+            (Some(stored), len, raw_len)
+        } else {
+            let (stored_len, raw_len) = manifest.encoded_len(options.level).map_err(encode_err)?;
+            (None, stored_len, raw_len)
         };
         check_index_caps(&manifest, stored_len, raw_len)?;
         let needed = volumes.count_after_index(stored_len);
@@ -729,10 +723,9 @@ fn write_inner(
 /// The size of a manifest in memory ([`Manifest::decode_memory`], which
 /// counts its tables, a delta's base included) up to which its plain index
 /// is compressed once and held whole while written (the stored index is
-/// of the same order: hashes, numbers and path bytes, compressed). Past
-/// it, it is compressed twice, once to count its
-/// length and once as it is written, so that a million files do not hold it
-/// beside the file table.
+/// of the same order: hashes, numbers and path bytes, compressed). Past it,
+/// it is compressed twice, once to count its length and once as it is
+/// written, so that a million files do not hold it beside the file table.
 const KEEP_INDEX_MEMORY: u64 = 32 << 20;
 
 /// Refuses to write an index a reader would refuse (FORMAT.md §8).

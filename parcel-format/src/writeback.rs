@@ -59,7 +59,6 @@ pub(crate) const HEAD: u64 = 1 << 20;
 pub(crate) struct EarlySync {
     file: File,
     written: u64,
-    unsynced: u64,
     flusher: Option<Flusher>,
 }
 
@@ -125,7 +124,6 @@ impl EarlySync {
         EarlySync {
             file,
             written: 0,
-            unsynced: 0,
             flusher,
         }
     }
@@ -384,10 +382,10 @@ impl Write for EarlySync {
             }
         }
         let n = self.file.write(buf)?;
+        let before = self.written;
         self.written += n as u64;
-        self.unsynced += n as u64;
-        if self.unsynced >= WINDOW {
-            self.unsynced = 0;
+        // This write crossed a multiple of WINDOW: ask for a sync.
+        if before / WINDOW != self.written / WINDOW {
             if let Some(requests) = self.flusher.as_ref().and_then(|f| f.requests.as_ref()) {
                 // Full: a request is waiting and the next one covers these
                 // bytes. Gone: the thread stopped on an error, reported at
