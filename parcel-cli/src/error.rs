@@ -55,6 +55,20 @@ pub enum CliError {
     )]
     NoHome(PathBuf),
 
+    /// `--home` (or `PARCEL_HOME`) names something that is not a directory.
+    #[error(
+        "{} is not a directory; give --home the directory of a site (or a new directory for `parcel site init`)",
+        .0.display()
+    )]
+    HomeNotDirectory(PathBuf),
+
+    /// The home or its catalog cannot be looked at (permissions, I/O).
+    #[error(
+        "cannot read site home {}: {source}; run parcel as the user who owns that home, or fix its permissions",
+        .path.display()
+    )]
+    HomeUnreadable { path: PathBuf, source: io::Error },
+
     /// The home holds a site's secret key but its catalog is gone.
     #[error(
         "{} holds a site's secret key (site.key) but no catalog (catalog.db): the catalog, with the trusted keys, the parcels and the store's contents, was removed or lost; nothing was changed. Restore catalog.db from a backup of this home (only if this home never held a site, move site.key and site.age away and run `parcel site init`)",

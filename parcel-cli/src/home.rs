@@ -231,6 +231,7 @@ impl Home {
     /// Creates the home and its subdirectories, private to the user (0700).
     /// An existing home keeps its mode; a warning says so if others can enter it.
     pub fn create_dirs(&self) -> Result<(), CliError> {
+        self.check_root()?;
         if self.root.is_dir() {
             let meta = fs::metadata(&self.root).map_err(CliError::io("inspect", &self.root))?;
             if meta.mode() & 0o077 != 0 {
@@ -261,11 +262,33 @@ impl Home {
     /// error that says to run `parcel site init` (the catalog is not created
     /// behind the user's back in a mistyped `--home`).
     pub fn open_catalog(&self) -> Result<Catalog, CliError> {
+        self.check_root()?;
         let path = self.catalog_path();
-        if !path.is_file() {
-            return Err(self.no_catalog());
+        match fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(Catalog::open(&path)?),
+            Ok(_) => Err(self.no_catalog()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(self.no_catalog()),
+            Err(source) => Err(CliError::HomeUnreadable {
+                path: self.root.clone(),
+                source,
+            }),
         }
-        Ok(Catalog::open(&path)?)
+    }
+
+    /// Tells apart the ways a home can be unusable before anything looks
+    /// inside it: absent (no site yet, said by the caller), not a directory,
+    /// or not readable by this user (which would otherwise read as "no site
+    /// here" and send the user to `site init`).
+    fn check_root(&self) -> Result<(), CliError> {
+        match fs::metadata(&self.root) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(CliError::HomeNotDirectory(self.root.clone())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(CliError::HomeUnreadable {
+                path: self.root.clone(),
+                source,
+            }),
+        }
     }
 
     /// Why there is no catalog: no site here yet, or a site's catalog lost

@@ -121,13 +121,18 @@ fn run(cli: &Cli, here: &mut Option<String>) -> Result<(), CliError> {
     }
 }
 
-/// Whether `message` names a command as a bare `` `parcel …` `` (one that
-/// came with `--home` already is not bare).
+/// Whether `message` names a command as a bare `` `parcel …` `` to run at
+/// this site (one that came with `--home` already is not bare, and one
+/// introduced by "there, run" is for another site, whose home is not ours).
 fn names_bare_command(message: &str) -> bool {
     message.match_indices("`parcel ").any(|(at, found)| {
-        message
-            .get(at + found.len()..)
-            .is_some_and(|rest| !rest.starts_with("--home"))
+        let for_another_site = message
+            .get(..at)
+            .is_some_and(|before| before.ends_with("there, run "));
+        !for_another_site
+            && message
+                .get(at + found.len()..)
+                .is_some_and(|rest| !rest.starts_with("--home"))
     })
 }
 

@@ -67,7 +67,7 @@ pub fn run(
     if request.source_site != site.code {
         // Run at the wrong site, most likely the one that wrote it.
         return Err(refused(format!(
-            "it asks site {} for volumes of parcel {}; this is site {}: send it to site {}, and run `parcel create --repair` there",
+            "it asks site {} for volumes of parcel {}; this is site {}: send it to site {}; there, run `parcel create --repair FILE --package DIR --out DIR`",
             request.source_site, request.parcel_id, site.code, request.source_site
         )));
     }

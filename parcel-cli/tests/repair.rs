@@ -458,8 +458,10 @@ fn a_repair_request_is_written_over_nothing_but_a_repair_request() {
     answer_request(&bxl, &request, &package, &answer)
         .code(4)
         .stderr(predicate::str::contains(
-            "this is site BXL: send it to site CEN, and run `parcel create --repair` there",
-        ));
+            "this is site BXL: send it to site CEN; there, run `parcel create --repair FILE",
+        ))
+        // The command is for the other site: no note giving it this home.
+        .stderr(predicate::str::contains("(run at this site").not());
 }
 
 #[test]

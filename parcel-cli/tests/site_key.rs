@@ -211,6 +211,22 @@ fn commands_on_a_home_without_a_site_say_to_run_site_init() {
 }
 
 #[test]
+fn a_home_that_is_a_file_is_named_as_such_not_as_a_missing_site() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "not a home").expect("write");
+    for args in [&["list"][..], &["site", "init", "--code", "CEN"][..]] {
+        parcel(&file)
+            .args(args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("is not a directory; give --home"))
+            .stderr(predicate::str::contains("no parcel site in").not());
+    }
+    assert_eq!(std::fs::read(&file).expect("read"), b"not a home");
+}
+
+#[test]
 fn key_export_writes_over_nothing_but_this_sites_own_key_file() {
     let (dir, home) = site("CEN", "Central office");
     let (file, _) = export_key(&dir, &home, "CEN");
