@@ -11,7 +11,7 @@ use parcel_format::delta::BaseIndex;
 use parcel_format::encrypt::{Encryption, Recipient};
 use parcel_format::limits::MIN_VOLUME_SIZE;
 use parcel_format::manifest::{check_package_id, hex, Manifest};
-use parcel_format::volume::{DirSink, OutputDir, WriterLock};
+use parcel_format::volume::{DirSink, OutputDir};
 use parcel_format::write::{self, ParcelInfo, WriteOptions};
 use parcel_format::ParcelId;
 use serde_json::json;
@@ -19,12 +19,13 @@ use serde_json::json;
 use crate::catalog::{Catalog, Direction, Event, ParcelRecord, Status, TrustedSite};
 use crate::cli::CreateArgs;
 use crate::clock;
-use crate::disk::{available_space, human_bytes, sync_dir};
+use crate::disk::{available_space, human_bytes};
 use crate::error::CliError;
 use crate::home::Context;
 use crate::media::{describe, Trust};
 use crate::output;
 use crate::progress::Progress;
+use crate::swap::copy_to_media;
 
 /// One outgoing parcel to write.
 pub struct Outgoing<'a> {
@@ -576,7 +577,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
     };
     if o.verify {
         // The volumes are synced: read them back from the medium itself.
-        for path in &paths {
+        for path in paths.iter().chain(&parity_paths) {
             let _ = crate::disk::drop_cached(path);
         }
         let trust = Trust::load(&catalog, &site)?;
@@ -656,10 +657,19 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             // drive: nothing unrecorded is kept.
             let copying = writing.into_copy(&spool, &o.outs[0]);
             let out = &o.outs[0];
-            let copied = copy_to_media(&paths, out, &stem, "volume", &copying).and_then(|placed| {
-                let parity = copy_to_media(&parity_paths, out, &stem, "parity volume", &copying)?;
-                Ok((placed, parity))
-            });
+            let copied = copy_to_media(&paths, out, &stem, "volume", o.verify, &copying).and_then(
+                |placed| {
+                    let parity = copy_to_media(
+                        &parity_paths,
+                        out,
+                        &stem,
+                        "parity volume",
+                        o.verify,
+                        &copying,
+                    )?;
+                    Ok((placed, parity))
+                },
+            );
             match copied {
                 Ok((placed, parity)) => {
                     paths = placed;
@@ -1131,92 +1141,6 @@ fn take_spool(ctx: &Context, spool: &Path) -> Result<File, CliError> {
         ));
     }
     Ok(lock)
-}
-
-/// `word` with its first letter a capital.
-fn capitalized(word: &str) -> String {
-    let mut chars = word.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
-}
-
-/// Copies spooled volumes (`what`: "volume", "parity volume") onto the
-/// medium mounted at `out`, one after the
-/// other, asking for the next medium whenever the next volume does not fit.
-/// Each copy is written under a temporary name, synced, then renamed.
-/// Files are made and renamed through the interruption gate, and `copying`
-/// learns of each volume placed (it removes them if the copy is
-/// interrupted, and says how many left on media swapped out since).
-fn copy_to_media(
-    spooled: &[PathBuf],
-    out: &Path,
-    stem: &str,
-    what: &str,
-    copying: &crate::interrupt::Writing,
-) -> Result<Vec<PathBuf>, CliError> {
-    let mut placed = Vec::with_capacity(spooled.len());
-    for (i, volume) in spooled.iter().enumerate() {
-        let len = fs::metadata(volume)
-            .map_err(CliError::io("read", volume))?
-            .len();
-        loop {
-            let free = available_space(out).map_err(CliError::io("check free space of", out))?;
-            if free >= len {
-                break;
-            }
-            eprint!(
-                "{} {} of {} needs {}; {} has {} free.\nInsert the next medium at {} and press Enter (or type q and Enter to stop): ",
-                capitalized(what),
-                i + 1,
-                spooled.len(),
-                human_bytes(len),
-                out.display(),
-                human_bytes(free),
-                out.display()
-            );
-            let _ = std::io::stderr().flush();
-            // End of input (the terminal gone) stops as q does.
-            let answer = output::read_answer()?;
-            if answer.is_none_or(|a| a.eq_ignore_ascii_case("q")) {
-                return Err(CliError::Failed {
-                    subject: "create".into(),
-                    reason: format!("stopped at {what} {} of {}", i + 1, spooled.len()),
-                });
-            }
-        }
-        let name = volume.file_name().map(PathBuf::from).unwrap_or_default();
-        let target = out.join(&name);
-        let temp = out.join(format!(".{}.partial", name.display()));
-        // Under the writer's lock, as the writer's own temporary files are,
-        // so that another create's clean-up leaves the copy alone.
-        let lock = crate::interrupt::gated(|| WriterLock::acquire(out, stem))
-            .map_err(CliError::io("lock in", out))?;
-        let copy = || -> std::io::Result<()> {
-            let mut to = crate::interrupt::gated(|| File::create_new(&temp))?;
-            std::io::copy(&mut File::open(volume)?, &mut to)?;
-            to.sync_all()
-        };
-        if let Err(e) = copy() {
-            let _ = fs::remove_file(&temp);
-            return Err(CliError::io("copy a volume to", &temp)(e));
-        }
-        crate::interrupt::gated(|| fs::rename(&temp, &target))
-            .map_err(CliError::io("rename", &target))?;
-        copying.placed(&target);
-        drop(lock);
-        sync_dir(out).map_err(CliError::io("sync", out))?;
-        fs::remove_file(volume).map_err(CliError::io("remove", volume))?;
-        eprintln!(
-            "{what} {} of {} written to {}",
-            i + 1,
-            spooled.len(),
-            target.display()
-        );
-        placed.push(target);
-    }
-    Ok(placed)
 }
 
 #[cfg(test)]

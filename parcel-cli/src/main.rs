@@ -20,6 +20,7 @@ mod progress;
 mod receipt;
 mod resend;
 mod site;
+mod swap;
 mod track;
 mod verify;
 

@@ -1229,6 +1229,62 @@ fn create_onto_media_swapped_at_the_prompt_records_the_parcel_and_its_volumes_im
 }
 
 #[test]
+fn a_medium_taken_out_and_not_replaced_is_asked_for_again_not_written_beneath() {
+    let Some((world, cen, bxl, package, medium, tmpfs)) = swap_media_setup() else {
+        return;
+    };
+    let mut create = AtTerminal::create(&cen, &package, &medium);
+    create.wait_for(NEXT_MEDIUM, 1);
+    let first = world.dir("medium-1");
+    for name in names_in(&medium) {
+        fs::copy(medium.join(&name), first.join(&name)).expect("copy out");
+    }
+    // The medium is taken out and Enter pressed before another is mounted:
+    // the mount point is a bare directory of the disk beneath.
+    drop(tmpfs);
+    assert_eq!(names_in(&medium), Vec::<String>::new());
+    create.type_line("");
+    create.wait_for(NEXT_MEDIUM, 2);
+    assert!(
+        create
+            .screen()
+            .contains(&format!("no medium is mounted at {} now", medium.display())),
+        "{}",
+        create.screen()
+    );
+    assert_eq!(names_in(&medium), Vec::<String>::new(), "written beneath");
+    // Another medium, and on with the copy.
+    let Some(_again) = Tmpfs::mount(&medium, "4m") else {
+        return;
+    };
+    let mut bag = vec![first];
+    while create.child.try_wait().expect("wait").is_none() {
+        if create.screen().matches(NEXT_MEDIUM).count() > bag.len() {
+            let sent = world.dir(&format!("medium-{}", bag.len() + 1));
+            for name in names_in(&medium) {
+                fs::copy(medium.join(&name), sent.join(&name)).expect("copy out");
+                fs::remove_file(medium.join(&name)).expect("take out");
+            }
+            bag.push(sent);
+            create.type_line("");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (status, screen) = create.finish();
+    assert!(status.success(), "{screen}");
+    // Each copy was read back from its medium.
+    assert!(screen.contains(" and read back"), "{screen}");
+    let last = world.dir(&format!("medium-{}", bag.len() + 1));
+    for name in names_in(&medium) {
+        fs::copy(medium.join(&name), last.join(&name)).expect("copy out");
+    }
+    bag.push(last);
+    let paths: Vec<&Path> = bag.iter().map(PathBuf::as_path).collect();
+    bxl.import(&paths).success();
+    bxl.assert_holds("tools", 1, &package);
+}
+
+#[test]
 fn create_onto_swapped_media_interrupted_at_the_prompt_removes_the_unrecorded_parcel() {
     let Some((world, cen, _bxl, package, medium, _tmpfs)) = swap_media_setup() else {
         return;
