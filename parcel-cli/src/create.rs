@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::catalog::{Catalog, Direction, Event, ParcelRecord, Status, TrustedSite};
 use crate::cli::CreateArgs;
 use crate::clock;
-use crate::disk::{available_space, human_bytes};
+use crate::disk::{available_space, human_bytes, largest_file};
 use crate::error::CliError;
 use crate::home::Context;
 use crate::media::{describe, Trust};
@@ -415,6 +415,24 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         .collect();
     let largest_room = outputs.iter().filter_map(|out| out.capacity).max();
     let volume_size = room.volume_size(o.volume_size, largest_room);
+    // A volume larger than the file system of an --out takes would fail
+    // there after gigabytes (FAT32 sticks: 4 GiB − 1).
+    let limit = o
+        .outs
+        .iter()
+        .filter_map(|out| largest_file(out).ok().flatten().map(|max| (max, out)))
+        .min();
+    let volume_size = match limit {
+        Some((max, out)) if volume_size > max => {
+            ctx.note(&format!(
+                "volumes of at most {}: {} is on a FAT file system, which holds no larger file",
+                human_bytes(max),
+                out.display()
+            ));
+            max
+        }
+        _ => volume_size,
+    };
     let capacities: Vec<Option<u64>> = outputs.iter().map(|out| out.capacity).collect();
     let usable = usable_room(&disks, &capacities, volume_size, o.space_check);
     // One medium too small, and someone at the terminal: spool the parcel in
@@ -1073,11 +1091,14 @@ fn medium_filled(
     if !full {
         // The writer removed its partial volumes; name where it wrote.
         let dirs: Vec<String> = outs.iter().map(|o| o.display().to_string()).collect();
+        let advice = if source.raw_os_error() == Some(libc::EFBIG) {
+            "the file system there takes no file this large: give a smaller --volume-size (fat32 for a FAT32 medium), then run create again"
+        } else {
+            "check that the medium is mounted and writable, then run create again"
+        };
         return CliError::Failed {
             subject: format!("writing volume {volume} in {}", dirs.join(", ")),
-            reason: format!(
-                "{source}; check that the medium is mounted and writable, then run create again"
-            ),
+            reason: format!("{source}; {advice}"),
         };
     }
     // The writer removed its partial volumes: this is the room there is.

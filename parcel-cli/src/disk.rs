@@ -1,9 +1,10 @@
 //! What the operating system says about disks: free space on a file system,
-//! one `syncfs` to make a whole staged tree durable at once, and dropping a
-//! written file from the page cache so that reading it back reads the medium.
+//! the largest file it takes, one `syncfs` to make a whole staged tree
+//! durable at once, and dropping a written file from the page cache so that
+//! reading it back reads the medium.
 //!
 //! These are the only calls into libc; std has no portable equivalent of
-//! `statvfs`, `syncfs` or `posix_fadvise`, and crates that wrap them would
+//! `statvfs`, `statfs`, `syncfs` or `posix_fadvise`, and crates that wrap them would
 //! add more than these small, checked calls.
 
 use std::ffi::CString;
@@ -29,6 +30,39 @@ pub fn available_space(path: &Path) -> io::Result<u64> {
     // The field types vary by platform (u32 or u64); widen whatever they are.
     #[allow(clippy::useless_conversion)]
     Ok(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+}
+
+/// The largest file the file system holding `path` takes, where it is less
+/// than a volume may be: FAT (vfat, as USB sticks come formatted) holds files
+/// of at most 4 GiB − 1 bytes. `None` for file systems without such a limit
+/// that matters here (ext4, XFS, exFAT, NTFS, …).
+pub fn largest_file(path: &Path) -> io::Result<Option<u64>> {
+    /// FAT's limit: a file's length is a 32-bit field.
+    const FAT_LARGEST_FILE: u64 = (4 << 30) - 1;
+    #[cfg(target_os = "linux")]
+    {
+        let c_path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+        let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
+        // SAFETY: `c_path` is a valid NUL-terminated string and `stat` points
+        // to writable memory of the right type; statfs initialises it on
+        // success.
+        let rc = unsafe { libc::statfs(c_path.as_ptr(), stat.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: statfs returned 0, so `stat` is initialised.
+        let stat = unsafe { stat.assume_init() };
+        // The field's type varies by platform; widen both sides.
+        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+        let fat = i64::from(stat.f_type) == libc::MSDOS_SUPER_MAGIC as i64;
+        Ok(fat.then_some(FAT_LARGEST_FILE))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (path, FAT_LARGEST_FILE);
+        Ok(None)
+    }
 }
 
 /// Flushes every written byte of the file system holding `path` to stable

@@ -1706,6 +1706,45 @@ fn create_refuses_a_medium_too_small_and_succeeds_once_there_is_room() {
 }
 
 #[test]
+fn a_volume_larger_than_the_medium_takes_says_to_choose_a_smaller_volume_size() {
+    let world = World::new();
+    let cen = world.site("CEN");
+    cen.trust(&world.site("BXL"));
+    let package = world.dir("tools");
+    write_big_package(&package, 8);
+    let out = world.dir("stick");
+    let mut create = create_onto(&cen, &package, &out);
+    // Files of at most 256 KiB, as a file system with a small file size
+    // limit takes them (FAT32's is 4 GiB − 1): writing past it is EFBIG.
+    // SAFETY: between fork and exec only async-signal-safe calls: signal
+    // and setrlimit.
+    unsafe {
+        create.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 256 << 10,
+                rlim_max: 256 << 10,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = create.output().expect("create");
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for words in [
+        format!("writing volume 1 in {}: File too large", out.display()),
+        "give a smaller --volume-size (fat32 for a FAT32 medium)".to_owned(),
+    ] {
+        assert!(stderr.contains(&words), "no {words:?} in {stderr}");
+    }
+    assert_eq!(names_in(&out), Vec::<String>::new());
+    assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+}
+
+#[test]
 fn import_from_a_full_medium_writes_its_receipt_in_the_home() {
     let world = World::new();
     let Some((cen, bxl, tmpfs)) = sites_with_medium_on_tmpfs(&world, "4m") else {
