@@ -428,14 +428,31 @@ impl VolumeSink for DirSink {
             renames.push((temp.clone(), path.clone()));
             finals.push(path);
         }
-        for (temp, path) in &renames {
-            rename_no_replace(temp, path)?;
-        }
-        let mut dirs: Vec<&Path> = finals.iter().filter_map(|p| p.parent()).collect();
-        dirs.sort();
-        dirs.dedup();
-        for dir in dirs {
-            File::open(dir)?.sync_all()?;
+        let mut renamed = 0;
+        let done = renames
+            .iter()
+            .try_for_each(|(temp, path)| {
+                rename_no_replace(temp, path)?;
+                renamed += 1;
+                Ok(())
+            })
+            .and_then(|()| {
+                let mut dirs: Vec<&Path> = finals.iter().filter_map(|p| p.parent()).collect();
+                dirs.sort();
+                dirs.dedup();
+                dirs.into_iter()
+                    .try_for_each(|dir| File::open(dir)?.sync_all())
+            });
+        if let Err(e) = done {
+            // A volume under its final name belongs to a parcel that nobody
+            // will record: it goes back to its temporary name, which
+            // `abort` removes (or, where even that fails, goes now).
+            for (temp, path) in renames.iter().take(renamed) {
+                if rename_no_replace(path, temp).is_err() {
+                    let _ = fs::remove_file(path);
+                }
+            }
+            return Err(e);
         }
         self.placed.clear();
         self.placed_parity.clear();
@@ -1147,6 +1164,30 @@ mod tests {
         rename_no_replace(&temp, &free).unwrap();
         assert_eq!(fs::read(&free).unwrap(), b"new volume");
         assert!(!temp.exists());
+    }
+
+    #[test]
+    fn a_commit_that_fails_part_way_leaves_no_volume_under_its_final_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutputDir {
+            dir: dir.path().to_owned(),
+            capacity: None,
+        };
+        let mut sink = DirSink::new(vec![out], "p", 1 << 16);
+        for number in 1..=3 {
+            sink.create(number).unwrap().write_all(b"volume").unwrap();
+        }
+        // Volume 3's file vanished: its rename fails after 1 and 2 were
+        // renamed.
+        fs::remove_file(dir.path().join(".p.0003.partial")).unwrap();
+        let err = sink.commit(3).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        sink.abort();
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, Vec::<String>::new());
     }
 
     #[test]
