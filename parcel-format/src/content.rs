@@ -48,8 +48,10 @@ pub(crate) const KEPT_BYTES: u64 = 64 * 1024 * 1024;
 const KEPT_OVERHEAD: u64 = 128;
 
 /// The cap on bytes decoded again (packs loaded after they left the cache):
-/// sixteen times the packs' decoded size plus sixteen times the declared
-/// content, plus 1 GiB (FORMAT.md §7.4).
+/// sixteen times the packs' decoded size plus sixteen times the content the
+/// packs serve ([`crate::manifest::Manifest::content_bytes_in_packs`]), plus
+/// 1 GiB (FORMAT.md
+/// §7.4).
 pub(crate) fn reload_cap(packs_raw: u64, content: u64) -> u64 {
     packs_raw
         .saturating_add(content)
@@ -166,7 +168,7 @@ impl<'p> PackCache<'p> {
             kept: HashMap::new(),
             kept_bytes: 0,
             reloaded: 0,
-            reload_cap: reload_cap(packs_raw, m.content_bytes()),
+            reload_cap: reload_cap(packs_raw, m.content_bytes_in_packs()),
             problems: Vec::new(),
         }
     }
@@ -311,13 +313,7 @@ impl<'p> PackCache<'p> {
         let file = match self.base_files.entry(chunk.file) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                let opened = File::open(&path).and_then(|f| {
-                    if f.metadata()?.is_file() {
-                        Ok(f)
-                    } else {
-                        Err(std::io::Error::other("not a regular file"))
-                    }
-                });
+                let opened = crate::extract::open_base_file(&path);
                 match opened {
                     Ok(f) => e.insert(f),
                     Err(err) => {

@@ -308,12 +308,13 @@ fn copy_from_base(
             what: what.into(),
         })
     };
-    let mut file = File::open(&source).map_err(|e| modified(&format!("cannot open it: {e}")))?;
+    let mut file =
+        open_base_file(&source).map_err(|e| modified(&format!("cannot open it: {e}")))?;
     let meta = file
         .metadata()
         .map_err(|e| modified(&format!("cannot inspect it: {e}")))?;
-    if !meta.is_file() || meta.len() != size {
-        return Err(modified("its size or kind differs"));
+    if meta.len() != size {
+        return Err(modified("its size differs"));
     }
     let mut buffer = vec![0u8; 1 << 20];
     let mut done = 0u64;
@@ -367,5 +368,29 @@ fn first_problem(cache: &mut PackCache<'_>, chunk: u32) -> Problem {
             volume: 0,
             pack: pack.unwrap_or(0),
         },
+    }
+}
+
+/// Opens a file of a delta's base copy in the store for reading: the regular
+/// file at that very path (FORMAT.md §11.3), not one a symlink there points
+/// to, and without waiting on a FIFO put there (`O_NOFOLLOW`, `O_NONBLOCK`;
+/// what is not a regular file is refused once open).
+pub(crate) fn open_base_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => {
+                std::io::Error::other("a symbolic link, not a regular file")
+            }
+            _ => e,
+        })?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::other("not a regular file"))
     }
 }

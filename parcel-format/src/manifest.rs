@@ -410,6 +410,24 @@ impl Manifest {
             .fold(0u64, u64::saturating_add)
     }
 
+    /// Bytes of file content this parcel's own packs serve: the length of
+    /// each reference to one of its chunks, counted at every reference.
+    /// Files a delta takes whole from its base, and references to base
+    /// chunks, are left out: nothing of them is read from packs, and a whole
+    /// file's declared size is checked only against the base (FORMAT.md
+    /// §7.4, the cap on packs decoded again).
+    pub fn content_bytes_in_packs(&self) -> u64 {
+        self.entries
+            .iter()
+            .flat_map(|e| match &e.kind {
+                EntryKind::File { chunks, .. } => chunks.as_slice(),
+                _ => &[],
+            })
+            .filter_map(|&c| self.chunks.get(c as usize))
+            .map(|chunk| u64::from(chunk.len))
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// Checks the manifest against the headers and against itself (FORMAT.md
     /// §7.3): every reference in range, chunks tiling their packs exactly,
     /// files' sizes matching their chunks, and every path safe and unique.

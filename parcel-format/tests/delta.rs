@@ -260,6 +260,32 @@ fn unchanged_files_travel_as_whole_base_files_and_are_checked_against_the_base()
 }
 
 #[test]
+fn a_base_file_replaced_by_a_symlink_to_the_same_bytes_is_a_modified_base() {
+    let p = pair();
+    // doc/note0.txt travels whole; bin/tool's chunks are read from the base.
+    for (path, what) in [("doc/note0.txt", "whole"), ("bin/tool", "chunks")] {
+        let file = p.v1_tree.join(path);
+        let elsewhere = p._tmp.path().join(format!("copy-{what}"));
+        fs::rename(&file, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &file).unwrap();
+        let problem = extract_over_v1_fails(&p, &paths(&p.delta));
+        let named = match &problem {
+            Problem::BaseModified { path: at, what } => {
+                at.ends_with(path) && what.contains("symbolic link")
+            }
+            Problem::BaseMissing { reason, .. } => {
+                reason.contains(path) && reason.contains("symbolic link")
+            }
+            _ => false,
+        };
+        assert!(named, "{what}: {problem}");
+        fs::remove_dir_all(p._tmp.path().join("dest")).unwrap();
+        fs::remove_file(&file).unwrap();
+        fs::rename(&elsewhere, &file).unwrap();
+    }
+}
+
+#[test]
 fn delta_on_a_delta_carries_only_the_new_change() {
     let p = pair();
     // v3 on v2 (itself a delta on v1): one more small edit.
@@ -325,6 +351,13 @@ fn whole_base_files_declaring_absurd_sizes_are_verified_and_refused_without_over
             *size = u64::MAX - 1;
         }
     }
+    // Nothing of a whole file is read from packs: its declared size does not
+    // lift the cap on packs decoded again (it did, to u64::MAX).
+    assert_eq!(
+        manifest.content_bytes_in_packs(),
+        p.delta.manifest.content_bytes_in_packs()
+    );
+    assert!(manifest.content_bytes_in_packs() < p.delta.manifest.content_bytes());
     manifest.parcel_id = ParcelId([42; 16]);
     let out = p._tmp.path().join("forged");
     let forged = testkit::write_raw(
