@@ -23,18 +23,29 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
     let mut catalog = ctx.home.open_catalog()?;
     let receipts = receipt_files(&args.paths)?;
     if let [(only, in_directory)] = &receipts[..] {
-        return apply(&mut catalog, only, *in_directory);
+        return match apply(&mut catalog, only, *in_directory)? {
+            Applied::ForThisSite => Ok(()),
+            Applied::PassedOver(source) => Err(none_for_here(&catalog, &[source])?),
+        };
     }
     let mut first_failure = None;
     let mut failed = 0;
+    let mut passed_over = Vec::new();
     for (file, in_directory) in &receipts {
-        if let Err(err) = apply(&mut catalog, file, *in_directory) {
-            output::error(&err.to_string());
-            failed += 1;
-            first_failure.get_or_insert(err.exit_code());
+        match apply(&mut catalog, file, *in_directory) {
+            Ok(Applied::ForThisSite) => {}
+            Ok(Applied::PassedOver(source)) => passed_over.push(source),
+            Err(err) => {
+                output::error(&err.to_string());
+                failed += 1;
+                first_failure.get_or_insert(err.exit_code());
+            }
         }
     }
     match first_failure {
+        // Every one another site's: nothing was done here, and a script
+        // must not take it for a parcel confirmed.
+        None if passed_over.len() == receipts.len() => Err(none_for_here(&catalog, &passed_over)?),
         None => Ok(()),
         Some(code) => Err(CliError::SomeReceipts {
             failed,
@@ -42,6 +53,30 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
             code,
         }),
     }
+}
+
+/// What became of one receipt that was not refused.
+enum Applied {
+    /// This site's parcel: confirmed now or before.
+    ForThisSite,
+    /// Another site's (found in a directory): passed over, with a warning;
+    /// the site it is for.
+    PassedOver(String),
+}
+
+/// The refusal of receipts that were all for other sites (`sources`).
+fn none_for_here(catalog: &Catalog, sources: &[String]) -> Result<CliError, CliError> {
+    let mut sites = sources.to_vec();
+    sites.sort();
+    sites.dedup();
+    Ok(CliError::Refused {
+        subject: "receipt apply".into(),
+        reason: format!(
+            "no receipt given is for a parcel of this site ({}); they are site {}'s: apply them there",
+            catalog.site()?.code,
+            sites.join(", ")
+        ),
+    })
 }
 
 /// The receipt files given, each once (by device and inode): files as they
@@ -84,7 +119,7 @@ fn receipt_files(paths: &[PathBuf]) -> Result<Vec<(PathBuf, bool)>, CliError> {
 /// Applies one receipt file. One found in a directory (a medium that came
 /// back) for another site's parcel is passed over with a warning: a medium may
 /// carry receipts for several sources.
-fn apply(catalog: &mut Catalog, path: &Path, in_directory: bool) -> Result<(), CliError> {
+fn apply(catalog: &mut Catalog, path: &Path, in_directory: bool) -> Result<Applied, CliError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|f| f.take(MAX_RECEIPT_LEN as u64 + 1).read_to_end(&mut bytes))
@@ -122,7 +157,7 @@ fn apply(catalog: &mut Catalog, path: &Path, in_directory: bool) -> Result<(), C
             r.source_site,
             r.parcel_id
         ));
-        return Ok(());
+        return Ok(Applied::PassedOver(r.source_site.clone()));
     }
     let parcel = catalog
         .find_parcel(&r.parcel_id.to_string())?
@@ -180,6 +215,7 @@ fn apply(catalog: &mut Catalog, path: &Path, in_directory: bool) -> Result<(), C
             "parcel {} was already confirmed; nothing to do\n",
             parcel.parcel_id
         ))
+        .map(|()| Applied::ForThisSite)
     };
     if parcel.status == Status::Confirmed {
         return already();
@@ -208,5 +244,5 @@ fn apply(catalog: &mut Catalog, path: &Path, in_directory: bool) -> Result<(), C
         "parcel {} confirmed: {} imported {} v{}\n",
         parcel.parcel_id, r.destination_site, r.package_id, r.package_version
     ))?;
-    Ok(())
+    Ok(Applied::ForThisSite)
 }

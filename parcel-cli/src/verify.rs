@@ -192,7 +192,9 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     }
     if !report.destinations.is_empty() && !report.destinations.contains(&site.code) {
         // Intact, and still not for here: import would refuse it (exit 4).
-        ctx.note(&format!(
+        // A warning, shown under --quiet too: the result line above does
+        // not say whom the parcel is for.
+        output::warn(&format!(
             "it is addressed to site {}, not to this site ({}): only {} can import it",
             report.destinations.join(", "),
             site.code,

@@ -621,6 +621,16 @@ fn receipt_apply_of_a_returned_medium_applies_every_receipt_on_it() {
         ));
     assert_eq!(cen.status(&first.parcel_id), "confirmed");
     assert_eq!(cen.status(&second.parcel_id), "confirmed");
+    // A medium holding only another site's receipt confirms nothing here:
+    // refused (exit 4), not a success a script would count.
+    let theirs = world.dir("theirs");
+    fs::copy(&for_lux, theirs.join("d.receipt")).expect("copy");
+    cen.run(&["receipt", "apply", arg(&theirs)])
+        .code(4)
+        .stderr(predicate::str::contains("is site LUX's receipt"))
+        .stderr(predicate::str::contains(
+            "no receipt given is for a parcel of this site (CEN); they are site LUX's: apply them there",
+        ));
     // A directory without a receipt is a usage error.
     let empty = world.dir("empty");
     cen.run(&["receipt", "apply", arg(&empty)])
@@ -1180,11 +1190,9 @@ fn import_refuses_a_parcel_for_another_site() {
     deliver(&world, &cen, &bxl, &package, "tools", 1);
     let (out1, out2) = (world.medium(), world.medium());
     cen.create(&package, "tools", 2, "LUX", &[&out1, &out2]);
-    // Verify finds it intact, and says it is not for here.
-    let verified = std::process::Command::new(assert_cmd::cargo::cargo_bin("parcel"))
-        .env_remove("PARCEL_HOME")
-        .arg("--home")
-        .arg(&bxl.home)
+    // Verify finds it intact, and says it is not for here, --quiet or not.
+    let verified = bxl
+        .cmd()
         .args(["verify", arg(&out1), arg(&out2), "--json"])
         .output()
         .expect("verify");
@@ -1192,7 +1200,7 @@ fn import_refuses_a_parcel_for_another_site() {
     let stderr = String::from_utf8_lossy(&verified.stderr);
     assert!(
         stderr.contains(
-            "it is addressed to site LUX, not to this site (BXL): only that site can import it"
+            "warning: it is addressed to site LUX, not to this site (BXL): only that site can import it"
         ),
         "{stderr}"
     );
