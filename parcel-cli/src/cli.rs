@@ -259,7 +259,7 @@ pub struct CreateArgs {
     /// zstd compression level
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,
-    /// A note for the receiving site
+    /// A note for the receiving site (at most 4096 bytes)
     #[arg(long, value_name = "TEXT")]
     pub comment: Option<String>,
     /// Make a delta parcel: carry only the chunks that version N of the same
@@ -389,7 +389,7 @@ pub struct ForwardArgs {
     /// zstd compression level
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,
-    /// A note for the receiving site
+    /// A note for the receiving site (at most 4096 bytes)
     #[arg(long, value_name = "TEXT")]
     pub comment: Option<String>,
     /// Encrypt the package's content and file table so that only the

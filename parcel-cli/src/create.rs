@@ -339,6 +339,15 @@ impl Room {
 
 /// Writes, verifies and records one outgoing parcel.
 pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
+    // A wrong argument, said before anything is read (the writer's own
+    // check would come after the package was scanned, as a failure).
+    let cap = parcel_format::limits::MAX_COMMENT;
+    if o.comment.len() > cap {
+        return Err(CliError::Usage(format!(
+            "--comment is at most {cap} bytes; this one is {}",
+            o.comment.len()
+        )));
+    }
     let mut catalog = ctx.home.open_catalog()?;
     let (site, key) = ctx.home.site_identity(&catalog)?;
     let refused = |reason: String| CliError::Refused {

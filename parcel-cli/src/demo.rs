@@ -17,6 +17,12 @@ pub fn run(args: &DemoArgs, quiet: bool) -> Result<(), CliError> {
     let temp;
     let dir: PathBuf = match &args.dir {
         Some(dir) => {
+            if dir.exists() && !dir.is_dir() {
+                return Err(CliError::Usage(format!(
+                    "{} is not a directory; give an empty or new directory to --dir",
+                    dir.display()
+                )));
+            }
             fs::create_dir_all(dir).map_err(CliError::io("create", dir))?;
             if fs::read_dir(dir)
                 .map_err(CliError::io("list", dir))?

@@ -1019,6 +1019,23 @@ fn create_refuses_a_destination_this_site_does_not_trust() {
 }
 
 #[test]
+fn create_with_a_comment_over_the_cap_is_a_usage_error_that_writes_nothing() {
+    let (world, cen, _bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let out = world.medium();
+    let long = "x".repeat(4097);
+    cen.create_cmd(&package, "tools", 1, "BXL", &[&out])
+        .args(["--comment", &long])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--comment is at most 4096 bytes; this one is 4097",
+        ));
+    assert_eq!(names_in(&out), Vec::<String>::new());
+    assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+}
+
+#[test]
 fn create_refuses_media_too_small_and_writes_nothing() {
     let (world, cen, _bxl) = two_sites();
     let package = world.package("tools", 1);

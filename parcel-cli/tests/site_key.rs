@@ -227,6 +227,23 @@ fn a_home_that_is_a_file_is_named_as_such_not_as_a_missing_site() {
 }
 
 #[test]
+fn demo_into_a_file_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "mine").expect("write");
+    let mut cmd = Command::cargo_bin("parcel").expect("parcel binary");
+    cmd.env_remove("PARCEL_HOME")
+        .args(["demo", "--dir"])
+        .arg(&file)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "is not a directory; give an empty or new directory to --dir",
+        ));
+    assert_eq!(std::fs::read(&file).expect("read"), b"mine");
+}
+
+#[test]
 fn key_export_writes_over_nothing_but_this_sites_own_key_file() {
     let (dir, home) = site("CEN", "Central office");
     let (file, _) = export_key(&dir, &home, "CEN");
