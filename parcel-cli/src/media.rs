@@ -459,7 +459,7 @@ pub fn problems_error(
         },
         Some(FailureClass::Io) => CliError::Failed {
             subject: subject.to_owned(),
-            reason,
+            reason: format!("cannot be read whole:{reason}"),
         },
         _ => CliError::Verification {
             subject: subject.to_owned(),
@@ -538,6 +538,9 @@ fn hint(problem: &Problem) -> String {
         }
         Problem::BadSignature { .. } => {
             "; the medium may have been tampered with: do not import it"
+        }
+        Problem::Unreadable { .. } => {
+            "; check that the medium is in and readable by this user (run parcel as a user who can read it, or fix the file's permissions), then run the command again; if the medium itself fails, copy the volume again from another copy"
         }
         Problem::NotAVolume { .. } => {
             "; leave it out, or if it should be a volume, copy it again from the original medium"
