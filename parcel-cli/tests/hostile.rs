@@ -573,7 +573,7 @@ fn import_refuses_a_re_signed_header_with_a_wrong_field() {
             "body length",
             Box::new(|h| h.body_len += 512),
             true,
-            "truncated or damaged",
+            "the copy is cut short",
         ),
         (
             "index hash",
@@ -687,7 +687,7 @@ fn import_refuses_a_volume_cut_at_any_entry_boundary_or_inside_stored_data() {
             let words = if cut < 2 * BLOCK {
                 "shorter than a volume header"
             } else {
-                "the copy is truncated or damaged"
+                "the copy is cut short"
             };
             s.import_refused(&parcel.volumes, 3, &[name, words]);
             if n == 0 || n + 1 == count {
@@ -701,7 +701,7 @@ fn import_refuses_a_volume_cut_at_any_entry_boundary_or_inside_stored_data() {
         s.import_refused(
             &parcel.volumes,
             3,
-            &[name, "the copy is truncated or damaged"],
+            &[name, "the copy has bytes added at its end"],
         );
         fs::write(volume, &bytes).expect("restore");
     }

@@ -134,7 +134,7 @@ pub enum Problem {
         count: u32,
     },
     /// A volume's length differs from what its header declares (truncated or extended).
-    #[error("{path}: {} is {actual} bytes, its header says {expected}; the copy is truncated or damaged", volume_name(*.volume))]
+    #[error("{path}: {} is {actual} bytes, its header says {expected}; the copy {}", volume_name(*.volume), if actual < expected { "is cut short" } else { "has bytes added at its end (a tool or file system that pads files, or another file written over it)" })]
     VolumeLength {
         /// The file.
         path: PathBuf,
