@@ -296,11 +296,14 @@ impl Room {
 
     /// The volume size to write with, given the room on the roomiest medium
     /// (when known). A small parcel needs no full-size volume: capping the
-    /// size keeps the room check honest. A delta's volumes are capped by its
-    /// estimate only as far as the media need it, so that an estimate that
-    /// comes out low cannot cut the parcel into many tiny volumes.
+    /// size keeps the room check honest. No volume is larger than the
+    /// roomiest medium takes (a parcel larger than any one medium is cut to
+    /// fit them: `--medium-size 700M` with the default `dvd` volumes). A
+    /// delta's volumes are capped by the whole package's bound, not by its
+    /// estimate, so that an estimate that comes out low cannot cut the
+    /// parcel into many tiny volumes.
     fn volume_size(&self, requested: u64, largest_room: Option<u64>) -> u64 {
-        let cap = largest_room.map_or(self.bound, |room| room.min(self.bound).max(self.needed));
+        let cap = largest_room.map_or(self.bound, |room| room.min(self.bound));
         requested.min(cap.max(MIN_VOLUME_SIZE))
     }
 

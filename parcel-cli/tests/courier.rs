@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use predicates::prelude::*;
 
 use common::{
-    arg, copy_tree, exchange_keys, names_in, package_view, snapshot, two_sites, Created, Site,
-    World,
+    arg, copy_tree, exchange_keys, names_in, package_view, random_bytes, snapshot, two_sites,
+    Created, Site, World,
 };
 
 /// `from` sends `id` v`version` of `package` to `to` over two media, and `to`
@@ -1070,6 +1070,36 @@ fn create_refuses_media_too_small_and_writes_nothing() {
     assert_eq!(names_in(&out2), Vec::<String>::new());
 
     assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn a_parcel_larger_than_one_medium_is_cut_into_volumes_that_fit_the_media() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.dir("blobs");
+    for i in 0..3u64 {
+        fs::write(package.join(format!("blob{i}")), random_bytes(i, 100_000)).expect("write");
+    }
+    // Four media of 128 KiB, the default volume size (dvd) far larger: the
+    // volumes are cut to the media (they were as large as the parcel, and
+    // no medium could take one).
+    let outs: Vec<PathBuf> = (0..4).map(|_| world.medium()).collect();
+    let out_refs: Vec<&Path> = outs.iter().map(PathBuf::as_path).collect();
+    cen.create_cmd(&package, "blobs", 1, "BXL", &out_refs)
+        .args(["--medium-size", "128KiB"])
+        .assert()
+        .success();
+    let mut volumes = 0;
+    for out in &outs {
+        let used: u64 = names_in(out)
+            .iter()
+            .map(|n| fs::metadata(out.join(n)).expect("volume").len())
+            .sum();
+        assert!(used <= 128 << 10, "{} holds {used} bytes", out.display());
+        volumes += names_in(out).len();
+    }
+    assert!(volumes >= 3, "{volumes} volumes");
+    bxl.import(&out_refs).success();
+    bxl.assert_holds("blobs", 1, &package);
 }
 
 #[test]
