@@ -360,6 +360,22 @@ impl Problem {
     }
 }
 
+/// How many of the things a package holds that parcel does not carry are
+/// named, one line each ([`WriteError::UnsupportedEntries`]).
+pub const MAX_LISTED_REFUSALS: usize = 50;
+
+/// The lines of [`WriteError::UnsupportedEntries`].
+fn refusal_list(listed: &[(PathBuf, String)], unlisted: u64) -> String {
+    let mut text: String = listed
+        .iter()
+        .map(|(path, reason)| format!("\n  - {}: {reason}", path.display()))
+        .collect();
+    if unlisted > 0 {
+        text.push_str(&format!("\n  … and {unlisted} more"));
+    }
+    text
+}
+
 /// Why writing a parcel failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -379,6 +395,16 @@ pub enum WriteError {
         path: PathBuf,
         /// What is wrong and what to do.
         reason: String,
+    },
+    /// The package holds several things parcel does not carry: each is named
+    /// with what to do (the first [`MAX_LISTED_REFUSALS`] of them), so that
+    /// a tree is mended in one pass, not one refusal per run.
+    #[error("the package holds {} things parcel does not carry:{}", .listed.len() as u64 + .unlisted, refusal_list(.listed, *.unlisted))]
+    UnsupportedEntries {
+        /// Package paths and what is wrong with each, in walk order.
+        listed: Vec<(PathBuf, String)>,
+        /// How many more were found and not listed.
+        unlisted: u64,
     },
     /// The parcel description or options are invalid.
     #[error("{0}")]

@@ -105,6 +105,6 @@ pub mod volume;
 pub mod write;
 mod writeback;
 
-pub use error::{FailureClass, Problem, WriteError};
+pub use error::{FailureClass, Problem, WriteError, MAX_LISTED_REFUSALS};
 pub use manifest::{ChunkParams, ChunkRefs, Entry, EntryKind, Hash, Manifest, ParcelId};
 pub use smallvec;

@@ -129,6 +129,45 @@ pub fn check_symlink_target(link_path: &str, target: &str) -> Result<(), String>
     Ok(())
 }
 
+/// The plain form of a relative symlink target that [`check_symlink_target`]
+/// refuses only for its spelling (`./f`, `a//b`, `a/../b`), for the link at
+/// `link_path`: resolved by name, as if no component were itself a link, and
+/// written back as `..` components then names. `None` when it has no such
+/// form (absolute, leaving the package, naming only a directory above the
+/// link) or when it was plain already.
+pub fn plain_symlink_target(link_path: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return None;
+    }
+    let dir: Vec<&str> = link_path.split('/').collect();
+    let dir = dir.get(..dir.len().saturating_sub(1))?;
+    let mut resolved: Vec<&str> = dir.to_vec();
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                resolved.pop()?;
+            }
+            name => resolved.push(name),
+        }
+    }
+    let common = dir
+        .iter()
+        .zip(&resolved)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let names = resolved.get(common..)?;
+    if names.is_empty() {
+        return None;
+    }
+    let ups = dir.len() - common;
+    let plain = std::iter::repeat_n("..", ups)
+        .chain(names.iter().copied())
+        .collect::<Vec<_>>()
+        .join("/");
+    (plain != target && check_symlink_target(link_path, &plain).is_ok()).then_some(plain)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +185,28 @@ mod tests {
         }
         assert_eq!(collision_key("Bin/TOOL"), collision_key("bin/tool"));
         assert_eq!(collision_key("Caf\u{e9}"), collision_key("cafe\u{301}"));
+    }
+
+    #[test]
+    fn a_symlink_target_refused_for_its_spelling_has_a_plain_form() {
+        for (link, target, plain) in [
+            ("weird/dotf", "./f", Some("f")),
+            ("a/b/l", "..//c/./d", Some("../c/d")),
+            ("a/b/l", "../b/../c", Some("../c")),
+            ("a/l", "x/../../y", Some("../y")),
+            // Plain already, or with no plain form.
+            ("a/b/l", "../c", None),
+            ("self", ".", None),
+            ("a/l", "../..", None),
+            ("a/l", "../../etc", None),
+            ("l", "/etc/passwd", None),
+        ] {
+            let found = plain_symlink_target(link, target);
+            assert_eq!(found.as_deref(), plain, "{link} -> {target}");
+            if let Some(p) = found {
+                assert!(check_symlink_target(link, &p).is_ok(), "{link} -> {p}");
+            }
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::chunk::{self, chunk_stream, DEFAULT_CHUNKING};
 use crate::dedup::KnownChunks;
 use crate::delta::{BaseIndex, UsedChunk};
 use crate::encrypt::Encryption;
-use crate::error::WriteError;
+use crate::error::{WriteError, MAX_LISTED_REFUSALS};
 use crate::header::{IndexPiece, VolumeHeader, FLAG_ENCRYPTED, FORMAT_VERSION};
 use crate::limits::{
     MAX_CHUNKS, MAX_COMMENT, MAX_DESTINATIONS, MAX_ENTRIES, MAX_INDEX_MEMORY, MAX_INDEX_RAW,
@@ -169,9 +169,45 @@ pub fn scan(root: &Path) -> Result<Scan, WriteError> {
         files: 0,
     };
     let mut keys = CollisionKeys::with_capacity(0);
-    walk(root, "", &mut scan, &mut keys)?;
+    let mut refused = Refused::default();
+    walk(root, "", &mut scan, &mut keys, &mut refused)?;
+    refused.into_result()?;
     scan.entries.shrink_to_fit();
     Ok(scan)
+}
+
+/// What the walk found that parcel does not carry: all of it is reported
+/// together at the end of the walk (the first [`MAX_LISTED_REFUSALS`] named).
+#[derive(Default)]
+struct Refused {
+    listed: Vec<(PathBuf, String)>,
+    unlisted: u64,
+}
+
+impl Refused {
+    fn add(&mut self, path: PathBuf, reason: String) {
+        if self.listed.len() < MAX_LISTED_REFUSALS {
+            self.listed.push((path, reason));
+        } else {
+            self.unlisted += 1;
+        }
+    }
+
+    /// One refusal as [`WriteError::Unsupported`], several as
+    /// [`WriteError::UnsupportedEntries`].
+    fn into_result(mut self) -> Result<(), WriteError> {
+        match (self.listed.len(), self.listed.pop()) {
+            (_, None) => Ok(()),
+            (1, Some((path, reason))) => Err(WriteError::Unsupported { path, reason }),
+            (_, Some(last)) => {
+                self.listed.push(last);
+                Err(WriteError::UnsupportedEntries {
+                    listed: self.listed,
+                    unlisted: self.unlisted,
+                })
+            }
+        }
+    }
 }
 
 fn mtime_of(meta: &fs::Metadata) -> i64 {
@@ -184,6 +220,7 @@ fn walk(
     prefix: &str,
     scan: &mut Scan,
     keys: &mut CollisionKeys,
+    refused: &mut Refused,
 ) -> Result<(), WriteError> {
     let read_err = |source| WriteError::Read {
         path: dir.to_owned(),
@@ -200,19 +237,25 @@ fn walk(
     found.sort_by(|(a, _), (b, _)| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
     for (name, meta) in found {
         let full = dir.join(&name);
-        let unsupported = |reason: String| WriteError::Unsupported {
-            path: full.clone(),
-            reason,
+        // What parcel does not carry is noted and passed over (a directory
+        // is not entered): the walk goes on to find the rest.
+        macro_rules! refuse {
+            ($reason:expr) => {{
+                refused.add(full.clone(), $reason);
+                continue;
+            }};
+        }
+        let Some(name) = name.to_str() else {
+            refuse!("name is not valid UTF-8; rename it".into())
         };
-        let name = name
-            .to_str()
-            .ok_or_else(|| unsupported("name is not valid UTF-8; rename it".into()))?;
         let rel = if prefix.is_empty() {
             name.to_owned()
         } else {
             format!("{prefix}/{name}")
         };
-        path::check_path(&rel).map_err(|r| unsupported(format!("unsafe name: {r}; rename it")))?;
+        if let Err(r) = path::check_path(&rel) {
+            refuse!(format!("unsafe name: {r}; rename it"))
+        }
         let meta = meta.map_err(|source| WriteError::Read {
             path: full.clone(),
             source,
@@ -234,18 +277,21 @@ fn walk(
                 path: full.clone(),
                 source,
             })?;
-            let target = target
-                .to_str()
-                .ok_or_else(|| unsupported("symlink target is not valid UTF-8".into()))?
-                .to_owned();
-            path::check_symlink_target(&rel, &target).map_err(|r| {
-                unsupported(format!(
-                    "{r}; parcel carries only relative symlinks that stay inside the package"
+            let Some(target) = target.to_str().map(str::to_owned) else {
+                refuse!("symlink target is not valid UTF-8".into())
+            };
+            if let Err(r) = path::check_symlink_target(&rel, &target) {
+                let rewrite = path::plain_symlink_target(&rel, &target)
+                    .map_or(String::new(), |plain| {
+                        format!(" (this one as `{plain}`, if that is where it points)")
+                    });
+                refuse!(format!(
+                    "{r}; parcel carries only relative symlinks that stay inside the package, written without `.`, empty components or `..` after a name: rewrite it{rewrite}, or replace it with what it points to"
                 ))
-            })?;
+            }
             EntryKind::Symlink { target }
         } else {
-            return Err(unsupported("is a device file, FIFO or socket; parcel carries only directories, regular files and symlinks".into()));
+            refuse!("is a device file, FIFO or socket; parcel carries only directories, regular files and symlinks".into())
         };
         let is_dir = ft.is_dir();
         let index = scan.entries.len();
@@ -255,10 +301,10 @@ fn walk(
             kind,
         });
         if keys.insert(&scan.entries, index) {
-            return Err(unsupported(format!(
+            refuse!(format!(
                 "collides with {:?} on case-insensitive systems; rename one",
                 collides_with(&scan.entries, index)
-            )));
+            ))
         }
         if is_dir {
             let rel = scan
@@ -266,7 +312,7 @@ fn walk(
                 .get(index)
                 .map(|e| e.path.clone())
                 .unwrap_or_default();
-            walk(&full, &rel, scan, keys)?;
+            walk(&full, &rel, scan, keys, refused)?;
         }
     }
     Ok(())

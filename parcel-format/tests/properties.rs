@@ -1026,6 +1026,46 @@ proptest! {
 }
 
 #[test]
+fn everything_a_package_holds_that_parcel_does_not_carry_is_named_at_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("pkg");
+    fs::create_dir_all(root.join("weird")).expect("mkdir");
+    fs::write(root.join("weird/f"), b"file").expect("write");
+    std::os::unix::fs::symlink("/etc/passwd", root.join("abs")).expect("symlink");
+    std::os::unix::fs::symlink("./f", root.join("weird/dotf")).expect("symlink");
+    let made = std::process::Command::new("mkfifo")
+        .arg(root.join("pipe"))
+        .status()
+        .expect("mkfifo");
+    assert!(made.success(), "mkfifo");
+    let Err(WriteError::UnsupportedEntries { listed, unlisted }) = write::scan(&root) else {
+        panic!("expected three refusals");
+    };
+    assert_eq!(unlisted, 0);
+    let named: Vec<String> = listed
+        .iter()
+        .map(|(p, _)| {
+            p.strip_prefix(&root)
+                .expect("in package")
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(named, ["abs", "pipe", "weird/dotf"]);
+    let dotf = &listed[2].1;
+    assert!(
+        dotf.contains("(this one as `f`, if that is where it points)"),
+        "{dotf}"
+    );
+    // Mended, one pass: the tree is taken.
+    fs::remove_file(root.join("abs")).expect("rm");
+    fs::remove_file(root.join("pipe")).expect("rm");
+    fs::remove_file(root.join("weird/dotf")).expect("rm");
+    std::os::unix::fs::symlink("f", root.join("weird/dotf")).expect("symlink");
+    assert!(write::scan(&root).is_ok());
+}
+
+#[test]
 fn upper_and_lower_case_a_collide() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("pkg");
