@@ -314,8 +314,14 @@ impl ReadingBack {
             };
             // A read cut short at a block boundary goes on from there; one
             // that ends elsewhere, or reads nothing, met the end of the file
-            // before `end`: the volume reads back shorter than written.
+            // before `end`: the volume reads back shorter than written. A
+            // file system may also cut a direct read short where the file
+            // goes on (NFS, FUSE): then the volume is read back whole once
+            // sealed instead.
             if n == 0 || ((n as u64) < left && n % ALIGN != 0) {
+                if self.file.metadata().is_ok_and(|m| m.len() >= end) {
+                    return Ok(false);
+                }
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     format!(
