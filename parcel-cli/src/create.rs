@@ -555,7 +555,7 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         } else {
             (o.outs, o.medium_size)
         };
-        medium_filled(err, written_to, medium_size, &room)
+        medium_filled(err, written_to, medium_size, &room, swap_media)
     })?;
     bar.finish();
     let mut paths: Vec<PathBuf> = written.volumes.iter().map(|(p, _)| p.clone()).collect();
@@ -1085,15 +1085,18 @@ const AGAIN_ONCE_FIXED: &str = "run create again once that is put right";
 /// A medium that filled up while volumes were written (the free-space check
 /// skipped, a delta's estimate that came out low, or another writer on the
 /// medium) is a [`CliError::NoSpace`] that says how much room the parcel
-/// needs and the room there is (the free space, at most `medium_size`); any
-/// other error writing a volume names the `--out` directories; other errors
-/// are kept as they are. The medium is full when the filesystem says so, or
-/// when the next volume would not fit the room the writer was given.
+/// needs and the room there is (the free space, at most `medium_size`, of
+/// the `outs` together); any other error writing a volume names the `outs`;
+/// other errors are kept as they are. The medium is full when the filesystem
+/// says so, or when the next volume would not fit the room the writer was
+/// given. `spooled`: `outs` is the spool in the home, whose disk filled (no
+/// medium to add).
 fn medium_filled(
     err: parcel_format::WriteError,
     outs: &[PathBuf],
     medium_size: Option<u64>,
     room: &Room,
+    spooled: bool,
 ) -> CliError {
     let parcel_format::WriteError::Volume { volume, source } = &err else {
         return err.into();
@@ -1113,20 +1116,35 @@ fn medium_filled(
             reason: format!("{source}; {advice}"),
         };
     }
-    // The writer removed its partial volumes: this is the room there is.
-    let (available, path) = outs
+    // The writer removed its partial volumes: this is the room there is,
+    // on every output together (the writer fills them in turn, and the last
+    // one it wrote to is not known here).
+    let available = outs
         .iter()
         .map(|out| {
             let free = available_space(out).unwrap_or(0);
-            (medium_size.map_or(free, |m| m.min(free)), out.clone())
+            medium_size.map_or(free, |m| m.min(free))
         })
-        .min()
-        .unwrap_or_default();
+        .fold(0u64, u64::saturating_add);
+    let place: Vec<String> = outs.iter().map(|p| p.display().to_string()).collect();
+    let available = match outs.len() {
+        0 | 1 => format!("{} available", human_bytes(available)),
+        n => format!(
+            "{} available on the {n} --out media together",
+            human_bytes(available)
+        ),
+    };
     CliError::NoSpace {
-        place: path.display().to_string(),
+        place: place.join(", "),
         needed: room.describe_filled(),
-        available: format!("{} available", human_bytes(available)),
-        advice: "the medium filled while the volumes were written, and they were removed; free some space, add another --out medium or choose a smaller --volume-size, and run create again",
+        available,
+        advice: if spooled {
+            "the disk of this site's home filled while the parcel was prepared there for the media, and it was removed; free some space on it and run create again"
+        } else if outs.len() > 1 {
+            "the media filled while the volumes were written, and they were removed; free some space, add another --out medium or choose a smaller --volume-size, and run create again"
+        } else {
+            "the medium filled while the volumes were written, and they were removed; free some space, add another --out medium or choose a smaller --volume-size, and run create again"
+        },
     }
 }
 

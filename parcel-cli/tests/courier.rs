@@ -1065,7 +1065,14 @@ fn create_refuses_media_too_small_and_writes_nothing() {
         .args(["--medium-size", "64KiB", "--no-space-check"])
         .assert()
         .code(1)
-        .stderr(predicate::str::starts_with("parcel: error: "));
+        .stderr(predicate::str::starts_with(format!(
+            "parcel: error: not enough space on {}, {}:",
+            out1.display(),
+            out2.display()
+        )))
+        .stderr(predicate::str::contains(
+            "128.0 KiB available on the 2 --out media together; the media filled while the volumes were written, and they were removed",
+        ));
     assert_eq!(names_in(&out1), Vec::<String>::new());
     assert_eq!(names_in(&out2), Vec::<String>::new());
 
