@@ -266,8 +266,36 @@ pub fn volume_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     // a path that does not exist is, not a verification failure.
     if files.is_empty() {
         let given: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        // Directories are not searched below their own level (a medium may
+        // hold older parcels in folders); one level down is only looked at
+        // to say where the volumes are.
+        let below: Vec<String> = paths
+            .iter()
+            .filter(|p| p.is_dir())
+            .flat_map(|p| fs::read_dir(p).into_iter().flatten().filter_map(Result::ok))
+            .map(|e| e.path())
+            .filter(|sub| {
+                sub.is_dir()
+                    && fs::read_dir(sub).is_ok_and(|mut entries| {
+                        entries.any(|e| e.is_ok_and(|e| named_like_volume(&e.path())))
+                    })
+            })
+            .map(|sub| sub.display().to_string())
+            .collect();
+        let hint = if below.is_empty() {
+            String::new()
+        } else {
+            let (hold, that) = match below.len() {
+                1 => ("holds", "that directory"),
+                _ => ("hold", "those directories"),
+            };
+            format!(
+                " ({} {hold} volume files: give {that}; directories are not searched below their own level)",
+                below.join(", ")
+            )
+        };
         return Err(CliError::Usage(format!(
-            "no parcel volume in {}: is the medium mounted? Give the volume files (….001-of-NNN.tar) or the directories that hold them (a file given by its own path is read whatever its name, so a renamed volume whose first bytes are damaged is reported)",
+            "no parcel volume in {}{hint}: is the medium mounted? Give the volume files (….001-of-NNN.tar) or the directories that hold them (a file given by its own path is read whatever its name, so a renamed volume whose first bytes are damaged is reported)",
             given.join(", ")
         )));
     }
@@ -473,12 +501,20 @@ pub fn describe(problems: &[Problem], volumes: &[(u32, PathBuf)]) -> String {
     // The chunks a missing or damaged volume held are one line per volume:
     // listed one by one they buried the line saying what is wrong.
     let mut unavailable: std::collections::BTreeMap<u32, u64> = Default::default();
+    // Every volume of a parcel signed by a key not trusted here says so: one
+    // line for the key, counting the other volumes, rather than one each.
+    let mut signed_by: std::collections::HashMap<&str, u32> = Default::default();
     let mut sorted: Vec<&Problem> = problems
         .iter()
         .filter(|p| match p {
             Problem::ChunkUnavailable { volume, count, .. } => {
                 *unavailable.entry(*volume).or_default() += u64::from(*count);
                 false
+            }
+            Problem::UntrustedSigner { fingerprint, .. } => {
+                let seen = signed_by.entry(fingerprint.as_str()).or_default();
+                *seen += 1;
+                *seen == 1
             }
             _ => true,
         })
@@ -498,7 +534,16 @@ pub fn describe(problems: &[Problem], volumes: &[(u32, PathBuf)]) -> String {
             .and_then(|n| volumes.iter().find(|(v, _)| *v == n))
             .map(|(_, path)| format!("{}: ", path.display()))
             .unwrap_or_default();
-        text.push_str(&format!("\n  - {file}{} ({})", hint(p), p.class()));
+        let others = match p {
+            Problem::UntrustedSigner { fingerprint, .. } => {
+                match signed_by.get(fingerprint.as_str()).map_or(0, |n| n - 1) {
+                    0 => String::new(),
+                    n => format!(" [and {n} more volume(s) given, signed by that key]"),
+                }
+            }
+            _ => String::new(),
+        };
+        text.push_str(&format!("\n  - {file}{}{others} ({})", hint(p), p.class()));
     }
     if sorted.len() > LISTED_PROBLEMS {
         text.push_str(&format!(

@@ -1277,11 +1277,53 @@ fn import_refuses_a_parcel_signed_by_an_untrusted_key() {
     let (out1, out2) = (world.medium(), world.medium());
     lux.create(&package, "tools", 2, "BXL", &[&out1, &out2]);
     let before = bxl.store_state();
-    bxl.import(&[&out1, &out2])
+    let refused = bxl
+        .import(&[&out1, &out2])
         .code(3)
         .stderr(predicate::str::contains("untrusted key"))
         .stderr(predicate::str::contains("it says it comes from site LUX"));
+    // One line for the key, whatever the number of volumes it signed.
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    let volumes = names_in(&out1).len() + names_in(&out2).len();
+    assert!(volumes >= 2, "{volumes}");
+    assert_eq!(
+        stderr.matches("signed by an untrusted key").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "[and {} more volume(s) given, signed by that key]",
+            volumes - 1
+        )),
+        "{stderr}"
+    );
     assert_eq!(bxl.store_state(), before);
+}
+
+#[test]
+fn volumes_one_directory_down_are_pointed_to_not_searched() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let medium = world.medium();
+    let (sub1, sub2) = (medium.join("part1"), medium.join("part2"));
+    fs::create_dir(&sub1).expect("mkdir");
+    fs::create_dir(&sub2).expect("mkdir");
+    cen.create(&package, "tools", 1, "BXL", &[&sub1, &sub2]);
+    let refused = bxl.run(&["verify", arg(&medium)]).code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(&format!("no parcel volume in {} (", medium.display())),
+        "{stderr}"
+    );
+    for sub in [&sub1, &sub2] {
+        assert!(stderr.contains(&sub.display().to_string()), "{stderr}");
+    }
+    assert!(
+        stderr.contains("hold volume files: give those directories; directories are not searched below their own level"),
+        "{stderr}"
+    );
+    bxl.run(&["verify", arg(&sub1), arg(&sub2)]).success();
 }
 
 #[test]
