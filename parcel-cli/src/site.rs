@@ -40,6 +40,20 @@ pub fn init(ctx: &Context, args: &SiteInitArgs) -> Result<(), CliError> {
         )));
     }
     let home = &ctx.home;
+    // A site's home inside another's (its store, its staging) would be
+    // swept, replaced or imported over by that site.
+    if let Some(outer) = home
+        .root()
+        .ancestors()
+        .skip(1)
+        .find(|dir| dir.join("catalog.db").is_file() && dir.join("site.key").is_file())
+    {
+        return Err(CliError::Usage(format!(
+            "{} is inside the home of another site ({}); give --home a directory outside it",
+            home.root().display(),
+            outer.display()
+        )));
+    }
     home.create_dirs()?;
     let _lock = home.lock_exclusive(ctx.quiet)?;
     // A secret key without a catalog is a site whose catalog was lost, not

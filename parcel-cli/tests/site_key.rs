@@ -125,6 +125,21 @@ fn an_error_naming_a_bare_command_says_the_home_it_needs() {
 }
 
 #[test]
+fn site_init_refuses_a_home_inside_another_sites_home() {
+    let (_dir, home) = site("CEN", "Central");
+    let inner = home.join("packages").join("app");
+    parcel(&inner)
+        .args(["site", "init", "--code", "BXL"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "is inside the home of another site ({})",
+            home.display()
+        )));
+    assert!(!inner.exists());
+}
+
+#[test]
 fn site_init_refuses_a_second_site_in_the_same_home() {
     let (_dir, home) = site("CEN", "Central office");
     let key_before = std::fs::read(home.join("site.key")).expect("key");
