@@ -120,11 +120,11 @@ impl Command {
             Command::List(a) => a.json,
             Command::Show(a) => a.json,
             Command::Packages(a) => a.json,
-            Command::Site { .. }
-            | Command::Key { .. }
-            | Command::Receipt { .. }
-            | Command::Sent(_)
-            | Command::Demo(_) => false,
+            Command::Receipt {
+                command: ReceiptCommand::Apply(a),
+            } => a.json,
+            Command::Sent(a) => a.json,
+            Command::Site { .. } | Command::Key { .. } | Command::Demo(_) => false,
         }
     }
 }
@@ -360,6 +360,9 @@ pub struct ReceiptApplyArgs {
     /// file in it)
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
+    /// Print JSON: what became of each receipt
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `parcel forward`
@@ -442,6 +445,9 @@ pub struct SentArgs {
     /// The courier's tracking number
     #[arg(long, value_name = "TEXT")]
     pub tracking: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `parcel packages`

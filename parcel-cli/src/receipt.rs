@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use parcel_format::manifest::hex;
 use parcel_format::receipt::{SignedReceipt, MAX_RECEIPT_LEN};
+use serde_json::json;
 
 use crate::catalog::{Catalog, CatalogError, Direction, Status};
 use crate::cli::ReceiptApplyArgs;
@@ -18,50 +19,144 @@ use crate::media::SameFile;
 use crate::output;
 
 /// Runs `parcel receipt apply`: each receipt in turn, every one even when
-/// one fails (each is checked on its own).
+/// one fails (each is checked on its own). With `--json`, one document
+/// lists what became of each receipt.
 pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
     let mut catalog = ctx.home.open_catalog()?;
     let receipts = receipt_files(&args.paths)?;
-    if let [(only, in_directory)] = &receipts[..] {
-        return match apply(&mut catalog, only, *in_directory)? {
-            Applied::ForThisSite => Ok(()),
-            Applied::PassedOver(source) => Err(none_for_here(&catalog, &[source])?),
-        };
-    }
+    let mut results = Vec::with_capacity(receipts.len());
     let mut first_failure = None;
     let mut failed = 0;
-    let mut passed_over = Vec::new();
     for (file, in_directory) in &receipts {
-        match apply(&mut catalog, file, *in_directory) {
-            Ok(Applied::ForThisSite) => {}
-            Ok(Applied::PassedOver(source)) => passed_over.push(source),
-            Err(err) => {
+        let result = apply(&mut catalog, file, *in_directory);
+        match &result {
+            Ok(applied) if !args.json => applied.print()?,
+            Ok(_) => {}
+            // One receipt alone fails as the command (below); of several,
+            // each failure is said as it comes.
+            Err(err) if receipts.len() > 1 => {
                 output::error(&err.to_string());
                 failed += 1;
                 first_failure.get_or_insert(err.exit_code());
             }
+            Err(_) => {}
         }
+        results.push((file, result));
     }
-    match first_failure {
-        // Every one another site's: nothing was done here, and a script
-        // must not take it for a parcel confirmed.
-        None if passed_over.len() == receipts.len() => Err(none_for_here(&catalog, &passed_over)?),
-        None => Ok(()),
-        Some(code) => Err(CliError::SomeReceipts {
-            failed,
-            total: receipts.len(),
-            code,
-        }),
+    let passed_over: Vec<String> = results
+        .iter()
+        .filter_map(|(_, r)| match r {
+            Ok(Applied::PassedOver { source, .. }) => Some(source.clone()),
+            _ => None,
+        })
+        .collect();
+    let outcome = if let [(_, Err(_))] = &results[..] {
+        match results.pop() {
+            Some((_, Err(err))) => Err(err),
+            _ => Ok(()),
+        }
+    } else {
+        match first_failure {
+            // Every one another site's: nothing was done here, and a script
+            // must not take it for a parcel confirmed.
+            None if passed_over.len() == receipts.len() => {
+                Err(none_for_here(&catalog, &passed_over)?)
+            }
+            None => Ok(()),
+            Some(code) => Err(CliError::SomeReceipts {
+                failed,
+                total: receipts.len(),
+                code,
+            }),
+        }
+    };
+    if args.json {
+        let listed: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(file, result)| {
+                let file = file.display().to_string();
+                match result {
+                    Ok(applied) => applied.json(&file),
+                    Err(err) => json!({
+                        "file": file,
+                        "result": "not applied",
+                        "error": err.to_string(),
+                        "exit_code": err.exit_code(),
+                    }),
+                }
+            })
+            .collect();
+        output::print_json(&json!({
+            "ok": outcome.is_ok(),
+            "error": outcome.as_ref().err().map(ToString::to_string),
+            "receipts": listed,
+        }))?;
     }
+    outcome
 }
 
 /// What became of one receipt that was not refused.
 enum Applied {
-    /// This site's parcel: confirmed now or before.
-    ForThisSite,
+    /// This site's parcel, confirmed now, or `already` before.
+    Confirmed {
+        parcel_id: String,
+        destination: String,
+        package: String,
+        version: u64,
+        already: bool,
+    },
     /// Another site's (found in a directory): passed over, with a warning;
-    /// the site it is for.
-    PassedOver(String),
+    /// `source` is the site it is for.
+    PassedOver { parcel_id: String, source: String },
+}
+
+impl Applied {
+    fn print(&self) -> Result<(), CliError> {
+        match self {
+            Applied::Confirmed {
+                parcel_id,
+                already: true,
+                ..
+            } => output::print(&format!(
+                "parcel {parcel_id} was already confirmed; nothing to do\n"
+            )),
+            Applied::Confirmed {
+                parcel_id,
+                destination,
+                package,
+                version,
+                ..
+            } => output::print(&format!(
+                "parcel {parcel_id} confirmed: {destination} imported {package} v{version}\n"
+            )),
+            Applied::PassedOver { .. } => Ok(()),
+        }
+    }
+
+    fn json(&self, file: &str) -> serde_json::Value {
+        match self {
+            Applied::Confirmed {
+                parcel_id,
+                destination,
+                package,
+                version,
+                already,
+            } => json!({
+                "file": file,
+                "result": if *already { "already confirmed" } else { "confirmed" },
+                "parcel_id": parcel_id,
+                "destination_site": destination,
+                "package_id": package,
+                "version": version,
+            }),
+            Applied::PassedOver { parcel_id, source } => json!({
+                "file": file,
+                "result": "passed over",
+                "parcel_id": parcel_id,
+                "source_site": source,
+            }),
+        }
+    }
 }
 
 /// The refusal of receipts that were all for other sites (`sources`).
@@ -157,7 +252,10 @@ fn apply(catalog: &mut Catalog, path: &Path, in_directory: bool) -> Result<Appli
             r.source_site,
             r.parcel_id
         ));
-        return Ok(Applied::PassedOver(r.source_site.clone()));
+        return Ok(Applied::PassedOver {
+            parcel_id: r.parcel_id.to_string(),
+            source: r.source_site.clone(),
+        });
     }
     let parcel = catalog
         .find_parcel(&r.parcel_id.to_string())?
@@ -210,15 +308,15 @@ fn apply(catalog: &mut Catalog, path: &Path, in_directory: bool) -> Result<Appli
             parcel.parcel_id
         )));
     }
-    let already = || {
-        output::print(&format!(
-            "parcel {} was already confirmed; nothing to do\n",
-            parcel.parcel_id
-        ))
-        .map(|()| Applied::ForThisSite)
+    let confirmed = |already: bool| Applied::Confirmed {
+        parcel_id: parcel.parcel_id.clone(),
+        destination: r.destination_site.clone(),
+        package: r.package_id.clone(),
+        version: r.package_version,
+        already,
     };
     if parcel.status == Status::Confirmed {
-        return already();
+        return Ok(confirmed(true));
     }
     // Only while the signer's key is still the one checked above.
     let advanced = catalog.advance_trusting(
@@ -237,12 +335,8 @@ fn apply(catalog: &mut Catalog, path: &Path, in_directory: bool) -> Result<Appli
         Err(CatalogError::BadTransition {
             from: Status::Confirmed,
             ..
-        }) => return already(),
+        }) => return Ok(confirmed(true)),
         other => other?,
     }
-    output::print(&format!(
-        "parcel {} confirmed: {} imported {} v{}\n",
-        parcel.parcel_id, r.destination_site, r.package_id, r.package_version
-    ))?;
-    Ok(Applied::ForThisSite)
+    Ok(confirmed(false))
 }

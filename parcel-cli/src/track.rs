@@ -240,6 +240,19 @@ pub fn sent(ctx: &Context, args: &SentArgs) -> Result<(), CliError> {
         None => format!("via {}", args.via),
     };
     catalog.advance(&parcel.parcel_id, Status::Sent, clock::now(), &detail)?;
+    if args.json {
+        output::print_json(&serde_json::json!({
+            "ok": true,
+            "parcel_id": parcel.parcel_id,
+            "status": Status::Sent.to_string(),
+            "package_id": parcel.package_id,
+            "version": parcel.package_version,
+            "destination_site": parcel.destination_site,
+            "via": args.via,
+            "tracking": args.tracking,
+        }))?;
+        return Ok(());
+    }
     output::print(&format!(
         "Parcel {} ({} version {} to {}) marked sent {}\n",
         short_id(&parcel.parcel_id),

@@ -621,6 +621,38 @@ fn receipt_apply_of_a_returned_medium_applies_every_receipt_on_it() {
         ));
     assert_eq!(cen.status(&first.parcel_id), "confirmed");
     assert_eq!(cen.status(&second.parcel_id), "confirmed");
+    // With --json, one document says what became of each (exit code kept).
+    let again = cen.run(&["receipt", "apply", arg(&back), "--json"]).code(3);
+    let json: serde_json::Value =
+        serde_json::from_slice(&again.get_output().stdout).expect("one JSON document");
+    assert_eq!(json["ok"], false);
+    let results: Vec<(String, String)> = json["receipts"]
+        .as_array()
+        .expect("receipts")
+        .iter()
+        .map(|r| {
+            let file = r["file"].as_str().unwrap_or_default();
+            let name = Path::new(file)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
+            (
+                name.unwrap_or_default(),
+                r["result"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("a.receipt", "already confirmed"),
+        ("b.receipt", "already confirmed"),
+        ("c.receipt", "not applied"),
+        ("d.receipt", "passed over"),
+    ]
+    .iter()
+    .map(|(f, r)| (f.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(results, expected, "{json}");
+    assert_eq!(json["receipts"][0]["parcel_id"], first.parcel_id.as_str());
+    assert_eq!(json["receipts"][2]["exit_code"], 3);
     // A medium holding only another site's receipt confirms nothing here:
     // refused (exit 4), not a success a script would count.
     let theirs = world.dir("theirs");
@@ -812,10 +844,21 @@ fn sent_moves_created_to_sent_once_and_never_backward() {
     let (created, receipt) = deliver(&world, &cen, &bxl, &package, "tools", 1);
     let id = &created.parcel_id;
     assert_eq!(cen.status(id), "created");
-    cen.run(&["sent", id, "--via", "DHL", "--tracking", "JD0001"])
+    let marked = cen
+        .run(&["sent", id, "--via", "DHL", "--tracking", "JD0001", "--json"])
         .success()
         .stderr(predicate::str::contains("never read back").not());
+    let json: serde_json::Value =
+        serde_json::from_slice(&marked.get_output().stdout).expect("JSON");
+    assert_eq!(json["parcel_id"], id.as_str());
+    assert_eq!(json["status"], "sent");
+    assert_eq!(json["tracking"], "JD0001");
     assert_eq!(cen.status(id), "sent");
+    // Refused with --json: the error as JSON, the exit code kept.
+    let refused = cen.run(&["sent", id, "--via", "DHL", "--json"]).code(4);
+    let json: serde_json::Value =
+        serde_json::from_slice(&refused.get_output().stdout).expect("JSON");
+    assert_eq!(json["ok"], false);
     cen.run(&["sent", id, "--via", "DHL"])
         .code(4)
         .stderr(predicate::str::contains(id.as_str()))
