@@ -355,6 +355,7 @@ mod tests {
             parcel_id: parcel_id.into(),
             via: "DHL".into(),
             tracking: Some("JD0001".into()),
+            json: false,
         }
     }
 
