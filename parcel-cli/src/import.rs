@@ -426,17 +426,20 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             .as_ref()
             .is_some_and(|p| !store_copy_missing(&ctx.home, p));
     let (files_written, bytes) = if let Some(held) = &restoring {
-        let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)
+        let (summary, copy) = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject, true)
             .map_err(|e| note_failure(&mut catalog, &id, "not installed again", e))?;
-        installed(&ctx.home, &id);
-        catalog.note(
+        // The catalog lists this version already: the copy is recorded.
+        copy.recorded();
+        let store = store_path(&ctx.home, held);
+        note_after_success(
+            &mut catalog,
             &id,
-            clock::now(),
             &format!(
                 "its copy in the store was missing; installed again into {}",
-                store_path(&ctx.home, held).display()
+                store.display()
             ),
-        )?;
+            &format!("{subject} was installed again into {}", store.display()),
+        );
         (summary.files, summary.bytes)
     } else if already_in_store {
         let detail = "content already in the store; nothing written";
@@ -452,7 +455,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         }
         (0, 0)
     } else {
-        let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)
+        let (summary, copy) = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject, false)
             .map_err(|e| note_failure(&mut catalog, &id, "not imported", e))?;
         let record = PackageRecord {
             package_id: manifest.package_id.clone(),
@@ -465,19 +468,19 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             bytes: summary.bytes,
             imported_at: imported,
         };
-        catalog
-            .record_import(
-                &record,
-                clock::now(),
-                &format!("imported into {}", store_path(&ctx.home, &record).display()),
-            )
-            .map_err(|e| CliError::Failed {
-                subject: subject.clone(),
-                reason: format!(
-                    "{e}; the package is in the store but not recorded: run the same import again once the catalog can be written (it installs the package afresh)"
-                ),
-            })?;
-        installed(&ctx.home, &id);
+        if let Err(err) = catalog.record_import(
+            &record,
+            clock::now(),
+            &format!("imported into {}", store_path(&ctx.home, &record).display()),
+        ) {
+            let err = copy.take_back(
+                err.into(),
+                &subject,
+                "run the same import again once the catalog can be written",
+            );
+            return Err(note_failure(&mut catalog, &id, "not imported", err));
+        }
+        copy.recorded();
         (summary.files, summary.bytes)
     };
     let receipt_path = write_receipt(
@@ -488,18 +491,21 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         &site.code,
         &key,
         imported,
-    )
-    .map_err(|e| CliError::Failed {
+    ).map_err(|e| CliError::Failed {
         subject: subject.clone(),
         reason: format!(
             "imported into the store, but its receipt could not be written: {e}. Run the same `parcel import` again (with --receipt FILE in a writable place): it writes the receipt without importing again"
         ),
     })?;
-    catalog.note(
+    note_after_success(
+        &mut catalog,
         &id,
-        clock::now(),
         &format!("receipt written to {}", catalog_path(&receipt_path)),
-    )?;
+        &format!(
+            "{subject} was imported and its receipt written to {}",
+            receipt_path.display()
+        ),
+    );
     match (&handed_over_from, &args.new_origin) {
         (Some(old), _) => output::warn(&format!(
             "{} changed origin from {old} to {} here (--new-origin): its later versions are accepted from {} only",
@@ -570,6 +576,18 @@ fn note_failure(catalog: &mut Catalog, id: &str, what: &str, error: CliError) ->
     error
 }
 
+/// Adds `detail` to the history of parcel `id` once the import's work is
+/// done, as `done` says (the package in the store and recorded, the receipt
+/// written): a catalog that cannot take the note then gets a warning, not
+/// an error, since exiting 1 would tell the user that the import failed.
+fn note_after_success(catalog: &mut Catalog, id: &str, detail: &str, done: &str) {
+    if let Err(err) = catalog.note(id, clock::now(), detail) {
+        output::warn(&format!(
+            "{done}; only the note \"{detail}\" could not be added to the parcel's history in the catalog ({err}), and nothing needs doing about it"
+        ));
+    }
+}
+
 /// Why an encrypted parcel cannot be read at a site whose home has no
 /// encryption key: it may be addressed elsewhere, or `site.age` was lost.
 fn no_encryption_key(home: &Home) -> String {
@@ -617,14 +635,20 @@ fn volume_paths(parcel: &Parcel) -> Vec<(u32, PathBuf)> {
         .collect()
 }
 
-/// Extracts into staging, syncs once, and renames into the store.
+/// Extracts into staging, syncs once, and renames into the store. The
+/// package is then in the store but not yet recorded: the caller records it
+/// and calls [`UnrecordedCopy::recorded`], or takes it back out.
+///
+/// `restoring`: the catalog records this version already (its store copy
+/// went missing), which changes what a copy left in the store means.
 fn install(
     ctx: &Context,
     parcel: &Parcel,
     base_dir: Option<&Path>,
     trust: &Trust,
     subject: &str,
-) -> Result<parcel_format::extract::ExtractSummary, CliError> {
+    restoring: bool,
+) -> Result<(parcel_format::extract::ExtractSummary, UnrecordedCopy), CliError> {
     let manifest = parcel.manifest();
     let staging_root = ctx.home.staging_dir();
     fs::create_dir_all(&staging_root).map_err(CliError::io("create", &staging_root))?;
@@ -681,14 +705,14 @@ fn install(
             ));
         }
     };
+    // Durable before the rename: a kill between the rename and the
+    // catalog's record leaves the marker, and the next import's `clean_up`
+    // knows the directory for this import's (and nothing else for one).
+    let marker = install_marker(&ctx.home, &manifest.parcel_id.to_string());
+    let new_package = fs::symlink_metadata(&package_dir).is_err();
     let switched = (|| {
         sync_filesystem(&staging).map_err(CliError::io("sync", &staging))?;
         fs::create_dir_all(&package_dir).map_err(CliError::io("create", &package_dir))?;
-        // Durable before the rename: a kill between the rename and the
-        // catalog's record leaves the marker, and the next import's
-        // `clean_up` knows the directory for this import's (and nothing else
-        // for one).
-        let marker = install_marker(&ctx.home, &manifest.parcel_id.to_string());
         write_marker(
             &marker,
             &format!("{}/{}\n", manifest.package_id, manifest.package_version),
@@ -706,10 +730,106 @@ fn install(
         // Nothing reached the store: the staged copy goes now, not at the
         // next import (which would call it the leftover of an interrupted one).
         let _ = fs::remove_dir_all(&staging);
+        if new_package {
+            let _ = fs::remove_dir(&package_dir);
+        }
         return Err(err);
     }
-    sync_dir(&package_dir).map_err(CliError::io("sync", &package_dir))?;
-    Ok(summary)
+    let copy = UnrecordedCopy {
+        store: target,
+        package_dir,
+        new_package,
+        staging,
+        marker,
+        restoring,
+    };
+    if let Err(err) = sync_dir(&copy.package_dir) {
+        let err = CliError::io("sync", &copy.package_dir)(err);
+        return Err(copy.take_back(
+            err,
+            subject,
+            "check the disk that holds the store, then run the same import again",
+        ));
+    }
+    Ok((summary, copy))
+}
+
+/// A package `install` renamed into the store, from the rename until the
+/// catalog records the import. Its install marker names it all that time,
+/// so that a kill leaves it for the next import's `clean_up` to remove.
+struct UnrecordedCopy {
+    /// `<home>/packages/<id>/<version>`, where it is now.
+    store: PathBuf,
+    /// `<home>/packages/<id>`, whose entries the rename changed.
+    package_dir: PathBuf,
+    /// Whether this install made `package_dir` (the store's first version
+    /// of the package).
+    new_package: bool,
+    /// `<home>/staging/<parcel id>`, where it came from.
+    staging: PathBuf,
+    marker: PathBuf,
+    /// The catalog lists the version already (`install`'s `restoring`).
+    restoring: bool,
+}
+
+impl UnrecordedCopy {
+    /// The catalog records the import: the marker goes (best effort: left
+    /// behind, the next `clean_up` finds the version recorded and only
+    /// removes the marker).
+    fn recorded(self) {
+        let _ = fs::remove_file(&self.marker);
+    }
+
+    /// A step after the rename failed with `error`: moves the copy back out
+    /// of the store, so that a failed import leaves the store as it was,
+    /// and returns the error to give the user, with `advice` when that
+    /// worked. When even that fails, the error says that the copy is in the
+    /// store and what the next import does with it.
+    fn take_back(self, error: CliError, subject: &str, advice: &str) -> CliError {
+        let reason = match self.move_back() {
+            Ok(()) => format!(
+                "{error}; nothing was {} (the package was taken out of the store again): {advice}",
+                if self.restoring {
+                    "installed again"
+                } else {
+                    "imported"
+                }
+            ),
+            Err(undo) if self.restoring => format!(
+                "{error}; and the package could not be taken out of the store again ({undo}): {} holds it, but it may not survive a power loss. Run the same import again: it checks that copy against what was imported",
+                self.store.display()
+            ),
+            Err(undo) => format!(
+                "{error}; and the package could not be taken out of the store again ({undo}): {} holds it, but this site's catalog does not record it. Run the same import again: it removes that copy and imports the package afresh",
+                self.store.display()
+            ),
+        };
+        CliError::Failed {
+            subject: subject.to_owned(),
+            reason,
+        }
+    }
+
+    /// Renames the copy back to staging and removes it there. The marker
+    /// goes last: until then a kill leaves it naming the version, and the
+    /// next `clean_up` removes the copy from wherever it is.
+    fn move_back(&self) -> Result<(), CliError> {
+        fs::rename(&self.store, &self.staging).map_err(CliError::io(
+            "move the package out of the store to",
+            &self.staging,
+        ))?;
+        // Best effort: the disk has just failed once, and what is left in
+        // staging is removed by the next import either way.
+        if self.new_package {
+            // Empty now, as it was before it was made for this version.
+            let _ = fs::remove_dir(&self.package_dir);
+        } else {
+            let _ = sync_dir(&self.package_dir);
+        }
+        let _ = fs::remove_dir_all(&self.staging);
+        let _ = fs::remove_file(&self.marker);
+        Ok(())
+    }
 }
 
 /// Refuses, before anything is extracted, a store the staged package could
@@ -818,13 +938,6 @@ fn write_marker(path: &Path, text: &str) -> std::io::Result<()> {
     let mut file = fs::File::create(path)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()
-}
-
-/// The install of parcel `id` is recorded: its marker goes (best effort:
-/// left behind, the next `clean_up` finds the version recorded and only
-/// removes the marker).
-fn installed(home: &Home, id: &str) {
-    let _ = fs::remove_file(install_marker(home, id));
 }
 
 /// Removes what an interrupted import left, under the home lock: a package
@@ -1089,4 +1202,104 @@ fn save_receipt(path: &Path, text: &str, replace: bool) -> Result<(), CliError> 
         tmp.persist_noclobber(path).map(drop)
     };
     saved.map_err(|e| CliError::io("write", path)(e.error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A package `install` has just renamed into a store under `root`, with
+    /// its marker, as the copy that stands for it.
+    fn switched_copy(root: &Path, restoring: bool) -> UnrecordedCopy {
+        let staging_root = root.join("staging");
+        let staging = staging_root.join("0123abcd");
+        let package_dir = root.join("packages").join("tools");
+        fs::create_dir_all(staging.join("bin")).expect("staging");
+        fs::write(staging.join("bin").join("run.sh"), b"echo\n").expect("file");
+        fs::create_dir_all(&package_dir).expect("package dir");
+        let marker = staging_root.join(format!("0123abcd{MARKER_SUFFIX}"));
+        write_marker(&marker, "tools/1\n").expect("marker");
+        let store = package_dir.join("1");
+        fs::rename(&staging, &store).expect("switch");
+        UnrecordedCopy {
+            store,
+            package_dir,
+            new_package: false,
+            staging,
+            marker,
+            restoring,
+        }
+    }
+
+    fn sync_failed(path: &Path) -> CliError {
+        CliError::io("sync", path)(std::io::Error::other("Input/output error"))
+    }
+
+    #[test]
+    fn a_step_failing_after_the_switch_takes_the_package_out_of_the_store() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let copy = switched_copy(root.path(), false);
+        let package_dir = copy.package_dir.clone();
+        let error = copy.take_back(
+            sync_failed(&package_dir),
+            "parcel 0123abcd (tools v1)",
+            "run the same import again",
+        );
+        let text = error.to_string();
+        assert!(
+            text.starts_with("parcel 0123abcd (tools v1): cannot sync "),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "nothing was imported (the package was taken out of the store again): run the same import again"
+            ),
+            "{text}"
+        );
+        assert_eq!(error.exit_code(), crate::error::EXIT_FAILURE);
+        // The store as before the import, and nothing left in staging.
+        assert_eq!(fs::read_dir(&package_dir).expect("list").count(), 0);
+        let staging = root.path().join("staging");
+        assert_eq!(fs::read_dir(&staging).expect("list").count(), 0);
+    }
+
+    #[test]
+    fn a_package_that_cannot_be_taken_out_of_the_store_is_named_with_what_the_next_import_does() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let copy = switched_copy(root.path(), false);
+        // Something in the way at the staging path: the rename back fails.
+        fs::create_dir_all(copy.staging.join("in-the-way")).expect("block");
+        let (store, marker) = (copy.store.clone(), copy.marker.clone());
+        let text = copy
+            .take_back(sync_failed(&store), "parcel 0123abcd (tools v1)", "unused")
+            .to_string();
+        for words in [
+            "and the package could not be taken out of the store again (cannot move the package out of the store to ",
+            &format!(
+                "{} holds it, but this site's catalog does not record it. Run the same import again: it removes that copy and imports the package afresh",
+                store.display()
+            ),
+        ] {
+            assert!(text.contains(words), "no {words:?} in {text}");
+        }
+        // The marker stays, naming the copy for the next import's clean-up.
+        assert!(store.join("bin").join("run.sh").is_file());
+        assert_eq!(read_marker(&marker), Some(("tools".to_owned(), 1)));
+    }
+
+    #[test]
+    fn a_restored_copy_left_in_the_store_is_not_called_unrecorded() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let copy = switched_copy(root.path(), true);
+        fs::create_dir_all(copy.staging.join("in-the-way")).expect("block");
+        let store = copy.store.clone();
+        let text = copy
+            .take_back(sync_failed(&store), "parcel 0123abcd (tools v1)", "unused")
+            .to_string();
+        assert!(
+            text.contains("it checks that copy against what was imported"),
+            "{text}"
+        );
+        assert!(!text.contains("does not record it"), "{text}");
+    }
 }
