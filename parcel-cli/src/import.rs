@@ -13,6 +13,7 @@
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use parcel_format::manifest::hex;
 use parcel_format::read::Parcel;
@@ -35,8 +36,16 @@ use crate::progress::Progress;
 
 /// Runs `parcel import`.
 pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
+    let started = SystemTime::now();
     let mut catalog = ctx.home.open_catalog()?;
     let (site, key) = ctx.home.site_identity(&catalog)?;
+    let receipts = ReceiptWriter {
+        home: &ctx.home,
+        explicit: args.receipt.as_deref(),
+        site: &site.code,
+        key: &key,
+        started,
+    };
     if let Some(path) = &args.receipt {
         check_receipt_path(path)?;
     }
@@ -242,15 +251,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                 ));
             }
             let imported = first_import_time(&catalog, &id, held.as_ref())?;
-            let path = write_receipt(
-                ctx,
-                args.receipt.as_deref(),
-                &files,
-                &parcel,
-                &site.code,
-                &key,
-                imported,
-            )?;
+            let path = receipts.write(&files, &parcel, imported)?;
             if args.json {
                 output::print_json(&json!({
                     "parcel_id": id,
@@ -483,15 +484,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         copy.recorded();
         (summary.files, summary.bytes)
     };
-    let receipt_path = write_receipt(
-        ctx,
-        args.receipt.as_deref(),
-        &files,
-        &parcel,
-        &site.code,
-        &key,
-        imported,
-    ).map_err(|e| CliError::Failed {
+    let receipt_path = receipts.write(&files, &parcel, imported).map_err(|e| CliError::Failed {
         subject: subject.clone(),
         reason: format!(
             "imported into the store, but its receipt could not be written: {e}. Run the same `parcel import` again (with --receipt FILE in a writable place): it writes the receipt without importing again"
@@ -1116,92 +1109,170 @@ fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// Writes this site's signed receipt for `parcel` at `explicit`, else next
-/// to the first volume when that directory is writable, else in
-/// `<home>/receipts/`; atomically.
-fn write_receipt(
-    ctx: &Context,
-    explicit: Option<&Path>,
-    volumes: &[PathBuf],
-    parcel: &Parcel,
-    site: &str,
-    key: &ed25519_dalek::SigningKey,
-    imported: i64,
-) -> Result<PathBuf, CliError> {
-    let manifest = parcel.manifest();
-    let receipt = Receipt {
-        parcel_id: manifest.parcel_id,
-        source_site: manifest.source_site.clone(),
-        destination_site: site.to_owned(),
-        package_id: manifest.package_id.clone(),
-        package_version: manifest.package_version,
-        tree_digest: manifest.tree_digest(),
-        index_sha256: parcel.index_sha256(),
-        imported,
-    };
-    let text = receipt.to_signed_text(key);
-    let name = format!(
-        "{}-v{}-{}.receipt",
-        receipt.package_id,
-        receipt.package_version,
-        &receipt.parcel_id.to_string()[..8]
-    );
-    if let Some(path) = explicit {
-        // Checked before the import; no-clobber against a file made since.
-        let rerun = existing_at(path) == Existing::ReceiptOf(receipt.parcel_id.to_string());
-        save_receipt(path, &text, rerun)?;
-        return Ok(path.to_path_buf());
-    }
-    // Beside the volumes (a full or read-only medium, or another file under
-    // that name, falls back to the home), where an earlier receipt of this
-    // parcel is replaced.
-    let ours = |path: &Path| match existing_at(path) {
-        Existing::Nothing => Some(false),
-        Existing::ReceiptOf(id) if id == receipt.parcel_id.to_string() => Some(true),
-        _ => None,
-    };
-    if let Some(dir) = volumes.first().and_then(|v| v.parent()) {
-        let path = dir.join(&name);
-        let room = available_space(dir).is_ok_and(|free| free >= RECEIPT_ROOM);
-        if let (true, Some(replace)) = (room, ours(&path)) {
-            if save_receipt(&path, &text, replace).is_ok() {
-                return Ok(path);
-            }
-        }
-    }
-    let dir = ctx.home.receipts_dir();
-    fs::create_dir_all(&dir).map_err(CliError::io("create", &dir))?;
-    let path = dir.join(&name);
-    let replace = ours(&path).ok_or_else(|| {
-        CliError::Usage(format!(
-            "{} is in the way of this parcel's receipt and is no receipt of it; move it away and run the import again",
-            path.display()
-        ))
-    })?;
-    save_receipt(&path, &text, replace)?;
-    Ok(path)
+/// How this run writes receipts: as which site, and where the user asked
+/// for them (`--receipt`).
+struct ReceiptWriter<'a> {
+    home: &'a Home,
+    explicit: Option<&'a Path>,
+    site: &'a str,
+    key: &'a ed25519_dalek::SigningKey,
+    /// When this run began: a receipt's temporary file last changed before
+    /// then was left by a run that was killed while writing it.
+    started: SystemTime,
 }
 
-/// Writes `text` at `path` through a synced temporary file, readable by all
-/// (a receipt is no secret, and whoever carries the medium back reads it);
-/// over an existing file only if `replace`.
-fn save_receipt(path: &Path, text: &str, replace: bool) -> Result<(), CliError> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = parent_dir(path);
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(CliError::temp_in("write a receipt in", dir))?;
-    // Through the `File`: `NamedTempFile`'s own errors name its random name.
-    let mut file = tmp.as_file();
-    std::io::Write::write_all(&mut file, text.as_bytes())
-        .and_then(|()| file.set_permissions(fs::Permissions::from_mode(0o644)))
-        .and_then(|()| file.sync_all())
-        .map_err(CliError::io("write", path))?;
-    let saved = if replace {
-        tmp.persist(path).map(drop)
+impl ReceiptWriter<'_> {
+    /// Writes this site's signed receipt for `parcel` at `explicit`, else
+    /// next to the first volume when that directory is writable, else in
+    /// `<home>/receipts/`; atomically, and durably before it returns.
+    fn write(
+        &self,
+        volumes: &[PathBuf],
+        parcel: &Parcel,
+        imported: i64,
+    ) -> Result<PathBuf, CliError> {
+        let manifest = parcel.manifest();
+        let receipt = Receipt {
+            parcel_id: manifest.parcel_id,
+            source_site: manifest.source_site.clone(),
+            destination_site: self.site.to_owned(),
+            package_id: manifest.package_id.clone(),
+            package_version: manifest.package_version,
+            tree_digest: manifest.tree_digest(),
+            index_sha256: parcel.index_sha256(),
+            imported,
+        };
+        let text = receipt.to_signed_text(self.key);
+        let id = receipt.parcel_id.to_string();
+        let name = receipt_file_name(manifest, parcel.is_encrypted());
+        if let Some(path) = self.explicit {
+            // Checked before the import; no-clobber against a file made since.
+            let rerun = existing_at(path) == Existing::ReceiptOf(id.clone());
+            self.save(path, &text, rerun)?;
+            return Ok(path.to_path_buf());
+        }
+        // Beside the volumes (a full or read-only medium, or another file
+        // under that name, falls back to the home), where an earlier receipt
+        // of this parcel is replaced.
+        let ours = |path: &Path| match existing_at(path) {
+            Existing::Nothing => Some(false),
+            Existing::ReceiptOf(other) if other == id => Some(true),
+            _ => None,
+        };
+        // An encrypted parcel's receipt was once named as a plain one's, which
+        // shows its package and version: this one replaces it.
+        let unname_older = |dir: &Path| {
+            if parcel.is_encrypted() {
+                let older = dir.join(receipt_file_name(manifest, false));
+                if existing_at(&older) == Existing::ReceiptOf(id.clone()) {
+                    let _ = fs::remove_file(&older);
+                }
+            }
+        };
+        if let Some(dir) = volumes.first().map(|v| parent_dir(v)) {
+            let path = dir.join(&name);
+            let room = available_space(dir).is_ok_and(|free| free >= RECEIPT_ROOM);
+            if let (true, Some(replace)) = (room, ours(&path)) {
+                if self.save(&path, &text, replace).is_ok() {
+                    unname_older(dir);
+                    return Ok(path);
+                }
+            }
+        }
+        let dir = self.home.receipts_dir();
+        fs::create_dir_all(&dir).map_err(CliError::io("create", &dir))?;
+        let path = dir.join(&name);
+        let replace = ours(&path).ok_or_else(|| {
+            CliError::Usage(format!(
+                "{} is in the way of this parcel's receipt and is no receipt of it; move it away and run the import again",
+                path.display()
+            ))
+        })?;
+        self.save(&path, &text, replace)?;
+        unname_older(&dir);
+        Ok(path)
+    }
+
+    /// Writes `text` at `path` through a synced temporary file, readable by
+    /// all (a receipt is no secret, and whoever carries the medium back reads
+    /// it); over an existing file only if `replace`. The directory is synced
+    /// after the rename: the catalog then notes where the receipt is, and a
+    /// medium pulled out right after must still hold it. The temporary files
+    /// that killed runs left there go first.
+    fn save(&self, path: &Path, text: &str, replace: bool) -> Result<(), CliError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = parent_dir(path);
+        sweep_receipt_temps(dir, self.started);
+        let tmp = tempfile::Builder::new()
+            .prefix(RECEIPT_TEMP_PREFIX)
+            .rand_bytes(RECEIPT_TEMP_RANDOM)
+            .tempfile_in(dir)
+            .map_err(CliError::temp_in("write a receipt in", dir))?;
+        // Through the `File`: `NamedTempFile`'s own errors name its random name.
+        let mut file = tmp.as_file();
+        std::io::Write::write_all(&mut file, text.as_bytes())
+            .and_then(|()| file.set_permissions(fs::Permissions::from_mode(0o644)))
+            .and_then(|()| file.sync_all())
+            .map_err(CliError::io("write", path))?;
+        let saved = if replace {
+            tmp.persist(path).map(drop)
+        } else {
+            tmp.persist_noclobber(path).map(drop)
+        };
+        saved.map_err(|e| CliError::io("write", path)(e.error))?;
+        sync_dir(dir).map_err(CliError::io("sync", dir))
+    }
+}
+
+/// The receipt's file name: `PACKAGE-vVERSION-XXXXXXXX.receipt`, or
+/// `parcel-XXXXXXXX.receipt` for an encrypted parcel, whose volumes are
+/// named so that the medium going back does not show the package id and
+/// version (FORMAT.md §2.5); `XXXXXXXX` the parcel id's first 8 hex digits.
+fn receipt_file_name(manifest: &parcel_format::Manifest, encrypted: bool) -> String {
+    let id = manifest.parcel_id.to_string();
+    let short = id.get(..8).unwrap_or(&id);
+    if encrypted {
+        format!("parcel-{short}.receipt")
     } else {
-        tmp.persist_noclobber(path).map(drop)
+        format!(
+            "{}-v{}-{short}.receipt",
+            manifest.package_id, manifest.package_version
+        )
+    }
+}
+
+/// How the temporary file of a receipt being written is named: this
+/// prefix and [`RECEIPT_TEMP_RANDOM`] random letters and digits, so that
+/// one a killed run left is told from anything else in the directory.
+const RECEIPT_TEMP_PREFIX: &str = ".parcel-receipt-";
+const RECEIPT_TEMP_RANDOM: usize = 6;
+
+/// Removes from `dir` the temporary files of receipts that killed runs
+/// left: regular files named as [`RECEIPT_TEMP_PREFIX`] says, last changed
+/// before `before` (one that a run started since is writing is left
+/// alone). Best effort: one left over does no harm but take room.
+fn sweep_receipt_temps(dir: &Path, before: SystemTime) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
     };
-    saved.map_err(|e| CliError::io("write", path)(e.error))
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let ours = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(RECEIPT_TEMP_PREFIX))
+            .is_some_and(|random| {
+                random.len() == RECEIPT_TEMP_RANDOM
+                    && random.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+        // `DirEntry::metadata` does not follow a symbolic link.
+        let stale = ours
+            && entry
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.modified().is_ok_and(|t| t < before));
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1301,5 +1372,48 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("does not record it"), "{text}");
+    }
+
+    #[test]
+    fn the_sweep_removes_only_stale_receipt_temporary_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started = SystemTime::now();
+        let hour = std::time::Duration::from_secs(3600);
+        let file_at = |name: &str, modified: SystemTime| {
+            let file = fs::File::create(dir.path().join(name)).expect("create");
+            file.set_modified(modified).expect("set mtime");
+        };
+        file_at(".parcel-receipt-a1B2c3", started - hour);
+        // Written by a run that started since.
+        file_at(".parcel-receipt-d4E5f6", started + hour);
+        // Not of this shape, or not a regular file.
+        file_at(".parcel-receipt-notes.txt", started - hour);
+        file_at(".tmp3dOdF9", started - hour);
+        file_at("tools-v1-0123abcd.receipt", started - hour);
+        fs::create_dir(dir.path().join(".parcel-receipt-g7H8i9")).expect("dir");
+        std::os::unix::fs::symlink(
+            "tools-v1-0123abcd.receipt",
+            dir.path().join(".parcel-receipt-j0K1l2"),
+        )
+        .expect("symlink");
+
+        sweep_receipt_temps(dir.path(), started);
+
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".parcel-receipt-d4E5f6",
+                ".parcel-receipt-g7H8i9",
+                ".parcel-receipt-j0K1l2",
+                ".parcel-receipt-notes.txt",
+                ".tmp3dOdF9",
+                "tools-v1-0123abcd.receipt",
+            ]
+        );
     }
 }

@@ -1932,3 +1932,29 @@ fn import_whose_catalog_fails_to_record_it_leaves_the_store_as_it_was() {
         &["nothing was imported (the package was taken out of the store again): run the same import again once the catalog can be written".to_owned()],
     );
 }
+
+#[test]
+fn import_whose_last_history_note_fails_still_succeeds_and_says_so() {
+    // The catalog's sync of the note that the receipt was written: the
+    // first after the medium it went to was synced.
+    let paths = |bxl: &Site, media: &[PathBuf; 2]| vec![catalog_wal(bxl), media[0].clone()];
+    let Some(note) = fsync_after(paths, |_, media| media[0].clone()) else {
+        return;
+    };
+    let run = import_traced(paths, Some(note)).expect("strace");
+    assert_failed_on(&run, &catalog_wal(&run.bxl));
+    let stderr = stderr_of(&run.output);
+    assert!(run.output.status.success(), "{stderr}");
+    for words in [
+        "parcel: warning: parcel ",
+        " was imported and its receipt written to ",
+        "only the note \"receipt written to ",
+        "nothing needs doing about it",
+    ] {
+        assert!(stderr.contains(words), "no {words:?} in {stderr}");
+    }
+    run.bxl.assert_holds("tools", 1, &run.package);
+    assert!(names_in(&run.media[0])
+        .iter()
+        .any(|n| n.ends_with(".receipt")));
+}
