@@ -259,8 +259,8 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                     "version": manifest.package_version,
                     "path": store_path.display().to_string(),
                     "store_intact": store_intact,
-                    "files": 0,
-                    "bytes": 0,
+                    "files": package_files(manifest),
+                    "bytes": manifest.content_bytes(),
                     "receipt": path.display().to_string(),
                     "already_imported": true,
                     "already_in_store": held.is_some(),
@@ -426,7 +426,9 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         && existing
             .as_ref()
             .is_some_and(|p| !store_copy_missing(&ctx.home, p));
-    let (files_written, bytes) = if let Some(held) = &restoring {
+    // The package's regular files and their bytes, which `extract` counts as
+    // it writes them.
+    let (file_count, bytes) = if let Some(held) = &restoring {
         let (summary, copy) = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject, true)
             .map_err(|e| note_failure(&mut catalog, &id, "not installed again", e))?;
         // The catalog lists this version already: the copy is recorded.
@@ -454,7 +456,8 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             )?,
             None => catalog.advance(&id, Status::Imported, imported, detail)?,
         }
-        (0, 0)
+        // As an import that writes them reports them: the package's.
+        (package_files(manifest), manifest.content_bytes())
     } else {
         let (summary, copy) = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject, false)
             .map_err(|e| note_failure(&mut catalog, &id, "not imported", e))?;
@@ -518,7 +521,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             "version": manifest.package_version,
             "path": store.display().to_string(),
             "store_intact": null,
-            "files": files_written,
+            "files": file_count,
             "bytes": bytes,
             "receipt": receipt_path.display().to_string(),
             "already_imported": false,
@@ -606,6 +609,16 @@ fn first_import_time(
         .iter()
         .find(|e| e.status == Status::Imported)
         .map_or_else(clock::now, |e| e.at))
+}
+
+/// The package's regular files, as an extraction writes and counts them;
+/// `Manifest::content_bytes` is their bytes.
+fn package_files(manifest: &parcel_format::Manifest) -> u64 {
+    manifest
+        .entries
+        .iter()
+        .filter(|e| matches!(e.kind, parcel_format::EntryKind::File { .. }))
+        .count() as u64
 }
 
 /// Whether the store copy of a version the catalog lists is gone (not

@@ -588,6 +588,30 @@ fn a_receipt_written_on_a_medium_removes_the_temporary_files_of_killed_runs() {
 }
 
 #[test]
+fn a_second_import_reports_the_package_files_and_bytes_as_the_first_did() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let outs = [world.medium(), world.medium()];
+    cen.create(&package, "tools", 1, "BXL", &[&outs[0], &outs[1]]);
+    let args = ["import", arg(&outs[0]), arg(&outs[1]), "--json"];
+    let first = bxl.json(&args);
+    let again = bxl.json(&args);
+    assert_eq!(again["already_imported"], true, "{again}");
+    let (files, bytes) = snapshot(&package)
+        .values()
+        .filter_map(|node| match node {
+            common::Node::File { len, .. } => Some(*len),
+            _ => None,
+        })
+        .fold((0u64, 0u64), |(n, sum), len| (n + 1, sum + len));
+    assert!(files > 0 && bytes > 0);
+    for json in [&first, &again] {
+        assert_eq!(json["files"].as_u64(), Some(files), "{json}");
+        assert_eq!(json["bytes"].as_u64(), Some(bytes), "{json}");
+    }
+}
+
+#[test]
 fn a_failed_command_asked_for_json_prints_json() {
     let (world, cen, bxl) = two_sites();
     // An empty directory (a medium not mounted) is a usage error.
@@ -1492,6 +1516,11 @@ fn new_origin_hands_over_a_version_already_in_the_store_with_the_same_content() 
         "--json",
     ]);
     assert_eq!(imported["already_in_store"], true, "{imported}");
+    // The package's, though this import wrote none of them.
+    assert!(
+        imported["files"].as_u64().is_some_and(|n| n > 0),
+        "{imported}"
+    );
     assert_eq!(imported["origin_handed_over_from"], "CEN", "{imported}");
     let packages = bxl.json(&["packages", "--json"]);
     assert_eq!(packages[0]["origin_site"], "LUX", "{packages}");
