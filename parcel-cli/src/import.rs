@@ -13,6 +13,7 @@
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use parcel_format::manifest::hex;
 use parcel_format::read::Parcel;
@@ -35,8 +36,16 @@ use crate::progress::Progress;
 
 /// Runs `parcel import`.
 pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
+    let started = SystemTime::now();
     let mut catalog = ctx.home.open_catalog()?;
     let (site, key) = ctx.home.site_identity(&catalog)?;
+    let receipts = ReceiptWriter {
+        home: &ctx.home,
+        explicit: args.receipt.as_deref(),
+        site: &site.code,
+        key: &key,
+        started,
+    };
     if let Some(path) = &args.receipt {
         check_receipt_path(path)?;
     }
@@ -242,15 +251,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                 ));
             }
             let imported = first_import_time(&catalog, &id, held.as_ref())?;
-            let path = write_receipt(
-                ctx,
-                args.receipt.as_deref(),
-                &files,
-                &parcel,
-                &site.code,
-                &key,
-                imported,
-            )?;
+            let path = receipts.write(&files, &parcel, imported)?;
             if args.json {
                 output::print_json(&json!({
                     "parcel_id": id,
@@ -258,8 +259,8 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
                     "version": manifest.package_version,
                     "path": store_path.display().to_string(),
                     "store_intact": store_intact,
-                    "files": 0,
-                    "bytes": 0,
+                    "files": package_files(manifest),
+                    "bytes": manifest.content_bytes(),
                     "receipt": path.display().to_string(),
                     "already_imported": true,
                     "already_in_store": held.is_some(),
@@ -425,18 +426,23 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         && existing
             .as_ref()
             .is_some_and(|p| !store_copy_missing(&ctx.home, p));
-    let (files_written, bytes) = if let Some(held) = &restoring {
-        let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)
+    // The package's regular files and their bytes, which `extract` counts as
+    // it writes them.
+    let (file_count, bytes) = if let Some(held) = &restoring {
+        let (summary, copy) = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject, true)
             .map_err(|e| note_failure(&mut catalog, &id, "not installed again", e))?;
-        installed(&ctx.home, &id);
-        catalog.note(
+        // The catalog lists this version already: the copy is recorded.
+        copy.recorded();
+        let store = store_path(&ctx.home, held);
+        note_after_success(
+            &mut catalog,
             &id,
-            clock::now(),
             &format!(
                 "its copy in the store was missing; installed again into {}",
-                store_path(&ctx.home, held).display()
+                store.display()
             ),
-        )?;
+            &format!("{subject} was installed again into {}", store.display()),
+        );
         (summary.files, summary.bytes)
     } else if already_in_store {
         let detail = "content already in the store; nothing written";
@@ -450,9 +456,10 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             )?,
             None => catalog.advance(&id, Status::Imported, imported, detail)?,
         }
-        (0, 0)
+        // As an import that writes them reports them: the package's.
+        (package_files(manifest), manifest.content_bytes())
     } else {
-        let summary = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject)
+        let (summary, copy) = install(ctx, &parcel, base_dir.as_deref(), &trust, &subject, false)
             .map_err(|e| note_failure(&mut catalog, &id, "not imported", e))?;
         let record = PackageRecord {
             package_id: manifest.package_id.clone(),
@@ -465,41 +472,36 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             bytes: summary.bytes,
             imported_at: imported,
         };
-        catalog
-            .record_import(
-                &record,
-                clock::now(),
-                &format!("imported into {}", store_path(&ctx.home, &record).display()),
-            )
-            .map_err(|e| CliError::Failed {
-                subject: subject.clone(),
-                reason: format!(
-                    "{e}; the package is in the store but not recorded: run the same import again once the catalog can be written (it installs the package afresh)"
-                ),
-            })?;
-        installed(&ctx.home, &id);
+        if let Err(err) = catalog.record_import(
+            &record,
+            clock::now(),
+            &format!("imported into {}", store_path(&ctx.home, &record).display()),
+        ) {
+            let err = copy.take_back(
+                err.into(),
+                &subject,
+                "run the same import again once the catalog can be written",
+            );
+            return Err(note_failure(&mut catalog, &id, "not imported", err));
+        }
+        copy.recorded();
         (summary.files, summary.bytes)
     };
-    let receipt_path = write_receipt(
-        ctx,
-        args.receipt.as_deref(),
-        &files,
-        &parcel,
-        &site.code,
-        &key,
-        imported,
-    )
-    .map_err(|e| CliError::Failed {
+    let receipt_path = receipts.write(&files, &parcel, imported).map_err(|e| CliError::Failed {
         subject: subject.clone(),
         reason: format!(
             "imported into the store, but its receipt could not be written: {e}. Run the same `parcel import` again (with --receipt FILE in a writable place): it writes the receipt without importing again"
         ),
     })?;
-    catalog.note(
+    note_after_success(
+        &mut catalog,
         &id,
-        clock::now(),
         &format!("receipt written to {}", catalog_path(&receipt_path)),
-    )?;
+        &format!(
+            "{subject} was imported and its receipt written to {}",
+            receipt_path.display()
+        ),
+    );
     match (&handed_over_from, &args.new_origin) {
         (Some(old), _) => output::warn(&format!(
             "{} changed origin from {old} to {} here (--new-origin): its later versions are accepted from {} only",
@@ -519,7 +521,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             "version": manifest.package_version,
             "path": store.display().to_string(),
             "store_intact": null,
-            "files": files_written,
+            "files": file_count,
             "bytes": bytes,
             "receipt": receipt_path.display().to_string(),
             "already_imported": false,
@@ -570,6 +572,18 @@ fn note_failure(catalog: &mut Catalog, id: &str, what: &str, error: CliError) ->
     error
 }
 
+/// Adds `detail` to the history of parcel `id` once the import's work is
+/// done, as `done` says (the package in the store and recorded, the receipt
+/// written): a catalog that cannot take the note then gets a warning, not
+/// an error, since exiting 1 would tell the user that the import failed.
+fn note_after_success(catalog: &mut Catalog, id: &str, detail: &str, done: &str) {
+    if let Err(err) = catalog.note(id, clock::now(), detail) {
+        output::warn(&format!(
+            "{done}; only the note \"{detail}\" could not be added to the parcel's history in the catalog ({err}), and nothing needs doing about it"
+        ));
+    }
+}
+
 /// Why an encrypted parcel cannot be read at a site whose home has no
 /// encryption key: it may be addressed elsewhere, or `site.age` was lost.
 fn no_encryption_key(home: &Home) -> String {
@@ -597,6 +611,16 @@ fn first_import_time(
         .map_or_else(clock::now, |e| e.at))
 }
 
+/// The package's regular files, as an extraction writes and counts them;
+/// `Manifest::content_bytes` is their bytes.
+fn package_files(manifest: &parcel_format::Manifest) -> u64 {
+    manifest
+        .entries
+        .iter()
+        .filter(|e| matches!(e.kind, parcel_format::EntryKind::File { .. }))
+        .count() as u64
+}
+
 /// Whether the store copy of a version the catalog lists is gone (not
 /// merely unreadable).
 pub(crate) fn store_copy_missing(home: &Home, p: &PackageRecord) -> bool {
@@ -617,14 +641,20 @@ fn volume_paths(parcel: &Parcel) -> Vec<(u32, PathBuf)> {
         .collect()
 }
 
-/// Extracts into staging, syncs once, and renames into the store.
+/// Extracts into staging, syncs once, and renames into the store. The
+/// package is then in the store but not yet recorded: the caller records it
+/// and calls [`UnrecordedCopy::recorded`], or takes it back out.
+///
+/// `restoring`: the catalog records this version already (its store copy
+/// went missing), which changes what a copy left in the store means.
 fn install(
     ctx: &Context,
     parcel: &Parcel,
     base_dir: Option<&Path>,
     trust: &Trust,
     subject: &str,
-) -> Result<parcel_format::extract::ExtractSummary, CliError> {
+    restoring: bool,
+) -> Result<(parcel_format::extract::ExtractSummary, UnrecordedCopy), CliError> {
     let manifest = parcel.manifest();
     let staging_root = ctx.home.staging_dir();
     fs::create_dir_all(&staging_root).map_err(CliError::io("create", &staging_root))?;
@@ -681,14 +711,14 @@ fn install(
             ));
         }
     };
+    // Durable before the rename: a kill between the rename and the
+    // catalog's record leaves the marker, and the next import's `clean_up`
+    // knows the directory for this import's (and nothing else for one).
+    let marker = install_marker(&ctx.home, &manifest.parcel_id.to_string());
+    let new_package = fs::symlink_metadata(&package_dir).is_err();
     let switched = (|| {
         sync_filesystem(&staging).map_err(CliError::io("sync", &staging))?;
         fs::create_dir_all(&package_dir).map_err(CliError::io("create", &package_dir))?;
-        // Durable before the rename: a kill between the rename and the
-        // catalog's record leaves the marker, and the next import's
-        // `clean_up` knows the directory for this import's (and nothing else
-        // for one).
-        let marker = install_marker(&ctx.home, &manifest.parcel_id.to_string());
         write_marker(
             &marker,
             &format!("{}/{}\n", manifest.package_id, manifest.package_version),
@@ -706,10 +736,106 @@ fn install(
         // Nothing reached the store: the staged copy goes now, not at the
         // next import (which would call it the leftover of an interrupted one).
         let _ = fs::remove_dir_all(&staging);
+        if new_package {
+            let _ = fs::remove_dir(&package_dir);
+        }
         return Err(err);
     }
-    sync_dir(&package_dir).map_err(CliError::io("sync", &package_dir))?;
-    Ok(summary)
+    let copy = UnrecordedCopy {
+        store: target,
+        package_dir,
+        new_package,
+        staging,
+        marker,
+        restoring,
+    };
+    if let Err(err) = sync_dir(&copy.package_dir) {
+        let err = CliError::io("sync", &copy.package_dir)(err);
+        return Err(copy.take_back(
+            err,
+            subject,
+            "check the disk that holds the store, then run the same import again",
+        ));
+    }
+    Ok((summary, copy))
+}
+
+/// A package `install` renamed into the store, from the rename until the
+/// catalog records the import. Its install marker names it all that time,
+/// so that a kill leaves it for the next import's `clean_up` to remove.
+struct UnrecordedCopy {
+    /// `<home>/packages/<id>/<version>`, where it is now.
+    store: PathBuf,
+    /// `<home>/packages/<id>`, whose entries the rename changed.
+    package_dir: PathBuf,
+    /// Whether this install made `package_dir` (the store's first version
+    /// of the package).
+    new_package: bool,
+    /// `<home>/staging/<parcel id>`, where it came from.
+    staging: PathBuf,
+    marker: PathBuf,
+    /// The catalog lists the version already (`install`'s `restoring`).
+    restoring: bool,
+}
+
+impl UnrecordedCopy {
+    /// The catalog records the import: the marker goes (best effort: left
+    /// behind, the next `clean_up` finds the version recorded and only
+    /// removes the marker).
+    fn recorded(self) {
+        let _ = fs::remove_file(&self.marker);
+    }
+
+    /// A step after the rename failed with `error`: moves the copy back out
+    /// of the store, so that a failed import leaves the store as it was,
+    /// and returns the error to give the user, with `advice` when that
+    /// worked. When even that fails, the error says that the copy is in the
+    /// store and what the next import does with it.
+    fn take_back(self, error: CliError, subject: &str, advice: &str) -> CliError {
+        let reason = match self.move_back() {
+            Ok(()) => format!(
+                "{error}; nothing was {} (the package was taken out of the store again): {advice}",
+                if self.restoring {
+                    "installed again"
+                } else {
+                    "imported"
+                }
+            ),
+            Err(undo) if self.restoring => format!(
+                "{error}; and the package could not be taken out of the store again ({undo}): {} holds it, but it may not survive a power loss. Run the same import again: it checks that copy against what was imported",
+                self.store.display()
+            ),
+            Err(undo) => format!(
+                "{error}; and the package could not be taken out of the store again ({undo}): {} holds it, but this site's catalog does not record it. Run the same import again: it removes that copy and imports the package afresh",
+                self.store.display()
+            ),
+        };
+        CliError::Failed {
+            subject: subject.to_owned(),
+            reason,
+        }
+    }
+
+    /// Renames the copy back to staging and removes it there. The marker
+    /// goes last: until then a kill leaves it naming the version, and the
+    /// next `clean_up` removes the copy from wherever it is.
+    fn move_back(&self) -> Result<(), CliError> {
+        fs::rename(&self.store, &self.staging).map_err(CliError::io(
+            "move the package out of the store to",
+            &self.staging,
+        ))?;
+        // Best effort: the disk has just failed once, and what is left in
+        // staging is removed by the next import either way.
+        if self.new_package {
+            // Empty now, as it was before it was made for this version.
+            let _ = fs::remove_dir(&self.package_dir);
+        } else {
+            let _ = sync_dir(&self.package_dir);
+        }
+        let _ = fs::remove_dir_all(&self.staging);
+        let _ = fs::remove_file(&self.marker);
+        Ok(())
+    }
 }
 
 /// Refuses, before anything is extracted, a store the staged package could
@@ -818,13 +944,6 @@ fn write_marker(path: &Path, text: &str) -> std::io::Result<()> {
     let mut file = fs::File::create(path)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()
-}
-
-/// The install of parcel `id` is recorded: its marker goes (best effort:
-/// left behind, the next `clean_up` finds the version recorded and only
-/// removes the marker).
-fn installed(home: &Home, id: &str) {
-    let _ = fs::remove_file(install_marker(home, id));
 }
 
 /// Removes what an interrupted import left, under the home lock: a package
@@ -1003,90 +1122,311 @@ fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// Writes this site's signed receipt for `parcel` at `explicit`, else next
-/// to the first volume when that directory is writable, else in
-/// `<home>/receipts/`; atomically.
-fn write_receipt(
-    ctx: &Context,
-    explicit: Option<&Path>,
-    volumes: &[PathBuf],
-    parcel: &Parcel,
-    site: &str,
-    key: &ed25519_dalek::SigningKey,
-    imported: i64,
-) -> Result<PathBuf, CliError> {
-    let manifest = parcel.manifest();
-    let receipt = Receipt {
-        parcel_id: manifest.parcel_id,
-        source_site: manifest.source_site.clone(),
-        destination_site: site.to_owned(),
-        package_id: manifest.package_id.clone(),
-        package_version: manifest.package_version,
-        tree_digest: manifest.tree_digest(),
-        index_sha256: parcel.index_sha256(),
-        imported,
-    };
-    let text = receipt.to_signed_text(key);
-    let name = format!(
-        "{}-v{}-{}.receipt",
-        receipt.package_id,
-        receipt.package_version,
-        &receipt.parcel_id.to_string()[..8]
-    );
-    if let Some(path) = explicit {
-        // Checked before the import; no-clobber against a file made since.
-        let rerun = existing_at(path) == Existing::ReceiptOf(receipt.parcel_id.to_string());
-        save_receipt(path, &text, rerun)?;
-        return Ok(path.to_path_buf());
-    }
-    // Beside the volumes (a full or read-only medium, or another file under
-    // that name, falls back to the home), where an earlier receipt of this
-    // parcel is replaced.
-    let ours = |path: &Path| match existing_at(path) {
-        Existing::Nothing => Some(false),
-        Existing::ReceiptOf(id) if id == receipt.parcel_id.to_string() => Some(true),
-        _ => None,
-    };
-    if let Some(dir) = volumes.first().and_then(|v| v.parent()) {
-        let path = dir.join(&name);
-        let room = available_space(dir).is_ok_and(|free| free >= RECEIPT_ROOM);
-        if let (true, Some(replace)) = (room, ours(&path)) {
-            if save_receipt(&path, &text, replace).is_ok() {
-                return Ok(path);
-            }
-        }
-    }
-    let dir = ctx.home.receipts_dir();
-    fs::create_dir_all(&dir).map_err(CliError::io("create", &dir))?;
-    let path = dir.join(&name);
-    let replace = ours(&path).ok_or_else(|| {
-        CliError::Usage(format!(
-            "{} is in the way of this parcel's receipt and is no receipt of it; move it away and run the import again",
-            path.display()
-        ))
-    })?;
-    save_receipt(&path, &text, replace)?;
-    Ok(path)
+/// How this run writes receipts: as which site, and where the user asked
+/// for them (`--receipt`).
+struct ReceiptWriter<'a> {
+    home: &'a Home,
+    explicit: Option<&'a Path>,
+    site: &'a str,
+    key: &'a ed25519_dalek::SigningKey,
+    /// When this run began: a receipt's temporary file last changed before
+    /// then was left by a run that was killed while writing it.
+    started: SystemTime,
 }
 
-/// Writes `text` at `path` through a synced temporary file, readable by all
-/// (a receipt is no secret, and whoever carries the medium back reads it);
-/// over an existing file only if `replace`.
-fn save_receipt(path: &Path, text: &str, replace: bool) -> Result<(), CliError> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = parent_dir(path);
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(CliError::temp_in("write a receipt in", dir))?;
-    // Through the `File`: `NamedTempFile`'s own errors name its random name.
-    let mut file = tmp.as_file();
-    std::io::Write::write_all(&mut file, text.as_bytes())
-        .and_then(|()| file.set_permissions(fs::Permissions::from_mode(0o644)))
-        .and_then(|()| file.sync_all())
-        .map_err(CliError::io("write", path))?;
-    let saved = if replace {
-        tmp.persist(path).map(drop)
+impl ReceiptWriter<'_> {
+    /// Writes this site's signed receipt for `parcel` at `explicit`, else
+    /// next to the first volume when that directory is writable, else in
+    /// `<home>/receipts/`; atomically, and durably before it returns.
+    fn write(
+        &self,
+        volumes: &[PathBuf],
+        parcel: &Parcel,
+        imported: i64,
+    ) -> Result<PathBuf, CliError> {
+        let manifest = parcel.manifest();
+        let receipt = Receipt {
+            parcel_id: manifest.parcel_id,
+            source_site: manifest.source_site.clone(),
+            destination_site: self.site.to_owned(),
+            package_id: manifest.package_id.clone(),
+            package_version: manifest.package_version,
+            tree_digest: manifest.tree_digest(),
+            index_sha256: parcel.index_sha256(),
+            imported,
+        };
+        let text = receipt.to_signed_text(self.key);
+        let id = receipt.parcel_id.to_string();
+        let name = receipt_file_name(manifest, parcel.is_encrypted());
+        if let Some(path) = self.explicit {
+            // Checked before the import; no-clobber against a file made since.
+            let rerun = existing_at(path) == Existing::ReceiptOf(id.clone());
+            self.save(path, &text, rerun)?;
+            return Ok(path.to_path_buf());
+        }
+        // Beside the volumes (a full or read-only medium, or another file
+        // under that name, falls back to the home), where an earlier receipt
+        // of this parcel is replaced.
+        let ours = |path: &Path| match existing_at(path) {
+            Existing::Nothing => Some(false),
+            Existing::ReceiptOf(other) if other == id => Some(true),
+            _ => None,
+        };
+        // An encrypted parcel's receipt was once named as a plain one's, which
+        // shows its package and version: this one replaces it.
+        let unname_older = |dir: &Path| {
+            if parcel.is_encrypted() {
+                let older = dir.join(receipt_file_name(manifest, false));
+                if existing_at(&older) == Existing::ReceiptOf(id.clone()) {
+                    let _ = fs::remove_file(&older);
+                }
+            }
+        };
+        if let Some(dir) = volumes.first().map(|v| parent_dir(v)) {
+            let path = dir.join(&name);
+            let room = available_space(dir).is_ok_and(|free| free >= RECEIPT_ROOM);
+            if let (true, Some(replace)) = (room, ours(&path)) {
+                if self.save(&path, &text, replace).is_ok() {
+                    unname_older(dir);
+                    return Ok(path);
+                }
+            }
+        }
+        let dir = self.home.receipts_dir();
+        fs::create_dir_all(&dir).map_err(CliError::io("create", &dir))?;
+        let path = dir.join(&name);
+        let replace = ours(&path).ok_or_else(|| {
+            CliError::Usage(format!(
+                "{} is in the way of this parcel's receipt and is no receipt of it; move it away and run the import again",
+                path.display()
+            ))
+        })?;
+        self.save(&path, &text, replace)?;
+        unname_older(&dir);
+        Ok(path)
+    }
+
+    /// Writes `text` at `path` through a synced temporary file, readable by
+    /// all (a receipt is no secret, and whoever carries the medium back reads
+    /// it); over an existing file only if `replace`. The directory is synced
+    /// after the rename: the catalog then notes where the receipt is, and a
+    /// medium pulled out right after must still hold it. The temporary files
+    /// that killed runs left there go first.
+    fn save(&self, path: &Path, text: &str, replace: bool) -> Result<(), CliError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = parent_dir(path);
+        sweep_receipt_temps(dir, self.started);
+        let tmp = tempfile::Builder::new()
+            .prefix(RECEIPT_TEMP_PREFIX)
+            .rand_bytes(RECEIPT_TEMP_RANDOM)
+            .tempfile_in(dir)
+            .map_err(CliError::temp_in("write a receipt in", dir))?;
+        // Through the `File`: `NamedTempFile`'s own errors name its random name.
+        let mut file = tmp.as_file();
+        std::io::Write::write_all(&mut file, text.as_bytes())
+            .and_then(|()| file.set_permissions(fs::Permissions::from_mode(0o644)))
+            .and_then(|()| file.sync_all())
+            .map_err(CliError::io("write", path))?;
+        let saved = if replace {
+            tmp.persist(path).map(drop)
+        } else {
+            tmp.persist_noclobber(path).map(drop)
+        };
+        saved.map_err(|e| CliError::io("write", path)(e.error))?;
+        sync_dir(dir).map_err(CliError::io("sync", dir))
+    }
+}
+
+/// The receipt's file name: `PACKAGE-vVERSION-XXXXXXXX.receipt`, or
+/// `parcel-XXXXXXXX.receipt` for an encrypted parcel, whose volumes are
+/// named so that the medium going back does not show the package id and
+/// version (FORMAT.md §2.5); `XXXXXXXX` the parcel id's first 8 hex digits.
+fn receipt_file_name(manifest: &parcel_format::Manifest, encrypted: bool) -> String {
+    let id = manifest.parcel_id.to_string();
+    let short = id.get(..8).unwrap_or(&id);
+    if encrypted {
+        format!("parcel-{short}.receipt")
     } else {
-        tmp.persist_noclobber(path).map(drop)
+        format!(
+            "{}-v{}-{short}.receipt",
+            manifest.package_id, manifest.package_version
+        )
+    }
+}
+
+/// How the temporary file of a receipt being written is named: this
+/// prefix and [`RECEIPT_TEMP_RANDOM`] random letters and digits, so that
+/// one a killed run left is told from anything else in the directory.
+const RECEIPT_TEMP_PREFIX: &str = ".parcel-receipt-";
+const RECEIPT_TEMP_RANDOM: usize = 6;
+
+/// Removes from `dir` the temporary files of receipts that killed runs
+/// left: regular files named as [`RECEIPT_TEMP_PREFIX`] says, last changed
+/// before `before` (one that a run started since is writing is left
+/// alone). Best effort: one left over does no harm but take room.
+fn sweep_receipt_temps(dir: &Path, before: SystemTime) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
     };
-    saved.map_err(|e| CliError::io("write", path)(e.error))
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let ours = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(RECEIPT_TEMP_PREFIX))
+            .is_some_and(|random| {
+                random.len() == RECEIPT_TEMP_RANDOM
+                    && random.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+        // `DirEntry::metadata` does not follow a symbolic link.
+        let stale = ours
+            && entry
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.modified().is_ok_and(|t| t < before));
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A package `install` has just renamed into a store under `root`, with
+    /// its marker, as the copy that stands for it.
+    fn switched_copy(root: &Path, restoring: bool) -> UnrecordedCopy {
+        let staging_root = root.join("staging");
+        let staging = staging_root.join("0123abcd");
+        let package_dir = root.join("packages").join("tools");
+        fs::create_dir_all(staging.join("bin")).expect("staging");
+        fs::write(staging.join("bin").join("run.sh"), b"echo\n").expect("file");
+        fs::create_dir_all(&package_dir).expect("package dir");
+        let marker = staging_root.join(format!("0123abcd{MARKER_SUFFIX}"));
+        write_marker(&marker, "tools/1\n").expect("marker");
+        let store = package_dir.join("1");
+        fs::rename(&staging, &store).expect("switch");
+        UnrecordedCopy {
+            store,
+            package_dir,
+            new_package: false,
+            staging,
+            marker,
+            restoring,
+        }
+    }
+
+    fn sync_failed(path: &Path) -> CliError {
+        CliError::io("sync", path)(std::io::Error::other("Input/output error"))
+    }
+
+    #[test]
+    fn a_step_failing_after_the_switch_takes_the_package_out_of_the_store() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let copy = switched_copy(root.path(), false);
+        let package_dir = copy.package_dir.clone();
+        let error = copy.take_back(
+            sync_failed(&package_dir),
+            "parcel 0123abcd (tools v1)",
+            "run the same import again",
+        );
+        let text = error.to_string();
+        assert!(
+            text.starts_with("parcel 0123abcd (tools v1): cannot sync "),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "nothing was imported (the package was taken out of the store again): run the same import again"
+            ),
+            "{text}"
+        );
+        assert_eq!(error.exit_code(), crate::error::EXIT_FAILURE);
+        // The store as before the import, and nothing left in staging.
+        assert_eq!(fs::read_dir(&package_dir).expect("list").count(), 0);
+        let staging = root.path().join("staging");
+        assert_eq!(fs::read_dir(&staging).expect("list").count(), 0);
+    }
+
+    #[test]
+    fn a_package_that_cannot_be_taken_out_of_the_store_is_named_with_what_the_next_import_does() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let copy = switched_copy(root.path(), false);
+        // Something in the way at the staging path: the rename back fails.
+        fs::create_dir_all(copy.staging.join("in-the-way")).expect("block");
+        let (store, marker) = (copy.store.clone(), copy.marker.clone());
+        let text = copy
+            .take_back(sync_failed(&store), "parcel 0123abcd (tools v1)", "unused")
+            .to_string();
+        for words in [
+            "and the package could not be taken out of the store again (cannot move the package out of the store to ",
+            &format!(
+                "{} holds it, but this site's catalog does not record it. Run the same import again: it removes that copy and imports the package afresh",
+                store.display()
+            ),
+        ] {
+            assert!(text.contains(words), "no {words:?} in {text}");
+        }
+        // The marker stays, naming the copy for the next import's clean-up.
+        assert!(store.join("bin").join("run.sh").is_file());
+        assert_eq!(read_marker(&marker), Some(("tools".to_owned(), 1)));
+    }
+
+    #[test]
+    fn a_restored_copy_left_in_the_store_is_not_called_unrecorded() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let copy = switched_copy(root.path(), true);
+        fs::create_dir_all(copy.staging.join("in-the-way")).expect("block");
+        let store = copy.store.clone();
+        let text = copy
+            .take_back(sync_failed(&store), "parcel 0123abcd (tools v1)", "unused")
+            .to_string();
+        assert!(
+            text.contains("it checks that copy against what was imported"),
+            "{text}"
+        );
+        assert!(!text.contains("does not record it"), "{text}");
+    }
+
+    #[test]
+    fn the_sweep_removes_only_stale_receipt_temporary_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started = SystemTime::now();
+        let hour = std::time::Duration::from_secs(3600);
+        let file_at = |name: &str, modified: SystemTime| {
+            let file = fs::File::create(dir.path().join(name)).expect("create");
+            file.set_modified(modified).expect("set mtime");
+        };
+        file_at(".parcel-receipt-a1B2c3", started - hour);
+        // Written by a run that started since.
+        file_at(".parcel-receipt-d4E5f6", started + hour);
+        // Not of this shape, or not a regular file.
+        file_at(".parcel-receipt-notes.txt", started - hour);
+        file_at(".tmp3dOdF9", started - hour);
+        file_at("tools-v1-0123abcd.receipt", started - hour);
+        fs::create_dir(dir.path().join(".parcel-receipt-g7H8i9")).expect("dir");
+        std::os::unix::fs::symlink(
+            "tools-v1-0123abcd.receipt",
+            dir.path().join(".parcel-receipt-j0K1l2"),
+        )
+        .expect("symlink");
+
+        sweep_receipt_temps(dir.path(), started);
+
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".parcel-receipt-d4E5f6",
+                ".parcel-receipt-g7H8i9",
+                ".parcel-receipt-j0K1l2",
+                ".parcel-receipt-notes.txt",
+                ".tmp3dOdF9",
+                "tools-v1-0123abcd.receipt",
+            ]
+        );
+    }
 }

@@ -528,6 +528,90 @@ fn the_default_receipt_never_replaces_another_file_beside_the_volumes() {
 }
 
 #[test]
+fn volumes_given_by_bare_file_names_get_their_receipt_beside_them() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (medium, other) = (world.medium(), world.medium());
+    let created = cen.create(&package, "tools", 1, "BXL", &[&medium, &other]);
+    // The volumes on the medium in the current directory by their bare
+    // names, the others by their medium.
+    let names = names_in(&medium);
+    assert!(!names.is_empty());
+    let out = bxl
+        .cmd()
+        .current_dir(&medium)
+        .arg("import")
+        .args(&names)
+        .arg(&other)
+        .arg("--json")
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).expect("JSON");
+    let receipt = format!("tools-v1-{}.receipt", &created.parcel_id[..8]);
+    assert_eq!(
+        json["receipt"].as_str().map(PathBuf::from),
+        Some(Path::new(".").join(&receipt)),
+        "{json}"
+    );
+    assert!(medium.join(&receipt).is_file());
+    assert_eq!(names_in(&bxl.home.join("receipts")), Vec::<String>::new());
+}
+
+#[test]
+fn a_receipt_written_on_a_medium_removes_the_temporary_files_of_killed_runs() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let (medium, other) = (world.medium(), world.medium());
+    let created = cen.create(&package, "tools", 1, "BXL", &[&medium, &other]);
+    let volumes = names_in(&medium);
+    // What a run killed while writing its receipt left, an hour ago.
+    let stale = medium.join(".parcel-receipt-Xq7Rz2");
+    fs::write(&stale, b"parcel-receipt v1\n").expect("stale temporary file");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&stale)
+        .and_then(|f| f.set_modified(hour_ago))
+        .expect("age it");
+    // Not a receipt's temporary file: left alone.
+    fs::write(medium.join(".parcel-receipt-notes.txt"), b"mine\n").expect("write");
+
+    bxl.import(&[&medium, &other]).success();
+
+    let mut expected = volumes;
+    expected.push(".parcel-receipt-notes.txt".to_owned());
+    expected.push(format!("tools-v1-{}.receipt", &created.parcel_id[..8]));
+    expected.sort();
+    let mut left = names_in(&medium);
+    left.sort();
+    assert_eq!(left, expected);
+}
+
+#[test]
+fn a_second_import_reports_the_package_files_and_bytes_as_the_first_did() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let outs = [world.medium(), world.medium()];
+    cen.create(&package, "tools", 1, "BXL", &[&outs[0], &outs[1]]);
+    let args = ["import", arg(&outs[0]), arg(&outs[1]), "--json"];
+    let first = bxl.json(&args);
+    let again = bxl.json(&args);
+    assert_eq!(again["already_imported"], true, "{again}");
+    let (files, bytes) = snapshot(&package)
+        .values()
+        .filter_map(|node| match node {
+            common::Node::File { len, .. } => Some(*len),
+            _ => None,
+        })
+        .fold((0u64, 0u64), |(n, sum), len| (n + 1, sum + len));
+    assert!(files > 0 && bytes > 0);
+    for json in [&first, &again] {
+        assert_eq!(json["files"].as_u64(), Some(files), "{json}");
+        assert_eq!(json["bytes"].as_u64(), Some(bytes), "{json}");
+    }
+}
+
+#[test]
 fn a_failed_command_asked_for_json_prints_json() {
     let (world, cen, bxl) = two_sites();
     // An empty directory (a medium not mounted) is a usage error.
@@ -1579,6 +1663,11 @@ fn new_origin_hands_over_a_version_already_in_the_store_with_the_same_content() 
         "--json",
     ]);
     assert_eq!(imported["already_in_store"], true, "{imported}");
+    // The package's, though this import wrote none of them.
+    assert!(
+        imported["files"].as_u64().is_some_and(|n| n > 0),
+        "{imported}"
+    );
     assert_eq!(imported["origin_handed_over_from"], "CEN", "{imported}");
     let packages = bxl.json(&["packages", "--json"]);
     assert_eq!(packages[0]["origin_site"], "LUX", "{packages}");

@@ -1854,3 +1854,202 @@ fn a_key_replacement_declined_at_a_terminal_leaves_the_old_key_trusted() {
     );
     assert_eq!(bxl.json(&["key", "list", "--json"]), before);
 }
+
+// ---------------------------------------------------------------------------
+// Failures injected into single system calls (strace).
+
+/// `cmd` under strace, which logs to `log` the `fsync` calls made on
+/// `paths` (and only those: strace counts them alone) and makes the
+/// `fail`-th of them fail with EIO. `None` where strace is not installed or
+/// may not trace here.
+fn with_failing_fsync(
+    cmd: &Command,
+    paths: &[&Path],
+    log: &Path,
+    fail: Option<u32>,
+) -> Option<Command> {
+    let usable = Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        eprintln!("strace cannot run here: test skipped");
+        return None;
+    }
+    let mut strace = Command::new("strace");
+    strace.args(["-qq", "-y", "-e", "trace=fsync", "-o", arg(log)]);
+    if let Some(n) = fail {
+        strace.args(["-e", &format!("inject=fsync:error=EIO:when={n}")]);
+    }
+    for path in paths {
+        strace.arg("-P").arg(path);
+    }
+    strace.arg(cmd.get_program()).args(cmd.get_args());
+    strace.env_remove("PARCEL_HOME");
+    Some(strace)
+}
+
+/// The `fsync` calls of a [`with_failing_fsync`] log, in order: the file
+/// each was made on, and whether it was the one made to fail.
+fn fsyncs_in(log: &Path) -> Vec<(PathBuf, bool)> {
+    fs::read_to_string(log)
+        .expect("strace log")
+        .lines()
+        .filter_map(|line| {
+            let (_, rest) = line.split_once("fsync(")?;
+            let (_, rest) = rest.split_once('<')?;
+            let (path, _) = rest.split_once(">)")?;
+            Some((PathBuf::from(path), line.contains("(INJECTED)")))
+        })
+        .collect()
+}
+
+/// BXL's import of CEN's parcel of tools v1 (over two media, the receipt
+/// going on the first) under [`with_failing_fsync`] of `paths`.
+struct TracedImport {
+    _world: World,
+    bxl: Site,
+    package: PathBuf,
+    media: [PathBuf; 2],
+    before: common::StoreState,
+    output: Output,
+    fsyncs: Vec<(PathBuf, bool)>,
+}
+
+fn import_traced(
+    paths: impl Fn(&Site, &[PathBuf; 2]) -> Vec<PathBuf>,
+    fail: Option<u32>,
+) -> Option<TracedImport> {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let media = [world.medium(), world.medium()];
+    cen.create(&package, "tools", 1, "BXL", &[&media[0], &media[1]]);
+    let before = bxl.store_state();
+    let log = world.dir("trace").join("fsync.log");
+    let mut import = parcel_cmd(&bxl);
+    import.args(["import", arg(&media[0]), arg(&media[1])]);
+    let paths = paths(&bxl, &media);
+    let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let output = with_failing_fsync(&import, &paths, &log, fail)?
+        .output()
+        .expect("import under strace");
+    let fsyncs = fsyncs_in(&log);
+    Some(TracedImport {
+        _world: world,
+        bxl,
+        package,
+        media,
+        before,
+        output,
+        fsyncs,
+    })
+}
+
+/// The number strace gives the `fsync` right after the first one on
+/// `anchor`, among those a run of `import_traced` with `paths` makes.
+fn fsync_after(
+    paths: impl Fn(&Site, &[PathBuf; 2]) -> Vec<PathBuf>,
+    anchor: impl Fn(&Site, &[PathBuf; 2]) -> PathBuf,
+) -> Option<u32> {
+    let run = import_traced(&paths, None)?;
+    assert!(run.output.status.success(), "{}", stderr_of(&run.output));
+    let anchor = anchor(&run.bxl, &run.media);
+    let at = run
+        .fsyncs
+        .iter()
+        .position(|(path, _)| *path == anchor)
+        .unwrap_or_else(|| panic!("no fsync on {}: {:?}", anchor.display(), run.fsyncs));
+    // strace counts from 1; the one after.
+    Some(u32::try_from(at + 2).expect("a few calls"))
+}
+
+/// Asserts that the one failed `fsync` of `run` was on `path`.
+#[track_caller]
+fn assert_failed_on(run: &TracedImport, path: &Path) {
+    let failed: Vec<&PathBuf> = run.fsyncs.iter().filter(|f| f.1).map(|f| &f.0).collect();
+    assert_eq!(failed, [path], "{}", stderr_of(&run.output));
+}
+
+fn package_dir(bxl: &Site) -> PathBuf {
+    bxl.home.join("packages").join("tools")
+}
+
+fn catalog_wal(bxl: &Site) -> PathBuf {
+    bxl.home.join("catalog.db-wal")
+}
+
+/// Asserts that `run` failed (exit 1) saying `words` and that the store and
+/// catalog are as before it, and that the import then succeeds.
+#[track_caller]
+fn assert_nothing_imported_then_imports(run: &TracedImport, words: &[String]) {
+    let stderr = stderr_of(&run.output);
+    assert_eq!(run.output.status.code(), Some(1), "{stderr}");
+    for words in words {
+        assert!(stderr.contains(words.as_str()), "no {words:?} in {stderr}");
+    }
+    assert_eq!(run.bxl.store_state(), run.before);
+    let [one, two] = &run.media;
+    let json = run.bxl.json(&["import", arg(one), arg(two), "--json"]);
+    assert_eq!(json["already_imported"], false, "{json}");
+    run.bxl.assert_holds("tools", 1, &run.package);
+}
+
+#[test]
+fn import_whose_store_fails_after_the_switch_leaves_the_store_as_it_was() {
+    // The sync of the package's directory right after the rename into it.
+    let Some(run) = import_traced(|bxl, _| vec![package_dir(bxl)], Some(1)) else {
+        return;
+    };
+    assert_failed_on(&run, &package_dir(&run.bxl));
+    assert_nothing_imported_then_imports(
+        &run,
+        &[
+            format!("cannot sync {}: ", package_dir(&run.bxl).display()),
+            "nothing was imported (the package was taken out of the store again)".to_owned(),
+        ],
+    );
+}
+
+#[test]
+fn import_whose_catalog_fails_to_record_it_leaves_the_store_as_it_was() {
+    // The catalog's sync that records the import: the first after the
+    // package's directory was synced.
+    let paths = |bxl: &Site, _: &[PathBuf; 2]| vec![package_dir(bxl), catalog_wal(bxl)];
+    let Some(record) = fsync_after(paths, |bxl, _| package_dir(bxl)) else {
+        return;
+    };
+    let run = import_traced(paths, Some(record)).expect("strace");
+    assert_failed_on(&run, &catalog_wal(&run.bxl));
+    assert_nothing_imported_then_imports(
+        &run,
+        &["nothing was imported (the package was taken out of the store again): run the same import again once the catalog can be written".to_owned()],
+    );
+}
+
+#[test]
+fn import_whose_last_history_note_fails_still_succeeds_and_says_so() {
+    // The catalog's sync of the note that the receipt was written: the
+    // first after the medium it went to was synced.
+    let paths = |bxl: &Site, media: &[PathBuf; 2]| vec![catalog_wal(bxl), media[0].clone()];
+    let Some(note) = fsync_after(paths, |_, media| media[0].clone()) else {
+        return;
+    };
+    let run = import_traced(paths, Some(note)).expect("strace");
+    assert_failed_on(&run, &catalog_wal(&run.bxl));
+    let stderr = stderr_of(&run.output);
+    assert!(run.output.status.success(), "{stderr}");
+    for words in [
+        "parcel: warning: parcel ",
+        " was imported and its receipt written to ",
+        "only the note \"receipt written to ",
+        "nothing needs doing about it",
+    ] {
+        assert!(stderr.contains(words), "no {words:?} in {stderr}");
+    }
+    run.bxl.assert_holds("tools", 1, &run.package);
+    assert!(names_in(&run.media[0])
+        .iter()
+        .any(|n| n.ends_with(".receipt")));
+}

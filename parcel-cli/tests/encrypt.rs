@@ -131,6 +131,32 @@ fn encrypted_parcel_imports_at_its_destination_and_nowhere_else() {
 }
 
 #[test]
+fn the_receipt_of_an_encrypted_parcel_is_named_after_its_id_alone() {
+    let (world, cen, bxl) = two_sites();
+    let package = secret_package(&world);
+    let medium = world.medium();
+    let created = create_encrypted(&cen, &package, "tools", 1, "BXL", &medium);
+    let short = &created.parcel_id[..8];
+    let receipt = medium.join(format!("parcel-{short}.receipt"));
+    let imported = bxl.json(&["import", arg(&medium), "--json"]);
+    assert_eq!(imported["receipt"], arg(&receipt), "{imported}");
+    // Nothing on the medium going back names the package.
+    for name in common::names_in(&medium) {
+        assert!(name.starts_with(&format!("parcel-{short}.")), "{name}");
+    }
+
+    // A receipt written under the package's name before is replaced by
+    // one under the id when the import is run again.
+    let plain = medium.join(format!("tools-v1-{short}.receipt"));
+    fs::rename(&receipt, &plain).expect("rename");
+    bxl.run(&["import", arg(&medium)]).success();
+    assert!(receipt.is_file());
+    assert!(!plain.exists());
+    cen.run(&["receipt", "apply", arg(&medium)]).success();
+    assert_eq!(cen.status(&created.parcel_id), "confirmed");
+}
+
+#[test]
 fn volumes_hold_no_file_name_and_no_content_in_the_clear() {
     let (world, cen, bxl) = two_sites();
     let package = secret_package(&world);
