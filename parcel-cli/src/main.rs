@@ -18,6 +18,7 @@ mod out_file;
 mod output;
 mod progress;
 mod receipt;
+mod receipt_file;
 mod resend;
 mod site;
 mod swap;
