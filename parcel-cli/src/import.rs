@@ -514,6 +514,15 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         (None, None) => {}
     }
     let store = store_dir(&ctx.home, &manifest.package_id, manifest.package_version);
+    // Not beside the volumes as the user would look for it: said, also
+    // under --quiet and with --json.
+    if args.receipt.is_none() && receipt_path.starts_with(ctx.home.receipts_dir()) {
+        output::warn(&format!(
+            "the receipt could not go beside the volumes (the medium is read-only, full, or a file is in the way): it is {}; copy it onto the medium going back to site {}",
+            receipt_path.display(),
+            manifest.source_site
+        ));
+    }
     if args.json {
         output::print_json(&json!({
             "parcel_id": id,

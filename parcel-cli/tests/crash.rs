@@ -1770,6 +1770,15 @@ fn import_from_a_full_medium_writes_its_receipt_in_the_home() {
         "{receipt:?}"
     );
     assert!(receipt.is_file());
+    // Said, --quiet as it is: the user would look for it on the medium.
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains(&format!(
+            "warning: the receipt could not go beside the volumes (the medium is read-only, full, or a file is in the way): it is {}; copy it onto the medium going back to site CEN",
+            receipt.display()
+        )),
+        "{stderr}"
+    );
     bxl.assert_holds("tools", 1, &package);
     assert!(!names_in(&tmpfs.dir).iter().any(|n| n.ends_with(".receipt")));
 }
