@@ -11,6 +11,8 @@ use crate::home::Context;
 /// When hidden every method is a cheap no-op, so callers never check.
 pub struct Progress {
     bar: ProgressBar,
+    /// Whether the bar is to be seen (not `--quiet`, stderr a terminal).
+    shown: bool,
 }
 
 impl Progress {
@@ -25,18 +27,28 @@ impl Progress {
         if quiet || !std::io::stderr().is_terminal() {
             return Progress {
                 bar: ProgressBar::hidden(),
+                shown: false,
             };
         }
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        // A total not known yet (0) draws nothing until it is: a first
+        // frame of "0 B/0 B" drew a full bar.
+        let target = if total == 0 {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(Some(total), target);
+        // The bar takes the width the terminal leaves (a fixed one wrapped
+        // the line on an 80-column terminal).
         let style = ProgressStyle::with_template(
-            "{prefix:>10} [{bar:30}] {binary_bytes}/{binary_total_bytes} \
+            "{prefix:>10} [{wide_bar}] {binary_bytes}/{binary_total_bytes} \
              {binary_bytes_per_sec} ETA {eta}",
         )
         .map(|style| style.progress_chars("=> "))
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_prefix(label.to_string());
-        Progress { bar }
+        Progress { bar, shown: true }
     }
 
     /// Sets the bytes done so far.
@@ -44,9 +56,15 @@ impl Progress {
         self.bar.set_position(done);
     }
 
-    /// Changes the total, when it becomes known only during the work.
+    /// Changes the total, when it becomes known only during the work; a
+    /// bar made before it was known is drawn from now on.
     pub fn set_total(&self, total: u64) {
-        self.bar.set_length(total);
+        if self.bar.length() != Some(total) {
+            self.bar.set_length(total);
+        }
+        if total > 0 && self.shown && self.bar.is_hidden() {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
     }
 
     /// Removes the bar from the screen; the caller prints its own summary.
