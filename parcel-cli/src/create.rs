@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::catalog::{Catalog, Direction, Event, ParcelRecord, Status, TrustedSite};
 use crate::cli::CreateArgs;
 use crate::clock;
-use crate::disk::{available_space, human_bytes, largest_file};
+use crate::disk::{available_space, human_bytes, largest_file, total_space};
 use crate::error::CliError;
 use crate::home::Context;
 use crate::media::{describe, Trust};
@@ -425,26 +425,22 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
             }),
         })
         .collect();
-    let largest_room = outputs.iter().filter_map(|out| out.capacity).max();
-    let volume_size = room.volume_size(o.volume_size, largest_room);
     // A volume larger than the file system of an --out takes would fail
     // there after gigabytes (FAT32 sticks: 4 GiB − 1).
-    let limit = o
+    let fat = o
         .outs
         .iter()
         .filter_map(|out| largest_file(out).ok().flatten().map(|max| (max, out)))
         .min();
-    let volume_size = match limit {
-        Some((max, out)) if volume_size > max => {
-            ctx.note(&format!(
-                "volumes of at most {}: {} is on a FAT file system, which holds no larger file",
-                human_bytes(max),
-                out.display()
-            ));
-            max
+    let sized = |room_on_media: Option<u64>| {
+        let size = room.volume_size(o.volume_size, room_on_media);
+        match fat {
+            Some((max, _)) => size.min(max),
+            None => size,
         }
-        _ => volume_size,
     };
+    let largest_room = outputs.iter().filter_map(|out| out.capacity).max();
+    let mut volume_size = sized(largest_room);
     let capacities: Vec<Option<u64>> = outputs.iter().map(|out| out.capacity).collect();
     let usable = usable_room(&disks, &capacities, volume_size, o.space_check);
     // One medium too small, and someone at the terminal: spool the parcel in
@@ -454,6 +450,19 @@ pub fn send(ctx: &Context, o: &Outgoing<'_>) -> Result<(), CliError> {
         && o.outs.len() == 1
         && o.medium_size.is_none()
         && interactive();
+    if swap_media {
+        // Sized for the media to come, as large as the medium in the drive
+        // is, not for the room left on it (a medium partly full made
+        // volumes of a few KiB for every empty one after it).
+        volume_size = sized(total_space(&o.outs[0]).ok());
+    }
+    if let Some((max, out)) = fat.filter(|&(max, _)| volume_size == max) {
+        ctx.note(&format!(
+            "volumes of at most {}: {} is on a FAT file system, which holds no larger file",
+            human_bytes(max),
+            out.display()
+        ));
+    }
     // Held until the parcel is on the media or given up.
     let _spool = if swap_media {
         Some(take_spool(ctx, &spool)?)
@@ -1119,12 +1128,19 @@ fn medium_filled(
     // The writer removed its partial volumes: this is the room there is,
     // on every output together (the writer fills them in turn, and the last
     // one it wrote to is not known here).
-    let available = outs
+    // Folders on one disk share its free space (as `usable_room` counts it).
+    let mut disks: Vec<(u64, u64, u64)> = Vec::new(); // device, free, outs on it
+    for out in outs {
+        use std::os::unix::fs::MetadataExt;
+        let device = fs::metadata(out).map_or(0, |m| m.dev());
+        match disks.iter_mut().find(|(d, _, _)| *d == device) {
+            Some((_, _, n)) => *n += 1,
+            None => disks.push((device, available_space(out).unwrap_or(0), 1)),
+        }
+    }
+    let available = disks
         .iter()
-        .map(|out| {
-            let free = available_space(out).unwrap_or(0);
-            medium_size.map_or(free, |m| m.min(free))
-        })
+        .map(|&(_, free, n)| medium_size.map_or(free, |m| free.min(m.saturating_mul(n))))
         .fold(0u64, u64::saturating_add);
     let place: Vec<String> = outs.iter().map(|p| p.display().to_string()).collect();
     let available = match outs.len() {

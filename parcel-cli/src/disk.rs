@@ -16,6 +16,20 @@ use std::path::Path;
 
 /// Bytes available to an unprivileged user on the file system holding `path`.
 pub fn available_space(path: &Path) -> io::Result<u64> {
+    let stat = statvfs(path)?;
+    // The field types vary by platform (u32 or u64); widen whatever they are.
+    #[allow(clippy::useless_conversion)]
+    Ok(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+}
+
+/// The size of the file system holding `path`, used or not.
+pub fn total_space(path: &Path) -> io::Result<u64> {
+    let stat = statvfs(path)?;
+    #[allow(clippy::useless_conversion)]
+    Ok(u64::from(stat.f_blocks).saturating_mul(u64::from(stat.f_frsize)))
+}
+
+fn statvfs(path: &Path) -> io::Result<libc::statvfs> {
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
     let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
@@ -26,10 +40,7 @@ pub fn available_space(path: &Path) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: statvfs returned 0, so `stat` is initialised.
-    let stat = unsafe { stat.assume_init() };
-    // The field types vary by platform (u32 or u64); widen whatever they are.
-    #[allow(clippy::useless_conversion)]
-    Ok(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+    Ok(unsafe { stat.assume_init() })
 }
 
 /// The largest file the file system holding `path` takes, where it is less

@@ -252,6 +252,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             }
             let imported = first_import_time(&catalog, &id, held.as_ref())?;
             let path = receipts.write(&files, &parcel, imported)?;
+            receipt_not_beside(ctx, args, &path, &manifest.source_site);
             if args.json {
                 output::print_json(&json!({
                     "parcel_id": id,
@@ -514,15 +515,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         (None, None) => {}
     }
     let store = store_dir(&ctx.home, &manifest.package_id, manifest.package_version);
-    // Not beside the volumes as the user would look for it: said, also
-    // under --quiet and with --json.
-    if args.receipt.is_none() && receipt_path.starts_with(ctx.home.receipts_dir()) {
-        output::warn(&format!(
-            "the receipt could not go beside the volumes (the medium is read-only, full, or a file is in the way): it is {}; copy it onto the medium going back to site {}",
-            receipt_path.display(),
-            manifest.source_site
-        ));
-    }
+    receipt_not_beside(ctx, args, &receipt_path, &manifest.source_site);
     if args.json {
         output::print_json(&json!({
             "parcel_id": id,
@@ -558,6 +551,18 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         ));
     }
     Ok(())
+}
+
+/// Says, also under `--quiet` and with `--json`, that the receipt went to
+/// the home rather than beside the volumes, where the user would look for
+/// it (the medium read-only or full, or a file in the way).
+fn receipt_not_beside(ctx: &Context, args: &ImportArgs, path: &Path, source_site: &str) {
+    if args.receipt.is_none() && path.starts_with(ctx.home.receipts_dir()) {
+        output::warn(&format!(
+            "the receipt could not go beside the volumes (the medium is read-only, full, or a file is in the way): it is {}; copy it onto the medium going back to site {source_site}",
+            path.display()
+        ));
+    }
 }
 
 /// Records in the parcel's history why its install failed, as `what` (on one line, at

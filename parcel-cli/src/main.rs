@@ -125,16 +125,17 @@ fn run(cli: &Cli, here: &mut Option<String>) -> Result<(), CliError> {
 
 /// Whether `message` names a command as a bare `` `parcel …` `` to run at
 /// this site (one that came with `--home` already is not bare, and one
-/// introduced by "there, run" is for another site, whose home is not ours).
+/// introduced by "there, run" or followed by "there" is for another site,
+/// whose home is not ours).
 fn names_bare_command(message: &str) -> bool {
     message.match_indices("`parcel ").any(|(at, found)| {
+        let rest = message.get(at + found.len()..).unwrap_or_default();
+        let after = rest.find('`').and_then(|end| rest.get(end + 1..));
         let for_another_site = message
             .get(..at)
-            .is_some_and(|before| before.ends_with("there, run "));
-        !for_another_site
-            && message
-                .get(at + found.len()..)
-                .is_some_and(|rest| !rest.starts_with("--home"))
+            .is_some_and(|before| before.ends_with("there, run "))
+            || after.is_some_and(|after| after.starts_with(" there"));
+        !for_another_site && !rest.starts_with("--home")
     })
 }
 
@@ -151,5 +152,25 @@ fn keep_large_buffers_out_of_arenas() {
     // value, which is ignored (the default stays).
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_commands_for_this_site_get_its_home_added() {
+        assert!(names_bare_command(
+            "run `parcel site init --code CODE` first"
+        ));
+        assert!(!names_bare_command("run `parcel --home /h list` first"));
+        assert!(!names_bare_command(
+            "send it to site CEN; there, run `parcel create --repair FILE`"
+        ));
+        assert!(!names_bare_command(
+            "ask that site to send it again (`parcel import` there writes it again)"
+        ));
+        assert!(!names_bare_command("nothing to run"));
     }
 }

@@ -50,6 +50,21 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
             _ => None,
         })
         .collect();
+    let listed: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(file, result)| {
+            let file = file.display().to_string();
+            match result {
+                Ok(applied) => applied.json(&file),
+                Err(err) => json!({
+                    "file": file,
+                    "result": "not applied",
+                    "error": err.to_string(),
+                    "exit_code": err.exit_code(),
+                }),
+            }
+        })
+        .collect();
     let outcome = if let [(_, Err(_))] = &results[..] {
         match results.pop() {
             Some((_, Err(err))) => Err(err),
@@ -71,24 +86,10 @@ pub fn run(ctx: &Context, args: &ReceiptApplyArgs) -> Result<(), CliError> {
         }
     };
     if args.json {
-        let listed: Vec<serde_json::Value> = results
-            .iter()
-            .map(|(file, result)| {
-                let file = file.display().to_string();
-                match result {
-                    Ok(applied) => applied.json(&file),
-                    Err(err) => json!({
-                        "file": file,
-                        "result": "not applied",
-                        "error": err.to_string(),
-                        "exit_code": err.exit_code(),
-                    }),
-                }
-            })
-            .collect();
         output::print_json(&json!({
             "ok": outcome.is_ok(),
             "error": outcome.as_ref().err().map(ToString::to_string),
+            "exit_code": outcome.as_ref().map_or_else(CliError::exit_code, |()| 0),
             "receipts": listed,
         }))?;
     }

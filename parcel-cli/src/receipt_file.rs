@@ -14,6 +14,7 @@ use crate::disk::{available_space, human_bytes, sync_dir};
 use crate::error::CliError;
 use crate::home::Home;
 use crate::media::dir_writable;
+use crate::output;
 
 /// Free space a receipt needs on its filesystem: the receipt is about 500
 /// bytes; two blocks of the largest common size.
@@ -199,7 +200,17 @@ impl ReceiptWriter<'_> {
             tmp.persist_noclobber(path).map(drop)
         };
         saved.map_err(|e| CliError::io("write", path)(e.error))?;
-        sync_dir(dir).map_err(CliError::io("sync", dir))
+        // The receipt is in place, synced: a directory that cannot be synced
+        // may lose its name on a power loss, which is said, but it was
+        // written (an error here would write a second one elsewhere, or
+        // report an import that succeeded as failed).
+        if let Err(e) = sync_dir(dir) {
+            output::warn(&format!(
+                "the receipt {} is written, but its directory could not be synced ({e}): check that it is still there before the medium goes back",
+                path.display()
+            ));
+        }
+        Ok(())
     }
 }
 

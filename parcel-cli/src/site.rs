@@ -42,12 +42,7 @@ pub fn init(ctx: &Context, args: &SiteInitArgs) -> Result<(), CliError> {
     let home = &ctx.home;
     // A site's home inside another's (its store, its staging) would be
     // swept, replaced or imported over by that site.
-    if let Some(outer) = home
-        .root()
-        .ancestors()
-        .skip(1)
-        .find(|dir| dir.join("catalog.db").is_file() && dir.join("site.key").is_file())
-    {
+    if let Some(outer) = enclosing_site(home.root()) {
         return Err(CliError::Usage(format!(
             "{} is inside the home of another site ({}); give --home a directory outside it",
             home.root().display(),
@@ -162,6 +157,32 @@ pub fn show(ctx: &Context, args: &SiteShowArgs) -> Result<(), CliError> {
         ctx.home.root().display()
     );
     output::print(&text)
+}
+
+/// The home of another site that `home` lies inside, if any: the path is
+/// resolved (symlinks, `..`) as far as it exists, then its directories are
+/// looked at upwards for a site's catalog and key.
+fn enclosing_site(home: &std::path::Path) -> Option<std::path::PathBuf> {
+    use std::path::Path;
+    let existing = home
+        .ancestors()
+        .find(|p| p.as_os_str().is_empty() || p.exists())?;
+    let real = std::fs::canonicalize(if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    })
+    .ok()?;
+    // A home that exists already is not inside itself.
+    let start = if existing == home {
+        real.parent()?
+    } else {
+        real.as_path()
+    };
+    start
+        .ancestors()
+        .find(|dir| dir.join("catalog.db").is_file() && dir.join("site.key").is_file())
+        .map(Path::to_path_buf)
 }
 
 #[cfg(test)]

@@ -18,10 +18,12 @@ use crate::output;
 
 /// Copies spooled volumes (`what`: "volume", "parity volume") onto the
 /// medium mounted at `out`, one after the other, asking for the next medium
-/// whenever the next volume does not fit, `out` is gone, or `out` is no
-/// longer a mounted medium when it was one at the start (a medium removed
-/// leaves the bare directory of the disk beneath, which must not take the
-/// parcel). Each copy is written under a temporary name and synced; with
+/// whenever the next volume does not fit, `out` is gone, `out` is no longer
+/// a mounted medium when it was one at the start (a medium removed leaves
+/// the bare directory of the disk beneath, which must not take the parcel),
+/// or the medium turns out full, read-only or failing as it is written. A
+/// volume larger than the file system takes (FAT32) stops the copy: the
+/// spooled volumes' size is fixed. Each copy is written under a temporary name and synced; with
 /// `read_back`, it is then read back past the page cache and compared with
 /// the spooled volume (which was itself read back after writing), and a
 /// copy that differs is removed and another medium asked for; then it is
@@ -71,8 +73,23 @@ pub fn copy_to_media(
             }
             // Under the writer's lock, as the writer's own temporary files
             // are, so that another create's clean-up leaves the copy alone.
-            let lock =
-                gated(|| WriterLock::acquire(out, stem)).map_err(CliError::io("lock in", out))?;
+            let lock = match gated(|| WriterLock::acquire(out, stem)) {
+                Ok(lock) => lock,
+                Err(e) if medium_at_fault(&e) => {
+                    ask_for_medium(
+                        &format!(
+                            "{which}: the medium at {} cannot be written ({e}).",
+                            out.display()
+                        ),
+                        out,
+                        what,
+                        i,
+                        spooled.len(),
+                    )?;
+                    continue;
+                }
+                Err(e) => return Err(CliError::io("lock in", out)(e)),
+            };
             let copied = copy_synced(volume, &temp).and_then(|()| {
                 if read_back {
                     same_on_medium(volume, &temp)
@@ -97,12 +114,24 @@ pub fn copy_to_media(
                     )?;
                     continue;
                 }
-                Err(e) if medium_cannot_take_it(&e) => {
+                // The spooled volume's size is fixed: no other medium of
+                // that file system takes it either.
+                Err(e) if e.raw_os_error() == Some(libc::EFBIG) => {
+                    let _ = fs::remove_file(&temp);
+                    return Err(CliError::Failed {
+                        subject: "create".into(),
+                        reason: format!(
+                            "{which} is larger than the file system at {} takes ({e}); run create again with a smaller --volume-size (fat32 for a FAT32 medium)",
+                            out.display()
+                        ),
+                    });
+                }
+                Err(e) if medium_at_fault(&e) => {
                     let _ = fs::remove_file(&temp);
                     drop(lock);
                     ask_for_medium(
                         &format!(
-                            "{which} did not fit on the medium at {} ({e}).",
+                            "{which} could not be written to or read back from the medium at {} ({e}): it may be full, read-only or faulty; the copy was removed.",
                             out.display()
                         ),
                         out,
@@ -172,11 +201,12 @@ fn is_mount_point(dir: &Path) -> bool {
     }
 }
 
-/// Full, or a file larger than the file system takes (FAT32 holds files of
-/// at most 4 GiB − 1): another medium may take the volume.
-fn medium_cannot_take_it(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EFBIG))
-        || e.kind() == std::io::ErrorKind::StorageFull
+/// Full, read-only or failing: another medium may take the volume.
+fn medium_at_fault(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EROFS) | Some(libc::EIO) | Some(libc::EDQUOT)
+    ) || e.kind() == std::io::ErrorKind::StorageFull
 }
 
 /// Says why the medium at `out` cannot take the next volume and waits for

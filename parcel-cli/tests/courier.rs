@@ -737,6 +737,15 @@ fn receipt_apply_of_a_returned_medium_applies_every_receipt_on_it() {
     assert_eq!(results, expected, "{json}");
     assert_eq!(json["receipts"][0]["parcel_id"], first.parcel_id.as_str());
     assert_eq!(json["receipts"][2]["exit_code"], 3);
+    assert_eq!(json["exit_code"], 3);
+    // One receipt that fails is listed too.
+    let one = cen
+        .run(&["receipt", "apply", arg(&back.join("c.receipt")), "--json"])
+        .code(3);
+    let json: serde_json::Value =
+        serde_json::from_slice(&one.get_output().stdout).expect("one JSON document");
+    assert_eq!(json["receipts"][0]["result"], "not applied", "{json}");
+    assert_eq!(json["exit_code"], 3);
     // A medium holding only another site's receipt confirms nothing here:
     // refused (exit 4), not a success a script would count.
     let theirs = world.dir("theirs");

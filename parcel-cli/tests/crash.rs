@@ -1285,6 +1285,62 @@ fn a_medium_taken_out_and_not_replaced_is_asked_for_again_not_written_beneath() 
 }
 
 #[test]
+fn volumes_for_swapped_media_are_sized_for_a_whole_medium_not_the_room_left_on_the_first() {
+    let Some((_world, cen, _bxl, package, medium, _tmpfs)) = swap_media_setup() else {
+        return;
+    };
+    // The medium in the drive is mostly full: 512 KiB free of 4 MiB.
+    fs::write(medium.join("old-files"), vec![7u8; 3584 << 10]).expect("fill");
+    let mut create = AtTerminal::create(&cen, &package, &medium);
+    create.wait_for(NEXT_MEDIUM, 1);
+    let screen = create.screen();
+    // About 9 MiB of 1 MiB volumes (--volume-size 1MiB): not volumes of
+    // the 512 KiB left, twice as many.
+    let count: usize = screen
+        .split("Volume 1 of ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("volume count on the screen");
+    assert!((8..=12).contains(&count), "{count} volumes: {screen}");
+    assert!(screen.contains("Volume 1 of "), "{screen}");
+    create.type_line("q");
+    let (status, screen) = create.finish();
+    assert_eq!(status.code(), Some(1), "{screen}");
+}
+
+#[test]
+fn a_read_only_medium_inserted_at_the_prompt_is_asked_to_be_replaced() {
+    let Some((world, cen, _bxl, package, medium, tmpfs)) = swap_media_setup() else {
+        return;
+    };
+    let mut create = AtTerminal::create(&cen, &package, &medium);
+    create.wait_for(NEXT_MEDIUM, 1);
+    let first = world.dir("medium-1");
+    for name in names_in(&medium) {
+        fs::copy(medium.join(&name), first.join(&name)).expect("copy out");
+        fs::remove_file(medium.join(&name)).expect("take out");
+    }
+    // The next medium is write-protected.
+    tmpfs.remount("ro");
+    create.type_line("");
+    create.wait_for(NEXT_MEDIUM, 2);
+    let screen = create.screen();
+    assert!(
+        screen.contains(&format!(
+            "the medium at {} cannot be written",
+            medium.display()
+        )),
+        "{screen}"
+    );
+    tmpfs.remount("rw");
+    create.type_line("q");
+    let (status, screen) = create.finish();
+    assert_eq!(status.code(), Some(1), "{screen}");
+    assert!(screen.contains("stopped at volume "), "{screen}");
+}
+
+#[test]
 fn create_onto_swapped_media_interrupted_at_the_prompt_removes_the_unrecorded_parcel() {
     let Some((world, cen, _bxl, package, medium, _tmpfs)) = swap_media_setup() else {
         return;
@@ -1470,8 +1526,13 @@ impl Tmpfs {
 
     /// Changes the size of the mounted tmpfs.
     fn resize(&self, size: &str) {
+        self.remount(&format!("size={size}"));
+    }
+
+    /// Mounts the tmpfs again with `options` (`ro`, `rw`, `size=…`).
+    fn remount(&self, options: &str) {
         let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
+            .args(["-o", &format!("remount,{options}")])
             .arg(&self.dir)
             .status()
             .expect("mount -o remount");
@@ -1700,6 +1761,31 @@ fn create_refuses_a_medium_too_small_and_succeeds_once_there_is_room() {
     assert!(stderr.contains(words), "no {words:?} in {stderr}");
     assert_eq!(names_in(&tmpfs.dir), Vec::<String>::new());
     assert_eq!(cen.json(&["list", "--json"]), serde_json::json!([]));
+
+    // Two folders on that one medium share its room: it is counted once.
+    let (a, b) = (tmpfs.dir.join("a"), tmpfs.dir.join("b"));
+    fs::create_dir(&a).expect("mkdir");
+    fs::create_dir(&b).expect("mkdir");
+    let output = create_onto(&cen, &package, &a)
+        .args(["--out", arg(&b), "--no-space-check"])
+        .output()
+        .expect("create");
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let free = stderr
+        .split(" available on the 2 --out media together")
+        .next()
+        .and_then(|head| head.rsplit(", ").next())
+        .unwrap_or_default()
+        .to_owned();
+    // The tmpfs's 4.5 MiB, once (it read 9.0 MiB).
+    assert_eq!(free, "4.5 MiB", "{stderr}");
+    assert!(
+        stderr.contains("the media filled while the volumes were written"),
+        "{stderr}"
+    );
+    fs::remove_dir(&a).expect("rmdir");
+    fs::remove_dir(&b).expect("rmdir");
 
     tmpfs.resize("32m");
     create_and_verify(&cen, &bxl, &package, &tmpfs.dir);

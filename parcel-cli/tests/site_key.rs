@@ -137,6 +137,22 @@ fn site_init_refuses_a_home_inside_another_sites_home() {
             home.display()
         )));
     assert!(!inner.exists());
+    // Through a symlink into that store, too.
+    let link = home.parent().expect("dir").join("shortcut");
+    std::os::unix::fs::symlink(home.join("packages"), &link).expect("symlink");
+    parcel(&link.join("inner"))
+        .args(["site", "init", "--code", "BXL"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "is inside the home of another site",
+        ));
+    // A path that only passes through a site's home by `..` is not inside it.
+    let beside = home.join("..").join("beside");
+    parcel(&beside)
+        .args(["site", "init", "--code", "BXL"])
+        .assert()
+        .success();
 }
 
 #[test]

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::buffers::BufferPool;
 use crate::error::Problem;
-use crate::manifest::BaseChunk;
+use crate::manifest::{BaseChunk, Manifest};
 use crate::pack::decompress_exact_into;
 use crate::read::Parcel;
 
@@ -57,6 +57,15 @@ pub(crate) fn reload_cap(packs_raw: u64, content: u64) -> u64 {
         .saturating_add(content)
         .saturating_mul(16)
         .saturating_add(1 << 30)
+}
+
+/// [`reload_cap`] for the parcel `m` describes.
+fn reload_cap_of(m: &Manifest) -> u64 {
+    let packs_raw = m
+        .packs
+        .iter()
+        .fold(0u64, |sum, p| sum.saturating_add(p.raw_len.into()));
+    reload_cap(packs_raw, m.content_bytes_in_packs())
 }
 
 /// A checked chunk: the decoded pack it lies in and its range.
@@ -146,10 +155,6 @@ impl<'p> PackCache<'p> {
                 }
             }
         }
-        let packs_raw = m
-            .packs
-            .iter()
-            .fold(0u64, |sum, p| sum.saturating_add(p.raw_len.into()));
         PackCache {
             parcel,
             first_chunk: Arc::new(first_chunk),
@@ -168,7 +173,7 @@ impl<'p> PackCache<'p> {
             kept: HashMap::new(),
             kept_bytes: 0,
             reloaded: 0,
-            reload_cap: reload_cap(packs_raw, m.content_bytes_in_packs()),
+            reload_cap: reload_cap_of(m),
             problems: Vec::new(),
         }
     }
@@ -655,4 +660,73 @@ fn decode(
     }
     decoded.raw = Some(Arc::new(raw));
     decoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::DEFAULT_CHUNKING;
+    use crate::manifest::{Base, ChunkRecord, ChunkRefs, Entry, EntryKind, PackRecord, ParcelId};
+
+    fn file(path: &str, size: u64, chunks: &[u32]) -> Entry {
+        Entry {
+            path: path.into(),
+            mtime: 0,
+            kind: EntryKind::File {
+                size,
+                executable: false,
+                sha256: [0; 32],
+                chunks: chunks.iter().copied().collect::<ChunkRefs>(),
+            },
+        }
+    }
+
+    #[test]
+    fn files_taken_whole_from_the_base_do_not_lift_the_cap_on_packs_decoded_again() {
+        let mut m = Manifest {
+            format_version: 2,
+            parcel_id: ParcelId([1; 16]),
+            source_site: "CEN".into(),
+            origin_site: "CEN".into(),
+            destinations: vec!["BXL".into()],
+            package_id: "tools".into(),
+            package_version: 2,
+            created: 0,
+            comment: String::new(),
+            volume_count: 1,
+            compression_level: 3,
+            chunking: DEFAULT_CHUNKING,
+            packs: vec![PackRecord {
+                volume: 1,
+                offset: 1024,
+                stored_len: 100,
+                raw_len: 1000,
+                stored_sha256: [0; 32],
+            }],
+            chunks: vec![ChunkRecord {
+                sha256: [0; 32],
+                len: 1000,
+                pack: 0,
+                offset: 0,
+            }],
+            // The chunk met twice, and a file taken whole from the base that
+            // declares (unchecked until extraction) almost 2^64 bytes.
+            entries: vec![
+                file("a", 1000, &[0]),
+                file("b", 1000, &[0]),
+                file("zzz", u64::MAX - 1, &[]),
+            ],
+            base: None,
+        };
+        m.base = Some(Base {
+            package_version: 1,
+            tree_digest: [0; 32],
+            whole: vec![2],
+            files: Vec::new(),
+            chunks: Vec::new(),
+        });
+        assert_eq!(m.content_bytes_in_packs(), 2000);
+        assert_eq!(reload_cap_of(&m), reload_cap(1000, 2000));
+        assert!(reload_cap_of(&m) < 2 << 30);
+    }
 }
