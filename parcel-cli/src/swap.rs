@@ -48,27 +48,37 @@ pub fn copy_to_media(
         let name = volume.file_name().map(PathBuf::from).unwrap_or_default();
         let target = out.join(&name);
         let temp = out.join(format!(".{}.partial", name.display()));
+        let stop = |reason: String| CliError::Failed {
+            subject: "create".into(),
+            reason,
+        };
+        // Why the medium in the drive cannot take this volume, said before
+        // asking for another; `None` once the volume is on it.
+        let mut why: Option<String> = None;
         loop {
+            if let Some(why) = why.take() {
+                if !ask_for_medium(&why, out)? {
+                    return Err(stop(format!(
+                        "stopped at {what} {} of {}",
+                        i + 1,
+                        spooled.len()
+                    )));
+                }
+            }
             let free = match medium_at(out, mounted) {
                 Ok(free) => free,
-                Err(why) => {
-                    ask_for_medium(&format!("{which}: {why}."), out, what, i, spooled.len())?;
+                Err(problem) => {
+                    why = Some(format!("{which}: {problem}."));
                     continue;
                 }
             };
             if free < len {
-                ask_for_medium(
-                    &format!(
-                        "{which} needs {}; {} has {} free.",
-                        human_bytes(len),
-                        out.display(),
-                        human_bytes(free)
-                    ),
-                    out,
-                    what,
-                    i,
-                    spooled.len(),
-                )?;
+                why = Some(format!(
+                    "{which} needs {}; {} has {} free.",
+                    human_bytes(len),
+                    out.display(),
+                    human_bytes(free)
+                ));
                 continue;
             }
             // Under the writer's lock, as the writer's own temporary files
@@ -76,16 +86,10 @@ pub fn copy_to_media(
             let lock = match gated(|| WriterLock::acquire(out, stem)) {
                 Ok(lock) => lock,
                 Err(e) if medium_at_fault(&e) => {
-                    ask_for_medium(
-                        &format!(
-                            "{which}: the medium at {} cannot be written ({e}).",
-                            out.display()
-                        ),
-                        out,
-                        what,
-                        i,
-                        spooled.len(),
-                    )?;
+                    why = Some(format!(
+                        "{which}: the medium at {} cannot be written ({e}).",
+                        out.display()
+                    ));
                     continue;
                 }
                 Err(e) => return Err(CliError::io("lock in", out)(e)),
@@ -97,54 +101,34 @@ pub fn copy_to_media(
                     Ok(true)
                 }
             });
+            if !matches!(copied, Ok(true)) {
+                let _ = fs::remove_file(&temp);
+            }
             match copied {
                 Ok(true) => {}
                 Ok(false) => {
-                    let _ = fs::remove_file(&temp);
-                    drop(lock);
-                    ask_for_medium(
-                        &format!(
-                            "{which} did not read back from the medium at {} as it was written (the medium may be faulty); the copy was removed.",
-                            out.display()
-                        ),
-                        out,
-                        what,
-                        i,
-                        spooled.len(),
-                    )?;
+                    why = Some(format!(
+                        "{which} did not read back from the medium at {} as it was written (the medium may be faulty); the copy was removed.",
+                        out.display()
+                    ));
                     continue;
                 }
                 // The spooled volume's size is fixed: no other medium of
                 // that file system takes it either.
                 Err(e) if e.raw_os_error() == Some(libc::EFBIG) => {
-                    let _ = fs::remove_file(&temp);
-                    return Err(CliError::Failed {
-                        subject: "create".into(),
-                        reason: format!(
-                            "{which} is larger than the file system at {} takes ({e}); run create again with a smaller --volume-size (fat32 for a FAT32 medium)",
-                            out.display()
-                        ),
-                    });
+                    return Err(stop(format!(
+                        "{which} is larger than the file system at {} takes ({e}); run create again with a smaller --volume-size (fat32 for a FAT32 medium)",
+                        out.display()
+                    )));
                 }
                 Err(e) if medium_at_fault(&e) => {
-                    let _ = fs::remove_file(&temp);
-                    drop(lock);
-                    ask_for_medium(
-                        &format!(
-                            "{which} could not be written to or read back from the medium at {} ({e}): it may be full, read-only or faulty; the copy was removed.",
-                            out.display()
-                        ),
-                        out,
-                        what,
-                        i,
-                        spooled.len(),
-                    )?;
+                    why = Some(format!(
+                        "{which} could not be written to or read back from the medium at {} ({e}): it may be full, read-only or faulty; the copy was removed.",
+                        out.display()
+                    ));
                     continue;
                 }
-                Err(e) => {
-                    let _ = fs::remove_file(&temp);
-                    return Err(CliError::io("copy a volume to", &temp)(e));
-                }
+                Err(e) => return Err(CliError::io("copy a volume to", &temp)(e)),
             }
             gated(|| fs::rename(&temp, &target)).map_err(CliError::io("rename", &target))?;
             copying.placed(&target);
@@ -210,27 +194,16 @@ fn medium_at_fault(e: &std::io::Error) -> bool {
 }
 
 /// Says why the medium at `out` cannot take the next volume and waits for
-/// the user to insert another (Enter) or stop (q, or the end of input).
-fn ask_for_medium(
-    why: &str,
-    out: &Path,
-    what: &str,
-    i: usize,
-    count: usize,
-) -> Result<(), CliError> {
+/// the user to insert another (Enter: true) or stop (q, or the end of
+/// input: false).
+fn ask_for_medium(why: &str, out: &Path) -> Result<bool, CliError> {
     eprint!(
         "{why}\nInsert the next medium at {} and press Enter (or type q and Enter to stop): ",
         out.display()
     );
     let _ = std::io::stderr().flush();
     let answer = output::read_answer()?;
-    if answer.is_none_or(|a| a.eq_ignore_ascii_case("q")) {
-        return Err(CliError::Failed {
-            subject: "create".into(),
-            reason: format!("stopped at {what} {} of {count}", i + 1),
-        });
-    }
-    Ok(())
+    Ok(!answer.is_none_or(|a| a.eq_ignore_ascii_case("q")))
 }
 
 /// Copies `from` to a new file `to` and syncs it.

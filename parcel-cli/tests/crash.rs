@@ -1176,6 +1176,37 @@ fn swap_media_setup() -> Option<(World, Site, Site, PathBuf, PathBuf, Tmpfs)> {
     Some((world, cen, bxl, package, medium, tmpfs))
 }
 
+/// The full medium at `medium` into the post bag: what it holds is copied
+/// into a new directory `medium-N` of `world` and taken off the medium.
+fn take_out(world: &World, medium: &Path, bag: &mut Vec<PathBuf>) {
+    let sent = world.dir(&format!("medium-{}", bag.len() + 1));
+    for name in names_in(medium) {
+        fs::copy(medium.join(&name), sent.join(&name)).expect("copy out");
+        fs::remove_file(medium.join(&name)).expect("take out");
+    }
+    bag.push(sent);
+}
+
+/// Answers each prompt of `create` for the next medium after the first
+/// `answered` with an empty medium, the full one going into `bag`, until
+/// `create` ends.
+fn swap_until_done(
+    create: &mut AtTerminal,
+    world: &World,
+    medium: &Path,
+    bag: &mut Vec<PathBuf>,
+    mut answered: usize,
+) {
+    while create.child.try_wait().expect("wait").is_none() {
+        if create.screen().matches(NEXT_MEDIUM).count() > answered {
+            take_out(world, medium, bag);
+            create.type_line("");
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Files of parcel `stem` in `dir` (volumes, temporary files, locks).
 fn files_of(dir: &Path, stem: &str) -> Vec<String> {
     names_in(dir)
@@ -1192,25 +1223,11 @@ fn create_onto_media_swapped_at_the_prompt_records_the_parcel_and_its_volumes_im
     let mut create = AtTerminal::create(&cen, &package, &medium);
     // Each full medium goes into the post bag; an empty one takes its place.
     let mut bag: Vec<PathBuf> = Vec::new();
-    let take_out = |bag: &mut Vec<PathBuf>| {
-        let sent = world.dir(&format!("medium-{}", bag.len() + 1));
-        for name in names_in(&medium) {
-            fs::copy(medium.join(&name), sent.join(&name)).expect("copy out");
-            fs::remove_file(medium.join(&name)).expect("take out");
-        }
-        bag.push(sent);
-    };
-    while create.child.try_wait().expect("wait").is_none() {
-        if create.screen().matches(NEXT_MEDIUM).count() > bag.len() {
-            take_out(&mut bag);
-            create.type_line("");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    swap_until_done(&mut create, &world, &medium, &mut bag, 0);
     let (status, screen) = create.finish();
     assert!(status.success(), "{screen}");
     assert!(bag.len() >= 2, "{screen}");
-    take_out(&mut bag);
+    take_out(&world, &medium, &mut bag);
     // No hidden file is left on any medium, nor anything in the spool.
     for dir in &bag {
         let names = names_in(dir);
@@ -1257,28 +1274,14 @@ fn a_medium_taken_out_and_not_replaced_is_asked_for_again_not_written_beneath() 
     let Some(_again) = Tmpfs::mount(&medium, "4m") else {
         return;
     };
+    create.type_line("");
     let mut bag = vec![first];
-    while create.child.try_wait().expect("wait").is_none() {
-        if create.screen().matches(NEXT_MEDIUM).count() > bag.len() {
-            let sent = world.dir(&format!("medium-{}", bag.len() + 1));
-            for name in names_in(&medium) {
-                fs::copy(medium.join(&name), sent.join(&name)).expect("copy out");
-                fs::remove_file(medium.join(&name)).expect("take out");
-            }
-            bag.push(sent);
-            create.type_line("");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    swap_until_done(&mut create, &world, &medium, &mut bag, 2);
     let (status, screen) = create.finish();
     assert!(status.success(), "{screen}");
     // Each copy was read back from its medium.
     assert!(screen.contains(" and read back"), "{screen}");
-    let last = world.dir(&format!("medium-{}", bag.len() + 1));
-    for name in names_in(&medium) {
-        fs::copy(medium.join(&name), last.join(&name)).expect("copy out");
-    }
-    bag.push(last);
+    take_out(&world, &medium, &mut bag);
     let paths: Vec<&Path> = bag.iter().map(PathBuf::as_path).collect();
     bxl.import(&paths).success();
     bxl.assert_holds("tools", 1, &package);
@@ -1316,11 +1319,7 @@ fn a_read_only_medium_inserted_at_the_prompt_is_asked_to_be_replaced() {
     };
     let mut create = AtTerminal::create(&cen, &package, &medium);
     create.wait_for(NEXT_MEDIUM, 1);
-    let first = world.dir("medium-1");
-    for name in names_in(&medium) {
-        fs::copy(medium.join(&name), first.join(&name)).expect("copy out");
-        fs::remove_file(medium.join(&name)).expect("take out");
-    }
+    take_out(&world, &medium, &mut Vec::new());
     // The next medium is write-protected.
     tmpfs.remount("ro");
     create.type_line("");
