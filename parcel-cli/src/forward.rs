@@ -40,6 +40,25 @@ pub fn run(ctx: &Context, args: &ForwardArgs) -> Result<(), CliError> {
             });
         }
     }
+    // A package that came signed by a key revoked since (or made by a site
+    // whose key is) is not passed on under this site's signature: the
+    // revocation says that key may have signed anything.
+    for (site, role) in [
+        (&package.source_site, "sent it here"),
+        (&package.origin_site, "made it"),
+    ] {
+        if catalog
+            .trusted_site(site)?
+            .is_some_and(|t| t.revoked_at.is_some())
+        {
+            return Err(CliError::Refused {
+                subject: format!("{} v{}", package.package_id, package.version),
+                reason: format!(
+                    "site {site} {role}, and its key is revoked here: what it signed is not passed on. Get the package again from a source this site trusts (for site {site}, once its new key is trusted, a new parcel from it)"
+                ),
+            });
+        }
+    }
     // Confidentiality chosen at the origin is not dropped silently on the way.
     let arrived_in = catalog.parcel(&package.parcel_id)?;
     if arrived_in.encrypted && !args.encrypt && !args.clear {

@@ -124,7 +124,8 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
         .map_err(|p| refused(format!("{p}; it must be imported at its destination site")))?;
     // Whose package this is (`origin_site`) is the signer's claim: any
     // trusted site could relay a newer "version" of another site's package.
-    // A site with a parent takes packages of other sites only from it.
+    // A site with a parent takes packages of other sites only from it; one
+    // without takes them only with --relayed-by; none takes its own.
     let relayed = manifest.origin_site != manifest.source_site;
     if let Some(given) = &args.relayed_by {
         if !relayed || *given != manifest.source_site {
@@ -144,16 +145,40 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<(), CliError> {
             )));
         }
     }
-    if let Some(parent) = site.parent.as_deref() {
-        if relayed && parent != manifest.source_site && args.relayed_by.is_none() {
-            return Err(refused(format!(
-                "site {} relays package {} of site {}, but this site takes packages of other sites only from its parent, {parent}; nothing was imported. Ask {parent} to forward it; or, once {} is known to forward to this site, import with --relayed-by {}",
-                manifest.source_site,
-                manifest.package_id,
-                manifest.origin_site,
-                manifest.source_site,
-                manifest.source_site
-            )));
+    // This site's own packages come from here, never back through another.
+    if relayed && manifest.origin_site == site.code {
+        return Err(refused(format!(
+            "site {} relays package {} as this site's own (origin {}); a site's own packages are never taken from another site, so nothing was imported. Ask {} where it got it",
+            manifest.source_site, manifest.package_id, site.code, manifest.source_site
+        )));
+    }
+    if relayed && args.relayed_by.is_none() {
+        match site.parent.as_deref() {
+            Some(parent) if parent != manifest.source_site => {
+                return Err(refused(format!(
+                    "site {} relays package {} of site {}, but this site takes packages of other sites only from its parent, {parent}; nothing was imported. Ask {parent} to forward it; or, once {} is known to forward to this site, import with --relayed-by {}",
+                    manifest.source_site,
+                    manifest.package_id,
+                    manifest.origin_site,
+                    manifest.source_site,
+                    manifest.source_site
+                )));
+            }
+            Some(_) => {}
+            // Relays go from a parent to its children: a site without a
+            // parent takes one only when told whom from (any trusted site
+            // could otherwise claim another's package line here).
+            None => {
+                return Err(refused(format!(
+                    "site {} relays package {} of site {}, and this site has no parent to take other sites' packages from; nothing was imported. Once {} is known to forward {}'s packages to this site, import with --relayed-by {}",
+                    manifest.source_site,
+                    manifest.package_id,
+                    manifest.origin_site,
+                    manifest.source_site,
+                    manifest.origin_site,
+                    manifest.source_site
+                )));
+            }
         }
     }
     // FORMAT.md allows any u64; the catalog (SQLite) holds up to i64::MAX,

@@ -991,6 +991,31 @@ fn sent_moves_created_to_sent_once_and_never_backward() {
 }
 
 #[test]
+fn forward_refuses_a_package_whose_signer_was_revoked_since() {
+    let (world, cen, bxl) = two_sites();
+    let lux = world.site_with("LUX", &["--parent", "BXL"]);
+    exchange_keys(&lux, &bxl);
+    let package = world.package("tools", 1);
+    deliver(&world, &cen, &bxl, &package, "tools", 1);
+    bxl.run(&["key", "revoke", "CEN"]).success();
+    let out = world.medium();
+    bxl.run(&[
+        "forward",
+        "--package-id",
+        "tools",
+        "--to",
+        "LUX",
+        "--out",
+        arg(&out),
+    ])
+    .code(4)
+    .stderr(predicate::str::contains(
+        "site CEN sent it here, and its key is revoked here: what it signed is not passed on",
+    ));
+    assert_eq!(names_in(&out), Vec::<String>::new());
+}
+
+#[test]
 fn forward_sends_an_imported_package_on_with_its_origin_site() {
     let (world, cen, bxl) = two_sites();
     let lux = world.site("LUX");
@@ -1016,8 +1041,18 @@ fn forward_sends_an_imported_package_on_with_its_origin_site() {
     assert_eq!(shown["origin_site"], "CEN");
     assert_eq!(shown["source_site"], "BXL");
 
-    // LUX trusts BXL only, never CEN.
-    lux.run(&["import", arg(&out)]).success();
+    // LUX trusts BXL only, never CEN. It has no parent: a relay is taken
+    // only when it names the site it takes it from.
+    let before = lux.store_state();
+    lux.run(&["import", arg(&out)])
+        .code(4)
+        .stderr(predicate::str::contains(
+            "site BXL relays package tools of site CEN, and this site has no parent to take other sites' packages from; nothing was imported",
+        ))
+        .stderr(predicate::str::contains("import with --relayed-by BXL"));
+    assert_eq!(lux.store_state(), before);
+    lux.run(&["import", arg(&out), "--relayed-by", "BXL"])
+        .success();
     let packages = lux.json(&["packages", "--json"]);
     assert_eq!(packages.as_array().map(Vec::len), Some(1), "{packages}");
     assert_eq!(packages[0]["package_id"], "tools");

@@ -51,7 +51,8 @@ fn create_encrypted(
 /// CEN and BXL trusting each other, and NOR trusting CEN (and trusted by CEN).
 fn three_sites() -> (World, Site, Site, Site) {
     let (world, cen, bxl) = two_sites();
-    let nor = world.site("NOR");
+    // NOR is BXL's child: it takes the packages BXL forwards.
+    let nor = world.site_with("NOR", &["--parent", "BXL"]);
     nor.trust(&cen);
     cen.trust(&nor);
     (world, cen, bxl, nor)

@@ -1566,6 +1566,61 @@ fn import_refuses_a_file_that_does_not_match_its_hash_and_leaves_no_staging() {
 }
 
 // ---------------------------------------------------------------------------
+// Relays: whose package a parcel says it carries.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_relay_of_this_sites_own_package_is_refused() {
+    let s = scene();
+    // CEN, trusted, says the package it sends is BXL's own.
+    let own = s.forge(|m, _| m.origin_site = "BXL".into());
+    s.import_refused(
+        &own,
+        4,
+        &["relays package tools as this site's own (origin BXL)"],
+    );
+    // Not even when told whom it comes from.
+    let with_relayed_by = [&own[..], &relayed_by("CEN")].concat();
+    expect_exit(
+        &s.bxl,
+        "import",
+        &with_relayed_by,
+        4,
+        &["as this site's own"],
+    );
+}
+
+/// `--relayed-by SITE`, as arguments beside the volume paths.
+fn relayed_by(site: &str) -> Vec<PathBuf> {
+    vec![PathBuf::from("--relayed-by"), PathBuf::from(site)]
+}
+
+#[test]
+fn a_site_without_a_parent_takes_a_relay_only_when_told_whom_from() {
+    let s = scene();
+    // BXL has no parent; CEN relays a package it says is LUX's.
+    let relay = s.forge(|m, _| {
+        m.origin_site = "LUX".into();
+        m.package_id = "gadgets".into();
+    });
+    s.import_refused(
+        &relay,
+        4,
+        &[
+            "site CEN relays package gadgets of site LUX, and this site has no parent",
+            "import with --relayed-by CEN",
+        ],
+    );
+    expect_exit(
+        &s.bxl,
+        "import",
+        &[&relay[..], &relayed_by("CEN")].concat(),
+        0,
+        &[],
+    );
+}
+
+// ---------------------------------------------------------------------------
 // Replays and reused parcel ids.
 // ---------------------------------------------------------------------------
 
