@@ -657,6 +657,31 @@ fn a_parity_volume_whose_header_is_damaged_is_left_out_of_an_intact_parcel() {
 }
 
 #[test]
+fn a_parity_volume_signed_by_another_trusted_site_does_not_fail_an_intact_parcel() {
+    let (world, cen, bxl) = two_sites();
+    let lux = world.site("LUX");
+    bxl.trust(&lux);
+    let package = world.package("tools", 6);
+    let out = world.medium();
+    let parcel = create_with_parity(&cen, &package, 1, "50", &out);
+    // LUX, trusted at BXL, signs a copy of the first parity volume: same
+    // parcel id, another signer. Given first, it was taken as the measure
+    // of the parcel, and every genuine volume failed it.
+    let parity = parcel.parity.first().expect("a parity volume");
+    let hostile = world.medium();
+    let forged = hostile.join(parity.file_name().expect("name"));
+    fs::copy(parity, &forged).expect("copy");
+    parcel_format::testkit::resign_header(&forged, &common::forge::secret_key(&lux), |_| {})
+        .expect("re-sign");
+    for command in ["verify", "import"] {
+        bxl.run(&[command, arg(&forged), arg(&out)])
+            .success()
+            .stderr(predicate::str::contains("repair impossible").not());
+    }
+    bxl.assert_holds("tools", 1, &package);
+}
+
+#[test]
 fn a_repair_request_is_answered_only_for_its_destination_and_a_parcel_sent_there() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 8);

@@ -172,12 +172,22 @@ pub fn repair(paths: &[PathBuf], trust: &TrustedKeys, scratch: &Path) -> Repair 
         .iter()
         .filter(|g| g.header.parcel_id == chosen)
         .collect();
-    // The reference is the first parity volume of the right length whose
-    // counts are within the caps (§7.1 steps 8–9).
+    // The reference is the parity volume of the right length whose counts
+    // are within the caps (§7.1 steps 8–9) that agrees with the most data
+    // volumes of the parcel, the first of them on a tie: a parity volume
+    // another trusted site signed with this parcel's id (or with other
+    // counts) must not become the measure the genuine volumes fail.
+    let agreeing = |g: &Given| {
+        data.iter()
+            .filter(|d| d.header.parcel_id == chosen && d.header.same_parcel(&g.header))
+            .count()
+    };
     let Some(reference) = ours
         .iter()
-        .find(|g| check_volume_len(&g.path, &g.header, g.len).is_ok())
-        .map(|g| g.header.clone())
+        .filter(|g| check_volume_len(&g.path, &g.header, g.len).is_ok())
+        .enumerate()
+        .max_by_key(|(i, g)| (agreeing(g), std::cmp::Reverse(*i)))
+        .map(|(_, g)| g.header.clone())
     else {
         outcome.notes.extend(ours.iter().filter_map(|g| {
             check_volume_len(&g.path, &g.header, g.len)
