@@ -547,6 +547,39 @@ fn a_repair_request_brings_back_the_lost_volumes_and_the_import_completes() {
 }
 
 #[test]
+fn a_delta_whose_files_mix_base_and_new_chunks_is_rebuilt_on_request() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 6);
+    let first = world.medium();
+    create_onto(&cen, &package, 1, &[&first], &[]);
+    bxl.import(&[&first]).success();
+    // v2 appends to a file: its chunks are v1's (from the base) then new ones.
+    let blob = package.join("data/blob.bin");
+    let mut bytes = fs::read(&blob).expect("blob");
+    bytes.extend(common::random_bytes(99, 300 * 1024));
+    fs::write(&blob, &bytes).expect("append");
+    let out = world.medium();
+    let volumes = create_onto(&cen, &package, 2, &[&out], &["--base", "1", "--force-base"]).volumes;
+    assert!(volumes.len() >= 2, "{volumes:?}");
+    let kept = world.dir("kept");
+    let name = volumes[0].file_name().expect("name").to_owned();
+    fs::rename(&volumes[0], kept.join(&name)).expect("lose volume 1");
+    let request = world.dir("mail").join("request.txt");
+    bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
+        .code(3);
+    // It failed: "chunk N of pack P is in no file of the package".
+    let answer = world.medium();
+    answer_request(&cen, &request, &package, &answer).success();
+    assert_eq!(
+        fs::read(answer.join(&name)).expect("rebuilt volume"),
+        fs::read(kept.join(&name)).expect("kept copy"),
+        "the rebuilt volume differs from the original"
+    );
+    bxl.import(&[&out, &answer]).success();
+    bxl.assert_holds("tools", 2, &package);
+}
+
+#[test]
 fn a_repair_request_asks_only_for_the_volumes_of_the_parcel_read() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 6);

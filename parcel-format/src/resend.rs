@@ -148,11 +148,20 @@ pub fn rebuild_volumes(
         if let EntryKind::File { chunks, .. } = &entry.kind {
             let mut offset = 0u64;
             for &c in chunks {
-                let Some(record) = manifest.chunks.get(c as usize) else {
-                    break;
+                // A delta's file may take some of its chunks from the base
+                // (references past this parcel's own chunks): they hold no
+                // pack bytes, but the file's own chunks after them do.
+                let len = match manifest.chunks.get(c as usize) {
+                    Some(record) => {
+                        sources.entry(c).or_insert((entry.path.clone(), offset));
+                        record.len
+                    }
+                    None => match manifest.base_chunk(c) {
+                        Some(base) => base.len,
+                        None => break,
+                    },
                 };
-                sources.entry(c).or_insert((entry.path.clone(), offset));
-                offset += u64::from(record.len);
+                offset += u64::from(len);
             }
         }
     }
