@@ -480,6 +480,17 @@ pub fn problems_error(
         };
     }
     let reason = describe(problems, volumes);
+    // A file this site could not write (the repair's scratch, the staging
+    // area) is this site's disk, not the media: whatever else that left
+    // unread is no finding about them.
+    if problems.iter().any(|p| matches!(p, Problem::Write { .. })) {
+        return CliError::Failed {
+            subject: subject.to_owned(),
+            reason: format!(
+                "cannot be checked whole, as this site could not write what it needed:{reason}"
+            ),
+        };
+    }
     match problems.iter().map(Problem::class).min() {
         Some(FailureClass::Policy) => CliError::Refused {
             subject: subject.to_owned(),
@@ -583,6 +594,9 @@ fn hint(problem: &Problem) -> String {
         }
         Problem::BadSignature { .. } => {
             "; the medium may have been tampered with: do not import it"
+        }
+        Problem::Write { .. } => {
+            "; free space on that disk or let this user write there, then run the command again"
         }
         Problem::Unreadable { .. } => {
             "; check that the medium is in and readable by this user (run parcel as a user who can read it, or fix the file's permissions), then run the command again; if the medium itself fails, copy the volume again from another copy"

@@ -141,7 +141,11 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
         }
     }
     if !report.is_ok() {
-        if let Some(path) = &args.repair_request {
+        let local = report
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::Write { .. }));
+        if let Some(path) = args.repair_request.as_ref().filter(|_| !local) {
             if report.encrypted || any_encrypted(&files, &trust) {
                 // Its source keeps no parcel key, so it cannot rebuild
                 // encrypted volumes (FORMAT.md §13.8).

@@ -580,6 +580,30 @@ fn a_delta_whose_files_mix_base_and_new_chunks_is_rebuilt_on_request() {
 }
 
 #[test]
+fn a_repair_this_site_cannot_write_is_its_own_failure_not_the_medias() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 1);
+    let out = world.medium();
+    let parcel = create_with_parity(&cen, &package, 1, "34", &out);
+    fs::remove_file(&parcel.volumes[0]).expect("lose a volume");
+    // The repair's scratch directory cannot be made: a file is in the way.
+    fs::write(bxl.home.join("repair"), b"in the way").expect("block the scratch");
+    let request = world.dir("mail").join("request.txt");
+    bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "cannot be checked whole, as this site could not write what it needed",
+        ))
+        .stderr(predicate::str::contains(
+            "free space on that disk or let this user write there",
+        ));
+    // Parity could rebuild it here: nothing is asked of the source.
+    assert!(!request.exists());
+    fs::remove_file(bxl.home.join("repair")).expect("unblock");
+    bxl.run(&["verify", arg(&out)]).success();
+}
+
+#[test]
 fn a_repair_request_asks_only_for_the_volumes_of_the_parcel_read() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 6);
