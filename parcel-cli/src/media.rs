@@ -487,7 +487,7 @@ pub fn problems_error(
         return CliError::Failed {
             subject: subject.to_owned(),
             reason: format!(
-                "cannot be checked whole, as this site could not write what it needed:{reason}"
+                "stopped: this site could not write what it needed (its own disk, not the media):{reason}"
             ),
         };
     }

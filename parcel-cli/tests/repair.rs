@@ -592,7 +592,7 @@ fn a_repair_this_site_cannot_write_is_its_own_failure_not_the_medias() {
     bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
         .code(1)
         .stderr(predicate::str::contains(
-            "cannot be checked whole, as this site could not write what it needed",
+            "stopped: this site could not write what it needed (its own disk, not the media)",
         ))
         .stderr(predicate::str::contains(
             "free space on that disk or let this user write there",
