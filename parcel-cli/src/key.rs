@@ -392,6 +392,19 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
         .as_ref()
         .filter(|old| old.public_key == file.key.to_bytes() && old.revoked_at.is_none());
     let renames = trusted_as.is_some_and(|old| old.name != file.name);
+    // Another encryption key for a site trusted with this signing key: the
+    // file's signature over it carries no date, so an old file replayed
+    // would put back a key the site has left (and may have lost). Like a
+    // key replacement, it is taken only when the user confirms it.
+    let new_recipient = file
+        .encryption_key
+        .as_ref()
+        .map(|e| e.recipient.to_string());
+    let changes_encryption = trusted_as.is_some_and(|old| {
+        old.encryption_key.is_some()
+            && new_recipient.is_some()
+            && old.encryption_key != new_recipient
+    });
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
 
     if let Some(expected) = &args.fingerprint {
@@ -416,6 +429,11 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
                 "Trust again the REVOKED key of site {} (fingerprint {})? [y/N] ",
                 file.site, actual
             ),
+            (Some(_), _, _) if changes_encryption => format!(
+                "Site {} is trusted with this key; {} gives it another encryption key (parcels encrypted to it from now on). Record it? [y/N] ",
+                file.site,
+                args.file.display()
+            ),
             (Some(old), _, _) if renames => format!(
                 "Site {} is trusted with this key as \"{}\"; {} names it \"{}\". Record the new name? [y/N] ",
                 file.site,
@@ -437,6 +455,10 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
                 file.site, old.fingerprint
             ),
             Some(_) if unrevokes => format!("the key of site {} stays revoked", file.site),
+            Some(_) if changes_encryption => format!(
+                "site {} keeps the encryption key on record",
+                file.site
+            ),
             Some(_) if replaces => format!(
                 "the key of site {} was not replaced; its old key stays revoked",
                 file.site
@@ -448,7 +470,7 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
             None => format!("site {} was not trusted", file.site),
         };
         return Err(CliError::TrustDeclined { outcome });
-    } else if (replaces || unrevokes) && !terminal {
+    } else if (replaces || unrevokes || changes_encryption) && !terminal {
         // Trusting a new site unasked is how a script adds one; replacing the
         // key of a site already trusted, or undoing a revocation, unseen, is
         // how a key is swapped.
@@ -458,8 +480,10 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
             format!("has another key on record, revoked (fingerprint {old})")
         } else if replaces {
             format!("is already trusted with another key (fingerprint {old})")
-        } else {
+        } else if unrevokes {
             "had this key revoked".to_owned()
+        } else {
+            "is trusted with another encryption key, which this file would replace (an old key file given again would put back a key the site has left)".to_owned()
         };
         return Err(CliError::Refused {
             subject: format!("key file {}", args.file.display()),

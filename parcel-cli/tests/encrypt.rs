@@ -385,6 +385,53 @@ fn encrypt_to_a_site_without_an_encryption_key_is_refused() {
 }
 
 #[test]
+fn an_old_key_file_given_again_does_not_put_back_an_encryption_key_the_site_left() {
+    let world = World::new();
+    let cen = world.site("CEN");
+    let bxl = world.site("BXL");
+    let (old_file, new_file) = (
+        world.dir("mail").join("old.pub"),
+        world.dir("mail").join("new.pub"),
+    );
+    bxl.run(&["key", "export", "--out", arg(&old_file)])
+        .success();
+    cen.run(&["key", "trust", arg(&old_file)]).success();
+    // BXL's encryption key is made anew (site.age lost).
+    fs::remove_file(bxl.home.join("site.age")).expect("remove site.age");
+    bxl.run(&["key", "export", "--out", arg(&new_file)])
+        .success();
+    let fingerprint = fs::read_to_string(&new_file)
+        .expect("key file")
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint: ").map(str::to_owned))
+        .expect("fingerprint line");
+    let recorded = || cen.json(&["key", "list", "--json"])[0]["encryption_key"].clone();
+    let before = recorded();
+    // Unseen (no terminal), another encryption key is not taken...
+    cen.run(&["key", "trust", arg(&new_file)])
+        .code(4)
+        .stderr(predicate::str::contains(
+            "is trusted with another encryption key",
+        ));
+    assert_eq!(recorded(), before);
+    // ...but with the fingerprint read over the phone it is.
+    cen.run(&[
+        "key",
+        "trust",
+        arg(&new_file),
+        "--fingerprint",
+        &fingerprint,
+    ])
+    .success()
+    .stdout(predicate::str::contains("Recorded the new encryption key"));
+    let after = recorded();
+    assert_ne!(after, before);
+    // The old file, given again unseen, does not put the old one back.
+    cen.run(&["key", "trust", arg(&old_file)]).code(4);
+    assert_eq!(recorded(), after);
+}
+
+#[test]
 fn home_made_before_encryption_gets_its_key_at_export() {
     let world = World::new();
     let cen = world.site("CEN");
