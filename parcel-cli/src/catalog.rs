@@ -267,6 +267,17 @@ const MIGRATIONS: &[&str] = &[
         WHERE (status = 'created' AND detail LIKE '%, encrypted to %')
            OR (status = 'received' AND detail LIKE '%decrypted with this site''s key%'));
     ",
+    // 4: keys a trusted site had before its key was replaced: a key belongs
+    // to one site for good, so an old (perhaps stolen) key cannot come back
+    // under another site code.
+    "
+    CREATE TABLE retired_keys (
+        public_key  BLOB    PRIMARY KEY NOT NULL CHECK (length(public_key) = 32),
+        code        TEXT    NOT NULL,
+        fingerprint TEXT    NOT NULL,
+        retired_at  INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this code writes and understands.
@@ -782,7 +793,9 @@ impl Catalog {
             let now = trusted_site_in(tx, &site.code).at(path)?;
             let key_elsewhere = tx
                 .query_row(
-                    "SELECT 1 FROM trusted_sites WHERE public_key = ?1 AND code <> ?2",
+                    "SELECT 1 FROM trusted_sites WHERE public_key = ?1 AND code <> ?2
+                     UNION ALL
+                     SELECT 1 FROM retired_keys WHERE public_key = ?1 AND code <> ?2",
                     params![site.public_key, site.code],
                     |_| Ok(()),
                 )
@@ -791,6 +804,15 @@ impl Catalog {
                 .is_some();
             if now.as_ref() != seen || key_elsewhere {
                 return Err(CatalogError::TrustChanged(site.code.clone()));
+            }
+            // The key it replaces stays this site's, retired.
+            if let Some(old) = now.as_ref().filter(|old| old.public_key != site.public_key) {
+                tx.execute(
+                    "INSERT OR IGNORE INTO retired_keys (public_key, code, fingerprint, retired_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![old.public_key, old.code, old.fingerprint, site.trusted_at],
+                )
+                .at(path)?;
             }
             tx.execute(
                 "INSERT INTO trusted_sites
@@ -855,6 +877,22 @@ impl Catalog {
     /// One trusted site by code.
     pub fn trusted_site(&self, code: &str) -> Result<Option<TrustedSite>, CatalogError> {
         trusted_site_in(&self.conn, code).at(&self.path)
+    }
+
+    /// The site whose key `public_key` was until it was replaced, with the
+    /// key's fingerprint and when: a key belongs to one site for good.
+    pub fn retired_key(
+        &self,
+        public_key: &[u8; 32],
+    ) -> Result<Option<(String, String, i64)>, CatalogError> {
+        self.conn
+            .query_row(
+                "SELECT code, fingerprint, retired_at FROM retired_keys WHERE public_key = ?1",
+                params![public_key],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .at(&self.path)
     }
 
     /// Adds a parcel with its first event (status = record.status); `DuplicateParcel` if present.

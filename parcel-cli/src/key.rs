@@ -377,6 +377,19 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
             ),
         });
     }
+    if let Some((code, fingerprint, retired)) = catalog
+        .retired_key(&file.key.to_bytes())?
+        .filter(|(code, _, _)| *code != file.site)
+    {
+        return Err(CliError::Refused {
+            subject: format!("key file {}", args.file.display()),
+            reason: format!(
+                "it names site {} but its key (fingerprint {fingerprint}) was the key of site {code} until it was replaced on {}, and a key belongs to one site for good. Check with site {code} which site the file really comes from",
+                file.site,
+                clock::format_utc(retired)
+            ),
+        });
+    }
     let previous = catalog.trusted_site(&file.site)?;
     let replaces = previous
         .as_ref()

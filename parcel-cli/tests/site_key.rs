@@ -515,6 +515,30 @@ fn key_trust_of_a_new_key_for_a_known_site_replaces_it_loudly() {
     let json: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(json.as_array().map(Vec::len), Some(1));
     assert_eq!(json[0]["fingerprint"], new_fp.as_str());
+    // The replaced key stays CEN's for good: a copy of its file naming
+    // another site (the site line is not signed) is refused, even unseen.
+    let renamed = cen_dir.path().join("ZZZ.pub");
+    // (Without its encryption key, whose signature names the site: a file
+    // from before encryption, which is still taken.)
+    let text: String = std::fs::read_to_string(&old_file)
+        .expect("old key file")
+        .lines()
+        .filter(|l| !l.starts_with("encryption-key"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&renamed, text.replace("site: CEN", "site: ZZZ")).expect("write");
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&renamed)
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("it names site ZZZ but its key"))
+        .stderr(predicate::str::contains(
+            "was the key of site CEN until it was replaced on",
+        ));
+    let text = stdout_of(parcel(&nor).args(["key", "list", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(json.as_array().map(Vec::len), Some(1));
 }
 
 #[test]
