@@ -141,6 +141,42 @@ pub fn run(
     let written =
         parcel_format::resend::rebuild_volumes(&request, &sent, package, &key, out, &stem, &steps)?;
     drop(steps);
+    // Read back before anything says they are good: each authenticates as
+    // a volume (header rules included: the parity layout the request gave
+    // is signed into it) and its body matches, read from the medium.
+    let trust = crate::media::Trust::load(&catalog, &site)?;
+    let bad = written.iter().find_map(|path| {
+        let _ = crate::disk::drop_cached(path);
+        let checked = parcel_format::read::authenticate_volume(path, &trust.keys).and_then(
+            |(header, len)| {
+                parcel_format::read::check_volume_len(path, &header, len)?;
+                match parcel_format::verify::body_matches(path, &header) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(parcel_format::Problem::VolumeCorrupt {
+                        path: path.clone(),
+                        volume: header.volume,
+                    }),
+                    Err(e) => Err(parcel_format::Problem::Unreadable {
+                        path: path.clone(),
+                        source: e.into(),
+                    }),
+                }
+            },
+        );
+        checked.err()
+    });
+    if let Some(problem) = bad {
+        for path in &written {
+            let _ = fs::remove_file(path);
+        }
+        return Err(CliError::Verification {
+            subject: subject.clone(),
+            reason: format!(
+                "a rebuilt volume does not read back as a good volume ({problem}), so they were removed: if the request's parity fields were altered, ask site {} for the request again; else the medium may be faulty",
+                request.destination_site
+            ),
+        });
+    }
     // The rebuild can take minutes: a `key revoke` meanwhile is answered
     // with nothing, as `create` gives up a parcel to a site revoked while it
     // wrote.

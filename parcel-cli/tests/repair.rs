@@ -604,6 +604,43 @@ fn a_repair_this_site_cannot_write_is_its_own_failure_not_the_medias() {
 }
 
 #[test]
+fn volumes_rebuilt_from_a_request_with_altered_parity_fields_are_not_handed_out() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 6);
+    let out = world.medium();
+    let parcel = create_with_parity(&cen, &package, 1, "50", &out);
+    fs::remove_file(&parcel.volumes[0]).expect("lose volume 1");
+    for parity in &parcel.parity {
+        fs::remove_file(parity).expect("and the repair data");
+    }
+    let request = world.dir("mail").join("request.txt");
+    bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
+        .code(3);
+    // BXL (or whoever holds its key) signs the request again with parity
+    // fields no writer makes: a block size that is no power of two.
+    let (mut asked, _) =
+        parcel_format::repair_request::RepairRequest::parse(&fs::read(&request).expect("request"))
+            .expect("a valid request");
+    let (m, _, k, r) = asked.parity.expect("parity fields");
+    asked.parity = Some((m, 3, k, r));
+    let forged = world.dir("mail").join("forged.txt");
+    fs::write(
+        &forged,
+        asked.to_signed_text(&common::forge::secret_key(&bxl)),
+    )
+    .expect("write");
+    let answer = world.medium();
+    answer_request(&cen, &forged, &package, &answer)
+        .code(3)
+        .stderr(predicate::str::contains(
+            "a rebuilt volume does not read back as a good volume",
+        ));
+    assert!(fs::read_dir(&answer).expect("list").next().is_none());
+    // The request as BXL wrote it is answered.
+    answer_request(&cen, &request, &package, &answer).success();
+}
+
+#[test]
 fn a_repair_request_asks_only_for_the_volumes_of_the_parcel_read() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 6);
