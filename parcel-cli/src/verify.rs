@@ -269,6 +269,23 @@ fn write_repair_request(
             }
         }
     };
+    // An index that does not read stops the reader before it names damaged
+    // volumes: the volumes whose bodies do not match their signed hashes
+    // are the ones to ask for (an index piece lies in one of them).
+    if lost.is_empty()
+        && report
+            .problems
+            .iter()
+            .any(|p| p.class() == parcel_format::FailureClass::Index)
+    {
+        lost.extend(files.iter().filter_map(|path| {
+            let header = header_of(path)?;
+            let damaged = header.parcel_id == parcel_id
+                && !header.is_parity_volume()
+                && parcel_format::verify::body_matches(path, &header).is_ok_and(|ok| !ok);
+            damaged.then_some(header.volume)
+        }));
+    }
     lost.sort_unstable();
     lost.dedup();
     if lost.is_empty() {

@@ -641,6 +641,39 @@ fn volumes_rebuilt_from_a_request_with_altered_parity_fields_are_not_handed_out(
 }
 
 #[test]
+fn a_damaged_index_asks_for_the_volume_that_holds_it() {
+    let (world, cen, bxl) = two_sites();
+    let package = world.package("tools", 6);
+    let out = world.medium();
+    let volumes = create_onto(&cen, &package, 1, &[&out], &[]).volumes;
+    let last = volumes.last().expect("a volume");
+    let number = volumes.len();
+    let kept = world.dir("kept").join(last.file_name().expect("name"));
+    fs::copy(last, &kept).expect("keep a copy");
+    let index = common::forge::tar_entries(last)
+        .into_iter()
+        .find(|e| e.name.starts_with("parcel-index"))
+        .expect("an index piece");
+    flip_byte(last, (index.data + index.len / 2) as usize);
+    // The reader stops at the index, before it names a damaged volume: the
+    // request still asks for the one whose body is not what was signed.
+    let request = world.dir("mail").join("request.txt");
+    bxl.run(&["verify", arg(&out), "--repair-request", arg(&request)])
+        .code(3)
+        .stderr(predicate::str::contains(format!(
+            "repair request for volume(s) {number} written to"
+        )));
+    let answer = world.medium();
+    answer_request(&cen, &request, &package, &answer).success();
+    assert_eq!(
+        fs::read(answer.join(last.file_name().expect("name"))).expect("rebuilt"),
+        fs::read(&kept).expect("kept")
+    );
+    bxl.import(&[&out, &answer]).success();
+    bxl.assert_holds("tools", 1, &package);
+}
+
+#[test]
 fn a_repair_request_asks_only_for_the_volumes_of_the_parcel_read() {
     let (world, cen, bxl) = two_sites();
     let package = world.package("tools", 6);
