@@ -45,6 +45,19 @@ pub struct TrustedSite {
     pub encryption_key: Option<String>,
 }
 
+/// A key a trusted site had before its key was replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredKey {
+    /// The site it was the key of.
+    pub code: String,
+    /// Its fingerprint, as people read it.
+    pub fingerprint: String,
+    /// When it was replaced.
+    pub retired_at: i64,
+    /// When it had been revoked, if it had.
+    pub revoked_at: Option<i64>,
+}
+
 /// Which way a parcel travels, seen from this site.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -267,15 +280,17 @@ const MIGRATIONS: &[&str] = &[
         WHERE (status = 'created' AND detail LIKE '%, encrypted to %')
            OR (status = 'received' AND detail LIKE '%decrypted with this site''s key%'));
     ",
-    // 4: keys a trusted site had before its key was replaced: a key belongs
-    // to one site for good, so an old (perhaps stolen) key cannot come back
-    // under another site code.
+    // 4: keys a trusted site had before its key was replaced, and whether
+    // they were revoked: a key belongs to one site for good, so an old
+    // (perhaps stolen) key cannot come back under another site code, and
+    // what a revoked key signed stays known as such after its replacement.
     "
     CREATE TABLE retired_keys (
         public_key  BLOB    PRIMARY KEY NOT NULL CHECK (length(public_key) = 32),
         code        TEXT    NOT NULL,
         fingerprint TEXT    NOT NULL,
-        retired_at  INTEGER NOT NULL
+        retired_at  INTEGER NOT NULL,
+        revoked_at  INTEGER
     );
     ",
 ];
@@ -808,9 +823,16 @@ impl Catalog {
             // The key it replaces stays this site's, retired.
             if let Some(old) = now.as_ref().filter(|old| old.public_key != site.public_key) {
                 tx.execute(
-                    "INSERT OR IGNORE INTO retired_keys (public_key, code, fingerprint, retired_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![old.public_key, old.code, old.fingerprint, site.trusted_at],
+                    "INSERT OR IGNORE INTO retired_keys
+                         (public_key, code, fingerprint, retired_at, revoked_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        old.public_key,
+                        old.code,
+                        old.fingerprint,
+                        site.trusted_at,
+                        old.revoked_at
+                    ],
                 )
                 .at(path)?;
             }
@@ -880,18 +902,39 @@ impl Catalog {
     }
 
     /// The site whose key `public_key` was until it was replaced, with the
-    /// key's fingerprint and when: a key belongs to one site for good.
-    pub fn retired_key(
-        &self,
-        public_key: &[u8; 32],
-    ) -> Result<Option<(String, String, i64)>, CatalogError> {
+    /// key's fingerprint, when, and when it had been revoked (if it had): a
+    /// key belongs to one site for good.
+    pub fn retired_key(&self, public_key: &[u8; 32]) -> Result<Option<RetiredKey>, CatalogError> {
         self.conn
             .query_row(
-                "SELECT code, fingerprint, retired_at FROM retired_keys WHERE public_key = ?1",
+                "SELECT code, fingerprint, retired_at, revoked_at FROM retired_keys
+                 WHERE public_key = ?1",
                 params![public_key],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                |row| {
+                    Ok(RetiredKey {
+                        code: row.get(0)?,
+                        fingerprint: row.get(1)?,
+                        retired_at: row.get(2)?,
+                        revoked_at: row.get(3)?,
+                    })
+                },
             )
             .optional()
+            .at(&self.path)
+    }
+
+    /// When the latest of site `code`'s keys, current or replaced, was
+    /// revoked, if any was.
+    pub fn last_revocation(&self, code: &str) -> Result<Option<i64>, CatalogError> {
+        self.conn
+            .query_row(
+                "SELECT max(r) FROM (
+                     SELECT revoked_at AS r FROM trusted_sites WHERE code = ?1
+                     UNION ALL
+                     SELECT revoked_at AS r FROM retired_keys WHERE code = ?1)",
+                params![code],
+                |row| row.get(0),
+            )
             .at(&self.path)
     }
 

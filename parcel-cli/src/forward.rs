@@ -40,21 +40,23 @@ pub fn run(ctx: &Context, args: &ForwardArgs) -> Result<(), CliError> {
             });
         }
     }
-    // A package that came signed by a key revoked since (or made by a site
-    // whose key is) is not passed on under this site's signature: the
+    // A package that came signed by a key revoked since it came (the key
+    // its sender or its origin had then; revoked now, or revoked and
+    // replaced) is not passed on under this site's signature: the
     // revocation says that key may have signed anything.
     for (site, role) in [
         (&package.source_site, "sent it here"),
         (&package.origin_site, "made it"),
     ] {
-        if catalog
-            .trusted_site(site)?
-            .is_some_and(|t| t.revoked_at.is_some())
+        if let Some(revoked) = catalog
+            .last_revocation(site)?
+            .filter(|&at| at >= package.imported_at)
         {
             return Err(CliError::Refused {
                 subject: format!("{} v{}", package.package_id, package.version),
                 reason: format!(
-                    "site {site} {role}, and its key is revoked here: what it signed is not passed on. Get the package again from a source this site trusts (for site {site}, once its new key is trusted, a new parcel from it)"
+                    "site {site} {role}, and the key it had then was revoked here on {}: what it signed is not passed on. Get the package again as a new parcel signed with a key this site trusts",
+                    crate::clock::format_utc(revoked)
                 ),
             });
         }

@@ -377,18 +377,27 @@ pub fn trust(ctx: &Context, args: &KeyTrustArgs) -> Result<(), CliError> {
             ),
         });
     }
-    if let Some((code, fingerprint, retired)) = catalog
-        .retired_key(&file.key.to_bytes())?
-        .filter(|(code, _, _)| *code != file.site)
-    {
-        return Err(CliError::Refused {
-            subject: format!("key file {}", args.file.display()),
-            reason: format!(
-                "it names site {} but its key (fingerprint {fingerprint}) was the key of site {code} until it was replaced on {}, and a key belongs to one site for good. Check with site {code} which site the file really comes from",
-                file.site,
-                clock::format_utc(retired)
-            ),
-        });
+    if let Some(retired) = catalog.retired_key(&file.key.to_bytes())? {
+        let (code, fingerprint) = (&retired.code, &retired.fingerprint);
+        let when = clock::format_utc(retired.retired_at);
+        if *code != file.site {
+            return Err(CliError::Refused {
+                subject: format!("key file {}", args.file.display()),
+                reason: format!(
+                    "it names site {} but its key (fingerprint {fingerprint}) was the key of site {code} until it was replaced on {when}, and a key belongs to one site for good. Check with site {code} which site the file really comes from",
+                    file.site
+                ),
+            });
+        }
+        if let Some(revoked) = retired.revoked_at {
+            return Err(CliError::Refused {
+                subject: format!("key file {}", args.file.display()),
+                reason: format!(
+                    "its key (fingerprint {fingerprint}) is site {code}'s old key, revoked here on {} and replaced on {when}; a revoked key that was replaced is not taken back. Ask site {code} for its current key file",
+                    clock::format_utc(revoked)
+                ),
+            });
+        }
     }
     let previous = catalog.trusted_site(&file.site)?;
     let replaces = previous

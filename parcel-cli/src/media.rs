@@ -483,7 +483,13 @@ pub fn problems_error(
     // A file this site could not write (the repair's scratch, the staging
     // area) is this site's disk, not the media: whatever else that left
     // unread is no finding about them.
-    if problems.iter().any(|p| matches!(p, Problem::Write { .. })) {
+    let worst = problems.iter().map(Problem::class).min();
+    if problems.iter().any(|p| matches!(p, Problem::Write { .. }))
+        && !matches!(
+            worst,
+            Some(FailureClass::Signature) | Some(FailureClass::Policy)
+        )
+    {
         return CliError::Failed {
             subject: subject.to_owned(),
             reason: format!(
@@ -491,7 +497,7 @@ pub fn problems_error(
             ),
         };
     }
-    match problems.iter().map(Problem::class).min() {
+    match worst {
         Some(FailureClass::Policy) => CliError::Refused {
             subject: subject.to_owned(),
             reason,

@@ -169,6 +169,15 @@ pub fn run(
         for path in &written {
             let _ = fs::remove_file(path);
         }
+        if problem.class() == parcel_format::FailureClass::Io {
+            return Err(CliError::Failed {
+                subject: subject.clone(),
+                reason: format!(
+                    "a rebuilt volume could not be read back ({problem}), so they were removed; check the medium at {} and run the command again",
+                    out.display()
+                ),
+            });
+        }
         return Err(CliError::Verification {
             subject: subject.clone(),
             reason: format!(

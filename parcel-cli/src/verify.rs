@@ -145,6 +145,9 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
             .problems
             .iter()
             .any(|p| matches!(p, Problem::Write { .. }));
+        if local && args.repair_request.is_some() {
+            output::warn("no repair request written: what failed is this site's own disk (see below), not the media; mend it and verify again");
+        }
         if let Some(path) = args.repair_request.as_ref().filter(|_| !local) {
             if report.encrypted || any_encrypted(&files, &trust) {
                 // Its source keeps no parcel key, so it cannot rebuild
@@ -272,11 +275,10 @@ fn write_repair_request(
     // An index that does not read stops the reader before it names damaged
     // volumes: the volumes whose bodies do not match their signed hashes
     // are the ones to ask for (an index piece lies in one of them).
-    if lost.is_empty()
-        && report
-            .problems
-            .iter()
-            .any(|p| p.class() == parcel_format::FailureClass::Index)
+    if report
+        .problems
+        .iter()
+        .any(|p| p.class() == parcel_format::FailureClass::Index)
     {
         lost.extend(files.iter().filter_map(|path| {
             let header = header_of(path)?;

@@ -999,19 +999,35 @@ fn forward_refuses_a_package_whose_signer_was_revoked_since() {
     deliver(&world, &cen, &bxl, &package, "tools", 1);
     bxl.run(&["key", "revoke", "CEN"]).success();
     let out = world.medium();
-    bxl.run(&[
-        "forward",
-        "--package-id",
-        "tools",
-        "--to",
-        "LUX",
-        "--out",
-        arg(&out),
-    ])
-    .code(4)
-    .stderr(predicate::str::contains(
-        "site CEN sent it here, and its key is revoked here: what it signed is not passed on",
-    ));
+    let forward = || {
+        bxl.run(&[
+            "forward",
+            "--package-id",
+            "tools",
+            "--to",
+            "LUX",
+            "--out",
+            arg(&out),
+        ])
+    };
+    let refused = "site CEN sent it here, and the key it had then was revoked here on";
+    forward().code(4).stderr(predicate::str::contains(refused));
+    assert_eq!(names_in(&out), Vec::<String>::new());
+    // CEN's new key trusted: what the revoked one signed stays refused.
+    let elsewhere = World::new();
+    let new_cen = elsewhere.site("CEN");
+    let file = world.dir("mail").join("new-CEN.pub");
+    new_cen
+        .run(&["key", "export", "--out", arg(&file)])
+        .success();
+    let fingerprint = fs::read_to_string(&file)
+        .expect("key file")
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint: ").map(str::to_owned))
+        .expect("fingerprint");
+    bxl.run(&["key", "trust", arg(&file), "--fingerprint", &fingerprint])
+        .success();
+    forward().code(4).stderr(predicate::str::contains(refused));
     assert_eq!(names_in(&out), Vec::<String>::new());
 }
 

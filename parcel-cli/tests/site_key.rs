@@ -472,6 +472,41 @@ fn key_trust_refuses_this_sites_own_key() {
 }
 
 #[test]
+fn a_revoked_key_that_was_replaced_is_not_taken_back() {
+    let (cen_dir, cen) = site("CEN", "Central office");
+    let (other_dir, other_cen) = site("CEN", "Central office, new machine");
+    let (_nor_dir, nor) = site("NOR", "North depot");
+    let (old_file, old_fp) = export_key(&cen_dir, &cen, "CEN");
+    let (new_file, new_fp) = export_key(&other_dir, &other_cen, "CEN");
+    parcel(&nor)
+        .args(["key", "trust"])
+        .arg(&old_file)
+        .assert()
+        .success();
+    parcel(&nor)
+        .args(["key", "revoke", "CEN"])
+        .assert()
+        .success();
+    parcel(&nor)
+        .args(["key", "trust", "--fingerprint", &new_fp])
+        .arg(&new_file)
+        .assert()
+        .success();
+    // The stolen key offered again for CEN, fingerprint and all: refused.
+    parcel(&nor)
+        .args(["key", "trust", "--fingerprint", &old_fp])
+        .arg(&old_file)
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains(
+            "a revoked key that was replaced is not taken back",
+        ));
+    let text = stdout_of(parcel(&nor).args(["key", "list", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(json[0]["fingerprint"], new_fp.as_str());
+}
+
+#[test]
 fn key_trust_of_a_new_key_for_a_known_site_replaces_it_loudly() {
     let (cen_dir, cen) = site("CEN", "Central office");
     let (other_dir, other_cen) = site("CEN", "Central office, new machine");
