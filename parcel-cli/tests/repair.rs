@@ -596,6 +596,9 @@ fn a_repair_this_site_cannot_write_is_its_own_failure_not_the_medias() {
         ))
         .stderr(predicate::str::contains(
             "free space on that disk or let this user write there",
+        ))
+        .stderr(predicate::str::contains(
+            "no repair request written: what failed is this site's own disk",
         ));
     // Parity could rebuild it here: nothing is asked of the source.
     assert!(!request.exists());
