@@ -1934,9 +1934,7 @@ fn a_key_replacement_declined_at_a_terminal_leaves_the_old_key_trusted() {
     let elsewhere = World::new();
     let new_cen = elsewhere.site("CEN");
     let file = world.dir("mail").join("new-CEN.pub");
-    new_cen
-        .run(&["key", "export", "--out", arg(&file)])
-        .success();
+    new_cen.export_key(&file);
     let mut trust = AtTerminal::run(&bxl, &["key", "trust", arg(&file)]);
     trust.wait_for("[y/N]", 1);
     trust.type_line("n");

@@ -398,13 +398,7 @@ fn an_old_key_file_given_again_does_not_put_back_an_encryption_key_the_site_left
     cen.run(&["key", "trust", arg(&old_file)]).success();
     // BXL's encryption key is made anew (site.age lost).
     fs::remove_file(bxl.home.join("site.age")).expect("remove site.age");
-    bxl.run(&["key", "export", "--out", arg(&new_file)])
-        .success();
-    let fingerprint = fs::read_to_string(&new_file)
-        .expect("key file")
-        .lines()
-        .find_map(|l| l.strip_prefix("fingerprint: ").map(str::to_owned))
-        .expect("fingerprint line");
+    let fingerprint = bxl.export_key(&new_file);
     let recorded = || cen.json(&["key", "list", "--json"])[0]["encryption_key"].clone();
     let before = recorded();
     // Unseen (no terminal), another encryption key is not taken...

@@ -138,6 +138,18 @@ impl Site {
         self.run(&["key", "trust", arg(&file)]).success();
     }
 
+    /// Exports this site's key file to `file`; its fingerprint, as the
+    /// file gives it (what the site would read out over the phone).
+    #[allow(dead_code)] // Used by the courier, crash and encrypt tests.
+    pub fn export_key(&self, file: &Path) -> String {
+        self.run(&["key", "export", "--out", arg(file)]).success();
+        fs::read_to_string(file)
+            .expect("key file")
+            .lines()
+            .find_map(|l| l.strip_prefix("fingerprint: ").map(str::to_owned))
+            .expect("fingerprint line")
+    }
+
     /// `parcel create` of `package` as `id` v`version` for site `to`, in
     /// volumes of [`VOLUME_SIZE`] over the `outs` media.
     pub fn create_cmd(
