@@ -1128,20 +1128,21 @@ fn medium_filled(
     // The writer removed its partial volumes: this is the room there is,
     // on every output together (the writer fills them in turn, and the last
     // one it wrote to is not known here).
-    // Folders on one disk share its free space (as `usable_room` counts it).
-    let mut disks: Vec<(u64, u64, u64)> = Vec::new(); // device, free, outs on it
-    for out in outs {
-        use std::os::unix::fs::MetadataExt;
-        let device = fs::metadata(out).map_or(0, |m| m.dev());
-        match disks.iter_mut().find(|(d, _, _)| *d == device) {
-            Some((_, _, n)) => *n += 1,
-            None => disks.push((device, available_space(out).unwrap_or(0), 1)),
-        }
-    }
-    let available = disks
+    // Folders on one disk share its free space: counted by `usable_room`,
+    // in bytes rather than whole volumes.
+    let disks: Vec<(u64, u64)> = outs
         .iter()
-        .map(|&(_, free, n)| medium_size.map_or(free, |m| free.min(m.saturating_mul(n))))
-        .fold(0u64, u64::saturating_add);
+        .map(|out| {
+            use std::os::unix::fs::MetadataExt;
+            let device = fs::metadata(out).map_or(0, |m| m.dev());
+            (device, available_space(out).unwrap_or(0))
+        })
+        .collect();
+    let capacities: Vec<Option<u64>> = disks
+        .iter()
+        .map(|&(_, free)| Some(medium_size.map_or(free, |m| m.min(free))))
+        .collect();
+    let available = usable_room(&disks, &capacities, 1, true);
     let place: Vec<String> = outs.iter().map(|p| p.display().to_string()).collect();
     let available = match outs.len() {
         0 | 1 => format!("{} available", human_bytes(available)),
