@@ -147,9 +147,8 @@ pub fn run(
     let trust = crate::media::Trust::load(&catalog, &site)?;
     let bad = written.iter().find_map(|path| {
         let _ = crate::disk::drop_cached(path);
-        let checked = parcel_format::read::authenticate_volume(path, &trust.keys).and_then(
-            |(header, len)| {
-                parcel_format::read::check_volume_len(path, &header, len)?;
+        let checked =
+            parcel_format::read::read_volume_header(path, &trust.keys).and_then(|header| {
                 match parcel_format::verify::body_matches(path, &header) {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(parcel_format::Problem::VolumeCorrupt {
@@ -161,8 +160,7 @@ pub fn run(
                         source: e.into(),
                     }),
                 }
-            },
-        );
+            });
         checked.err()
     });
     if let Some(problem) = bad {
