@@ -23,13 +23,12 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::Scope;
 
-use sha2::{Digest, Sha256};
-
 use crate::buffers::BufferPool;
 use crate::error::Problem;
 use crate::manifest::{BaseChunk, Manifest};
 use crate::pack::decompress_exact_into;
 use crate::read::Parcel;
+use crate::sha256;
 
 /// Most decoding threads, whatever the number of processors: each holds up
 /// to three packs (one being read and decoded, one waiting), so this bounds
@@ -336,7 +335,7 @@ impl<'p> PackCache<'p> {
         let read = file
             .seek(SeekFrom::Start(chunk.offset))
             .and_then(|_| file.read_exact(&mut bytes));
-        if read.is_err() || <[u8; 32]>::from(Sha256::digest(&bytes)) != chunk.sha256 {
+        if read.is_err() || sha256::sha256(&bytes) != chunk.sha256 {
             self.problems.push(Problem::BaseModified {
                 path,
                 what: format!("chunk {index} at offset {}", chunk.offset),
@@ -610,7 +609,7 @@ fn decode(
         pack: p,
         reason,
     };
-    let digest: [u8; 32] = Sha256::digest(&*stored).into();
+    let digest: [u8; 32] = sha256::sha256(stored);
     if digest != record.stored_sha256 {
         decoded
             .problems
@@ -642,7 +641,7 @@ fn decode(
         let bytes = raw
             .get(start..start.saturating_add(chunk.len as usize))
             .unwrap_or_default();
-        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let digest: [u8; 32] = sha256::sha256(bytes);
         if digest != chunk.sha256 {
             decoded.bad_chunks.push(c as u32);
         }

@@ -20,6 +20,7 @@ use crate::content::PackCache;
 use crate::error::Problem;
 use crate::manifest::EntryKind;
 use crate::read::Parcel;
+use crate::sha256;
 
 /// What an extraction wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -209,7 +210,7 @@ impl Parcel {
                             let Some(bytes) = buf.get(..n).filter(|b| !b.is_empty()) else {
                                 break;
                             };
-                            hasher.update(bytes);
+                            sha256::update(&mut hasher, bytes);
                             out.write_all(bytes).map_err(write_err(&target))?;
                             copied += n as u64;
                         }
@@ -235,7 +236,7 @@ impl Parcel {
                         for &c in chunks {
                             let bytes = cache.chunk(c).ok_or_else(|| first_problem(cache, c))?;
                             if one_chunk.is_none() {
-                                hasher.update(bytes.bytes());
+                                sha256::update(&mut hasher, bytes.bytes());
                             }
                             out.write_all(bytes.bytes()).map_err(write_err(&target))?;
                             summary.bytes += bytes.bytes().len() as u64;
@@ -326,7 +327,7 @@ fn copy_from_base(
             break;
         }
         let bytes = buffer.get(..n).unwrap_or_default();
-        hasher.update(bytes);
+        sha256::update(hasher, bytes);
         out.write_all(bytes).map_err(Copy::Write)?;
         done += n as u64;
         if done > size {

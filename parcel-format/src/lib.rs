@@ -95,6 +95,7 @@ pub mod receipt;
 pub mod repair;
 pub mod repair_request;
 pub mod resend;
+pub mod sha256;
 pub mod sign;
 mod signed_text;
 mod stored_index;

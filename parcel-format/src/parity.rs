@@ -20,6 +20,7 @@ use crate::limits::{
     BLOCK, MAX_PARITY_BLOCK, MAX_PARITY_STRIPE, MAX_PARITY_TABLE, MAX_PARITY_VOLUME_LEN,
     MAX_STRIPE_BLOCKS, MAX_VOLUMES, VOLUME_PREFIX, VOLUME_TRAILER,
 };
+use crate::sha256;
 use crate::volume::{tar_header, VolumeSink, HEADER_ENTRY};
 
 /// The smallest block a writer uses, and the smallest a reader accepts.
@@ -360,7 +361,7 @@ struct ParityOut {
 
 impl ParityOut {
     fn body(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.hasher.update(bytes);
+        sha256::update(&mut self.hasher, bytes);
         self.file.write_all(bytes)
     }
 }

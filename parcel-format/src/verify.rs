@@ -28,6 +28,7 @@ use crate::manifest::EntryKind;
 use crate::read::{
     body_bytes, check_index, open_volumes, read_keys_entry, worst_class, Parcel, Volume,
 };
+use crate::sha256;
 use crate::sign::TrustedKeys;
 use crate::volume::{ReadBack, READ_BACK_HEAD};
 use crate::ParcelId;
@@ -424,9 +425,7 @@ impl Parcel {
                 .seek(SeekFrom::Start(record.offset))
                 .and_then(|_| file.read_exact(&mut stored));
             let reason = match read {
-                Ok(()) if <[u8; 32]>::from(Sha256::digest(&stored)) == record.stored_sha256 => {
-                    continue
-                }
+                Ok(()) if sha256::sha256(&stored) == record.stored_sha256 => continue,
                 Ok(()) => "stored bytes do not match their SHA-256",
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     "the volume ends inside its stored bytes"
@@ -517,7 +516,7 @@ impl Parcel {
                 match cache.chunk(c) {
                     Some(bytes) => {
                         if one_chunk.is_none() {
-                            hasher.update(bytes.bytes());
+                            sha256::update(&mut hasher, bytes.bytes());
                         }
                         progress(bytes.bytes().len() as u64);
                     }
@@ -588,7 +587,7 @@ fn hash_body(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<[u8;
         if n == 0 {
             return Ok(hasher.finalize().into());
         }
-        hasher.update(buf.get(..n).unwrap_or_default());
+        sha256::update(&mut hasher, buf.get(..n).unwrap_or_default());
         progress(n as u64);
     }
 }

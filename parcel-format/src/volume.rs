@@ -13,6 +13,7 @@ use crate::error::WriteError;
 use crate::header::{IndexPiece, VolumeHeader, RECORD_LEN};
 use crate::limits::{BLOCK, MAX_VOLUMES, VOLUME_PREFIX, VOLUME_TRAILER};
 use crate::manifest::Hash;
+use crate::sha256;
 use crate::writeback::EarlySync;
 
 /// Name of the first tar entry of every volume, holding the header record.
@@ -581,7 +582,7 @@ impl<W: Write> Write for BodyHasher<W> {
         let n = self.inner.write(buf)?;
         let written = buf.get(..n).unwrap_or_default();
         let skip = VOLUME_PREFIX.saturating_sub(self.pos).min(n as u64) as usize;
-        self.hasher.update(written.get(skip..).unwrap_or_default());
+        sha256::update(&mut self.hasher, written.get(skip..).unwrap_or_default());
         self.pos += n as u64;
         Ok(n)
     }
@@ -1062,7 +1063,7 @@ impl IndexWriter<'_, '_> {
         let n = (self.piece_left as usize).min(buf.len());
         let part = buf.get(..n).unwrap_or_default();
         self.volumes.write_raw(part)?;
-        self.hasher.update(part);
+        sha256::update(&mut self.hasher, part);
         self.piece_left -= n as u64;
         self.written += n as u64;
         if self.piece_left == 0 {

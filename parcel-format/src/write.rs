@@ -44,6 +44,7 @@ use crate::manifest::{
     EntryKind, Hash, Manifest, PackRecord, ParcelId, DELTA_FORMAT_VERSION, EXTENDED_FORMAT_VERSION,
 };
 use crate::path;
+use crate::sha256;
 use crate::volume::{VolumeSink, VolumeWriter};
 
 /// Who sends which package to whom: the parcel-wide fields of the manifest.
@@ -868,7 +869,7 @@ fn write_packs(
                 offset,
                 stored_len: pack.stored.len() as u32,
                 raw_len: pack.raw_len,
-                stored_sha256: Sha256::digest(&pack.stored).into(),
+                stored_sha256: sha256::sha256(&pack.stored),
             });
             stored_pool.give(pack.stored);
         }
@@ -1236,13 +1237,13 @@ fn read_file_chunks(
         size,
         buffer,
         |data: &[u8]| -> Result<(), ChunkError> {
-            let sha256: Hash = Sha256::digest(data).into();
+            let sha256: Hash = sha256::sha256(data);
             if std::mem::take(&mut first) && data.len() as u64 == size {
                 one_chunk = Some((data.to_vec(), sha256));
                 return Ok(());
             }
             if let Some((held, held_sha256)) = one_chunk.take() {
-                hasher.update(&held);
+                sha256::update(&mut hasher, &held);
                 let held = FileMsg::Chunk {
                     data: held,
                     sha256: held_sha256,
@@ -1253,7 +1254,7 @@ fn read_file_chunks(
                     return Err(stopped());
                 }
             }
-            hasher.update(data);
+            sha256::update(&mut hasher, data);
             let chunk = FileMsg::Chunk {
                 data: data.to_vec(),
                 sha256,

@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 
 use crate::limits::VOLUME_PREFIX;
 use crate::manifest::Hash;
+use crate::sha256;
 
 /// Bytes written between two requests to sync.
 const WINDOW: u64 = 16 << 20;
@@ -334,7 +335,7 @@ impl ReadingBack {
             let read = buf.get(..n as usize).unwrap_or_default();
             let body = VOLUME_PREFIX.saturating_sub(self.pos).min(n) as usize;
             let head = (VOLUME_PREFIX + HEAD).saturating_sub(self.pos).min(n) as usize;
-            self.body.update(read.get(body..).unwrap_or_default());
+            sha256::update(&mut self.body, read.get(body..).unwrap_or_default());
             self.head
                 .update(read.get(body..head.max(body)).unwrap_or_default());
             self.pos += n;
