@@ -371,6 +371,10 @@ struct StoredPack {
     seq: u32,
     raw_len: u32,
     stored: Vec<u8>,
+    /// SHA-256 of `stored`, taken by the worker that compressed it: the
+    /// bytes are still in that core's cache, and the single writer thread
+    /// is left only the volume hash.
+    stored_sha256: Hash,
 }
 
 /// Writes a scanned package as a parcel into `sink`, signed with `key`.
@@ -840,6 +844,7 @@ fn compress_worker(
                 Ok(StoredPack {
                     seq: job.seq,
                     raw_len: job.raw.len() as u32,
+                    stored_sha256: sha256::sha256(&stored),
                     stored,
                 })
             });
@@ -869,7 +874,7 @@ fn write_packs(
                 offset,
                 stored_len: pack.stored.len() as u32,
                 raw_len: pack.raw_len,
-                stored_sha256: sha256::sha256(&pack.stored),
+                stored_sha256: pack.stored_sha256,
             });
             stored_pool.give(pack.stored);
         }
