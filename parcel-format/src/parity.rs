@@ -436,7 +436,7 @@ pub(crate) fn write_parity(
                 file.read_exact(slot.get_mut(..take).unwrap_or_default())
                     .map_err(volume_err(number))?;
                 if let Some(hash) = table.data.get_mut(layout.data_index(v, at) as usize) {
-                    *hash = Sha256::digest(&*slot).into();
+                    *hash = sha256::sha256(slot);
                 }
             }
         }
@@ -453,7 +453,7 @@ pub(crate) fn write_parity(
             .map_err(|e| WriteError::Invalid(format!("Reed–Solomon encoder: {e}")))?;
         for recovery in result.recovery_iter() {
             let g = table.recovery.len() as u64;
-            table.recovery.push(Sha256::digest(recovery).into());
+            table.recovery.push(sha256::sha256(recovery));
             let (p, _) = layout.recovery_place(g);
             let out = outs
                 .get_mut(p as usize)

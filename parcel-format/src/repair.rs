@@ -22,6 +22,7 @@ use crate::header::{ParityFields, VolumeHeader};
 use crate::limits::MAX_VOLUMES;
 use crate::parity::{BlockTable, Layout};
 use crate::read::{authenticate_volume, check_volume_len};
+use crate::sha256;
 use crate::sign::TrustedKeys;
 use crate::ParcelId;
 
@@ -620,7 +621,7 @@ impl FirstBlocks {
             let hash = file
                 .read_exact(&mut buf)
                 .ok()
-                .map(|()| <[u8; 32]>::from(Sha256::digest(&buf)));
+                .map(|()| sha256::sha256(&buf));
             blocks.whole.push(hash);
         }
         blocks
@@ -658,7 +659,7 @@ impl FirstBlocks {
                 let hash = File::open(&self.path).ok().and_then(|mut file| {
                     read_block(&mut file, layout, v, row, self.len, &mut buf)
                         .is_ok_and(|held| held)
-                        .then(|| <[u8; 32]>::from(Sha256::digest(&buf)))
+                        .then(|| sha256::sha256(&buf))
                 });
                 if self.short.len() == SHORT_BLOCKS_CACHED {
                     self.short.pop_front();
@@ -727,7 +728,7 @@ fn scan_blocks(
                 && table
                     .data
                     .get(layout.data_index(v, row as u64) as usize)
-                    .is_some_and(|h| *h == <[u8; 32]>::from(Sha256::digest(&buf)));
+                    .is_some_and(|h| *h == sha256::sha256(&buf));
             *slot = !ok;
         }
         rebuild.push(bad.iter().any(|&b| b) || Some(&g.len) != layout.lengths.get(v));
@@ -921,7 +922,7 @@ fn rebuild(
                         && table
                             .recovery
                             .get(g as usize)
-                            .is_some_and(|h| *h == <[u8; 32]>::from(Sha256::digest(&*slot)));
+                            .is_some_and(|h| *h == sha256::sha256(slot));
                     if intact {
                         usable.push(i);
                     }
@@ -977,7 +978,7 @@ fn rebuild(
                     let expected = table
                         .data
                         .get(layout.data_index(place.volume, place.row) as usize);
-                    if expected != Some(&<[u8; 32]>::from(Sha256::digest(bytes))) {
+                    if expected != Some(&sha256::sha256(bytes)) {
                         return Err(vec![Problem::ParityUnusable {
                             path: parity.values().next().map(|g| g.path.clone()).unwrap_or_default(),
                             reason: format!(

@@ -18,6 +18,7 @@ use crate::limits::{BLOCK, VOLUME_PREFIX, VOLUME_TRAILER};
 use crate::manifest::{EntryKind, Manifest};
 use crate::pack::PackCompressor;
 use crate::repair_request::RepairRequest;
+use crate::sha256;
 use crate::volume::{tar_header, WriterLock, HEADER_ENTRY, PARTIAL_SUFFIX};
 
 /// A parcel as its source kept it: the manifest and the stored index (with
@@ -131,7 +132,7 @@ pub fn rebuild_volumes(
     let (manifest, stored_index, index_raw_len) =
         (sent.manifest, sent.stored_index, sent.index_raw_len);
     let invalid = |why: String| WriteError::Invalid(why);
-    let index_sha256: [u8; 32] = Sha256::digest(stored_index).into();
+    let index_sha256: [u8; 32] = sha256::sha256(stored_index);
     if manifest.parcel_id != request.parcel_id
         || index_sha256 != request.index_sha256
         || manifest.volume_count != request.volume_count
@@ -331,7 +332,7 @@ fn rebuild_one(
     file.write_all(head.as_bytes()).map_err(io)?;
     file.write_all(&[0u8; BLOCK as usize]).map_err(io)?;
     let mut put = |file: &mut File, bytes: &[u8], pos: &mut u64| -> std::io::Result<()> {
-        body.update(bytes);
+        sha256::update(&mut body, bytes);
         *pos += bytes.len() as u64;
         file.write_all(bytes)
     };
@@ -384,7 +385,7 @@ fn rebuild_one(
             f.seek(SeekFrom::Start(*offset)).map_err(read_err)?;
             let mut bytes = vec![0u8; chunk.len as usize];
             f.read_exact(&mut bytes).map_err(read_err)?;
-            if <[u8; 32]>::from(Sha256::digest(&bytes)) != chunk.sha256 {
+            if sha256::sha256(&bytes) != chunk.sha256 {
                 return Err(WriteError::Unsupported {
                     path: full,
                     reason: format!(
@@ -397,7 +398,7 @@ fn rebuild_one(
         let stored = compressor
             .compress(&raw)
             .map_err(|e| WriteError::Invalid(format!("zstd: {e}")))?;
-        if <[u8; 32]>::from(Sha256::digest(&stored)) != record.stored_sha256 {
+        if sha256::sha256(&stored) != record.stored_sha256 {
             return Err(WriteError::Invalid(format!(
                 "pack {p} compresses to other bytes than in the parcel (another zstd version?); it cannot be rebuilt here"
             )));
@@ -456,7 +457,7 @@ fn rebuild_one(
         body_sha256: body.finalize().into(),
         index_stored_len: stored_index.len() as u64,
         index_raw_len,
-        index_sha256: Sha256::digest(stored_index).into(),
+        index_sha256: sha256::sha256(stored_index),
         index_piece,
         // Never encrypted: an encrypted parcel's kept index does not match
         // the request (checked above), so it is refused before this.

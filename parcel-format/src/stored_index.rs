@@ -18,6 +18,7 @@ use crate::error::Problem;
 use crate::header::VolumeHeader;
 use crate::limits::{MAX_INDEX_STORED, VOLUME_PREFIX};
 use crate::read::Volume;
+use crate::sha256;
 
 /// One piece of the stored index: `len` bytes at `offset` in `path`.
 #[derive(Debug)]
@@ -177,7 +178,7 @@ impl IndexReader {
                 }
                 .map_err(|e| unreadable(&open.path, e))?;
                 open.left -= n as u64;
-                self.hasher.update(buf.get(..n).unwrap_or_default());
+                sha256::update(&mut self.hasher, buf.get(..n).unwrap_or_default());
                 return Ok(n);
             }
             let Some(piece) = self.pieces.next() else {
