@@ -29,6 +29,9 @@
 //!   the volumes with [`resend::rebuild_volumes`].
 //! * Receipts: [`receipt::Receipt`] is the destination's signed statement
 //!   that it imported a parcel.
+//! * Hashing: [`sha256::sha256`] is the SHA-256 every content, pack and
+//!   volume hash of the crate is computed with (faster than hashing
+//!   directly on bytes that are not in the CPU's caches).
 //!
 //! ```
 //! use parcel_format::{read::Parcel, sign, volume::{DirSink, OutputDir}, write};

@@ -35,8 +35,8 @@ pub fn sha256(bytes: &[u8]) -> Hash {
     hasher.finalize().into()
 }
 
-/// Feeds `bytes` to `hasher`, each piece fetched while the one before it is
-/// hashed.
+/// Feeds `bytes` to `hasher` in pieces of [`AHEAD`] bytes, loading each
+/// piece into the cache just before the one ahead of it is hashed.
 pub(crate) fn update(hasher: &mut Sha256, bytes: &[u8]) {
     let mut pieces = bytes.chunks(AHEAD).peekable();
     if let Some(first) = pieces.peek() {
