@@ -2,13 +2,14 @@
 # The benchmark of issue 5: parcel against the shell pipeline (bench/peer.sh)
 # on the same packages, same machine, same run, same zstd level.
 #
-#   bench/run.sh            toolchain copy, 1 GiB and 4 GiB mixed packages, 5 alternating
-#                           repetitions (about 20 minutes on 2 cores); writes bench/results/latest.md
+#   bench/run.sh            toolchain copy, 1 GiB and 4 GiB mixed packages, 6 alternating
+#                           repetitions (about 15 minutes on 2 cores); writes bench/results/latest.md
 #   bench/run.sh --quick    small packages, one repetition, to try the script;
 #                           writes bench/results/quick.md
 #   bench/run.sh --scale    1,000,000 small files and one 20 GiB file, run once (about 48 GB
 #                           free needed); writes bench/results/scale.md (--scale --quick: small stand-ins)
-#   --reps N                repetitions of each timed pair (default 5, --quick 1)
+#   --reps N                repetitions of each timed pair (default 6, --quick 1; keep it
+#                           even, so that each side goes first as often)
 #   --fresh                 regenerate the packages instead of reusing them
 #
 # Packages and outputs live in $BENCH_DIR (default /work/bench-work), outside
@@ -18,8 +19,10 @@
 #
 # Method: the page cache is not dropped (the machine is shared); every tool
 # runs from a warm cache, and a `sync` (not timed) precedes every timed
-# command so that no command pays for another's writeback. In each repetition
-# parcel and the peer alternate which goes first. The measuring phase holds
+# command so that no command pays for another's writeback. parcel goes first
+# in odd repetitions and the peer in even ones (on a VM the first large write
+# after outputs were deleted can be much slower, so an even number of
+# repetitions keeps that from favouring either side). The measuring phase holds
 # flock $BENCH_LOCK (default /tmp/parcel-heavy.lock) so that other heavy jobs
 # that take the same lock do not overlap a measurement.
 set -euo pipefail
@@ -48,7 +51,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ -n "$REPS" ] || REPS=$([ $QUICK = 1 ] && echo 1 || echo 5)
+[ -n "$REPS" ] || REPS=$([ $QUICK = 1 ] && echo 1 || echo 6)
 if [ $MODE = scale ]; then REPORT=scale; elif [ $QUICK = 1 ]; then REPORT=quick; else REPORT=latest; fi
 [ $QUICK = 1 ] && [ $MODE = scale ] && REPORT=scale-quick
 
