@@ -6,10 +6,10 @@
 //! Reading (two file readers, each about 8 MiB of chunks ahead of the
 //! packer) and compression (a fixed pool fed by a bounded channel) run in
 //! parallel, and a single writer thread puts packs on media in order, so
-//! memory stays bounded by about five packs per compression thread (two raw:
-//! queued and being compressed; three stored: being compressed, queued, and
-//! waiting for the pack before them) plus 16 MiB of chunks whatever the
-//! package size.
+//! memory stays bounded by 2 × threads + 2 raw packs (queued and being
+//! compressed, per thread, and two at the packer), about 3 × threads stored
+//! packs (being compressed, queued, and waiting for the pack before them)
+//! and 16 MiB of chunks, whatever the package size.
 //!
 //! Besides the packs, memory holds what the index will say and nothing twice:
 //! the walked file table (filled in place as files are read, not copied),
