@@ -7,8 +7,8 @@
 //! packer) and compression (a fixed pool fed by a bounded channel) run in
 //! parallel, and a single writer thread puts packs on media in order, so
 //! memory stays bounded by 2 × threads + 2 raw packs (queued and being
-//! compressed, per thread, and two at the packer), about 3 × threads stored
-//! packs (being compressed, queued, and waiting for the pack before them)
+//! compressed, per thread, and two at the packer), 2 × threads stored packs
+//! (compression runs at most that far ahead of the writer; see `WriteWindow`)
 //! and 16 MiB of chunks, whatever the package size.
 //!
 //! Besides the packs, memory holds what the index will say and nothing twice:
@@ -24,7 +24,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
@@ -379,6 +379,64 @@ struct StoredPack {
     stored_sha256: Hash,
 }
 
+/// How far ahead of the volume writer the compression workers may run: a
+/// worker holding pack *s* starts compressing it only once the writer has
+/// written every pack up to *s* − `ahead`. The writer holds a pack that
+/// finished before an earlier one until that one arrives; without this
+/// bound, packs slow to compress (text) followed by fast ones (stored
+/// incompressible data) could pile up there, one per fast pack. The pack
+/// the writer waits for is always within the window, so it is never held
+/// back.
+struct WriteWindow {
+    /// The next pack the writer puts on the volumes; `u32::MAX` once it
+    /// stopped (every waiting worker then goes on, and finds no one
+    /// listening).
+    next: Mutex<u32>,
+    moved: Condvar,
+    ahead: u32,
+}
+
+impl WriteWindow {
+    fn new(ahead: u32) -> WriteWindow {
+        WriteWindow {
+            next: Mutex::new(0),
+            moved: Condvar::new(),
+            ahead,
+        }
+    }
+
+    /// Waits until pack `seq` may be compressed.
+    fn wait_for(&self, seq: u32) {
+        let Ok(mut next) = self.next.lock() else {
+            return;
+        };
+        while seq >= next.saturating_add(self.ahead) {
+            next = match self.moved.wait(next) {
+                Ok(next) => next,
+                Err(_) => return,
+            };
+        }
+    }
+
+    /// The writer has written every pack before `next`.
+    fn advance(&self, next: u32) {
+        if let Ok(mut n) = self.next.lock() {
+            *n = next;
+        }
+        self.moved.notify_all();
+    }
+}
+
+/// Opens the window wide when the writer stops, however it stops, so that no
+/// worker waits for it forever.
+struct WindowGuard<'a>(&'a WriteWindow);
+
+impl Drop for WindowGuard<'_> {
+    fn drop(&mut self) {
+        self.0.advance(u32::MAX);
+    }
+}
+
 /// Writes a scanned package as a parcel into `sink`, signed with `key`.
 ///
 /// `progress` is called with the content bytes read so far. On failure every
@@ -636,6 +694,8 @@ fn write_inner(
         stored: BufferPool::new(threads),
     };
     let pools = &buffers;
+    let window =
+        &WriteWindow::new(u32::try_from(threads).map_or(u32::MAX, |t| t.saturating_mul(2)));
 
     let Scan {
         root, mut entries, ..
@@ -650,12 +710,14 @@ fn write_inner(
             let level = options.level;
             let parcel_id = info.parcel_id;
             s.spawn(move || {
-                compress_worker(level, encryption, parcel_id, &job_rx, &done_tx, pools);
+                compress_worker(
+                    level, encryption, parcel_id, &job_rx, &done_tx, pools, window,
+                );
             });
         }
         drop(job_rx);
         drop(done_tx);
-        let writer = s.spawn(|| write_packs(&mut volumes, done_rx, &pools.stored));
+        let writer = s.spawn(|| write_packs(&mut volumes, done_rx, &pools.stored, window));
         let read = read_package(
             &root,
             &mut entries,
@@ -830,6 +892,7 @@ fn compress_worker(
     jobs: &Mutex<Receiver<PackJob>>,
     done: &SyncSender<io::Result<StoredPack>>,
     pools: &Pools,
+    window: &WriteWindow,
 ) {
     let mut compressor = match crate::pack::PackCompressor::new(level) {
         Ok(c) => c,
@@ -844,6 +907,7 @@ fn compress_worker(
             Err(_) => return,
         };
         let Ok(job) = job else { return };
+        window.wait_for(job.seq);
         let mut stored = pools.stored.take(0);
         let result = compressor
             .compress_into(&job.raw, &mut stored)
@@ -872,7 +936,9 @@ fn write_packs(
     volumes: &mut VolumeWriter<'_>,
     done: Receiver<io::Result<StoredPack>>,
     stored_pool: &BufferPool,
+    window: &WriteWindow,
 ) -> Result<Vec<PackRecord>, WriteError> {
+    let _open_when_done = WindowGuard(window);
     let mut pending = BTreeMap::new();
     let mut records = Vec::new();
     for result in done {
@@ -889,6 +955,7 @@ fn write_packs(
                 stored_sha256: pack.stored_sha256,
             });
             stored_pool.give(pack.stored);
+            window.advance(records.len() as u32);
         }
     }
     if !pending.is_empty() {
@@ -1397,4 +1464,51 @@ pub fn tree_digest_of_dir(root: &Path) -> Result<Hash, WriteError> {
         }
     }
     Ok(crate::manifest::tree_digest(&scan.entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+
+    /// Starts a thread that waits in `window` for pack `seq`, and returns
+    /// what it sends once let through.
+    fn waiter(window: &Arc<WriteWindow>, seq: u32) -> Receiver<u32> {
+        let (tx, rx) = channel();
+        let window = Arc::clone(window);
+        std::thread::spawn(move || {
+            window.wait_for(seq);
+            let _ = tx.send(seq);
+        });
+        rx
+    }
+
+    #[test]
+    fn a_worker_waits_until_its_pack_is_within_reach_of_the_writer() {
+        let window = Arc::new(WriteWindow::new(2));
+        // The pack the writer waits for, and the one after it, go at once.
+        assert_eq!(
+            waiter(&window, 0).recv_timeout(Duration::from_secs(10)),
+            Ok(0)
+        );
+        assert_eq!(
+            waiter(&window, 1).recv_timeout(Duration::from_secs(10)),
+            Ok(1)
+        );
+        let far = waiter(&window, 5);
+        window.advance(3);
+        assert!(far.recv_timeout(Duration::from_millis(200)).is_err());
+        window.advance(4);
+        assert_eq!(far.recv_timeout(Duration::from_secs(10)), Ok(5));
+    }
+
+    #[test]
+    fn a_writer_that_stops_lets_every_waiting_worker_go() {
+        let window = Arc::new(WriteWindow::new(2));
+        let far = waiter(&window, 1000);
+        assert!(far.recv_timeout(Duration::from_millis(200)).is_err());
+        drop(WindowGuard(&window));
+        assert_eq!(far.recv_timeout(Duration::from_secs(10)), Ok(1000));
+    }
 }
