@@ -133,7 +133,7 @@ class Report:
         self.out(f"- parcel: `--volume-size {m['volume']} --level {m['level']}`; each import into a fresh copy of the destination home")
         if m["mode"] in ("latest", "quick"):
             reps = "1 repetition" if m["reps"] == "1" else f"{m['reps']} repetitions"
-            self.out(f"- {reps} (the larger mixed package: 1); in each, parcel and the peer run back to back and alternate which goes first")
+            self.out(f"- {reps} (the larger mixed package: 1); in each, parcel and the peer run back to back, in an order that rotates so that each command goes first equally often")
         self.out(
             "- Warm page cache (dropping it is not possible on a shared machine; both outputs are read once, untimed,"
             " before the verify group, since parcel's create reads its volumes back past the cache); an untimed `sync` before every timed"

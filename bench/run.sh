@@ -8,8 +8,8 @@
 #                           writes bench/results/quick.md
 #   bench/run.sh --scale    1,000,000 small files and one 20 GiB file, run once (about 48 GB
 #                           free needed); writes bench/results/scale.md (--scale --quick: small stand-ins)
-#   --reps N                repetitions of each timed pair (default 6, --quick 1; keep it
-#                           even, so that each side goes first as often)
+#   --reps N                repetitions of each timed pair (default 6, --quick 1; a
+#                           multiple of 6 puts every command first equally often)
 #   --fresh                 regenerate the packages instead of reusing them
 #
 # Packages and outputs live in $BENCH_DIR (default /work/bench-work), outside
@@ -19,10 +19,11 @@
 #
 # Method: the page cache is not dropped (the machine is shared); every tool
 # runs from a warm cache, and a `sync` (not timed) precedes every timed
-# command so that no command pays for another's writeback. parcel goes first
-# in odd repetitions and the peer in even ones (on a VM the first large write
-# after outputs were deleted can be much slower, so an even number of
-# repetitions keeps that from favouring either side). The measuring phase holds
+# command so that no command pays for another's writeback. The order within
+# each group rotates (create: parcel --no-verify, parcel, peer; verify:
+# parcel, parcel --media, peer; import: parcel and peer alternate), so that
+# over six repetitions each command goes first equally often: on a VM the
+# first large write after outputs were deleted can be much slower. The measuring phase holds
 # flock $BENCH_LOCK (default /tmp/parcel-heavy.lock) so that other heavy jobs
 # that take the same lock do not overlap a measurement.
 set -euo pipefail
@@ -52,6 +53,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -n "$REPS" ] || REPS=$([ $QUICK = 1 ] && echo 1 || echo 6)
+if [ "$REPS" -gt 1 ] && [ $((REPS % 6)) != 0 ]; then
+  echo "run.sh: warning: $REPS repetitions: the commands of a group do not all go first equally often (use a multiple of 6)" >&2
+fi
 if [ $MODE = scale ]; then REPORT=scale; elif [ $QUICK = 1 ]; then REPORT=quick; else REPORT=latest; fi
 [ $QUICK = 1 ] && [ $MODE = scale ] && REPORT=scale-quick
 
@@ -209,14 +213,26 @@ parcel_create() { # PKG REP OUT [--no-verify]
 parcel_verify() { CMD=("$PARCEL" --quiet --home "$H2T" verify "$@"); }
 parcel_import() { CMD=("$PARCEL" --quiet --home "$1" import "$2" --receipt "$W/run/receipt"); }
 
-# One repetition on one package: create, verify and import, each a group in
-# which parcel and the peer alternate who goes first.
+# One repetition on one package: create, verify and import, each a group of
+# commands run back to back in an order that changes from one repetition to
+# the next.
+
+# The order of a group's three commands in repetition REP: rotated, so that
+# over three repetitions each goes first, second and third once (the first
+# command after the previous outputs were deleted can be slower on a VM).
+rotation() { # REP A B C
+  case $((($1 - 1) % 3)) in
+    0) echo "$2 $3 $4" ;;
+    1) echo "$4 $2 $3" ;;
+    *) echo "$3 $4 $2" ;;
+  esac
+}
 create_group() {
   local pkg=$1 rep=$2 run=$W/run
   rm -rf "$run/p-nv" "$run/p" "$run/q"
   mkdir -p "$run/p-nv" "$run/p" "$run/q"
-  local order=(nv def peer)
-  [ $((rep % 2)) = 1 ] || order=(peer def nv)
+  local order
+  read -ra order <<<"$(rotation "$rep" nv def peer)"
   for step in "${order[@]}"; do
     case $step in
       nv) parcel_create "$pkg" "$rep" "$run/p-nv" --no-verify
@@ -244,8 +260,8 @@ verify_group() {
   # back with direct I/O, which leaves them out of the page cache, where the
   # peer's output stays after it is written.
   cat "$run"/p/* "$run"/q/* >/dev/null
-  local order=(content media peer)
-  [ $((rep % 2)) = 1 ] || order=(peer media content)
+  local order
+  read -ra order <<<"$(rotation "$rep" content media peer)"
   for step in "${order[@]}"; do
     case $step in
       content) parcel_verify "$run/p"

@@ -155,7 +155,7 @@ fn names_bare_command(message: &str) -> bool {
 /// ones. Keeping up to 4 MiB per arena took `parcel create` of the
 /// benchmark's toolchain package from 107,000 page faults to 71,000 (53,000
 /// with the writer's pool of raw packs kept whole too, and 2.7% less CPU),
-/// peak memory unchanged.
+/// peak memory within 6 MiB of what it was.
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets tuning parameters of the allocator, before

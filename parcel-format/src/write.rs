@@ -15,7 +15,7 @@
 //! the walked file table (filled in place as files are read, not copied),
 //! the chunk list, a table of 4-byte references for deduplication, and, for
 //! many files, no stored index: that is counted, then streamed onto the
-//! volumes. A million small files take about 240 MiB at the peak
+//! volumes. A million small files take 210–235 MiB at the peak
 //! (bench/results/scale.md).
 
 use std::collections::BTreeMap;
@@ -685,8 +685,8 @@ fn write_inner(
     // pipeline runs: with room for only `threads`, buffers were dropped
     // whenever reading fell behind compression and made again when it caught
     // up (create of the toolchain package: 95,000–120,000 page faults, 53,000
-    // with this bound and the CLI's allocator settings; peak memory the
-    // same). Stored packs are only partly touched: keeping up to 3 × threads
+    // with this bound and the CLI's allocator settings; peak memory within
+    // 6 MiB). Stored packs are only partly touched: keeping up to 3 × threads
     // of them too saved 9,000 more faults but held 8 MiB more resident, and
     // 10–15 MiB more for a million small files, whose peak is near its bound.
     let buffers = Pools {
