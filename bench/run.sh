@@ -2,7 +2,7 @@
 # The benchmark of issue 5: parcel against the shell pipeline (bench/peer.sh)
 # on the same packages, same machine, same run, same zstd level.
 #
-#   bench/run.sh            toolchain copy, 1 GiB and 4 GiB mixed packages, 6 alternating
+#   bench/run.sh            toolchain copy, 1 GiB and 4 GiB mixed packages, 6 rotating
 #                           repetitions (about 15 minutes on 2 cores); writes bench/results/latest.md
 #   bench/run.sh --quick    small packages, one repetition, to try the script;
 #                           writes bench/results/quick.md
