@@ -690,7 +690,7 @@ fn write_inner(
     // of them too saved 9,000 more faults but held 8 MiB more resident, and
     // 10–15 MiB more for a million small files, whose peak is near its bound.
     let buffers = Pools {
-        raw: BufferPool::new(2 * threads + 2),
+        raw: BufferPool::new(threads.saturating_mul(2).saturating_add(2)),
         stored: BufferPool::new(threads),
     };
     let pools = &buffers;
