@@ -35,8 +35,9 @@ pub fn sha256(bytes: &[u8]) -> Hash {
     hasher.finalize().into()
 }
 
-/// Feeds `bytes` to `hasher` in pieces of [`AHEAD`] bytes, loading each
-/// piece into the cache just before the one ahead of it is hashed.
+/// Feeds `bytes` to `hasher` in pieces of [`AHEAD`] bytes: each piece is
+/// loaded into the cache, then the piece before it is hashed while those
+/// loads complete.
 pub(crate) fn update(hasher: &mut Sha256, bytes: &[u8]) {
     let mut pieces = bytes.chunks(AHEAD).peekable();
     if let Some(first) = pieces.peek() {
