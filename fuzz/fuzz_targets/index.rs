@@ -9,7 +9,8 @@
 //!   zstd framing.
 //!
 //! A decoded manifest is validated against headers that agree with it, so the
-//! validation code is reached too.
+//! validation code is reached too; and the head alone is decoded and
+//! validated as the media check does (FORMAT.md §7.4).
 #![no_main]
 
 use std::collections::HashMap;
@@ -18,7 +19,8 @@ use std::sync::{Mutex, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use parcel_format::header::{IndexPiece, VolumeHeader};
 use parcel_format::limits::MAX_INDEX_RAW;
-use parcel_format::Manifest;
+use parcel_format::manifest_head::ManifestHead;
+use parcel_format::{Manifest, ParcelId};
 
 fuzz_target!(|data: &[u8]| {
     if let Some((len, stored)) = data.split_first_chunk::<4>() {
@@ -27,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(manifest) = Manifest::decode(stored, raw_len) {
             check(&manifest);
         }
+        head(stored, raw_len);
     }
     // One compressor for the process: a fresh zstd context per input would
     // cost more than the decoding under test. (A static, not a thread-local:
@@ -41,17 +44,41 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(manifest) = Manifest::decode(&stored, data.len() as u64) {
         check(&manifest);
     }
+    head(&stored, data.len() as u64);
 });
 
 fn check(manifest: &Manifest) {
-    let header = VolumeHeader {
-        version: manifest.format_version,
+    let header = header_for(
+        manifest.format_version,
+        manifest.volume_count,
+        manifest.parcel_id,
+        manifest.created,
+        &manifest.source_site,
+    );
+    let body_lens: HashMap<u32, u64> = (1..=manifest.volume_count.min(16))
+        .map(|v| (v, 1 << 30))
+        .collect();
+    let _ = manifest.validate(&header, &body_lens);
+    let _ = manifest.tree_digest();
+    let _ = manifest.content_bytes();
+}
+
+/// Volume headers that agree with a manifest's head.
+fn header_for(
+    version: u16,
+    volume_count: u32,
+    parcel_id: ParcelId,
+    created: i64,
+    source_site: &str,
+) -> VolumeHeader {
+    VolumeHeader {
+        version,
         flags: 0,
         volume: 1,
-        volume_count: manifest.volume_count,
-        parcel_id: manifest.parcel_id,
-        created: manifest.created,
-        source_site: manifest.source_site.clone(),
+        volume_count,
+        parcel_id,
+        created,
+        source_site: source_site.to_owned(),
         signer: [0; 32],
         body_len: 1 << 30,
         body_sha256: [0; 32],
@@ -62,11 +89,30 @@ fn check(manifest: &Manifest) {
         keys_len: 0,
         keys_sha256: [0; 32],
         parity: None,
+    }
+}
+
+/// The head alone, as the media check reads it: a head that decodes is
+/// validated (against headers that agree with it, so the checks past the
+/// first are reached) and must be the front of the whole manifest when
+/// that decodes too.
+fn head(stored: &[u8], raw_len: u64) {
+    let Ok(head) = ManifestHead::decode_from(stored, raw_len) else {
+        return;
     };
-    let body_lens: HashMap<u32, u64> = (1..=manifest.volume_count.min(16))
-        .map(|v| (v, 1 << 30))
-        .collect();
-    let _ = manifest.validate(&header, &body_lens);
-    let _ = manifest.tree_digest();
-    let _ = manifest.content_bytes();
+    let header = header_for(
+        head.format_version,
+        head.volume_count,
+        head.parcel_id,
+        head.created,
+        &head.source_site,
+    );
+    let _ = head.validate(&header);
+    if let Ok(manifest) = Manifest::decode(stored, raw_len) {
+        assert_eq!(
+            (&manifest.package_id, manifest.package_version, &manifest.destinations),
+            (&head.package_id, head.package_version, &head.destinations),
+            "the head decodes otherwise than the manifest's front"
+        );
+    }
 }

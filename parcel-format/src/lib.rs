@@ -90,6 +90,7 @@ pub mod extract;
 pub mod header;
 pub mod limits;
 pub mod manifest;
+pub mod manifest_head;
 pub mod pack;
 pub mod parity;
 pub mod path;

@@ -330,65 +330,22 @@ impl Manifest {
     /// [`Manifest::decode`] does, consuming it as it goes: a reader that
     /// releases what was read keeps memory to the decoded manifest.
     pub fn decode_from(stored: impl std::io::Read, raw_len: u64) -> Result<Manifest, Problem> {
-        if raw_len > MAX_INDEX_RAW {
-            return Err(Problem::limit(
-                "declared index length",
-                raw_len,
-                MAX_INDEX_RAW,
-            ));
-        }
-        // Decoded as it is decompressed: the decoded manifest is the only
-        // copy of it in memory (FORMAT.md §8.1). Strings are read through a
-        // scratch buffer, so one longer than it does not decode.
-        // Buffered: postcard reads a field at a time, and each read straight
-        // from the decompressor was a call into zstd (a third of a
-        // `verify --media`'s time on a 50,000-file package).
-        let mut reader = std::io::BufReader::with_capacity(
-            64 << 10,
-            crate::pack::ExactReader::new(stored, raw_len)
-                .map_err(|e| Problem::index(format!("does not decompress: {e}")))?,
-        );
-        let mut scratch = vec![0u8; MAX_INDEX_STRING.min(raw_len as usize)];
-        let (decoded, spent) =
-            crate::bounded::with_budget(MAX_INDEX_MEMORY, raw_len as usize, || {
-                let (mut manifest, (reader, scratch)) =
-                    postcard::from_io::<Manifest, _>((&mut reader, &mut scratch[..]))?;
-                match manifest.format_version {
-                    DELTA_FORMAT_VERSION => {
-                        let (base, _) = postcard::from_io::<Base, _>((reader, scratch))?;
-                        manifest.base = Some(base);
-                    }
-                    EXTENDED_FORMAT_VERSION => {
-                        let (base, _) = postcard::from_io::<Option<Base>, _>((reader, scratch))?;
-                        manifest.base = base;
-                    }
-                    _ => {}
+        decode_stream(stored, raw_len, Rest::Refused, |reader, scratch| {
+            let (mut manifest, (reader, scratch)) =
+                postcard::from_io::<Manifest, _>((reader, scratch))?;
+            match manifest.format_version {
+                DELTA_FORMAT_VERSION => {
+                    let (base, _) = postcard::from_io::<Base, _>((reader, scratch))?;
+                    manifest.base = Some(base);
                 }
-                Ok::<_, postcard::Error>(manifest)
-            });
-        if spent {
-            return Err(Problem::limit(
-                "memory needed to decode the index (bytes)",
-                MAX_INDEX_MEMORY as u64 + 1,
-                MAX_INDEX_MEMORY as u64,
-            ));
-        }
-        if let Some(failure) = reader.get_ref().failure() {
-            return Err(Problem::index(format!("does not decompress: {failure}")));
-        }
-        let manifest = decoded.map_err(|e| Problem::index(format!("does not decode: {e}")))?;
-        let buffered = reader.buffer().len() as u64;
-        match reader.into_inner().finish() {
-            Ok(0) if buffered == 0 => {}
-            Ok(rest) => {
-                return Err(Problem::index(format!(
-                    "{} bytes after the manifest",
-                    rest + buffered
-                )));
+                EXTENDED_FORMAT_VERSION => {
+                    let (base, _) = postcard::from_io::<Option<Base>, _>((reader, scratch))?;
+                    manifest.base = base;
+                }
+                _ => {}
             }
-            Err(e) => return Err(Problem::index(format!("does not decompress: {e}"))),
-        }
-        Ok(manifest)
+            Ok(manifest)
+        })
     }
 
     /// SHA-256 over the package tree as the file table describes it: paths,
@@ -436,30 +393,18 @@ impl Manifest {
         header: &VolumeHeader,
         body_lens: &HashMap<u32, u64>,
     ) -> Result<(), Problem> {
-        if self.format_version != header.version
-            || self.parcel_id != header.parcel_id
-            || self.volume_count != header.volume_count
-            || self.created != header.created
-            || self.source_site != header.source_site
-        {
-            return Err(Problem::index(
-                "contradicts the volume headers (id, version, count, time or source)",
-            ));
+        crate::manifest_head::Fields {
+            format_version: self.format_version,
+            parcel_id: self.parcel_id,
+            source_site: &self.source_site,
+            origin_site: &self.origin_site,
+            destinations: &self.destinations,
+            package_id: &self.package_id,
+            created: self.created,
+            comment: &self.comment,
+            volume_count: self.volume_count,
         }
-        for site in std::iter::once(&self.origin_site).chain(&self.destinations) {
-            check_site_code(site).map_err(Problem::index)?;
-        }
-        if self.destinations.is_empty() || self.destinations.len() > MAX_DESTINATIONS {
-            return Err(Problem::index("needs between 1 and 64 destinations"));
-        }
-        check_package_id(&self.package_id).map_err(Problem::index)?;
-        if self.comment.len() > MAX_COMMENT {
-            return Err(Problem::limit(
-                "comment length",
-                self.comment.len() as u64,
-                MAX_COMMENT as u64,
-            ));
-        }
+        .validate(header)?;
         if self.entries.len() > MAX_ENTRIES {
             return Err(Problem::limit(
                 "file table entries",
@@ -865,6 +810,79 @@ pub fn tree_digest(entries: &[Entry]) -> Hash {
         h.update(&extra);
     }
     h.finalize().into()
+}
+
+/// What a decoder of the stored index makes of decompressed bytes left
+/// after what it decoded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rest {
+    /// An index failure: the manifest is the whole index (FORMAT.md §7.3
+    /// step 7).
+    Refused,
+    /// Not read: the caller decodes only the front of the index.
+    Unread,
+}
+
+/// Decompresses the authenticated stored index read from `stored` (FORMAT.md
+/// §5.2) and hands the decompressed stream to `decode`, within the index's
+/// memory budget (§8.1). Decoded as it is decompressed: what is decoded is
+/// the only copy of it in memory. Strings are read through a scratch
+/// buffer, so one longer than it does not decode.
+pub(crate) fn decode_stream<R, T, F>(
+    stored: R,
+    raw_len: u64,
+    rest: Rest,
+    decode: F,
+) -> Result<T, Problem>
+where
+    R: std::io::Read,
+    F: FnOnce(
+        &mut std::io::BufReader<crate::pack::ExactReader<R>>,
+        &mut [u8],
+    ) -> Result<T, postcard::Error>,
+{
+    if raw_len > MAX_INDEX_RAW {
+        return Err(Problem::limit(
+            "declared index length",
+            raw_len,
+            MAX_INDEX_RAW,
+        ));
+    }
+    // Buffered: postcard reads a field at a time, and each read straight
+    // from the decompressor was a call into zstd (a third of a
+    // `verify --media`'s time on a 50,000-file package).
+    let mut reader = std::io::BufReader::with_capacity(
+        64 << 10,
+        crate::pack::ExactReader::new(stored, raw_len)
+            .map_err(|e| Problem::index(format!("does not decompress: {e}")))?,
+    );
+    let mut scratch = vec![0u8; MAX_INDEX_STRING.min(raw_len as usize)];
+    let (decoded, spent) = crate::bounded::with_budget(MAX_INDEX_MEMORY, raw_len as usize, || {
+        decode(&mut reader, &mut scratch[..])
+    });
+    if spent {
+        return Err(Problem::limit(
+            "memory needed to decode the index (bytes)",
+            MAX_INDEX_MEMORY as u64 + 1,
+            MAX_INDEX_MEMORY as u64,
+        ));
+    }
+    if let Some(failure) = reader.get_ref().failure() {
+        return Err(Problem::index(format!("does not decompress: {failure}")));
+    }
+    let decoded = decoded.map_err(|e| Problem::index(format!("does not decode: {e}")))?;
+    if rest == Rest::Unread {
+        return Ok(decoded);
+    }
+    let buffered = reader.buffer().len() as u64;
+    match reader.into_inner().finish() {
+        Ok(0) if buffered == 0 => Ok(decoded),
+        Ok(rest) => Err(Problem::index(format!(
+            "{} bytes after the manifest",
+            rest + buffered
+        ))),
+        Err(e) => Err(Problem::index(format!("does not decompress: {e}"))),
+    }
 }
 
 /// Checks a site code: 1–8 characters A–Z, 0–9.

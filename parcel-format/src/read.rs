@@ -17,6 +17,7 @@ use crate::error::{FailureClass, Problem};
 use crate::header::{HeaderError, VolumeHeader, RECORD_LEN};
 use crate::limits::{BLOCK, MAX_VOLUMES, VOLUME_PREFIX};
 use crate::manifest::Manifest;
+use crate::manifest_head::ManifestHead;
 use crate::sign::{fingerprint, TrustedKeys};
 use crate::stored_index::IndexReader;
 use crate::volume::{tar_header, HEADER_ENTRY};
@@ -199,20 +200,7 @@ impl Parcel {
             .iter()
             .map(|(n, v)| (*n, v.header.body_len))
             .collect();
-        // §7.3 step 8.1 for the version of every volume, not only the one
-        // whose header `validate` is given: §7.2 leaves the version out of
-        // the fields volumes must share.
-        let version = volumes
-            .iter()
-            .find(|(_, v)| v.header.version != manifest.format_version)
-            .map(|(n, v)| {
-                Problem::index(format!(
-                    "says format version {}, but volume {n} ({}) declares version {}",
-                    manifest.format_version,
-                    v.path.display(),
-                    v.header.version
-                ))
-            });
+        let version = versions_disagree(&volumes, manifest.format_version);
         if let Some(p) = version.or_else(|| manifest.validate(&header, &body_lens).err()) {
             problems.push(p);
             return Err(problems);
@@ -429,6 +417,55 @@ fn decode_index(
     set: &VolumeSet,
     identity: Option<&Identity>,
 ) -> Result<(Manifest, Option<ParcelKey>), Problem> {
+    read_index(set, identity, |stored, raw_len| {
+        Manifest::decode_from(stored, raw_len)
+    })
+}
+
+/// §7.3 step 8.1 for the version of every volume, not only the one whose
+/// header a manifest is validated against: §7.2 leaves the version out of
+/// the fields volumes must share.
+fn versions_disagree(volumes: &BTreeMap<u32, Volume>, format_version: u16) -> Option<Problem> {
+    volumes
+        .iter()
+        .find(|(_, v)| v.header.version != format_version)
+        .map(|(n, v)| {
+            Problem::index(format!(
+                "says format version {format_version}, but volume {n} ({}) declares version {}",
+                v.path.display(),
+                v.header.version
+            ))
+        })
+}
+
+/// Reads and validates the head of the index once [`check_index`] passed,
+/// for the media check (FORMAT.md §7.4), as [`decode_index`] reads the
+/// whole: a plain index is decompressed only as far as its head, and the
+/// rest of its stored bytes read on and hashed, so that a head read from
+/// bytes that changed on the medium since the check is refused. The head is
+/// then checked as §7.3 step 8 items 1–5 check a manifest's.
+pub(crate) fn read_index_head(
+    set: &VolumeSet,
+    identity: Option<&Identity>,
+) -> Result<ManifestHead, Problem> {
+    let (head, _) = read_index(set, identity, |stored, raw_len| {
+        ManifestHead::decode_from(stored, raw_len)
+    })?;
+    if let Some(p) = versions_disagree(&set.volumes, head.format_version) {
+        return Err(p);
+    }
+    head.validate(&set.header)?;
+    Ok(head)
+}
+
+/// The second reading of the index that [`decode_index`] and
+/// [`decode_index_head`] make, handing the stored (plain) or decrypted
+/// bytes and the declared raw length to `decode`.
+fn read_index<T>(
+    set: &VolumeSet,
+    identity: Option<&Identity>,
+    decode: impl FnOnce(&mut dyn Read, u64) -> Result<T, Problem>,
+) -> Result<(T, Option<ParcelKey>), Problem> {
     let header = &set.header;
     // §12.4: an encrypted index is read again only with a key to open it.
     let key = if header.is_encrypted() {
@@ -443,7 +480,7 @@ fn decode_index(
     ));
     let Some(key) = key else {
         let mut reader = reader;
-        let decoded = Manifest::decode_from(&mut reader, header.index_raw_len);
+        let decoded = decode(&mut reader, header.index_raw_len);
         // A failed read is the problem, whatever the decoder made of it.
         if reader.finish()? != header.index_sha256 {
             return Err(changed);
@@ -459,7 +496,7 @@ fn decode_index(
             "the index does not decrypt under the parcel key (the keys entry belongs to another parcel, or the index was forged)",
         )
     })?;
-    Ok((Manifest::decode(&frame, header.index_raw_len)?, Some(key)))
+    Ok((decode(&mut &frame[..], header.index_raw_len)?, Some(key)))
 }
 
 /// The parcel key of an encrypted parcel, unwrapped with `identity` from

@@ -4,8 +4,9 @@
 //!
 //! Two depths. [`verify_media`] proves the media hold exactly what the signer
 //! wrote: every byte of every volume present is hashed against its signed
-//! SHA-256 (volumes in parallel), and a damaged volume is then searched pack
-//! by pack to name the damaged packs. [`verify`] also decompresses every pack
+//! SHA-256 (volumes in parallel), of the index only the head is decoded, to
+//! name the parcel, and a damaged volume is then searched pack by pack to
+//! name the damaged packs. [`verify`] also decompresses every pack
 //! and checks every chunk and file hash, which catches what the media check
 //! cannot: a trusted signer that wrote content inconsistent with its own file
 //! table. Import makes the content checks as it extracts.
@@ -26,7 +27,8 @@ use crate::header::{VolumeHeader, FLAG_ENCRYPTED};
 use crate::limits::VOLUME_PREFIX;
 use crate::manifest::EntryKind;
 use crate::read::{
-    body_bytes, check_index, open_volumes, read_keys_entry, worst_class, Parcel, Volume,
+    body_bytes, check_index, open_volumes, read_index_head, read_keys_entry, worst_class, Parcel,
+    Volume,
 };
 use crate::sha256;
 use crate::sign::TrustedKeys;
@@ -59,7 +61,8 @@ pub struct VerifyReport {
     pub content_bytes: u64,
     /// For a delta parcel (FORMAT.md §11), the base version whose chunks it
     /// takes from the destination's store: files using them are checked at
-    /// import, not here.
+    /// import, not here. Not known to the media check, which reads only the
+    /// head of the index ([`crate::manifest_head`]).
     pub base_version: Option<u64>,
     /// Whether the parcel is encrypted to its destination (FORMAT.md §12).
     pub encrypted: bool,
@@ -119,14 +122,10 @@ pub fn verify_with(
     depth: Depth,
     progress: &mut dyn FnMut(u64, u64),
 ) -> VerifyReport {
-    verify_to(
-        paths,
-        trust,
-        identity,
-        depth == Depth::Content,
-        &[],
-        progress,
-    )
+    match depth {
+        Depth::Content => verify_to(paths, trust, identity, true, &[], progress),
+        Depth::Media => verify_media_named(paths, trust, identity, progress),
+    }
 }
 
 /// Opens the parcel in `paths` and checks that the media hold exactly what
@@ -137,7 +136,7 @@ pub fn verify_media(
     trust: &TrustedKeys,
     progress: &mut dyn FnMut(u64, u64),
 ) -> VerifyReport {
-    verify_to(paths, trust, None, false, &[], progress)
+    verify_media_named(paths, trust, None, progress)
 }
 
 /// The read-back after writing: [`verify_media`], where a volume whose body
@@ -160,11 +159,33 @@ pub fn verify_written(
     read_back: &[ReadBack],
     progress: &mut dyn FnMut(u64, u64),
 ) -> VerifyReport {
-    let report = verify_index_unread(paths, trust, None, read_back, progress);
+    let report = verify_index_unread(paths, trust, Index::HashOnly, read_back, progress);
     if report.is_ok() {
         return report;
     }
     verify_to(paths, trust, None, false, read_back, progress)
+}
+
+/// The media check (FORMAT.md §7.4): [`verify_index_unread`], naming the
+/// parcel from the head of its index (decrypted with `identity` when it is
+/// encrypted and can be), the rest of which is hashed and not decoded.
+/// Only when a volume is damaged is the parcel opened whole and the media
+/// checked again, to name the damaged packs from the pack table.
+fn verify_media_named(
+    paths: &[PathBuf],
+    trust: &TrustedKeys,
+    identity: Option<&Identity>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> VerifyReport {
+    let report = verify_index_unread(paths, trust, Index::Head(identity), &[], progress);
+    if !report
+        .problems
+        .iter()
+        .any(|p| matches!(p, Problem::VolumeCorrupt { .. }))
+    {
+        return report;
+    }
+    verify_to(paths, trust, identity, false, &[], progress)
 }
 
 fn verify_to(
@@ -186,7 +207,11 @@ fn verify_to(
                 .filter(|p| matches!(p, Problem::CannotDecrypt { .. }))
                 .take(1)
                 .collect();
-            verify_index_unread(paths, trust, content.then_some(why), read_back, progress)
+            let index = match content {
+                true => Index::Undecryptable(why),
+                false => Index::HashOnly,
+            };
+            verify_index_unread(paths, trust, index, read_back, progress)
         }
         Err(problems) => {
             // The set of volumes may have been found, and the index failed
@@ -252,16 +277,30 @@ fn verify_to(
     }
 }
 
-/// The media check without decoding the index: headers, the set of volumes,
-/// the stored index's and (encrypted) the keys entry's signed hashes, and
-/// every byte of every volume (FORMAT.md §12.5). It is all that can be
-/// checked of an encrypted parcel this reader cannot decrypt; for a content
-/// check of one, `undecryptable` holds the problem saying why it could not
-/// be done. The report names no package and says `media_only`.
+/// What [`verify_index_unread`] reads of the index beyond checking its
+/// stored bytes against their signed hash.
+enum Index<'a> {
+    /// Nothing more. The report names no package and says `media_only`.
+    HashOnly,
+    /// Its head (FORMAT.md §7.4, the media check), to name the package and
+    /// its destinations, decrypting it with the identity if it is
+    /// encrypted. When it cannot be decrypted, the report says
+    /// `media_only` as with [`Index::HashOnly`].
+    Head(Option<&'a Identity>),
+    /// Nothing, for a content check of an encrypted parcel this reader
+    /// cannot decrypt: these problems say why it could not be done.
+    Undecryptable(Vec<Problem>),
+}
+
+/// The media check without decoding the whole index: headers, the set of
+/// volumes, the stored index's and (encrypted) the keys entry's signed
+/// hashes, and every byte of every volume (FORMAT.md §7.4, §12.5); and, as
+/// `index` says, its head. It is all that can be checked of an encrypted
+/// parcel this reader cannot decrypt.
 fn verify_index_unread(
     paths: &[PathBuf],
     trust: &TrustedKeys,
-    undecryptable: Option<Vec<Problem>>,
+    index: Index<'_>,
     read_back: &[ReadBack],
     progress: &mut dyn FnMut(u64, u64),
 ) -> VerifyReport {
@@ -277,13 +316,30 @@ fn verify_index_unread(
     let signer = trust.label_of_bytes(&set.header.signer).map(str::to_owned);
     let volumes: Vec<(&u32, &Volume)> = set.volumes.iter().collect();
     let mut problems = set.problems.clone();
-    if let Err(p) = check_index(&set.volumes, &set.header) {
-        problems.push(p);
-    }
+    let indexed = check_index(&set.volumes, &set.header);
     let encrypted = set.header.flags & FLAG_ENCRYPTED != 0;
-    if encrypted {
-        if let Err(p) = read_keys_entry(&set.volumes, &set.header) {
-            problems.push(p);
+    let keys = match encrypted {
+        true => read_keys_entry(&set.volumes, &set.header).map(drop),
+        false => Ok(()),
+    };
+    let mut head = None;
+    let naming = matches!(index, Index::Head(_));
+    let mut undecryptable = Vec::new();
+    match (indexed, keys, index) {
+        (Ok(()), Ok(()), Index::Head(identity)) => {
+            match read_index_head(&set, identity) {
+                Ok(h) => head = Some(h),
+                // Encrypted to another site, or no key: the media only.
+                Err(Problem::CannotDecrypt { .. }) => {}
+                Err(p) => problems.push(p),
+            }
+        }
+        (indexed, keys, index) => {
+            problems.extend(indexed.err());
+            problems.extend(keys.err());
+            if let Index::Undecryptable(why) = index {
+                undecryptable = why;
+            }
         }
     }
     let total = body_bytes(set.volumes.values());
@@ -291,13 +347,19 @@ fn verify_index_unread(
         progress(done, total)
     }));
     // A content check cannot be done: say why.
-    problems.extend(undecryptable.unwrap_or_default());
+    problems.append(&mut undecryptable);
+    // A plain parcel is named unless its index failed (a problem says so).
+    let media_only = head.is_none() && (encrypted || !naming);
+    let (package, destinations) = match head {
+        Some(h) => (Some((h.package_id, h.package_version)), h.destinations),
+        None => (None, Vec::new()),
+    };
     VerifyReport {
         parcel_id: Some(set.header.parcel_id),
         signer,
         source_site: Some(set.header.source_site.clone()),
-        package: None,
-        destinations: Vec::new(),
+        package,
+        destinations,
         volume_count: Some(set.header.volume_count),
         volumes: set
             .volumes
@@ -307,7 +369,7 @@ fn verify_index_unread(
         content_bytes: 0,
         base_version: None,
         encrypted,
-        media_only: true,
+        media_only,
         problems,
     }
 }

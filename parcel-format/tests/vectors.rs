@@ -368,11 +368,11 @@ fn failure(problems: &[Problem]) -> Reading {
     }
 }
 
-/// Reads a vector's volumes as a destination does: verify, open, check the
-/// destination, extract into a fresh empty directory, digest what was extracted.
-fn run(vector: &Vector) -> Reading {
-    let tmp = tempfile::tempdir().unwrap();
-    let media = tmp.path().join("media");
+/// Writes a vector's volumes into `dir` and repairs them from their parity
+/// volumes, if any (FORMAT.md §13.5; a parcel without them comes back as
+/// given), with the keys the reader trusts and its identity.
+fn set_out(vector: &Vector, dir: &Path) -> (repair::Repair, TrustedKeys, Option<Identity>) {
+    let media = dir.join("media");
     fs::create_dir(&media).unwrap();
     let paths: Vec<PathBuf> = vector
         .volumes
@@ -388,9 +388,15 @@ fn run(vector: &Vector) -> Reading {
         trust.add(label.clone(), *key);
     }
     let identity: Option<Identity> = vector.identity.as_ref().map(|text| text.parse().unwrap());
-    // Repair from parity volumes first (FORMAT.md §13.5); a parcel without
-    // them comes back as given.
-    let repair = repair::repair(&paths, &trust, &tmp.path().join("scratch"));
+    let repair = repair::repair(&paths, &trust, &dir.join("scratch"));
+    (repair, trust, identity)
+}
+
+/// Reads a vector's volumes as a destination does: verify, open, check the
+/// destination, extract into a fresh empty directory, digest what was extracted.
+fn run(vector: &Vector) -> Reading {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repair, trust, identity) = set_out(vector, tmp.path());
     let paths = repair.paths.clone();
     let repaired: Vec<u32> = repair.repaired.iter().map(Repaired::volume).collect();
     let repaired = (!repaired.is_empty()).then_some(repaired);
@@ -468,6 +474,85 @@ fn every_vector_ends_in_exactly_its_expected_outcome() {
         vectors.len(),
         wrong.join("\n")
     );
+}
+
+/// The media check (FORMAT.md §7.4) of every vector: it decodes only the
+/// head of the index, so it may pass what the content check refuses past
+/// the head; but it never passes what lies within its reach (signatures,
+/// volumes, the index's hash and head), never fails for another reason than
+/// the reader does, and names the same package and destinations.
+#[test]
+fn the_media_check_fails_what_it_reaches_and_names_the_package_from_the_head() {
+    let mut wrong = Vec::new();
+    let mut passed_beyond_reach = Vec::new();
+    for vector in load_vectors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (repair, trust, identity) = set_out(&vector, tmp.path());
+        let depth = |depth| {
+            let mut report = verify::verify_with(
+                &repair.paths,
+                &trust,
+                identity.as_ref(),
+                depth,
+                &mut |_, _| {},
+            );
+            report
+                .problems
+                .splice(0..0, repair.problems.iter().cloned());
+            report
+        };
+        let media = depth(verify::Depth::Media);
+        let got = media.class().map_or(Outcome::Success, Outcome::Failure);
+        let within_reach = matches!(
+            vector.expect,
+            Outcome::Failure(FailureClass::Signature | FailureClass::Volume)
+        ) || vector.name.starts_with("index-parcel-id")
+            || vector.name.starts_with("index-volume-version")
+            || vector.name.starts_with("index-altered")
+            || vector.name.starts_with("index-encrypted")
+            || vector.name.starts_with("limit-index");
+        match (vector.expect, got) {
+            (Outcome::Success, Outcome::Success) => {
+                let content = depth(verify::Depth::Content);
+                if media.package.is_none()
+                    || media.package != content.package
+                    || media.destinations != content.destinations
+                {
+                    wrong.push(format!(
+                        "{}: the media check names {:?} for {:?}, the content check {:?} for {:?}",
+                        vector.name,
+                        media.package,
+                        media.destinations,
+                        content.package,
+                        content.destinations
+                    ));
+                }
+            }
+            (expected, Outcome::Success) if within_reach => wrong.push(format!(
+                "{}: expected {expected:?}, the media check passed it",
+                vector.name
+            )),
+            (_, Outcome::Success) => passed_beyond_reach.push(vector.name.clone()),
+            (expected, got) if expected != got => wrong.push(format!(
+                "{}: expected {expected:?}, the media check found {got:?}: {:?}",
+                vector.name, media.problems
+            )),
+            _ => {}
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Beyond its reach: a trusted signer's index that contradicts itself
+    // past the head, and content, paths and policy.
+    for name in [
+        "index-chunks-do-not-tile-pack",
+        "chunk-hash-wrong",
+        "path-dot-dot",
+    ] {
+        assert!(
+            passed_beyond_reach.iter().any(|n| n == name),
+            "{name}: {passed_beyond_reach:?}"
+        );
+    }
 }
 
 #[test]
