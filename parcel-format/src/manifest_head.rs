@@ -215,9 +215,15 @@ mod tests {
     #[test]
     fn the_head_is_refused_where_the_whole_manifest_is() {
         type Change = fn(&mut Manifest);
-        let cases: [(&str, Change); 6] = [
+        let cases: [(&str, Change); 10] = [
+            ("another format version", |m| m.format_version = 3),
             ("another parcel id", |m| m.parcel_id = ParcelId([8; 16])),
+            ("another source site", |m| m.source_site = "LUX".into()),
+            ("another creation time", |m| m.created += 1),
             ("another volume count", |m| m.volume_count = 4),
+            ("an origin that is no site code", |m| {
+                m.origin_site = String::new()
+            }),
             ("no destination", |m| m.destinations.clear()),
             ("a destination that is no site code", |m| {
                 m.destinations = vec!["bx l".into()]

@@ -459,7 +459,7 @@ pub(crate) fn read_index_head(
 }
 
 /// The second reading of the index that [`decode_index`] and
-/// [`decode_index_head`] make, handing the stored (plain) or decrypted
+/// [`read_index_head`] make, handing the stored (plain) or decrypted
 /// bytes and the declared raw length to `decode`.
 fn read_index<T>(
     set: &VolumeSet,
@@ -640,14 +640,21 @@ mod tests {
             let set = open_volumes(&paths, &trust).unwrap();
             check_index(&set.volumes, &set.header).unwrap();
             assert!(decode_index(&set, Some(&identity)).is_ok());
-            // Between the check and the decoding, something writes to the medium.
+            assert!(read_index_head(&set, Some(&identity)).is_ok());
+            // Between the check and the decoding, something writes to the
+            // medium: whatever the decoders make of the bytes, the second
+            // reading does not match (the head's reads on to the end).
             damage_index(&paths[0], &set.header);
-            let problem = decode_index(&set, Some(&identity)).unwrap_err();
-            assert_eq!(problem.class(), FailureClass::Index);
-            assert!(
-                problem.to_string().contains("changed while it was read"),
-                "{problem}"
-            );
+            for problem in [
+                decode_index(&set, Some(&identity)).unwrap_err(),
+                read_index_head(&set, Some(&identity)).unwrap_err(),
+            ] {
+                assert_eq!(problem.class(), FailureClass::Index);
+                assert!(
+                    problem.to_string().contains("changed while it was read"),
+                    "{problem}"
+                );
+            }
             // And a fresh check finds the damage as such.
             let problem = check_index(&set.volumes, &set.header).unwrap_err();
             assert!(problem.to_string().contains("damaged"), "{problem}");
@@ -669,6 +676,7 @@ mod tests {
         for problem in [
             check_index(&set.volumes, &set.header).unwrap_err(),
             decode_index(&set, None).unwrap_err(),
+            read_index_head(&set, None).unwrap_err(),
         ] {
             match &problem {
                 Problem::Unreadable { path, .. } => assert_eq!(path, &paths[0]),

@@ -143,12 +143,13 @@ pub fn verify_media(
 /// was already read back from the medium as it was written
 /// ([`crate::write::WriteOptions::read_back`]) is judged by the SHA-256 read
 /// back then, and only the head of its body, which sealing wrote again, is
-/// read again ([`ReadBack::head_sha256`]). Headers and index are read from
-/// the media as in [`verify_media`] (a caller drops the volumes from the
-/// system's cache first, as the `parcel` command does); a volume not in
-/// `read_back` is read whole.
+/// read again ([`ReadBack::head_sha256`]). Headers and the stored index are
+/// read from the media (a caller drops the volumes from the system's cache
+/// first, as the `parcel` command does); a volume not in `read_back` is
+/// read whole.
 ///
-/// The index is not decoded: its stored bytes are checked against their
+/// The index is not decoded, not even its head as [`verify_media`] does to
+/// name the parcel: its stored bytes are checked against their
 /// signed hash, which proves the media hold what was written as well (a
 /// toolchain's index took 0.1 s to decode and check again, a million
 /// files' several seconds). Only when something is wrong is the parcel
@@ -169,23 +170,39 @@ pub fn verify_written(
 /// The media check (FORMAT.md §7.4): [`verify_index_unread`], naming the
 /// parcel from the head of its index (decrypted with `identity` when it is
 /// encrypted and can be), the rest of which is hashed and not decoded.
-/// Only when a volume is damaged is the parcel opened whole and the media
-/// checked again, to name the damaged packs from the pack table.
+/// Only when a volume is damaged is the whole index decoded, to name the
+/// damaged packs from the pack table (§7.4 step 2); the volumes are not
+/// hashed again.
 fn verify_media_named(
     paths: &[PathBuf],
     trust: &TrustedKeys,
     identity: Option<&Identity>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> VerifyReport {
-    let report = verify_index_unread(paths, trust, Index::Head(identity), &[], progress);
-    if !report
+    let mut report = verify_index_unread(paths, trust, Index::Head(identity), &[], progress);
+    let damaged: Vec<u32> = report
         .problems
         .iter()
-        .any(|p| matches!(p, Problem::VolumeCorrupt { .. }))
-    {
+        .filter_map(|p| match p {
+            Problem::VolumeCorrupt { volume, .. } => Some(*volume),
+            _ => None,
+        })
+        .collect();
+    // Without a head the index failed or cannot be decrypted (a problem or
+    // `media_only` says which): its pack table cannot be had either.
+    if damaged.is_empty() || report.package.is_none() {
         return report;
     }
-    verify_to(paths, trust, identity, false, &[], progress)
+    // An index that contradicts itself past its head does not open; the
+    // damaged volumes are then reported without their packs.
+    if let Ok(parcel) = Parcel::open_with(paths, trust, identity) {
+        for number in damaged {
+            if let Some(volume) = parcel.volumes().get(&number) {
+                report.problems.extend(parcel.damaged_packs(number, volume));
+            }
+        }
+    }
+    report
 }
 
 fn verify_to(
@@ -285,7 +302,8 @@ enum Index<'a> {
     /// Its head (FORMAT.md §7.4, the media check), to name the package and
     /// its destinations, decrypting it with the identity if it is
     /// encrypted. When it cannot be decrypted, the report says
-    /// `media_only` as with [`Index::HashOnly`].
+    /// `media_only` as with [`Index::HashOnly`]; when the index fails, a
+    /// problem says so and `media_only` is false.
     Head(Option<&'a Identity>),
     /// Nothing, for a content check of an encrypted parcel this reader
     /// cannot decrypt: these problems say why it could not be done.
@@ -323,33 +341,41 @@ fn verify_index_unread(
         false => Ok(()),
     };
     let mut head = None;
-    let naming = matches!(index, Index::Head(_));
     let mut undecryptable = Vec::new();
-    match (indexed, keys, index) {
-        (Ok(()), Ok(()), Index::Head(identity)) => {
-            match read_index_head(&set, identity) {
-                Ok(h) => head = Some(h),
-                // Encrypted to another site, or no key: the media only.
-                Err(Problem::CannotDecrypt { .. }) => {}
-                Err(p) => problems.push(p),
+    // Whether the media are all that was checked because the index is not
+    // read (or cannot be decrypted): not when it failed (a problem says so).
+    let media_only = match (indexed, keys, index) {
+        (Ok(()), Ok(()), Index::Head(identity)) => match read_index_head(&set, identity) {
+            Ok(h) => {
+                head = Some(h);
+                false
             }
-        }
+            // Encrypted to another site, or no key.
+            Err(Problem::CannotDecrypt { .. }) => true,
+            Err(p) => {
+                problems.push(p);
+                false
+            }
+        },
         (indexed, keys, index) => {
             problems.extend(indexed.err());
             problems.extend(keys.err());
-            if let Index::Undecryptable(why) = index {
-                undecryptable = why;
+            match index {
+                Index::Head(_) => false,
+                Index::HashOnly => true,
+                Index::Undecryptable(why) => {
+                    undecryptable = why;
+                    true
+                }
             }
         }
-    }
+    };
     let total = body_bytes(set.volumes.values());
     problems.extend(hash_bodies(&volumes, read_back, &mut |done| {
         progress(done, total)
     }));
     // A content check cannot be done: say why.
     problems.append(&mut undecryptable);
-    // A plain parcel is named unless its index failed (a problem says so).
-    let media_only = head.is_none() && (encrypted || !naming);
     let (package, destinations) = match head {
         Some(h) => (Some((h.package_id, h.package_version)), h.destinations),
         None => (None, Vec::new()),

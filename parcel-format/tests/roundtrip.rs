@@ -223,7 +223,17 @@ fn media_check_names_the_damaged_pack_of_a_damaged_volume() {
     bytes[at] ^= 0x10;
     fs::write(&volumes[0], &bytes).unwrap();
 
-    let report = parcel_format::verify::verify_media(&volumes, &trust(), &mut |_, _| {});
+    // The volume is hashed once: naming its damaged packs does not read it
+    // whole again (progress would start over).
+    let mut reported: Vec<(u64, u64)> = Vec::new();
+    let report = parcel_format::verify::verify_media(&volumes, &trust(), &mut |done, total| {
+        reported.push((done, total))
+    });
+    assert!(
+        reported.windows(2).all(|w| w[0].0 <= w[1].0),
+        "progress went back: {reported:?}"
+    );
+    assert_eq!(report.package, Some(("CEN00012".to_owned(), 3)));
     assert_eq!(report.class(), Some(FailureClass::Volume));
     let named: Vec<(u32, u32)> = report
         .problems
