@@ -224,7 +224,7 @@ fn media_check_names_the_damaged_pack_of_a_damaged_volume() {
     fs::write(&volumes[0], &bytes).unwrap();
 
     // The volume is hashed once: naming its damaged packs does not read it
-    // whole again (progress would start over).
+    // whole again (progress would start over, or reach the total twice).
     let mut reported: Vec<(u64, u64)> = Vec::new();
     let report = parcel_format::verify::verify_media(&volumes, &trust(), &mut |done, total| {
         reported.push((done, total))
@@ -232,6 +232,14 @@ fn media_check_names_the_damaged_pack_of_a_damaged_volume() {
     assert!(
         reported.windows(2).all(|w| w[0].0 <= w[1].0),
         "progress went back: {reported:?}"
+    );
+    assert_eq!(
+        reported
+            .iter()
+            .filter(|(done, total)| done == total)
+            .count(),
+        1,
+        "the volume was not hashed exactly once: {reported:?}"
     );
     assert_eq!(report.package, Some(("CEN00012".to_owned(), 3)));
     assert_eq!(report.class(), Some(FailureClass::Volume));
