@@ -94,8 +94,8 @@ fn header_for(
 
 /// The head alone, as the media check reads it: a head that decodes is
 /// validated (against headers that agree with it, so the checks past the
-/// first are reached) and must be the front of the whole manifest when
-/// that decodes too.
+/// first are reached) and must be the front of the whole manifest, with
+/// its base version, when that decodes too.
 fn head(stored: &[u8], raw_len: u64) {
     let Ok(head) = ManifestHead::decode_from(stored, raw_len) else {
         return;
@@ -113,6 +113,11 @@ fn head(stored: &[u8], raw_len: u64) {
             (&manifest.package_id, manifest.package_version, &manifest.destinations),
             (&head.package_id, head.package_version, &head.destinations),
             "the head decodes otherwise than the manifest's front"
+        );
+        assert_eq!(
+            manifest.base.as_ref().map(|b| b.package_version),
+            head.base_version,
+            "the head reads another base version than the manifest's"
         );
     }
 }

@@ -182,8 +182,10 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), CliError> {
                 report.content_bytes
             )
         } else {
-            "every byte matches the signed hashes (media check only; without `--media` every chunk and file is checked too)"
-                .to_owned()
+            let base = report.base_version.map_or(String::new(), |v| {
+                format!("; a delta on v{v}: it imports only over v{v}")
+            });
+            format!("every byte matches the signed hashes (media check only; without `--media` every chunk and file is checked too){base}")
         };
         let how = if repaired.is_empty() {
             String::new()

@@ -105,6 +105,23 @@ fn delta_parcel_is_small_and_imports_exactly_the_new_version() {
     bxl.run(&["verify", arg(&out)])
         .success()
         .stdout(predicate::str::contains("a delta on v1"));
+    // The media check reads the base version past the index's tables.
+    bxl.run(&["verify", "--media", arg(&out)])
+        .success()
+        .stdout(predicate::str::contains(
+            "a delta on v1: it imports only over v1",
+        ));
+    let media = bxl
+        .run(&["verify", "--media", "--json", arg(&out)])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let media: serde_json::Value = serde_json::from_slice(&media).expect("verify --json");
+    assert_eq!(
+        (&media["depth"], &media["base_version"]),
+        (&serde_json::json!("media"), &serde_json::json!(1))
+    );
     bxl.run(&["import", arg(&out)]).success();
     bxl.assert_holds("tools", 2, &v2);
     // v1 is untouched.

@@ -163,3 +163,34 @@ where
         }
     }
 }
+
+/// A list decoded element by element, each dropped once decoded: how a
+/// reader that needs what follows a list, not the list, reads past it
+/// (FORMAT.md §7.4: the media check reads past the tables to a delta's
+/// base version). It holds one element at a time, whatever the list's
+/// length; lists inside an element are still charged as [`vec`] charges
+/// them. Written here because serde's own `IgnoredAny` needs a format that
+/// describes itself, which postcard is not: only the element type says
+/// how many bytes an element takes.
+pub(crate) struct Skipped<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Skipped<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(SkippedSeq::<T>(PhantomData))
+    }
+}
+
+struct SkippedSeq<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for SkippedSeq<T> {
+    type Value = Skipped<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skipped<T>, A::Error> {
+        while seq.next_element::<T>()?.is_some() {}
+        Ok(Skipped(PhantomData))
+    }
+}

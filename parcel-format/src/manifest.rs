@@ -330,7 +330,7 @@ impl Manifest {
     /// [`Manifest::decode`] does, consuming it as it goes: a reader that
     /// releases what was read keeps memory to the decoded manifest.
     pub fn decode_from(stored: impl std::io::Read, raw_len: u64) -> Result<Manifest, Problem> {
-        decode_stream(stored, raw_len, Rest::Refused, |reader, scratch| {
+        decode_stream(stored, raw_len, |reader, scratch| {
             let (mut manifest, (reader, scratch)) =
                 postcard::from_io::<Manifest, _>((reader, scratch))?;
             match manifest.format_version {
@@ -344,7 +344,7 @@ impl Manifest {
                 }
                 _ => {}
             }
-            Ok(manifest)
+            Ok((manifest, Rest::Refused))
         })
     }
 
@@ -825,21 +825,16 @@ pub(crate) enum Rest {
 
 /// Decompresses the authenticated stored index read from `stored` (FORMAT.md
 /// §5.2) and hands the decompressed stream to `decode`, within the index's
-/// memory budget (§8.1). Decoded as it is decompressed: what is decoded is
+/// memory budget (§8.1); `decode` says what becomes of what it left. Decoded as it is decompressed: what is decoded is
 /// the only copy of it in memory. Strings are read through a scratch
 /// buffer, so one longer than it does not decode.
-pub(crate) fn decode_stream<R, T, F>(
-    stored: R,
-    raw_len: u64,
-    rest: Rest,
-    decode: F,
-) -> Result<T, Problem>
+pub(crate) fn decode_stream<R, T, F>(stored: R, raw_len: u64, decode: F) -> Result<T, Problem>
 where
     R: std::io::Read,
     F: FnOnce(
         &mut std::io::BufReader<crate::pack::ExactReader<R>>,
         &mut [u8],
-    ) -> Result<T, postcard::Error>,
+    ) -> Result<(T, Rest), postcard::Error>,
 {
     if raw_len > MAX_INDEX_RAW {
         return Err(Problem::limit(
@@ -870,7 +865,7 @@ where
     if let Some(failure) = reader.get_ref().failure() {
         return Err(Problem::index(format!("does not decompress: {failure}")));
     }
-    let decoded = decoded.map_err(|e| Problem::index(format!("does not decode: {e}")))?;
+    let (decoded, rest) = decoded.map_err(|e| Problem::index(format!("does not decode: {e}")))?;
     if rest == Rest::Unread {
         return Ok(decoded);
     }

@@ -2,18 +2,38 @@
 //! which say which parcel it is, who sends which package, and to whom.
 //!
 //! The media check (FORMAT.md §7.4) decodes only these, to name the parcel
-//! and its destinations in its report. The rest of the index is checked
-//! against its signed hash but not decoded, so the check's memory does not
-//! grow with the package: decoded, the chunk table alone takes 44 bytes a
-//! chunk (2.5 MB for a 4 GiB package, a quarter of all a `verify --media`
-//! held). The content check decodes and validates the whole manifest.
+//! and its destinations in its report, and of a version 2 or 3 index the
+//! base version at its end, read past the tables without keeping them. The
+//! rest of the index is checked against its signed hash but not kept, so
+//! the check's memory does not grow with the package: decoded, the chunk
+//! table alone takes 44 bytes a chunk (2.5 MB for a 4 GiB package, a
+//! quarter of all a `verify --media` held). The content check decodes and
+//! validates the whole manifest.
 
 use serde::Deserialize;
 
+use crate::bounded::Skipped;
 use crate::error::Problem;
 use crate::header::VolumeHeader;
 use crate::limits::{MAX_COMMENT, MAX_DESTINATIONS};
-use crate::manifest::{check_package_id, check_site_code, ParcelId};
+use crate::manifest::{
+    check_package_id, check_site_code, BaseChunk, ChunkParams, ChunkRecord, Entry, Hash,
+    PackRecord, ParcelId, Rest, DELTA_FORMAT_VERSION, EXTENDED_FORMAT_VERSION,
+};
+
+/// What follows the head in every version (FORMAT.md §5.3.2 fields 11–15),
+/// read past: compression level, chunking, packs, chunks, file table.
+type Tables = (
+    i32,
+    ChunkParams,
+    Skipped<PackRecord>,
+    Skipped<ChunkRecord>,
+    Skipped<Entry>,
+);
+
+/// A delta's base (§11.1) read for its version alone: the version, the
+/// tree digest, and its three lists read past.
+type BaseVersion = (u64, Hash, Skipped<u32>, Skipped<String>, Skipped<BaseChunk>);
 
 /// The first fields of a [`crate::Manifest`], decoded alone: postcard
 /// writes a struct's fields one after the other with nothing between them,
@@ -41,19 +61,37 @@ pub struct ManifestHead {
     pub comment: String,
     /// Number of volumes; equals the headers'.
     pub volume_count: u32,
+    /// For a delta parcel, the version it builds on (§11.1), read past the
+    /// tables; `None` for a full parcel.
+    #[serde(skip)]
+    pub base_version: Option<u64>,
 }
 
 impl ManifestHead {
     /// Decodes the head of an authenticated stored index read from
-    /// `stored`, decompressing only as far as the head goes: what follows
-    /// it is neither decompressed nor decoded.
+    /// `stored`. A version 1 index is decompressed only as far as the head
+    /// goes: what follows it is neither decompressed nor decoded. A version
+    /// 2 or 3 index, which may end with a delta's base, is decoded to its
+    /// end, one element at a time, each dropped once decoded, for the base
+    /// version: what does not decode, or bytes after the base, fail as they
+    /// fail the whole manifest's decoding.
     pub fn decode_from(stored: impl std::io::Read, raw_len: u64) -> Result<ManifestHead, Problem> {
-        crate::manifest::decode_stream(
-            stored,
-            raw_len,
-            crate::manifest::Rest::Unread,
-            |reader, scratch| Ok(postcard::from_io::<ManifestHead, _>((reader, scratch))?.0),
-        )
+        crate::manifest::decode_stream(stored, raw_len, |reader, scratch| {
+            let (mut head, (reader, scratch)) =
+                postcard::from_io::<ManifestHead, _>((reader, scratch))?;
+            let tail = match head.format_version {
+                DELTA_FORMAT_VERSION | EXTENDED_FORMAT_VERSION => (reader, scratch),
+                _ => return Ok((head, Rest::Unread)),
+            };
+            let (_, tail) = postcard::from_io::<Tables, _>(tail)?;
+            head.base_version = match head.format_version {
+                DELTA_FORMAT_VERSION => Some(postcard::from_io::<BaseVersion, _>(tail)?.0 .0),
+                _ => postcard::from_io::<Option<BaseVersion>, _>(tail)?
+                    .0
+                    .map(|base| base.0),
+            };
+            Ok((head, Rest::Refused))
+        })
     }
 
     /// FORMAT.md §7.3 step 8, items 1–5, on the head alone.
@@ -124,7 +162,7 @@ impl Fields<'_> {
 mod tests {
     use super::*;
     use crate::chunk::DEFAULT_CHUNKING;
-    use crate::manifest::{ChunkRecord, Manifest, PackRecord};
+    use crate::manifest::{Base, ChunkRecord, Manifest, PackRecord};
 
     /// A manifest whose chunk table (random-looking hashes, which do not
     /// compress) makes its stored index several zstd blocks long.
@@ -207,9 +245,89 @@ mod tests {
                 created: 1_700_000_000,
                 comment: "for the clinic".into(),
                 volume_count: 3,
+                base_version: None,
             }
         );
         assert!(head.validate(&header_of(&m)).is_ok());
+    }
+
+    /// A delta on version 41 of `manifest(chunks)`'s package, whose base
+    /// lists are long enough to span zstd blocks too.
+    fn delta(version: u16, chunks: u32) -> Manifest {
+        let mut m = manifest(chunks);
+        m.format_version = version;
+        m.base = Some(Base {
+            package_version: 41,
+            tree_digest: [9; 32],
+            whole: (0..chunks).collect(),
+            files: vec!["bin/tool".into(), "lib/libtool.so".into()],
+            chunks: (0..chunks)
+                .map(|i| BaseChunk {
+                    sha256: crate::sha256::sha256(&(i + chunks).to_le_bytes()),
+                    len: 100,
+                    file: i % 2,
+                    offset: u64::from(i) * 100,
+                })
+                .collect(),
+        });
+        m
+    }
+
+    #[test]
+    fn a_delta_s_base_version_is_read_past_the_tables_of_versions_2_and_3() {
+        let full_v3 = Manifest {
+            format_version: EXTENDED_FORMAT_VERSION,
+            ..manifest(20_000)
+        };
+        for (m, base_version) in [
+            (delta(DELTA_FORMAT_VERSION, 20_000), Some(41)),
+            (delta(EXTENDED_FORMAT_VERSION, 20_000), Some(41)),
+            (full_v3, None),
+            (manifest(20_000), None),
+        ] {
+            let (stored, raw_len) = m.encode(3).expect("encodes");
+            let head = ManifestHead::decode_from(&stored[..], raw_len).expect("decodes");
+            let version = m.format_version;
+            assert_eq!(head.base_version, base_version, "version {version}");
+            assert_eq!(
+                (head.package_version, head.destinations.len()),
+                (42, 2),
+                "version {version}"
+            );
+            // Version 1 is read only as far as its head; the others to their
+            // end, so a cut one fails.
+            let front = stored.get(..stored.len() / 2).expect("front");
+            let cut = ManifestHead::decode_from(front, raw_len);
+            assert_eq!(cut.is_ok(), version == 1, "version {version}: {cut:?}");
+        }
+    }
+
+    #[test]
+    fn a_version_2_or_3_index_that_the_whole_decoding_refuses_past_its_head_is_refused() {
+        // Bytes after the base, and a base that ends early: the whole
+        // decoding refuses both, and so does the head's reading.
+        for version in [DELTA_FORMAT_VERSION, EXTENDED_FORMAT_VERSION] {
+            let m = delta(version, 3);
+            let (stored, raw_len) = m.encode(3).expect("encodes");
+            let raw = zstd::bulk::decompress(&stored, raw_len as usize).expect("decompresses");
+            let longer = [raw.as_slice(), &[0]].concat();
+            let shorter = raw.get(..raw.len() - 1).expect("shorter");
+            for (what, raw) in [
+                ("a byte after the base", &longer[..]),
+                ("a byte short", shorter),
+            ] {
+                let stored = zstd::bulk::compress(raw, 3).expect("compresses");
+                let raw_len = raw.len() as u64;
+                let whole = Manifest::decode(&stored, raw_len).map(drop);
+                let head = ManifestHead::decode_from(&stored[..], raw_len).map(drop);
+                assert!(whole.is_err(), "version {version}, {what}");
+                assert_eq!(
+                    head.map_err(|p| p.class()),
+                    whole.map_err(|p| p.class()),
+                    "version {version}, {what}"
+                );
+            }
+        }
     }
 
     #[test]

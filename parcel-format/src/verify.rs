@@ -4,8 +4,8 @@
 //!
 //! Two depths. [`verify_media`] proves the media hold exactly what the signer
 //! wrote: every byte of every volume present is hashed against its signed
-//! SHA-256 (volumes in parallel), of the index only the head is decoded, to
-//! name the parcel, and a damaged volume is then searched pack by pack to
+//! SHA-256 (volumes in parallel), of the index only the head is kept, to
+//! name the parcel (and a delta's base version), and a damaged volume is then searched pack by pack to
 //! name the damaged packs. [`verify`] also decompresses every pack
 //! and checks every chunk and file hash, which catches what the media check
 //! cannot: a trusted signer that wrote content inconsistent with its own file
@@ -61,8 +61,8 @@ pub struct VerifyReport {
     pub content_bytes: u64,
     /// For a delta parcel (FORMAT.md §11), the base version whose chunks it
     /// takes from the destination's store: files using them are checked at
-    /// import, not here. Not known to the media check, which reads only the
-    /// head of the index ([`crate::manifest_head`]).
+    /// import, not here. The media check reads it past the tables of the
+    /// index without keeping them ([`crate::manifest_head`]).
     pub base_version: Option<u64>,
     /// Whether the parcel is encrypted to its destination (FORMAT.md §12).
     pub encrypted: bool,
@@ -169,7 +169,8 @@ pub fn verify_written(
 
 /// The media check (FORMAT.md §7.4): [`verify_index_unread`], naming the
 /// parcel from the head of its index (decrypted with `identity` when it is
-/// encrypted and can be), the rest of which is hashed and not decoded.
+/// encrypted and can be) and, of a delta, its base version; the rest of the
+/// index is hashed and not kept.
 /// Only when a volume is damaged is the whole index decoded, to name the
 /// damaged packs from the pack table (§7.4 step 2); the volumes are not
 /// hashed again.
@@ -376,9 +377,13 @@ fn verify_index_unread(
     }));
     // A content check cannot be done: say why.
     problems.append(&mut undecryptable);
-    let (package, destinations) = match head {
-        Some(h) => (Some((h.package_id, h.package_version)), h.destinations),
-        None => (None, Vec::new()),
+    let (package, destinations, base_version) = match head {
+        Some(h) => (
+            Some((h.package_id, h.package_version)),
+            h.destinations,
+            h.base_version,
+        ),
+        None => (None, Vec::new(), None),
     };
     VerifyReport {
         parcel_id: Some(set.header.parcel_id),
@@ -393,7 +398,7 @@ fn verify_index_unread(
             .map(|(n, v)| (*n, v.path.clone()))
             .collect(),
         content_bytes: 0,
-        base_version: None,
+        base_version,
         encrypted,
         media_only,
         problems,

@@ -517,6 +517,17 @@ fn the_media_check_fails_what_it_reaches_and_names_the_package_from_the_head() {
                 if undecryptable { "could not" } else { "could" }
             ));
         }
+        // A delta's base version, read past the tables, is the one the
+        // whole decoding finds, wherever both read the index.
+        if media.package.is_some()
+            && content.package.is_some()
+            && media.base_version != content.base_version
+        {
+            wrong.push(format!(
+                "{}: the media check reads base version {:?}, the content check {:?}",
+                vector.name, media.base_version, content.base_version
+            ));
+        }
         let within_reach = matches!(
             vector.expect,
             Outcome::Failure(FailureClass::Signature | FailureClass::Volume)
