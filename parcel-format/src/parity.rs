@@ -237,26 +237,61 @@ impl Layout {
     }
 }
 
-/// The block table (FORMAT.md §13.4), in memory.
+/// The block table (FORMAT.md §13.4), in memory as it is stored: the data
+/// volume lengths, then the hash of each data block and of each recovery
+/// block. Held encoded, and read in place: a second, decoded copy of a
+/// million-block table would take another 32 MB beside it, on top of the
+/// file table the writer still holds when it writes the repair data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockTable {
-    /// SHA-256 of each data block, volume 1's first.
-    pub data: Vec<[u8; 32]>,
-    /// SHA-256 of each recovery block, stripe 0's first.
-    pub recovery: Vec<[u8; 32]>,
+    bytes: Vec<u8>,
+    volumes: usize,
+    data_blocks: u64,
 }
 
 impl BlockTable {
-    /// Encodes the table of `layout`.
-    pub fn encode(&self, layout: &Layout) -> Vec<u8> {
-        let mut out = Vec::with_capacity(layout.table_len().unwrap_or(0) as usize);
-        for len in &layout.lengths {
-            out.extend_from_slice(&len.to_le_bytes());
+    /// A table for `layout` with every hash zero, to be filled in by the
+    /// writer; `None` when its length overflows.
+    fn empty(layout: &Layout) -> Option<BlockTable> {
+        let mut bytes = vec![0u8; usize::try_from(layout.table_len()?).ok()?];
+        for (len, place) in layout.lengths.iter().zip(bytes.chunks_exact_mut(8)) {
+            place.copy_from_slice(&len.to_le_bytes());
         }
-        for hash in self.data.iter().chain(&self.recovery) {
-            out.extend_from_slice(hash);
-        }
-        out
+        Some(BlockTable {
+            bytes,
+            volumes: layout.volumes(),
+            data_blocks: layout.data_blocks(),
+        })
+    }
+
+    /// The table's bytes as stored.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The hash in place `i` of the table's list of hashes.
+    fn hash(&self, i: u64) -> Option<&[u8; 32]> {
+        let at = usize::try_from(i.checked_mul(32)?)
+            .ok()?
+            .checked_add(self.volumes.checked_mul(8)?)?;
+        self.bytes.get(at..at.checked_add(32)?)?.try_into().ok()
+    }
+
+    fn hash_mut(&mut self, i: u64) -> Option<&mut [u8; 32]> {
+        let at = usize::try_from(i.checked_mul(32)?)
+            .ok()?
+            .checked_add(self.volumes.checked_mul(8)?)?;
+        self.bytes.get_mut(at..at.checked_add(32)?)?.try_into().ok()
+    }
+
+    /// SHA-256 of data block `i` (its [`Layout::data_index`]).
+    pub fn data(&self, i: u64) -> Option<&[u8; 32]> {
+        (i < self.data_blocks).then(|| self.hash(i)).flatten()
+    }
+
+    /// SHA-256 of recovery block `g`, stripe 0's first.
+    pub fn recovery(&self, g: u64) -> Option<&[u8; 32]> {
+        self.hash(self.data_blocks.checked_add(g)?)
     }
 
     /// Decodes the data volume lengths at the start of a table of `volumes`
@@ -274,21 +309,14 @@ impl BlockTable {
         )
     }
 
-    /// Decodes the hashes of a table whose lengths gave `layout`; `None`
-    /// unless the bytes are exactly the table's length.
-    pub fn decode(bytes: &[u8], layout: &Layout) -> Option<BlockTable> {
-        if Some(bytes.len() as u64) != layout.table_len() {
-            return None;
-        }
-        let hashes = bytes.get(layout.volumes() * 8..)?;
-        let mut all = hashes.chunks_exact(32).map(|c| {
-            let mut h = [0u8; 32];
-            h.copy_from_slice(c);
-            h
-        });
-        let data: Vec<[u8; 32]> = all.by_ref().take(layout.data_blocks() as usize).collect();
-        let recovery: Vec<[u8; 32]> = all.collect();
-        (recovery.len() as u64 == layout.recovery_blocks()).then_some(BlockTable { data, recovery })
+    /// Takes the bytes of a table whose lengths gave `layout`; `None`
+    /// unless they are exactly the table's length.
+    pub fn decode(bytes: Vec<u8>, layout: &Layout) -> Option<BlockTable> {
+        (Some(bytes.len() as u64) == layout.table_len()).then(|| BlockTable {
+            bytes,
+            volumes: layout.volumes(),
+            data_blocks: layout.data_blocks(),
+        })
     }
 }
 
@@ -405,10 +433,9 @@ pub(crate) fn write_parity(
         out.body(blocks.as_bytes()).map_err(parity_err(p))?;
         outs.push(out);
     }
-    let mut table = BlockTable {
-        data: vec![[0u8; 32]; layout.data_blocks() as usize],
-        recovery: Vec::with_capacity(layout.recovery_blocks() as usize),
-    };
+    let mut table = BlockTable::empty(layout)
+        .ok_or_else(|| WriteError::Invalid("the block table's length overflows".into()))?;
+    let mut recovered = 0u64;
     let mut encoder = ReedSolomonEncoder::new(layout.originals(), r, block)
         .map_err(|e| WriteError::Invalid(format!("Reed–Solomon encoder: {e}")))?;
     let mut shards = vec![0u8; layout.originals() * block];
@@ -435,7 +462,7 @@ pub(crate) fn write_parity(
                     .ok_or_else(|| WriteError::Invalid("parity shard out of range".into()))?;
                 file.read_exact(slot.get_mut(..take).unwrap_or_default())
                     .map_err(volume_err(number))?;
-                if let Some(hash) = table.data.get_mut(layout.data_index(v, at) as usize) {
+                if let Some(hash) = table.hash_mut(layout.data_index(v, at)) {
                     *hash = sha256::sha256(slot);
                 }
             }
@@ -452,8 +479,11 @@ pub(crate) fn write_parity(
             .encode()
             .map_err(|e| WriteError::Invalid(format!("Reed–Solomon encoder: {e}")))?;
         for recovery in result.recovery_iter() {
-            let g = table.recovery.len() as u64;
-            table.recovery.push(sha256::sha256(recovery));
+            let g = recovered;
+            recovered += 1;
+            if let Some(hash) = table.hash_mut(table.data_blocks + g) {
+                *hash = sha256::sha256(recovery);
+            }
             let (p, _) = layout.recovery_place(g);
             let out = outs
                 .get_mut(p as usize)
@@ -462,9 +492,9 @@ pub(crate) fn write_parity(
         }
     }
     drop(files);
-    let table_bytes = table.encode(layout);
+    let table_bytes = table.as_bytes();
     let table_len = table_bytes.len() as u64;
-    let table_sha256: [u8; 32] = Sha256::digest(&table_bytes).into();
+    let table_sha256: [u8; 32] = Sha256::digest(table_bytes).into();
     let pad = vec![0u8; (table_len.div_ceil(BLOCK) * BLOCK - table_len) as usize];
     for (i, mut out) in outs.into_iter().enumerate() {
         let p = i as u32 + 1;
@@ -472,7 +502,7 @@ pub(crate) fn write_parity(
         let head = tar_header(&format!("parity-table.{p:04}"), table_len, template.created)
             .map_err(parity_err(p))?;
         out.body(head.as_bytes())
-            .and_then(|_| out.body(&table_bytes))
+            .and_then(|_| out.body(table_bytes))
             .and_then(|_| out.body(&pad))
             .and_then(|_| out.body(&[0u8; VOLUME_TRAILER as usize]))
             .map_err(parity_err(p))?;

@@ -538,7 +538,7 @@ fn load_table(
         );
         let table = layout
             .as_ref()
-            .and_then(|layout| BlockTable::decode(&bytes, layout));
+            .and_then(|layout| BlockTable::decode(bytes, layout));
         let (Some(layout), Some(table)) = (layout, table) else {
             problems.push(unusable(
                 "its block table's length does not fit the volume lengths it lists".into(),
@@ -633,7 +633,7 @@ impl FirstBlocks {
         let block = u64::from(layout.block_size);
         let volume_len = layout.lengths.get(v).copied().unwrap_or(0);
         (0..layout.blocks_of(v).min(RECOGNISED_ROWS)).any(|row| {
-            let Some(expected) = table.data.get(layout.data_index(v, row) as usize) else {
+            let Some(expected) = table.data(layout.data_index(v, row)) else {
                 return false;
             };
             let end = (row + 1) * block;
@@ -726,8 +726,7 @@ fn scan_blocks(
             let ok = read_block(&mut file, layout, v, row as u64, g.len, &mut buf)
                 .is_ok_and(|held| held)
                 && table
-                    .data
-                    .get(layout.data_index(v, row as u64) as usize)
+                    .data(layout.data_index(v, row as u64))
                     .is_some_and(|h| *h == sha256::sha256(&buf));
             *slot = !ok;
         }
@@ -920,8 +919,7 @@ fn rebuild(
                         .and_then(|_| file.read_exact(slot));
                     let intact = read.is_ok()
                         && table
-                            .recovery
-                            .get(g as usize)
+                            .recovery(g)
                             .is_some_and(|h| *h == sha256::sha256(slot));
                     if intact {
                         usable.push(i);
@@ -975,9 +973,7 @@ fn rebuild(
                         })
                     })?;
                     let place = layout.place_of(stripe, shard);
-                    let expected = table
-                        .data
-                        .get(layout.data_index(place.volume, place.row) as usize);
+                    let expected = table.data(layout.data_index(place.volume, place.row));
                     if expected != Some(&sha256::sha256(bytes)) {
                         return Err(vec![Problem::ParityUnusable {
                             path: parity.values().next().map(|g| g.path.clone()).unwrap_or_default(),
