@@ -20,16 +20,17 @@ use libfuzzer_sys::fuzz_target;
 use parcel_format::header::{IndexPiece, VolumeHeader};
 use parcel_format::limits::MAX_INDEX_RAW;
 use parcel_format::manifest_head::ManifestHead;
-use parcel_format::{Manifest, ParcelId};
+use parcel_format::{Manifest, ParcelId, Problem};
 
 fuzz_target!(|data: &[u8]| {
     if let Some((len, stored)) = data.split_first_chunk::<4>() {
         // Over the cap is one value: it only reaches the limit check.
         let raw_len = u64::from(u32::from_le_bytes(*len)).min(MAX_INDEX_RAW + 1);
-        if let Ok(manifest) = Manifest::decode(stored, raw_len) {
-            check(&manifest);
+        let whole = Manifest::decode(stored, raw_len);
+        if let Ok(manifest) = &whole {
+            check(manifest);
         }
-        head(stored, raw_len);
+        head(stored, raw_len, whole);
     }
     // One compressor for the process: a fresh zstd context per input would
     // cost more than the decoding under test. (A static, not a thread-local:
@@ -41,10 +42,11 @@ fuzz_target!(|data: &[u8]| {
         .expect("compressor lock")
         .compress(data)
         .expect("zstd compresses");
-    if let Ok(manifest) = Manifest::decode(&stored, data.len() as u64) {
-        check(&manifest);
+    let whole = Manifest::decode(&stored, data.len() as u64);
+    if let Ok(manifest) = &whole {
+        check(manifest);
     }
-    head(&stored, data.len() as u64);
+    head(&stored, data.len() as u64, whole);
 });
 
 fn check(manifest: &Manifest) {
@@ -92,12 +94,27 @@ fn header_for(
     }
 }
 
-/// The head alone, as the media check reads it: a head that decodes is
+/// The head alone, as the media check reads it, beside `whole`, the
+/// manifest's decoding of the same bytes: a head that decodes is
 /// validated (against headers that agree with it, so the checks past the
 /// first are reached) and must be the front of the whole manifest, with
-/// its base version, when that decodes too.
-fn head(stored: &[u8], raw_len: u64) {
-    let Ok(head) = ManifestHead::decode_from(stored, raw_len) else {
+/// its base version, when that decodes too. A manifest that decodes has a
+/// head that decodes; a version 2 or 3 index is read to its end for its
+/// base (within the same memory budget), so its head decodes exactly when
+/// the whole manifest does.
+fn head(stored: &[u8], raw_len: u64, whole: Result<Manifest, Problem>) {
+    let head = ManifestHead::decode_from(stored, raw_len);
+    if let (Ok(_), Err(p)) = (&whole, &head) {
+        panic!("the manifest decodes, its head does not: {p}");
+    }
+    if let (Err(p), Ok(h)) = (&whole, &head) {
+        assert!(
+            h.format_version != 2 && h.format_version != 3,
+            "a version {} index read to its end, which does not decode whole: {p}",
+            h.format_version
+        );
+    }
+    let Ok(head) = head else {
         return;
     };
     let header = header_for(
@@ -108,7 +125,7 @@ fn head(stored: &[u8], raw_len: u64) {
         &head.source_site,
     );
     let _ = head.validate(&header);
-    if let Ok(manifest) = Manifest::decode(stored, raw_len) {
+    if let Ok(manifest) = whole {
         assert_eq!(
             (&manifest.package_id, manifest.package_version, &manifest.destinations),
             (&head.package_id, head.package_version, &head.destinations),

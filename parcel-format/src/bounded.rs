@@ -168,10 +168,12 @@ where
 /// reader that needs what follows a list, not the list, reads past it
 /// (FORMAT.md §7.4: the media check reads past the tables to a delta's
 /// base version). It holds one element at a time, whatever the list's
-/// length; lists inside an element are still charged as [`vec`] charges
-/// them. Written here because serde's own `IgnoredAny` needs a format that
-/// describes itself, which postcard is not: only the element type says
-/// how many bytes an element takes.
+/// length, but charges each element to the budget as [`vec`] does (and
+/// lists inside an element as they are charged there), so that an index
+/// is refused for its memory whether it is decoded or read past. Written
+/// here because serde's own `IgnoredAny` needs a format that describes
+/// itself, which postcard is not: only the element type says how many
+/// bytes an element takes.
 pub(crate) struct Skipped<T>(PhantomData<T>);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Skipped<T> {
@@ -190,7 +192,42 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for SkippedSeq<T> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skipped<T>, A::Error> {
-        while seq.next_element::<T>()?.is_some() {}
+        let size = std::mem::size_of::<T>().max(1);
+        while seq.next_element::<T>()?.is_some() {
+            if !charge(size) {
+                return Err(A::Error::custom(SPENT_MESSAGE));
+            }
+        }
         Ok(Skipped(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A list decoded and kept, as the manifest's lists are.
+    #[derive(serde::Deserialize)]
+    struct Kept(#[serde(deserialize_with = "vec")] Vec<u64>);
+
+    #[test]
+    fn a_list_read_past_is_charged_as_a_decoded_one() {
+        let list: Vec<u64> = (0..1_000).collect();
+        let bytes = postcard::to_allocvec(&list).expect("encodes");
+        let need = 1_000 * std::mem::size_of::<u64>();
+        for budget in [need - 1, need] {
+            let decode = |skip: bool| {
+                with_budget(budget, bytes.len(), || match skip {
+                    true => postcard::from_bytes::<Skipped<u64>>(&bytes).map(drop),
+                    false => {
+                        postcard::from_bytes::<Kept>(&bytes).map(|kept| assert_eq!(kept.0, list))
+                    }
+                })
+            };
+            let ((kept, kept_spent), (skipped, skipped_spent)) = (decode(false), decode(true));
+            assert_eq!(kept_spent, budget < need, "budget {budget}");
+            assert_eq!(skipped_spent, kept_spent, "budget {budget}");
+            assert_eq!(skipped.is_ok(), kept.is_ok(), "budget {budget}");
+        }
     }
 }

@@ -294,6 +294,14 @@ impl BlockTable {
         self.hash(self.data_blocks.checked_add(g)?)
     }
 
+    fn data_mut(&mut self, i: u64) -> Option<&mut [u8; 32]> {
+        (i < self.data_blocks).then(|| self.hash_mut(i)).flatten()
+    }
+
+    fn recovery_mut(&mut self, g: u64) -> Option<&mut [u8; 32]> {
+        self.hash_mut(self.data_blocks.checked_add(g)?)
+    }
+
     /// Decodes the data volume lengths at the start of a table of `volumes`
     /// volumes.
     pub fn lengths(bytes: &[u8], volumes: usize) -> Option<Vec<u64>> {
@@ -462,9 +470,10 @@ pub(crate) fn write_parity(
                     .ok_or_else(|| WriteError::Invalid("parity shard out of range".into()))?;
                 file.read_exact(slot.get_mut(..take).unwrap_or_default())
                     .map_err(volume_err(number))?;
-                if let Some(hash) = table.hash_mut(layout.data_index(v, at)) {
-                    *hash = sha256::sha256(slot);
-                }
+                let i = layout.data_index(v, at);
+                *table.data_mut(i).ok_or_else(|| {
+                    WriteError::Invalid(format!("data block {i} is outside the block table"))
+                })? = sha256::sha256(slot);
             }
         }
         encoder
@@ -481,9 +490,9 @@ pub(crate) fn write_parity(
         for recovery in result.recovery_iter() {
             let g = recovered;
             recovered += 1;
-            if let Some(hash) = table.hash_mut(table.data_blocks + g) {
-                *hash = sha256::sha256(recovery);
-            }
+            *table.recovery_mut(g).ok_or_else(|| {
+                WriteError::Invalid(format!("recovery block {g} is outside the block table"))
+            })? = sha256::sha256(recovery);
             let (p, _) = layout.recovery_place(g);
             let out = outs
                 .get_mut(p as usize)
@@ -492,6 +501,12 @@ pub(crate) fn write_parity(
         }
     }
     drop(files);
+    if recovered != layout.recovery_blocks() {
+        return Err(WriteError::Invalid(format!(
+            "{recovered} recovery blocks made where the layout has {}",
+            layout.recovery_blocks()
+        )));
+    }
     let table_bytes = table.as_bytes();
     let table_len = table_bytes.len() as u64;
     let table_sha256: [u8; 32] = Sha256::digest(table_bytes).into();
@@ -565,6 +580,53 @@ mod tests {
         let total: u64 = (0..3).map(|p| layout.recovery_count_of(p)).sum();
         assert_eq!(total, layout.recovery_blocks());
         assert_eq!(layout.recovery_place(4), (1, 1));
+    }
+
+    #[test]
+    fn the_block_table_is_the_lengths_then_the_data_hashes_then_the_recovery_hashes() {
+        let layout = Layout::new(vec![10_000, 10_000, 3_000], 512, 8, 3, 2).unwrap();
+        let (data, recovery) = (layout.data_blocks(), layout.recovery_blocks());
+        let mut table = BlockTable::empty(&layout).unwrap();
+        for i in 0..data {
+            *table.data_mut(i).unwrap() = [i as u8; 32];
+        }
+        for g in 0..recovery {
+            *table.recovery_mut(g).unwrap() = [200 - g as u8; 32];
+        }
+        assert!(table.data_mut(data).is_none() && table.recovery_mut(recovery).is_none());
+        // FORMAT.md §13.4, byte by byte.
+        let bytes = table.as_bytes().to_vec();
+        assert_eq!(Some(bytes.len() as u64), layout.table_len());
+        assert_eq!(
+            BlockTable::lengths(&bytes, 3),
+            Some(vec![10_000, 10_000, 3_000])
+        );
+        let hashes = bytes.get(24..).unwrap();
+        assert_eq!(hashes.get(..32), Some(&[0u8; 32][..]));
+        let last_data = (data as usize - 1) * 32;
+        assert_eq!(
+            hashes.get(last_data..last_data + 32),
+            Some(&[data as u8 - 1; 32][..])
+        );
+        let first_recovery = data as usize * 32;
+        assert_eq!(
+            hashes.get(first_recovery..first_recovery + 32),
+            Some(&[200; 32][..])
+        );
+        assert_eq!(hashes.len(), (data + recovery) as usize * 32);
+        // Read back in place: data and recovery hashes each in their range.
+        let read = BlockTable::decode(bytes.clone(), &layout).unwrap();
+        assert_eq!(read.data(data - 1), Some(&[data as u8 - 1; 32]));
+        assert_eq!(read.data(data), None);
+        assert_eq!(read.recovery(0), Some(&[200; 32]));
+        assert_eq!(
+            read.recovery(recovery - 1),
+            Some(&[200 - (recovery as u8 - 1); 32])
+        );
+        assert_eq!(read.recovery(recovery), None);
+        // One byte more or less is no table of this layout.
+        assert!(BlockTable::decode(bytes[1..].to_vec(), &layout).is_none());
+        assert!(BlockTable::decode([&bytes[..], &[0]].concat(), &layout).is_none());
     }
 
     #[test]
