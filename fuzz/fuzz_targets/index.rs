@@ -101,11 +101,20 @@ fn header_for(
 /// its base version, when that decodes too. A manifest that decodes has a
 /// head that decodes; a version 2 or 3 index is read to its end for its
 /// base (within the same memory budget), so its head decodes exactly when
-/// the whole manifest does.
+/// the whole manifest does. When neither decodes, both are refused for the
+/// same kind of fault (the memory budget is spent at the same element
+/// either way).
 fn head(stored: &[u8], raw_len: u64, whole: Result<Manifest, Problem>) {
     let head = ManifestHead::decode_from(stored, raw_len);
     if let (Ok(_), Err(p)) = (&whole, &head) {
         panic!("the manifest decodes, its head does not: {p}");
+    }
+    if let (Err(w), Err(h)) = (&whole, &head) {
+        assert_eq!(
+            std::mem::discriminant(w),
+            std::mem::discriminant(h),
+            "refused otherwise whole ({w}) than by its head ({h})"
+        );
     }
     if let (Err(p), Ok(h)) = (&whole, &head) {
         assert!(

@@ -119,6 +119,26 @@ impl Seq for ChunkRefs {
 
 struct BoundedSeq<S>(PhantomData<S>);
 
+/// Charges the room a list of `declared` elements of `size` bytes reserves
+/// when it starts, and returns how many elements that is: as many as
+/// declared, but no more than the budget affords or the input could hold
+/// (a declared length is not trusted further). Outside `with_budget` (no
+/// budget set) nothing is reserved.
+fn reserve<E: Error>(declared: Option<usize>, size: usize) -> Result<usize, E> {
+    let affordable = match BUDGET.with(Cell::get) {
+        usize::MAX => 0,
+        left => left / size,
+    };
+    let reserved = declared
+        .unwrap_or(0)
+        .min(affordable)
+        .min(INPUT.with(Cell::get));
+    match charge(reserved * size) {
+        true => Ok(reserved),
+        false => Err(E::custom(SPENT_MESSAGE)),
+    }
+}
+
 impl<'de, S> Visitor<'de> for BoundedSeq<S>
 where
     S: Seq,
@@ -132,17 +152,7 @@ where
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<S, A::Error> {
         let size = std::mem::size_of::<S::Item>().max(1);
-        let declared = seq.size_hint().unwrap_or(0);
-        // Outside `with_budget` (no budget set) nothing is reserved.
-        let affordable = match BUDGET.with(Cell::get) {
-            usize::MAX => 0,
-            left => left / size,
-        };
-        // A declared length is not trusted beyond what the input could hold.
-        let reserved = declared.min(affordable).min(INPUT.with(Cell::get));
-        if !charge(reserved * size) {
-            return Err(A::Error::custom(SPENT_MESSAGE));
-        }
+        let reserved = reserve(seq.size_hint(), size)?;
         let mut items = S::with_capacity(reserved);
         loop {
             match seq.next_element()? {
@@ -193,10 +203,17 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for SkippedSeq<T> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skipped<T>, A::Error> {
         let size = std::mem::size_of::<T>().max(1);
+        // Charged exactly as `BoundedSeq` charges the list it builds (the
+        // reservation up front, then each element past it), though nothing
+        // is allocated: then the budget runs out at the same element, and
+        // the index is refused for the same reason, whichever way it is read.
+        let reserved = reserve(seq.size_hint(), size)?;
+        let mut read = 0usize;
         while seq.next_element::<T>()?.is_some() {
-            if !charge(size) {
+            if read >= reserved && !charge(size) {
                 return Err(A::Error::custom(SPENT_MESSAGE));
             }
+            read = read.saturating_add(1);
         }
         Ok(Skipped(PhantomData))
     }
@@ -229,5 +246,36 @@ mod tests {
             assert_eq!(skipped_spent, kept_spent, "budget {budget}");
             assert_eq!(skipped.is_ok(), kept.is_ok(), "budget {budget}");
         }
+    }
+
+    /// An element holding a list of its own, as a file-table entry holds
+    /// its chunk references.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Inner(#[serde(deserialize_with = "vec")] Vec<u64>);
+
+    #[derive(serde::Deserialize)]
+    struct KeptInner(#[serde(deserialize_with = "vec")] Vec<Inner>);
+
+    #[test]
+    fn a_cut_list_read_past_runs_out_of_budget_where_a_decoded_one_does() {
+        // 100 elements of 10 numbers each, cut after 60 elements: decoded,
+        // the list reserves its declared 100 elements (24 bytes each) up
+        // front, so the budget runs out in the nested lists before the cut
+        // is reached; read past, it must run out there too, not report the
+        // cut, so that the index is refused as too large either way.
+        let list: Vec<Inner> = (0..100).map(|_| Inner((0..10).collect())).collect();
+        let whole = postcard::to_allocvec(&list).expect("encodes");
+        let cut = &whole[..1 + 60 * 11];
+        let size = std::mem::size_of::<Inner>();
+        assert!(100 * size + 60 * 80 > 6_500 && 60 * (size + 80) <= 6_500);
+        let decode = |skip: bool| {
+            with_budget(6_500, cut.len(), || match skip {
+                true => postcard::from_bytes::<Skipped<Inner>>(cut).map(drop),
+                false => postcard::from_bytes::<KeptInner>(cut).map(|kept| drop(kept.0)),
+            })
+        };
+        let ((kept, kept_spent), (skipped, skipped_spent)) = (decode(false), decode(true));
+        assert!(kept.is_err() && kept_spent, "decoded: {kept:?}");
+        assert!(skipped.is_err() && skipped_spent, "read past: {skipped:?}");
     }
 }
