@@ -269,19 +269,24 @@ impl BlockTable {
         &self.bytes
     }
 
-    /// The hash in place `i` of the table's list of hashes.
-    fn hash(&self, i: u64) -> Option<&[u8; 32]> {
+    /// Where in the table's bytes the hash in place `i` of its list of
+    /// hashes would be (past the volume lengths); not checked against the
+    /// table's length.
+    fn place(&self, i: u64) -> Option<std::ops::Range<usize>> {
         let at = usize::try_from(i.checked_mul(32)?)
             .ok()?
             .checked_add(self.volumes.checked_mul(8)?)?;
-        self.bytes.get(at..at.checked_add(32)?)?.try_into().ok()
+        Some(at..at.checked_add(32)?)
+    }
+
+    /// The hash in place `i` of the table's list of hashes.
+    fn hash(&self, i: u64) -> Option<&[u8; 32]> {
+        self.bytes.get(self.place(i)?)?.try_into().ok()
     }
 
     fn hash_mut(&mut self, i: u64) -> Option<&mut [u8; 32]> {
-        let at = usize::try_from(i.checked_mul(32)?)
-            .ok()?
-            .checked_add(self.volumes.checked_mul(8)?)?;
-        self.bytes.get_mut(at..at.checked_add(32)?)?.try_into().ok()
+        let place = self.place(i)?;
+        self.bytes.get_mut(place)?.try_into().ok()
     }
 
     /// SHA-256 of data block `i` (its [`Layout::data_index`]).
