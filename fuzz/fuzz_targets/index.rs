@@ -106,22 +106,19 @@ fn header_for(
 /// either way).
 fn head(stored: &[u8], raw_len: u64, whole: Result<Manifest, Problem>) {
     let head = ManifestHead::decode_from(stored, raw_len);
-    if let (Ok(_), Err(p)) = (&whole, &head) {
-        panic!("the manifest decodes, its head does not: {p}");
-    }
-    if let (Err(w), Err(h)) = (&whole, &head) {
-        assert_eq!(
+    match (&whole, &head) {
+        (Ok(_), Ok(_)) => {}
+        (Ok(_), Err(p)) => panic!("the manifest decodes, its head does not: {p}"),
+        (Err(w), Err(h)) => assert_eq!(
             std::mem::discriminant(w),
             std::mem::discriminant(h),
             "refused otherwise whole ({w}) than by its head ({h})"
-        );
-    }
-    if let (Err(p), Ok(h)) = (&whole, &head) {
-        assert!(
+        ),
+        (Err(p), Ok(h)) => assert!(
             h.format_version != 2 && h.format_version != 3,
             "a version {} index read to its end, which does not decode whole: {p}",
             h.format_version
-        );
+        ),
     }
     let Ok(head) = head else {
         return;
@@ -136,7 +133,11 @@ fn head(stored: &[u8], raw_len: u64, whole: Result<Manifest, Problem>) {
     let _ = head.validate(&header);
     if let Ok(manifest) = whole {
         assert_eq!(
-            (&manifest.package_id, manifest.package_version, &manifest.destinations),
+            (
+                &manifest.package_id,
+                manifest.package_version,
+                &manifest.destinations
+            ),
             (&head.package_id, head.package_version, &head.destinations),
             "the head decodes otherwise than the manifest's front"
         );
